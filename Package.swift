@@ -1,0 +1,119 @@
+// swift-tools-version: 6.0
+//
+// Agent OS: a microkernel (agentd) that runs AI agents as confined,
+// supervised child processes, and the operator CLI (agentctl).
+// Module boundaries follow ARCHITECTURE §9; dependencies point one way:
+// protocol < confinement / store < kernel < executables.
+
+import PackageDescription
+
+let package = Package(
+    name: "AgentOS",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "agentd", targets: ["agentd"]),
+        .executable(name: "agentctl", targets: ["agentctl"]),
+        .executable(name: "agentos-bench", targets: ["agentos-bench"]),
+        .library(name: "AgentOSClient", targets: ["AgentOSClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        // C: everything that must run between clone and exec, and the few
+        // Linux calls Swift's Glibc overlay does not expose cleanly.
+        .target(name: "CAgentOSShim"),
+
+        // The wire contract: frames, the generated protobuf messages, versions.
+        .target(
+            name: "AgentOSProtocol",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Proto", "PROTOCOL.md"]
+        ),
+
+        // Durable state: agents, their history, the event log (SQLite, WAL).
+        .target(
+            name: "AgentOSStore",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift")]
+        ),
+
+        // Child processes: the spawner thread, pidfd reaping, later the sandbox.
+        .target(
+            name: "AgentOSConfinement",
+            dependencies: [
+                "CAgentOSShim",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // The kernel: socket server, lifecycle, events, logs; wires the rest.
+        .target(
+            name: "AgentOSKernel",
+            dependencies: [
+                "AgentOSProtocol", "AgentOSStore", "AgentOSConfinement", "CAgentOSShim",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
+        // A small blocking client of the kernel socket (agentctl, benchmarks, tests).
+        .target(
+            name: "AgentOSClient",
+            dependencies: ["AgentOSProtocol"]
+        ),
+
+        // Command implementations; the executables only call main().
+        .target(
+            name: "AgentdCommand",
+            dependencies: [
+                "AgentOSKernel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "AgentCtlCommands",
+            dependencies: [
+                "AgentOSClient", "AgentOSProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "agentd", dependencies: ["AgentdCommand"]),
+        .executableTarget(name: "agentctl", dependencies: ["AgentCtlCommands"]),
+        .executableTarget(
+            name: "agentos-bench",
+            dependencies: [
+                "AgentOSClient", "AgentOSProtocol", "CAgentOSShim",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "AgentOSProtocolTests", dependencies: ["AgentOSProtocol"]),
+        .testTarget(name: "AgentOSStoreTests", dependencies: ["AgentOSStore"]),
+        .testTarget(name: "AgentOSConfinementTests", dependencies: ["AgentOSConfinement"]),
+        .testTarget(
+            name: "AgentOSKernelTests",
+            dependencies: [
+                "AgentOSKernel", "AgentOSClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "AgentCtlCommandsTests", dependencies: ["AgentCtlCommands"]),
+        // End-to-end: the real agentd and agentctl binaries, as a user runs them.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["AgentOSClient", "AgentOSProtocol"],
+            path: "Integration/Tests"
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

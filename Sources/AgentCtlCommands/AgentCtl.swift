@@ -1,0 +1,29 @@
+import AgentOSProtocol
+import ArgumentParser
+
+/// `agentctl`: the operator's command line for a running agentd.
+public struct AgentCtl: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "agentctl",
+        abstract: "Drive a running Agent OS kernel (agentd) over its socket.",
+        discussion: """
+            Every command talks to agentd over its Unix socket: --socket, else $AGENTOS_SOCKET, \
+            else /run/agentos/kernel.sock as root or $XDG_RUNTIME_DIR/agentos/kernel.sock. \
+            Commands that print data take --json (one JSON document; JSON lines for streams).
+
+            A first session:
+              agentctl run --name hello -- /bin/sh -c 'echo hello; sleep 30'
+              agentctl ps
+              agentctl logs hello
+              agentctl stop hello
+              agentctl ps -a
+            """,
+        version: AgentOSVersion.release,
+        subcommands: [
+            StatusCommand.self, RunCommand.self, PsCommand.self, InspectCommand.self, StopCommand.self,
+            KillCommand.self, WaitCommand.self, LogsCommand.self, EventsCommand.self,
+        ]
+    )
+
+    public init() {}
+}

@@ -1,0 +1,48 @@
+import AgentOSProtocol
+import ArgumentParser
+
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Show everything the kernel knows about one agent, with its lifecycle history.")
+
+    @Argument(help: ArgumentHelp("The agent: its id, a unique id prefix, or its name.", valueName: "agent"))
+    var agent: String
+
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        var request = Agentos_V1_InspectRequest()
+        request.agent = agent
+        let result = try connection.withKernel { try $0.call(.inspect(request)) }
+        guard case .inspect(let info) = result else { throw unexpectedResponse("inspect") }
+        if output.json {
+            Output.json(AgentJSON(info, includeHistory: true))
+            return
+        }
+        var rows: [[String]] = [
+            ["id:", info.id],
+            ["name:", info.name],
+            ["state:", info.state.name + (info.connected ? " (connected)" : "")],
+            ["pid:", info.pid > 0 ? String(info.pid) : "-"],
+            ["program:", info.program],
+            ["argv:", info.argv.joined(separator: " ")],
+            ["work dir:", info.workDir],
+            ["log:", info.logPath],
+            ["created:", Output.timestamp(info.createdAtNs) ?? "-"],
+            ["started:", Output.timestamp(info.startedAtNs) ?? "-"],
+        ]
+        if info.endedAtNs > 0 { rows.append(["ended:", Output.timestamp(info.endedAtNs) ?? "-"]) }
+        if info.hasExit {
+            rows.append(["exit:", exitSummary(info) + (info.exit.detail.isEmpty ? "" : ": " + info.exit.detail)])
+        }
+        for (key, value) in info.env.sorted(by: { $0.key < $1.key }) { rows.append(["env:", "\(key)=\(value)"]) }
+        rows.append(["kernel run:", info.bootID])
+        Output.table([], rows)
+        Output.line("history:")
+        for event in info.history {
+            Output.line("  \(Output.timestamp(event.timeNs) ?? "")  \(event.kind)  \(event.message)")
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import AgentOSProtocol
+import Foundation
+
+/// The `--json` shapes: snake_case keys, times as RFC 3339 strings, stable
+/// across releases (fields are only added).
+struct AgentJSON: Encodable {
+    struct Exit: Encodable {
+        var reason: String
+        var code: Int32?
+        var signal: Int32?
+        var signal_name: String?
+        var detail: String?
+        var status: Int32
+    }
+
+    var id: String
+    var name: String
+    var state: String
+    var pid: Int32
+    var program: String
+    var argv: [String]
+    var env: [String: String]
+    var work_dir: String
+    var log_path: String
+    var connected: Bool
+    var boot_id: String
+    var created_at: String?
+    var started_at: String?
+    var ended_at: String?
+    var exit: Exit?
+    var history: [EventJSON]?
+
+    init(_ info: AgentInfo, includeHistory: Bool = false) {
+        id = info.id
+        name = info.name
+        state = info.state.name
+        pid = info.pid
+        program = info.program
+        argv = info.argv
+        env = info.env
+        work_dir = info.workDir
+        log_path = info.logPath
+        connected = info.connected
+        boot_id = info.bootID
+        created_at = Output.timestamp(info.createdAtNs)
+        started_at = Output.timestamp(info.startedAtNs)
+        ended_at = Output.timestamp(info.endedAtNs)
+        if info.hasExit {
+            let status = info.exit
+            exit = Exit(reason: status.reason,
+                        code: status.exited && status.reason != "lost" && status.reason != "spawn-failed" ? status.code : nil,
+                        signal: status.exited ? nil : (status.signal == 0 ? nil : status.signal),
+                        signal_name: status.exited || status.signal == 0 ? nil : signalName(status.signal),
+                        detail: status.detail.isEmpty ? nil : status.detail,
+                        status: shellStatus(info))
+        }
+        history = includeHistory ? info.history.map(EventJSON.init) : nil
+    }
+}
+
+struct EventJSON: Encodable {
+    var seq: UInt64
+    var time: String?
+    var kind: String
+    var agent_id: String?
+    var message: String
+    var data: [String: String]
+
+    init(_ event: KernelEvent) {
+        seq = event.seq
+        time = Output.timestamp(event.timeNs)
+        kind = event.kind
+        agent_id = event.agentID.isEmpty ? nil : event.agentID
+        message = event.message
+        data = event.data
+    }
+}
+
+struct StatusJSON: Encodable {
+    struct Agents: Encodable {
+        var running: UInt32
+        var exited: UInt32
+        var total: UInt32
+    }
+
+    var kernel_version: String
+    var protocol_version: UInt32
+    var pid: UInt32
+    var boot_id: String
+    var started_at: String?
+    var uptime_seconds: Double
+    var socket: String
+    var state_dir: String
+    var agents: Agents
+
+    init(_ status: Agentos_V1_StatusResponse) {
+        kernel_version = status.kernelVersion
+        protocol_version = status.protocolVersion
+        pid = status.pid
+        boot_id = status.bootID
+        started_at = Output.timestamp(status.startedAtNs)
+        uptime_seconds = Double(status.uptimeNs) / 1e9
+        socket = status.socketPath
+        state_dir = status.stateDir
+        agents = Agents(running: status.agents.running, exited: status.agents.exited, total: status.agents.total)
+    }
+}
+
+struct LogJSON: Encodable {
+    var stream: String
+    var time: String?
+    var data: String
+
+    init(_ chunk: LogChunk) {
+        switch chunk.stream {
+        case .stdout: stream = "stdout"
+        case .stderr: stream = "stderr"
+        case .kernel: stream = "kernel"
+        default: stream = "unknown"
+        }
+        time = Output.timestamp(chunk.timeNs)
+        data = String(decoding: chunk.data, as: UTF8.self)
+    }
+}

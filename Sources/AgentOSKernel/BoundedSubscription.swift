@@ -1,0 +1,54 @@
+import Synchronization
+
+/// A live feed to one reader with a bounded buffer. A reader that falls
+/// more than `buffer` items behind is cut off and `overflowed` says so:
+/// the kernel never buffers without limit for a slow client.
+final class BoundedSubscription<Element: Sendable>: Sendable {
+    let stream: AsyncStream<Element>
+    private let continuation: AsyncStream<Element>.Continuation
+    private let overflowedFlag = Mutex(false)
+
+    var overflowed: Bool { overflowedFlag.withLock { $0 } }
+
+    init(buffer: Int) {
+        (stream, continuation) = AsyncStream.makeStream(of: Element.self, bufferingPolicy: .bufferingOldest(buffer))
+    }
+
+    func deliver(_ element: Element) {
+        if case .dropped = continuation.yield(element) {
+            overflowedFlag.withLock { $0 = true }
+            continuation.finish()
+        }
+    }
+
+    func finish() {
+        continuation.finish()
+    }
+
+    func onTermination(_ handler: @escaping @Sendable () -> Void) {
+        continuation.onTermination = { _ in handler() }
+    }
+}
+
+/// A set of subscriptions keyed by identity.
+final class SubscriberSet<Element: Sendable>: Sendable {
+    private let subscribers = Mutex<[ObjectIdentifier: BoundedSubscription<Element>]>([:])
+
+    func add(buffer: Int) -> BoundedSubscription<Element> {
+        let subscription = BoundedSubscription<Element>(buffer: buffer)
+        let key = ObjectIdentifier(subscription)
+        subscribers.withLock { $0[key] = subscription }
+        subscription.onTermination { [weak self] in
+            self?.subscribers.withLock { _ = $0.removeValue(forKey: key) }
+        }
+        return subscription
+    }
+
+    func deliver(_ element: Element) {
+        for subscriber in subscribers.withLock({ Array($0.values) }) { subscriber.deliver(element) }
+    }
+
+    func finishAll() {
+        for subscriber in subscribers.withLock({ Array($0.values) }) { subscriber.finish() }
+    }
+}

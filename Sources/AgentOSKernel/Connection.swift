@@ -1,0 +1,361 @@
+import AgentOSProtocol
+import AgentOSStore
+import CAgentOSShim
+import Logging
+import NIOCore
+import Synchronization
+
+/// Who is on the other end of a connection, fixed when it is accepted.
+enum Peer: Sendable, CustomStringConvertible {
+    /// The kernel socket; `admin` was decided from SO_PEERCRED.
+    case client(pid: Int32, uid: UInt32, gid: UInt32, admin: Bool)
+    /// An agent on its own socketpair: the kernel knows which end is whose.
+    case agent(id: String)
+
+    var role: PeerRole {
+        switch self {
+        case .client(_, _, _, let admin): return admin ? .operator : .observer
+        case .agent: return .agent
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .client(let pid, let uid, _, let admin): return "client pid \(pid) uid \(uid)\(admin ? " (admin)" : "")"
+        case .agent(let id): return "agent \(id)"
+        }
+    }
+}
+
+/// One protocol connection: handshake, then requests dispatched
+/// concurrently, answers written in order by one writer task.
+struct Connection {
+    static let inflightLimit = 64
+    static let outboundHighWater = 4 * 1024 * 1024
+
+    let channel: NIOAsyncChannel<InboundFrame, ByteBuffer>
+    let peer: Peer
+    let services: KernelServices
+    let logger: Logger
+
+    func run() async {
+        let queue = OutboundQueue(highWater: Self.outboundHighWater)
+        let requests = RequestRegistry()
+        do {
+            try await channel.executeThenClose { inbound, outbound in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for await buffer in queue.stream {
+                            let count = buffer.readableBytes
+                            do {
+                                try await outbound.write(buffer)
+                            } catch {
+                                queue.finish()
+                                break
+                            }
+                            queue.written(count)
+                        }
+                    }
+                    await readLoop(inbound, queue: queue, requests: requests)
+                    requests.cancelAll()
+                    queue.finish()
+                    try await group.waitForAll()
+                }
+            }
+        } catch {
+            logger.debug("connection ended: \(error)", metadata: ["peer": "\(peer)"])
+        }
+        requests.cancelAll()
+    }
+
+    private func readLoop(_ inbound: NIOAsyncChannelInboundStream<InboundFrame>, queue: OutboundQueue,
+                          requests: RequestRegistry) async {
+        let inflight = InflightLimit(Self.inflightLimit)
+        var handshaken = false
+        do {
+            for try await frame in inbound {
+                let payload: ByteBuffer
+                switch frame {
+                case .payload(let buffer):
+                    payload = buffer
+                case .tooLarge(let length, let maximum):
+                    logger.notice("closing connection: frame too large", metadata: ["peer": "\(peer)", "length": "\(length)"])
+                    queue.sendNow(.error(.frameTooLarge,
+                                         "frame of \(length) bytes exceeds the maximum of \(maximum) bytes; closing"))
+                    return
+                case .truncated(let expected, let received):
+                    logger.notice("connection ended inside a frame",
+                                  metadata: ["peer": "\(peer)", "expected": "\(expected)", "received": "\(received)"])
+                    queue.sendNow(.error(.malformedFrame, "stream ended inside a frame (\(received) of \(expected) bytes)"))
+                    return
+                }
+                let envelope: Envelope
+                do {
+                    envelope = try Envelope(serializedBytes: Array(payload.readableBytesView))
+                } catch {
+                    logger.notice("closing connection: undecodable frame", metadata: ["peer": "\(peer)"])
+                    queue.sendNow(.error(.malformedFrame, "frame is not a valid agentos.v1.Envelope; closing"))
+                    return
+                }
+                if !handshaken {
+                    guard case .hello(let hello)? = envelope.body else {
+                        queue.sendNow(.error(.handshakeRequired,
+                                             "the first frame must be a Hello (protocol version \(AgentOSVersion.protocolVersion)); closing"))
+                        return
+                    }
+                    guard let welcome = await welcome(for: hello) else {
+                        queue.sendNow(.error(.versionMismatch, versionMismatchMessage(hello),
+                                             detail: ["kernel_min": String(AgentOSVersion.minimumProtocolVersion),
+                                                      "kernel_max": String(AgentOSVersion.protocolVersion)]))
+                        return
+                    }
+                    var reply = Envelope()
+                    reply.welcome = welcome
+                    queue.sendNow(reply)
+                    handshaken = true
+                    continue
+                }
+                switch envelope.body {
+                case .request(let request)?:
+                    let id = envelope.requestID
+                    guard let call = request.call else {
+                        queue.sendNow(.error(.unknownMessage,
+                                             "request \(id) names a call this kernel does not know (protocol \(AgentOSVersion.protocolVersion))",
+                                             correlationID: id))
+                        continue
+                    }
+                    await inflight.acquire()
+                    let started = requests.start(id: id) {
+                        defer { inflight.release() }
+                        await handle(id: id, call: call, queue: queue)
+                    }
+                    if !started {
+                        inflight.release()
+                        queue.sendNow(.error(.duplicateRequestID, "request id \(id) is already in flight on this connection",
+                                             correlationID: id))
+                    }
+                case .cancel(let cancel)?:
+                    requests.cancel(id: cancel.requestID)
+                case .hello?:
+                    queue.sendNow(.error(.invalidArgument, "hello was already exchanged on this connection",
+                                         correlationID: envelope.requestID))
+                case nil, .welcome?, .response?, .chunk?, .streamEnd?, .error?:
+                    queue.sendNow(.error(.unknownMessage,
+                                         "a client may send only hello, request and cancel; closing"))
+                    return
+                }
+            }
+        } catch {
+            logger.debug("read failed: \(error)", metadata: ["peer": "\(peer)"])
+        }
+    }
+
+    private func welcome(for hello: Hello) async -> Welcome? {
+        guard hello.maxVersion >= AgentOSVersion.minimumProtocolVersion,
+              hello.minVersion <= AgentOSVersion.protocolVersion else { return nil }
+        var welcome = Welcome()
+        welcome.version = min(hello.maxVersion, AgentOSVersion.protocolVersion)
+        welcome.kernelVersion = AgentOSVersion.release
+        welcome.kernelPid = UInt32(services.pid)
+        welcome.maxFrameSize = UInt32(services.configuration.maximumFrameSize)
+        welcome.role = peer.role
+        if case .agent(let id) = peer, let info = await services.lifecycle.agentConnected(id: id) {
+            welcome.agent = info
+        }
+        return welcome
+    }
+
+    private func versionMismatchMessage(_ hello: Hello) -> String {
+        "client speaks protocol versions \(hello.minVersion)-\(hello.maxVersion); this kernel speaks "
+            + "\(AgentOSVersion.minimumProtocolVersion)-\(AgentOSVersion.protocolVersion); closing"
+    }
+
+    // MARK: Requests
+
+    private func handle(id: UInt64, call: KernelRequest.OneOf_Call, queue: OutboundQueue) async {
+        do {
+            try authorize(call)
+            switch call {
+            case .status:
+                try await respond(id, .status(await services.status()), queue)
+            case .run(let request):
+                var response = Agentos_V1_RunResponse()
+                response.agent = try await services.lifecycle.run(request).wire()
+                try await respond(id, .run(response), queue)
+            case .list(let request):
+                var response = Agentos_V1_ListResponse()
+                response.agents = try await services.lifecycle.list(includeEnded: request.all)
+                try await respond(id, .list(response), queue)
+            case .inspect(let request):
+                try await respond(id, .inspect(try await services.lifecycle.inspect(request.agent)), queue)
+            case .stop(let request):
+                let grace = request.graceMs == 0 ? nil : Int64(request.graceMs)
+                let record = try await services.lifecycle.stop(request.agent, graceMilliseconds: grace)
+                try await respond(id, .stop(record.wire()), queue)
+            case .kill(let request):
+                try await respond(id, .kill(try await services.lifecycle.kill(request.agent).wire()), queue)
+            case .wait(let request):
+                try await respond(id, .wait(try await services.lifecycle.wait(request.agent).wire()), queue)
+            case .logs(let request):
+                try await streamLogs(id, request, queue)
+            case .events(let request):
+                try await streamEvents(id, request, queue)
+            }
+        } catch is OutboundQueue.Closed {
+            return
+        } catch is CancellationError {
+            var end = Envelope()
+            end.correlationID = id
+            end.streamEnd.reason = "cancelled"
+            queue.sendNow(end)
+        } catch {
+            let kernelError = KernelError.from(error)
+            if kernelError.code == .internal {
+                logger.error("request failed: \(kernelError.message)", metadata: ["call": "\(call.name)"])
+            }
+            queue.sendNow(.error(kernelError.code, kernelError.message, correlationID: id, detail: kernelError.detail))
+        }
+    }
+
+    private func authorize(_ call: KernelRequest.OneOf_Call) throws {
+        if case .status = call { return }
+        switch peer {
+        case .client(_, let uid, _, let admin):
+            guard admin else {
+                let group = services.configuration.adminGroup.map { " or a member of group '\($0)'" } ?? ""
+                throw KernelError(.permissionDenied,
+                                  "permission denied: '\(call.name)' is an admin call and uid \(uid) is not root, "
+                                      + "the kernel's uid (\(services.uid))\(group)")
+            }
+        case .agent:
+            throw KernelError(.permissionDenied,
+                              "permission denied: agents cannot call '\(call.name)' on their socket")
+        }
+    }
+
+    private func respond(_ id: UInt64, _ result: KernelResponse.OneOf_Result, _ queue: OutboundQueue) async throws {
+        var envelope = Envelope()
+        envelope.correlationID = id
+        envelope.response.result = result
+        try await queue.send(envelope)
+    }
+
+    private func chunk(_ id: UInt64, _ item: StreamChunk.OneOf_Item) -> Envelope {
+        var envelope = Envelope()
+        envelope.correlationID = id
+        envelope.chunk.item = item
+        return envelope
+    }
+
+    private func end(_ id: UInt64, _ reason: String, _ queue: OutboundQueue) async throws {
+        var envelope = Envelope()
+        envelope.correlationID = id
+        envelope.streamEnd.reason = reason
+        try await queue.send(envelope)
+    }
+
+    private func streamLogs(_ id: UInt64, _ request: Agentos_V1_LogsRequest, _ queue: OutboundQueue) async throws {
+        let record = try await services.lifecycle.resolve(request.agent)
+        var existing: [LogRecord]
+        var live: BoundedSubscription<LogRecord>?
+        if request.follow, let log = await services.lifecycle.liveLog(record.id) {
+            (existing, live) = log.follow()
+        } else {
+            existing = AgentLog.read(path: record.logPath)
+        }
+        if request.tail > 0 { existing = Array(existing.suffix(Int(request.tail))) }
+        for item in existing { try await queue.send(chunk(id, .log(item.wire))) }
+        guard let live else {
+            try await end(id, request.follow ? "agent-exited" : "eof", queue)
+            return
+        }
+        defer { live.finish() }
+        for await item in live.stream {
+            try Task.checkCancellation()
+            try await queue.send(chunk(id, .log(item.wire)))
+        }
+        try Task.checkCancellation()
+        if live.overflowed {
+            throw KernelError(.slowConsumer, "log follower fell more than \(AgentLog.followerBuffer) chunks behind; stopped")
+        }
+        try await end(id, "agent-exited", queue)
+    }
+
+    private func streamEvents(_ id: UInt64, _ request: Agentos_V1_EventsRequest, _ queue: OutboundQueue) async throws {
+        var agentID: String?
+        if !request.agent.isEmpty { agentID = try await services.lifecycle.resolve(request.agent).id }
+        let since = Int64(request.sinceSeq)
+        guard request.follow else {
+            let limit = request.limit == 0 ? 100 : Int(request.limit)
+            for event in try services.store.events(since: since, limit: limit, agentID: agentID) {
+                try await queue.send(chunk(id, .event(event.wire)))
+            }
+            try await end(id, "eof", queue)
+            return
+        }
+        // Subscribe before reading history: nothing falls between the two.
+        let subscription = services.events.subscribe()
+        defer { subscription.finish() }
+        var last: Int64
+        if since > 0 || request.fromStart {
+            last = since
+            for event in try services.store.events(since: since, agentID: agentID) {
+                try await queue.send(chunk(id, .event(event.wire)))
+                last = event.seq
+            }
+        } else {
+            last = try services.store.lastEventSeq()
+        }
+        for await event in subscription.stream {
+            try Task.checkCancellation()
+            guard event.seq > last else { continue }
+            last = event.seq
+            if let agentID, event.agentID != agentID { continue }
+            try await queue.send(chunk(id, .event(event.wire)))
+        }
+        try Task.checkCancellation()
+        if subscription.overflowed {
+            throw KernelError(.slowConsumer, "event follower fell more than \(EventHub.subscriberBuffer) events behind; stopped")
+        }
+        try await end(id, "kernel-shutdown", queue)
+    }
+}
+
+/// The requests in flight on one connection, so `Cancel` and the end of the
+/// connection can stop them.
+final class RequestRegistry: Sendable {
+    private struct State {
+        var tasks: [UInt64: Task<Void, Never>] = [:]
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+
+    /// Starts `body` as request `id`; false if that id is already in flight.
+    func start(id: UInt64, _ body: @escaping @Sendable () async -> Void) -> Bool {
+        state.withLock { state in
+            guard !state.closed, state.tasks[id] == nil else { return false }
+            state.tasks[id] = Task {
+                await body()
+                self.finished(id: id)
+            }
+            return true
+        }
+    }
+
+    func cancel(id: UInt64) {
+        state.withLock { $0.tasks[id] }?.cancel()
+    }
+
+    func cancelAll() {
+        let tasks = state.withLock { state -> [Task<Void, Never>] in
+            state.closed = true
+            return Array(state.tasks.values)
+        }
+        for task in tasks { task.cancel() }
+    }
+
+    private func finished(id: UInt64) {
+        state.withLock { _ = $0.tasks.removeValue(forKey: id) }
+    }
+}

@@ -1,0 +1,249 @@
+import AgentOSConfinement
+import AgentOSProtocol
+import AgentOSStore
+import CAgentOSShim
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// What request handlers reach: the kernel's parts, wired once at start.
+struct KernelServices: Sendable {
+    let configuration: KernelConfiguration
+    let store: StateStore
+    let events: EventHub
+    let lifecycle: Lifecycle
+    let bootID: String
+    let startedAt: Int64
+    let pid: Int32
+    let uid: UInt32
+
+    func status() async throws -> Agentos_V1_StatusResponse {
+        var status = Agentos_V1_StatusResponse()
+        status.kernelVersion = AgentOSVersion.release
+        status.pid = UInt32(pid)
+        status.startedAtNs = startedAt
+        status.uptimeNs = unixNanoseconds() - startedAt
+        status.socketPath = configuration.socketPath
+        status.stateDir = configuration.stateDirectory
+        status.protocolVersion = AgentOSVersion.protocolVersion
+        status.bootID = bootID
+        let counts = try store.counts()
+        status.agents.running = UInt32(counts.live)
+        status.agents.exited = UInt32(counts.ended)
+        status.agents.total = UInt32(counts.live + counts.ended)
+        return status
+    }
+}
+
+/// The kernel daemon as a service: takes the locks, recovers state, serves
+/// the socket until told to stop, then stops every agent and records a
+/// clean shutdown.
+public final class Kernel: Service, Sendable {
+    private let configuration: KernelConfiguration
+    private let logger: Logger
+    private let ready: (@Sendable () -> Void)?
+
+    /// `ready` is called once the socket accepts connections.
+    public init(configuration: KernelConfiguration, logger: Logger, ready: (@Sendable () -> Void)? = nil) {
+        self.configuration = configuration
+        self.logger = logger
+        self.ready = ready
+    }
+
+    public func run() async throws {
+        let configuration = configuration
+        try makeDirectories(configuration.stateDirectory, mode: 0o700)
+        let stateLock = try ExclusiveLock(path: configuration.stateDirectory + "/agentd.lock",
+                                          purpose: "state dir \(configuration.stateDirectory)")
+        defer { stateLock.release() }
+        let socketDirectory = (configuration.socketPath as NSString).deletingLastPathComponent
+        try makeDirectories(socketDirectory, mode: 0o755)
+        let socketLock = try ExclusiveLock(path: configuration.socketPath + ".lock",
+                                           purpose: "socket \(configuration.socketPath)")
+        defer { socketLock.release() }
+
+        let store: StateStore
+        do {
+            store = try StateStore(directory: configuration.stateDirectory)
+        } catch {
+            throw KernelError.from(error)
+        }
+        let bootID = randomHexID(length: 16)
+        let startedAt = unixNanoseconds()
+        let recovery = try store.beginBoot(id: bootID, pid: getpid(), at: startedAt)
+        for boot in recovery.uncleanBoots {
+            logger.warning("previous kernel run \(boot.id) (pid \(boot.pid)) did not shut down cleanly")
+        }
+        for agent in recovery.lostAgents {
+            logger.warning("agent \(agent.id) (\(agent.name)) was running when the kernel died: recorded as lost")
+        }
+
+        let events = EventHub(store: store)
+        let reactor: ProcessReactor
+        do {
+            reactor = try ProcessReactor()
+        } catch {
+            throw KernelError.from(error)
+        }
+        defer { reactor.shutdown() }
+        let lifecycle = Lifecycle(configuration: configuration, store: store, events: events, reactor: reactor,
+                                  bootID: bootID, logger: logger)
+        let services = KernelServices(configuration: configuration, store: store, events: events, lifecycle: lifecycle,
+                                      bootID: bootID, startedAt: startedAt, pid: getpid(), uid: getuid())
+        let adminGID = try resolveAdminGroup()
+        let connections = ConnectionRegistry()
+        let group = MultiThreadedEventLoopGroup.singleton
+        let logger = logger
+
+        await lifecycle.setConnector { [logger] agentID, fd in
+            await Self.serveAgent(fd: fd, agentID: agentID, group: group, services: services,
+                                  connections: connections, logger: logger)
+        }
+
+        let server = try await bind(group: group, adminGID: adminGID)
+        logger.info("agentd ready", metadata: ["socket": "\(configuration.socketPath)",
+                                               "state": "\(configuration.stateDirectory)",
+                                               "boot": "\(bootID)", "pid": "\(getpid())"])
+        ready?()
+
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { taskGroup in
+                try await server.executeThenClose { inbound in
+                    for try await (channel, peer) in inbound {
+                        connections.add(channel.channel)
+                        taskGroup.addTask {
+                            await Connection(channel: channel, peer: peer, services: services, logger: logger).run()
+                            connections.remove(channel.channel)
+                        }
+                    }
+                }
+                // The socket is closed: stop the agents (their waiters get
+                // answers), end the live feeds, then drop every connection.
+                logger.info("shutting down")
+                _ = try? events.record("kernel.stopping", "kernel stopping: stopping every agent")
+                await lifecycle.shutdownAll(graceMilliseconds: configuration.shutdownGraceMilliseconds)
+                events.finishAll()
+                try? await Task.sleep(for: .milliseconds(50))
+                connections.closeAll()
+            }
+        } onGracefulShutdown: {
+            server.channel.close(promise: nil)
+        }
+
+        unlink(configuration.socketPath)
+        try store.endBoot(id: bootID, at: unixNanoseconds())
+        logger.info("agentd stopped cleanly")
+    }
+
+    private func resolveAdminGroup() throws(KernelError) -> UInt32? {
+        guard let name = configuration.adminGroup else { return nil }
+        guard let entry = getgrnam(name) else {
+            throw KernelError(.invalidArgument, "admin group '\(name)' does not exist")
+        }
+        return entry.pointee.gr_gid
+    }
+
+    private func bind(group: MultiThreadedEventLoopGroup,
+                      adminGID: UInt32?) async throws -> NIOAsyncChannel<(NIOAsyncChannel<InboundFrame, ByteBuffer>, Peer), Never> {
+        let path = configuration.socketPath
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            // We hold the socket's lock, so whatever is there is stale.
+            guard (info.st_mode & S_IFMT) == S_IFSOCK else {
+                throw KernelError(.alreadyExists, "\(path) exists and is not a socket; remove it or choose another --socket")
+            }
+            unlink(path)
+        }
+        let configuration = configuration
+        let ownUID = getuid()
+        let server: NIOAsyncChannel<(NIOAsyncChannel<InboundFrame, ByteBuffer>, Peer), Never>
+        do {
+            server = try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 256)
+                .bind(unixDomainSocketPath: path) { channel in
+                    Self.peerCredentials(channel).flatMapThrowing { credentials in
+                        let admin = credentials.uid == 0 || credentials.uid == ownUID
+                            || adminGID.map { gid in credentials.gid == gid || aos_user_in_group(credentials.uid, gid) == 1 } == true
+                        let peer = Peer.client(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid, admin: admin)
+                        let wrapped = try Self.configure(channel, configuration: configuration, handshakeTimeout: true)
+                        return (wrapped, peer)
+                    }
+                }
+        } catch {
+            throw KernelError(.internal, "cannot listen on \(path): \(error)")
+        }
+        // Owner and group may connect; nobody else.
+        guard chmod(path, 0o660) == 0 else {
+            throw KernelError(.internal, "cannot set the mode of \(path): \(String(cString: strerror(errno)))")
+        }
+        if let adminGID, chown(path, UInt32.max, adminGID) != 0 {
+            throw KernelError(.internal, "cannot give \(path) to the admin group: \(String(cString: strerror(errno)))")
+        }
+        return server
+    }
+
+    private static func peerCredentials(_ channel: any Channel) -> EventLoopFuture<aos_ucred> {
+        guard let provider = channel as? any SocketOptionProvider else {
+            return channel.eventLoop.makeFailedFuture(KernelError(.internal, "socket has no peer credentials"))
+        }
+        return provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+    }
+
+    static func configure(_ channel: any Channel, configuration: KernelConfiguration,
+                          handshakeTimeout: Bool) throws -> NIOAsyncChannel<InboundFrame, ByteBuffer> {
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(ByteToMessageHandler(FrameDecoder(maximumPayloadSize: configuration.maximumFrameSize)))
+        try sync.addHandler(MessageToByteHandler(FrameEncoder()))
+        if handshakeTimeout {
+            try sync.addHandler(HandshakeTimeoutHandler(
+                timeout: .milliseconds(configuration.handshakeTimeoutMilliseconds)))
+        }
+        return try NIOAsyncChannel(wrappingChannelSynchronously: channel,
+                                   configuration: .init(inboundType: InboundFrame.self, outboundType: ByteBuffer.self))
+    }
+
+    /// Serves the kernel's end of an agent's socketpair; returns its closer.
+    private static func serveAgent(fd: Int32, agentID: String, group: MultiThreadedEventLoopGroup,
+                                   services: KernelServices, connections: ConnectionRegistry,
+                                   logger: Logger) async -> (@Sendable () -> Void)? {
+        let configuration = services.configuration
+        do {
+            let channel = try await ClientBootstrap(group: group).withConnectedSocket(fd) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try Self.configure(channel, configuration: configuration, handshakeTimeout: false)
+                }
+            }
+            connections.add(channel.channel)
+            Task {
+                await Connection(channel: channel, peer: .agent(id: agentID), services: services, logger: logger).run()
+                connections.remove(channel.channel)
+            }
+            let underlying = channel.channel
+            return { underlying.close(promise: nil) }
+        } catch {
+            logger.warning("cannot serve the socket of agent \(agentID): \(error)")
+            close(fd)
+            return nil
+        }
+    }
+}
+
+/// Open connections, so shutdown can close the ones still open.
+final class ConnectionRegistry: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    func add(_ channel: any Channel) {
+        channels.withLock { $0[ObjectIdentifier(channel)] = channel }
+    }
+
+    func remove(_ channel: any Channel) {
+        channels.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    func closeAll() {
+        for channel in channels.withLock({ Array($0.values) }) { channel.close(promise: nil) }
+    }
+}

@@ -1,0 +1,39 @@
+import AgentOSProtocol
+
+/// Everything `agentd` is told on its command line.
+public struct KernelConfiguration: Sendable {
+    public var stateDirectory: String
+    public var socketPath: String
+    /// Members of this group may use admin calls (besides root and the
+    /// kernel's own uid); the socket file is given this group.
+    public var adminGroup: String?
+    public var maximumFrameSize: Int
+    /// A connection that has not said hello by then is closed.
+    public var handshakeTimeoutMilliseconds: Int64
+    /// `agentctl stop` without --timeout: SIGTERM, then SIGKILL after this.
+    public var defaultStopGraceMilliseconds: Int64
+    /// On kernel shutdown, agents get SIGTERM and this long before SIGKILL.
+    public var shutdownGraceMilliseconds: Int64
+    /// Per agent log file size before rotation (one rotated file is kept).
+    public var logFileMaximumBytes: Int
+    /// Bytes queued for one slow client before it is disconnected.
+    public var connectionOutboundLimitBytes: Int
+
+    public init(stateDirectory: String, socketPath: String, adminGroup: String? = nil,
+                maximumFrameSize: Int = Frame.defaultMaximumPayloadSize,
+                handshakeTimeoutMilliseconds: Int64 = 5_000,
+                defaultStopGraceMilliseconds: Int64 = 5_000,
+                shutdownGraceMilliseconds: Int64 = 5_000,
+                logFileMaximumBytes: Int = 16 * 1024 * 1024,
+                connectionOutboundLimitBytes: Int = 32 * 1024 * 1024) {
+        self.stateDirectory = stateDirectory
+        self.socketPath = socketPath
+        self.adminGroup = adminGroup
+        self.maximumFrameSize = maximumFrameSize
+        self.handshakeTimeoutMilliseconds = handshakeTimeoutMilliseconds
+        self.defaultStopGraceMilliseconds = defaultStopGraceMilliseconds
+        self.shutdownGraceMilliseconds = shutdownGraceMilliseconds
+        self.logFileMaximumBytes = logFileMaximumBytes
+        self.connectionOutboundLimitBytes = connectionOutboundLimitBytes
+    }
+}

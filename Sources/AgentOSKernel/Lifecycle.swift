@@ -1,0 +1,444 @@
+import AgentOSConfinement
+import AgentOSProtocol
+import AgentOSStore
+import CAgentOSShim
+import Foundation
+import Logging
+
+/// Why the kernel is ending an agent, which decides how its exit is read.
+enum StopIntent: Sendable, Equatable {
+    case stop       // operator: SIGTERM, then SIGKILL after the grace
+    case kill       // operator: SIGKILL now
+    case shutdown   // the kernel is stopping
+}
+
+/// Agents' lives: spawn, watch, stop, and record every step durably.
+///
+/// The actor owns the table of live agents; the store holds the truth that
+/// outlives the kernel. Every transition is written (with its event) before
+/// anyone is told about it.
+actor Lifecycle {
+    struct LiveAgent {
+        var record: AgentRecord
+        let child: ChildProcess
+        let log: AgentLog
+        var intent: StopIntent?
+        var connected = false
+        var closeConnection: (@Sendable () -> Void)?
+        var waiters: [CheckedContinuation<AgentRecord, Never>] = []
+    }
+
+    /// Opens the kernel's end of an agent's socketpair as a protocol
+    /// connection; returns how to close it.
+    typealias AgentConnector = @Sendable (_ agentID: String, _ fd: Int32) async -> (@Sendable () -> Void)?
+
+    private let configuration: KernelConfiguration
+    private let store: StateStore
+    private let events: EventHub
+    private let reactor: ProcessReactor
+    private let bootID: String
+    private let logger: Logger
+    private let agentsDirectory: String
+    private var connector: AgentConnector?
+    private var live: [String: LiveAgent] = [:]
+    private var reservedNames: Set<String> = []
+    private var accepting = true
+
+    init(configuration: KernelConfiguration, store: StateStore, events: EventHub, reactor: ProcessReactor,
+         bootID: String, logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.events = events
+        self.reactor = reactor
+        self.bootID = bootID
+        self.logger = logger
+        self.agentsDirectory = configuration.stateDirectory + "/agents"
+    }
+
+    func setConnector(_ connector: @escaping AgentConnector) {
+        self.connector = connector
+    }
+
+    var liveCount: Int { live.count }
+
+    // MARK: Run
+
+    func run(_ request: Agentos_V1_RunRequest) async throws -> AgentRecord {
+        guard accepting else { throw KernelError(.shuttingDown, "the kernel is shutting down; not starting new agents") }
+        guard let programName = request.argv.first, !programName.isEmpty else {
+            throw KernelError(.invalidArgument, "run needs a program: agentctl run -- PROGRAM [ARGS...]")
+        }
+        for key in request.env.keys where !Self.isValidEnvironmentName(key) {
+            throw KernelError(.invalidArgument, "invalid environment variable name '\(key)'")
+        }
+        let name = request.name.isEmpty ? nil : request.name
+        if let name, !Self.isValidName(name) {
+            throw KernelError(.invalidArgument,
+                              "invalid agent name '\(name)': use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        }
+        let workDirOverride = request.workDir.isEmpty ? nil : request.workDir
+        if let workDirOverride {
+            var isDirectory: ObjCBool = false
+            guard workDirOverride.hasPrefix("/"),
+                  FileManager.default.fileExists(atPath: workDirOverride, isDirectory: &isDirectory),
+                  isDirectory.boolValue else {
+                throw KernelError(.invalidArgument, "work dir '\(workDirOverride)' is not an absolute path to a directory")
+            }
+        }
+        let searchPath = request.env["PATH"] ?? ProgramLookup.defaultSearchPath
+        let program: String
+        do {
+            program = try ProgramLookup.resolve(programName, searchPath: searchPath)
+        } catch {
+            throw KernelError.from(error)
+        }
+
+        let id = try newAgentID()
+        let agentName = name ?? Self.defaultName(program: program, id: id)
+        if reservedNames.contains(agentName) || live.values.contains(where: { $0.record.name == agentName }) {
+            let holder = live.values.first { $0.record.name == agentName }?.record.id ?? "starting"
+            throw KernelError(.alreadyExists, "the name '\(agentName)' is in use by live agent \(holder)",
+                              detail: ["name": agentName])
+        }
+        reservedNames.insert(agentName)
+        defer { reservedNames.remove(agentName) }
+
+        let agentDirectory = agentsDirectory + "/" + id
+        let workDir = workDirOverride ?? agentDirectory + "/work"
+        try makeDirectories(workDirOverride == nil ? workDir : agentDirectory, mode: 0o700)
+        let log = try AgentLog(path: agentDirectory + "/output.log", maximumBytes: configuration.logFileMaximumBytes)
+
+        var environment = [
+            "PATH": ProgramLookup.defaultSearchPath,
+            "HOME": workDir,
+        ]
+        environment.merge(request.env) { _, new in new }
+        environment[AgentEnvironment.socketFD] = String(AgentEnvironment.socketFDNumber)
+        environment[AgentEnvironment.agentID] = id
+        environment[AgentEnvironment.agentName] = agentName
+
+        var pair: [Int32] = [-1, -1]
+        let pairRC = aos_socketpair(&pair)
+        guard pairRC == 0 else {
+            log.finish()
+            throw KernelError(.spawnFailed, "socketpair: \(errnoDescription(-pairRC))")
+        }
+        let kernelEnd = pair[0], agentEnd = pair[1]
+
+        let created = unixNanoseconds()
+        var record = AgentRecord(id: id, name: agentName, state: .pending, program: program, argv: request.argv,
+                                 environment: request.env, workDir: workDir, logPath: log.path,
+                                 bootID: bootID, createdAt: created)
+        let spec = SpawnSpec(executable: program, arguments: request.argv, environment: environment,
+                             workingDirectory: workDir, output: log, protocolSocket: agentEnd,
+                             protocolSocketTarget: AgentEnvironment.socketFDNumber)
+        let child: ChildProcess
+        do {
+            child = try await reactor.spawn(spec)
+            close(agentEnd)
+        } catch {
+            close(agentEnd)
+            close(kernelEnd)
+            log.finish()
+            let kernelError = KernelError.from(error)
+            record.state = .failed
+            record.endedAt = unixNanoseconds()
+            record.exit = ExitRecord(reason: "spawn-failed", detail: kernelError.message)
+            if let event = try? store.insert(record, event: EventRecord(
+                time: record.endedAt, kind: "agent.spawn-failed", agentID: id,
+                message: "\(agentName) failed to start: \(kernelError.message)", data: ["name": agentName])) {
+                events.publish(event)
+            }
+            throw kernelError
+        }
+
+        record.state = .running
+        record.pid = child.pid
+        record.startedAt = unixNanoseconds()
+        do {
+            let event = try store.insert(record, event: EventRecord(
+                time: record.startedAt, kind: "agent.spawned", agentID: id,
+                message: "\(agentName) spawned: pid \(child.pid), \(request.argv.joined(separator: " "))",
+                data: ["name": agentName, "pid": String(child.pid), "program": program]))
+            events.publish(event)
+        } catch {
+            // Not recorded means not acknowledged: the agent must not run.
+            _ = try? child.signal(SIGKILL)
+            child.signalGroup(SIGKILL)
+            close(kernelEnd)
+            throw KernelError.from(error)
+        }
+        live[id] = LiveAgent(record: record, child: child, log: log)
+        logger.info("agent spawned", metadata: ["agent": "\(id)", "name": "\(agentName)", "pid": "\(child.pid)"])
+
+        if let connector {
+            Task {
+                let close = await connector(id, kernelEnd)
+                self.attachConnection(id: id, close: close)
+            }
+        } else {
+            close(kernelEnd)
+        }
+        Task {
+            let exit = await child.exit()
+            await self.childExited(id: id, exit: exit)
+        }
+        return record
+    }
+
+    private func attachConnection(id: String, close: (@Sendable () -> Void)?) {
+        guard let close else { return }
+        if live[id] != nil {
+            live[id]?.closeConnection = close
+        } else {
+            close()   // it already exited
+        }
+    }
+
+    /// An agent said hello on its socket: what it learns about itself.
+    func agentConnected(id: String) -> Agentos_V1_AgentSelf? {
+        guard var agent = live[id] else { return nil }
+        if !agent.connected {
+            agent.connected = true
+            live[id] = agent
+            _ = try? events.record("agent.connected", agentID: id, "\(agent.record.name) said hello on its socket",
+                                   data: ["name": agent.record.name])
+        }
+        var info = Agentos_V1_AgentSelf()
+        info.id = id
+        info.name = agent.record.name
+        info.argv = agent.record.argv
+        info.env = agent.record.environment
+        info.workDir = agent.record.workDir
+        return info
+    }
+
+    // MARK: Exit
+
+    private func childExited(id: String, exit: ProcessExit) async {
+        guard let agent = live[id] else { return }
+        // Output written just before exit may still be in the pipes.
+        await agent.log.waitFinished(milliseconds: 2_000)
+        guard var current = live[id] else { return }
+        let (state, exitRecord) = Self.classify(exit, intent: current.intent)
+        current.record.state = state
+        current.record.endedAt = unixNanoseconds()
+        current.record.exit = exitRecord
+        let record = current.record
+        let message = "\(record.name) \(exit)" + (exitRecord.reason == "exited" || exitRecord.reason == "signaled"
+            ? "" : " (\(exitRecord.reason))")
+        var data = ["name": record.name, "reason": exitRecord.reason, "state": state.rawValue]
+        if let code = exitRecord.code { data["code"] = String(code) }
+        if let signal = exitRecord.signal { data["signal"] = String(signal) }
+        do {
+            events.publish(try store.update(record, event: EventRecord(
+                time: record.endedAt, kind: "agent.exited", agentID: id, message: message, data: data)))
+        } catch {
+            logger.error("cannot record the exit of agent \(id): \(error)")
+        }
+        live[id] = nil
+        current.closeConnection?()
+        if !agent.log.isFinished { agent.log.finish() }
+        logger.info("agent exited", metadata: ["agent": "\(id)", "status": "\(exit)", "reason": "\(exitRecord.reason)"])
+        for waiter in current.waiters { waiter.resume(returning: record) }
+    }
+
+    /// How an exit reads: OTP's "normal" is exit 0 or death by the signal the
+    /// kernel itself sent; everything else is a failure.
+    static func classify(_ exit: ProcessExit, intent: StopIntent?) -> (AgentRecord.State, ExitRecord) {
+        let reason: String
+        switch intent {
+        case .stop?: reason = "stopped"
+        case .kill?: reason = "killed"
+        case .shutdown?: reason = "kernel-shutdown"
+        case nil: reason = ""
+        }
+        switch exit {
+        case .exited(let code):
+            return (code == 0 ? .completed : .failed, ExitRecord(reason: reason.isEmpty ? "exited" : reason, code: code))
+        case .signaled(let signal, let core):
+            let detail = core ? "core dumped" : ""
+            let sentByKernel: Bool
+            switch intent {
+            case .stop?, .shutdown?: sentByKernel = signal == SIGTERM || signal == SIGKILL
+            case .kill?: sentByKernel = signal == SIGKILL
+            case nil: sentByKernel = false
+            }
+            if sentByKernel {
+                return (.completed, ExitRecord(reason: reason, signal: signal, detail: detail))
+            }
+            return (.failed, ExitRecord(reason: "signaled", signal: signal, detail: detail))
+        }
+    }
+
+    // MARK: Operator calls
+
+    func resolve(_ reference: String) throws -> AgentRecord {
+        guard !reference.isEmpty else { throw KernelError(.invalidArgument, "no agent named: give an id or a name") }
+        return try store.resolve(reference)
+    }
+
+    func isConnected(_ id: String) -> Bool { live[id]?.connected ?? false }
+
+    func liveLog(_ id: String) -> AgentLog? { live[id]?.log }
+
+    func list(includeEnded: Bool) throws -> [AgentInfo] {
+        try store.agents(includeEnded: includeEnded).map { $0.wire(connected: live[$0.id]?.connected ?? false) }
+    }
+
+    func inspect(_ reference: String) throws -> AgentInfo {
+        let record = try resolve(reference)
+        let history = try store.events(agentID: record.id)
+        return record.wire(connected: live[record.id]?.connected ?? false, history: history)
+    }
+
+    func stop(_ reference: String, graceMilliseconds: Int64?) async throws -> AgentRecord {
+        let record = try resolve(reference)
+        guard var agent = live[record.id] else { return record }
+        let grace = graceMilliseconds ?? configuration.defaultStopGraceMilliseconds
+        if agent.intent == nil {
+            agent.intent = .stop
+            live[record.id] = agent
+            _ = try? events.record("agent.stopping", agentID: record.id,
+                                   "\(record.name): SIGTERM sent, SIGKILL in \(grace) ms if still running",
+                                   data: ["name": record.name, "grace_ms": String(grace)])
+            terminate(agent, signal: SIGTERM)
+            let id = record.id
+            Task {
+                try? await Task.sleep(for: .milliseconds(grace))
+                self.escalate(id: id)
+            }
+        }
+        return await waitForExit(record.id)
+    }
+
+    func kill(_ reference: String) async throws -> AgentRecord {
+        let record = try resolve(reference)
+        guard var agent = live[record.id] else { return record }
+        if agent.intent != .kill {
+            agent.intent = .kill
+            live[record.id] = agent
+            _ = try? events.record("agent.killing", agentID: record.id, "\(record.name): SIGKILL sent",
+                                   data: ["name": record.name])
+        }
+        terminate(agent, signal: SIGKILL)
+        return await waitForExit(record.id)
+    }
+
+    func wait(_ reference: String) async throws -> AgentRecord {
+        let record = try resolve(reference)
+        return await waitForExit(record.id)
+    }
+
+    private func escalate(id: String) {
+        guard let agent = live[id], agent.child.exitStatus == nil else { return }
+        agent.log.note("still running after the stop grace period: SIGKILL")
+        _ = try? events.record("agent.escalated", agentID: id,
+                               "\(agent.record.name) ignored SIGTERM for the grace period: SIGKILL sent",
+                               data: ["name": agent.record.name])
+        terminate(agent, signal: SIGKILL)
+    }
+
+    private func terminate(_ agent: LiveAgent, signal: Int32) {
+        do {
+            try agent.child.signal(signal)
+        } catch {
+            logger.warning("cannot signal agent \(agent.record.id): \(error)")
+        }
+        agent.child.signalGroup(signal)
+    }
+
+    private func waitForExit(_ id: String) async -> AgentRecord {
+        await withCheckedContinuation { continuation in
+            if live[id] != nil {
+                live[id]?.waiters.append(continuation)
+            } else {
+                let record = (try? store.agent(id: id)) ?? nil
+                if let record {
+                    continuation.resume(returning: record)
+                } else {
+                    // Unreachable in practice: resolve() found it a moment ago.
+                    continuation.resume(returning: AgentRecord(
+                        id: id, name: id, state: .lost, program: "", argv: [], environment: [:], workDir: "",
+                        logPath: "", bootID: bootID, createdAt: 0))
+                }
+            }
+        }
+    }
+
+    // MARK: Kernel shutdown
+
+    /// Stops every agent: SIGTERM, `grace`, SIGKILL; returns once all are
+    /// recorded as ended. New runs are refused from here on.
+    func shutdownAll(graceMilliseconds: Int64) async {
+        accepting = false
+        let ids = Array(live.keys)
+        guard !ids.isEmpty else { return }
+        logger.info("stopping \(ids.count) agent(s)")
+        for id in ids {
+            guard var agent = live[id] else { continue }
+            agent.intent = .shutdown
+            live[id] = agent
+            terminate(agent, signal: SIGTERM)
+        }
+        await withTaskGroup(of: Bool.self) { group in
+            for id in ids {
+                group.addTask {
+                    _ = await self.waitForExit(id)
+                    return true
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(graceMilliseconds))
+                if !Task.isCancelled { await self.killRemaining() }
+                return false
+            }
+            var exited = 0
+            for await isExit in group where isExit {
+                exited += 1
+                if exited == ids.count {
+                    group.cancelAll()
+                    break
+                }
+            }
+        }
+    }
+
+    private func killRemaining() {
+        for agent in live.values {
+            agent.log.note("kernel shutdown: still running after the grace period: SIGKILL")
+            terminate(agent, signal: SIGKILL)
+        }
+    }
+
+    // MARK: Names and ids
+
+    private func newAgentID() throws -> String {
+        for _ in 0..<16 {
+            let id = randomHexID()
+            if live[id] == nil, try store.agent(id: id) == nil { return id }
+        }
+        throw KernelError(.internal, "could not allocate a unique agent id")
+    }
+
+    static func defaultName(program: String, id: String) -> String {
+        let base = program.split(separator: "/").last.map(String.init) ?? "agent"
+        let cleaned = String(base.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "-" }
+            .prefix(40))
+        let start = cleaned.first.map { $0.isLetter || $0.isNumber } ?? false ? cleaned : "agent"
+        return start + "-" + id.prefix(6)
+    }
+
+    static func isValidName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 63 else { return false }
+        func allowed(_ scalar: Unicode.Scalar) -> Bool {
+            (scalar >= "a" && scalar <= "z") || (scalar >= "A" && scalar <= "Z") || (scalar >= "0" && scalar <= "9")
+                || scalar == "." || scalar == "_" || scalar == "-"
+        }
+        return allowed(first) && first != "." && first != "_" && first != "-" && name.unicodeScalars.allSatisfy(allowed)
+    }
+
+    static func isValidEnvironmentName(_ name: String) -> Bool {
+        !name.isEmpty && !name.contains("=") && !name.contains("\0")
+    }
+}

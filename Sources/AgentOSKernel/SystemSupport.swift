@@ -1,0 +1,64 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Wall-clock time as the protocol carries it: unix nanoseconds.
+func unixNanoseconds() -> Int64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_REALTIME, &spec)
+    return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
+}
+
+/// A random lower-case hex identifier of `length` characters.
+func randomHexID(length: Int = 12) -> String {
+    var generator = SystemRandomNumberGenerator()
+    let digits = Array("0123456789abcdef")
+    return String((0..<length).map { _ in digits[Int(generator.next() % 16)] })
+}
+
+/// mkdir -p with a mode for the directories it creates.
+func makeDirectories(_ path: String, mode: mode_t) throws(KernelError) {
+    var current = path.hasPrefix("/") ? "" : "."
+    for component in path.split(separator: "/") {
+        current += "/" + component
+        if mkdir(current, mode) != 0 && errno != EEXIST {
+            throw KernelError(.internal, "cannot create directory \(current): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// An exclusive flock held for the life of the process, with the holder's
+/// pid written inside so the refusal can name it.
+final class ExclusiveLock: Sendable {
+    let path: String
+    private let fd: Int32
+
+    init(path: String, purpose: String) throws(KernelError) {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw KernelError(.internal, "cannot open lock file \(path): \(String(cString: strerror(errno)))")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let n = pread(fd, &buffer, 31, 0)
+            close(fd)
+            let holder = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines) : "unknown"
+            throw KernelError(.alreadyExists,
+                              "another agentd (pid \(holder)) is already using \(purpose) (lock \(path))")
+        }
+        let pid = "\(getpid())\n"
+        _ = ftruncate(fd, 0)
+        _ = pid.withCString { pwrite(fd, $0, strlen($0), 0) }
+        self.path = path
+        self.fd = fd
+    }
+
+    /// Releases the lock; the file stays (removing it would race a new holder).
+    func release() {
+        _ = flock(fd, LOCK_UN)
+        close(fd)
+    }
+}
+

@@ -1,0 +1,120 @@
+import SwiftProtobuf
+
+/// Short names for the generated types, so call sites read as the domain.
+public typealias Envelope = Agentos_V1_Envelope
+public typealias Hello = Agentos_V1_Hello
+public typealias Welcome = Agentos_V1_Welcome
+public typealias KernelRequest = Agentos_V1_Request
+public typealias KernelResponse = Agentos_V1_Response
+public typealias WireError = Agentos_V1_Error
+public typealias ErrorCode = Agentos_V1_ErrorCode
+public typealias AgentInfo = Agentos_V1_AgentInfo
+public typealias AgentState = Agentos_V1_AgentState
+public typealias ExitStatus = Agentos_V1_ExitStatus
+public typealias KernelEvent = Agentos_V1_Event
+public typealias LogChunk = Agentos_V1_LogChunk
+public typealias LogStream = Agentos_V1_LogStream
+public typealias StreamChunk = Agentos_V1_StreamChunk
+public typealias PeerRole = Agentos_V1_PeerRole
+
+extension Envelope {
+    public static func hello(client: String) -> Envelope {
+        var hello = Hello()
+        hello.minVersion = AgentOSVersion.minimumProtocolVersion
+        hello.maxVersion = AgentOSVersion.protocolVersion
+        hello.client = client
+        var envelope = Envelope()
+        envelope.hello = hello
+        return envelope
+    }
+
+    public static func request(id: UInt64, _ call: KernelRequest.OneOf_Call) -> Envelope {
+        var request = KernelRequest()
+        request.call = call
+        var envelope = Envelope()
+        envelope.requestID = id
+        envelope.request = request
+        return envelope
+    }
+
+    public static func error(_ code: ErrorCode, _ message: String, correlationID: UInt64 = 0,
+                             detail: [String: String] = [:]) -> Envelope {
+        var error = WireError()
+        error.code = code
+        error.message = message
+        error.detail = detail
+        var envelope = Envelope()
+        envelope.correlationID = correlationID
+        envelope.error = error
+        return envelope
+    }
+
+    /// The serialized envelope inside a frame.
+    public func framed() throws -> [UInt8] {
+        let payload: [UInt8] = try serializedBytes()
+        return Frame.encode(payload)
+    }
+}
+
+extension KernelRequest.OneOf_Call {
+    /// The call's name as the protocol document and error messages spell it.
+    public var name: String {
+        switch self {
+        case .status: return "status"
+        case .run: return "run"
+        case .list: return "list"
+        case .inspect: return "inspect"
+        case .stop: return "stop"
+        case .kill: return "kill"
+        case .wait: return "wait"
+        case .logs: return "logs"
+        case .events: return "events"
+        }
+    }
+}
+
+extension ErrorCode {
+    /// Stable lower-case name, used in `--json` output and messages.
+    public var name: String {
+        switch self {
+        case .unspecified: return "unspecified"
+        case .frameTooLarge: return "frame_too_large"
+        case .malformedFrame: return "malformed_frame"
+        case .handshakeRequired: return "handshake_required"
+        case .versionMismatch: return "version_mismatch"
+        case .handshakeTimeout: return "handshake_timeout"
+        case .slowConsumer: return "slow_consumer"
+        case .unknownMessage: return "unknown_message"
+        case .invalidArgument: return "invalid_argument"
+        case .permissionDenied: return "permission_denied"
+        case .notFound: return "not_found"
+        case .ambiguous: return "ambiguous"
+        case .alreadyExists: return "already_exists"
+        case .programNotFound: return "program_not_found"
+        case .programNotExecutable: return "program_not_executable"
+        case .spawnFailed: return "spawn_failed"
+        case .notRunning: return "not_running"
+        case .shuttingDown: return "shutting_down"
+        case .internal: return "internal"
+        case .duplicateRequestID: return "duplicate_request_id"
+        case .UNRECOGNIZED(let value): return "code_\(value)"
+        }
+    }
+}
+
+extension AgentState {
+    public var name: String {
+        switch self {
+        case .unspecified: return "unknown"
+        case .pending: return "pending"
+        case .running: return "running"
+        case .paused: return "paused"
+        case .completed: return "completed"
+        case .failed: return "failed"
+        case .lost: return "lost"
+        case .UNRECOGNIZED(let value): return "state_\(value)"
+        }
+    }
+
+    public var isLive: Bool { self == .pending || self == .running || self == .paused }
+}

@@ -1,0 +1,332 @@
+import Foundation
+import GRDB
+
+/// The kernel's durable state: one SQLite database in WAL mode in the state
+/// dir. Every state change is one transaction together with the event that
+/// describes it, so the event log and the tables never disagree, and a
+/// `kill -9` of the kernel loses nothing that was committed.
+public final class StateStore: Sendable {
+    public static let fileName = "state.sqlite"
+
+    private let pool: DatabasePool
+    public let path: String
+
+    public init(directory: String) throws {
+        path = directory + "/" + Self.fileName
+        var configuration = Configuration()
+        configuration.label = "agentos.state"
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            // WAL + NORMAL: a committed transaction survives the process being
+            // killed (only power loss may drop the last ones).
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreError(.cannotOpen, "cannot open the state database \(path): \(error)")
+        }
+    }
+
+    /// Schema versions, oldest first. Never edit a shipped migration; add one.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-agents-events-boots") { db in
+            try db.execute(sql: """
+                CREATE TABLE boots (
+                    id TEXT PRIMARY KEY,
+                    pid INTEGER NOT NULL,
+                    started_at INTEGER NOT NULL,
+                    ended_at INTEGER NOT NULL DEFAULT 0,
+                    clean INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE TABLE agents (
+                    id TEXT PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    program TEXT NOT NULL,
+                    argv TEXT NOT NULL,
+                    env TEXT NOT NULL,
+                    work_dir TEXT NOT NULL,
+                    log_path TEXT NOT NULL,
+                    pid INTEGER NOT NULL DEFAULT 0,
+                    boot_id TEXT NOT NULL REFERENCES boots(id),
+                    created_at INTEGER NOT NULL,
+                    started_at INTEGER NOT NULL DEFAULT 0,
+                    ended_at INTEGER NOT NULL DEFAULT 0,
+                    exit_reason TEXT,
+                    exit_code INTEGER,
+                    exit_signal INTEGER,
+                    exit_detail TEXT NOT NULL DEFAULT ''
+                );
+                CREATE INDEX agents_by_name ON agents(name, created_at);
+                -- A name belongs to at most one live agent at a time.
+                CREATE UNIQUE INDEX agents_live_name ON agents(name)
+                    WHERE state IN ('pending', 'running', 'paused');
+                CREATE TABLE events (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    time INTEGER NOT NULL,
+                    kind TEXT NOT NULL,
+                    agent_id TEXT NOT NULL DEFAULT '',
+                    message TEXT NOT NULL,
+                    data TEXT NOT NULL DEFAULT '{}'
+                );
+                CREATE INDEX events_by_agent ON events(agent_id, seq);
+                """)
+        }
+        return migrator
+    }
+
+    /// Names of the migrations applied to this database, oldest first.
+    public func appliedMigrations() throws -> [String] {
+        try pool.read { db in try Self.migrator.appliedMigrations(db) }
+    }
+
+    // MARK: Boots
+
+    /// Result of starting a kernel run on this state.
+    public struct BootRecovery: Sendable {
+        /// Earlier runs that never recorded a clean stop.
+        public var uncleanBoots: [BootRecord]
+        /// Agents that were live when the kernel last died, now marked lost.
+        public var lostAgents: [AgentRecord]
+        /// The events written while recovering, in order.
+        public var events: [EventRecord]
+    }
+
+    /// Records a new kernel run and settles what the previous one left behind:
+    /// agents it had running are marked lost (they died with it: PDEATHSIG).
+    public func beginBoot(id: String, pid: Int32, at time: Int64) throws -> BootRecovery {
+        try pool.write { db in
+            var recovery = BootRecovery(uncleanBoots: [], lostAgents: [], events: [])
+            let unclean = try Row.fetchAll(db, sql: "SELECT * FROM boots WHERE clean = 0 ORDER BY started_at")
+            for row in unclean {
+                let boot = BootRecord(id: row["id"], pid: row["pid"], startedAt: row["started_at"],
+                                      endedAt: row["ended_at"], clean: false)
+                recovery.uncleanBoots.append(boot)
+                try db.execute(sql: "UPDATE boots SET ended_at = ? WHERE id = ? AND ended_at = 0",
+                               arguments: [time, boot.id])
+                recovery.events.append(try Self.insertEvent(db, EventRecord(
+                    time: time, kind: "kernel.recovered",
+                    message: "kernel run \(boot.id) (pid \(boot.pid)) ended without a clean shutdown",
+                    data: ["boot_id": boot.id, "pid": String(boot.pid)])))
+            }
+            let live = try Row.fetchAll(db, sql: """
+                SELECT * FROM agents WHERE state IN ('pending', 'running', 'paused') ORDER BY created_at
+                """).map(Self.agent(from:))
+            for var agent in live {
+                let detail = "the kernel (run \(agent.bootID)) died while the agent was \(agent.state.rawValue); "
+                    + "the agent died with it"
+                agent.state = .lost
+                agent.endedAt = time
+                agent.exit = ExitRecord(reason: "lost", detail: detail)
+                try Self.update(db, agent)
+                recovery.lostAgents.append(agent)
+                recovery.events.append(try Self.insertEvent(db, EventRecord(
+                    time: time, kind: "agent.lost", agentID: agent.id,
+                    message: "\(agent.name) lost: \(detail)", data: ["name": agent.name])))
+            }
+            try db.execute(sql: "INSERT INTO boots (id, pid, started_at) VALUES (?, ?, ?)",
+                           arguments: [id, pid, time])
+            recovery.events.append(try Self.insertEvent(db, EventRecord(
+                time: time, kind: "kernel.started", message: "kernel started (run \(id), pid \(pid))",
+                data: ["boot_id": id, "pid": String(pid)])))
+            return recovery
+        }
+    }
+
+    /// Marks a kernel run as cleanly stopped.
+    @discardableResult
+    public func endBoot(id: String, at time: Int64) throws -> EventRecord {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE boots SET ended_at = ?, clean = 1 WHERE id = ?", arguments: [time, id])
+            return try Self.insertEvent(db, EventRecord(
+                time: time, kind: "kernel.stopped", message: "kernel stopped cleanly (run \(id))",
+                data: ["boot_id": id]))
+        }
+    }
+
+    public func boots() throws -> [BootRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM boots ORDER BY started_at").map { row in
+                BootRecord(id: row["id"], pid: row["pid"], startedAt: row["started_at"],
+                           endedAt: row["ended_at"], clean: row["clean"])
+            }
+        }
+    }
+
+    // MARK: Agents
+
+    /// Inserts a new agent and its event in one transaction.
+    @discardableResult
+    public func insert(_ agent: AgentRecord, event: EventRecord) throws -> EventRecord {
+        try pool.write { db in
+            do {
+                try db.execute(sql: """
+                    INSERT INTO agents (id, name, state, program, argv, env, work_dir, log_path, pid,
+                        boot_id, created_at, started_at, ended_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [agent.id, agent.name, agent.state.rawValue, agent.program,
+                                     Self.json(agent.argv), Self.json(agent.environment), agent.workDir,
+                                     agent.logPath, agent.pid, agent.bootID, agent.createdAt,
+                                     agent.startedAt, agent.endedAt])
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+                throw StoreError(.nameInUse, "the name '\(agent.name)' is in use by a live agent")
+            }
+            return try Self.insertEvent(db, event)
+        }
+    }
+
+    /// Writes an agent's new state and its event in one transaction.
+    @discardableResult
+    public func update(_ agent: AgentRecord, event: EventRecord) throws -> EventRecord {
+        try pool.write { db in
+            try Self.update(db, agent)
+            return try Self.insertEvent(db, event)
+        }
+    }
+
+    public func agent(id: String) throws -> AgentRecord? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?", arguments: [id]).map(Self.agent(from:))
+        }
+    }
+
+    /// Agents in creation order; only live ones unless `includeEnded`.
+    public func agents(includeEnded: Bool) throws -> [AgentRecord] {
+        try pool.read { db in
+            let sql = includeEnded
+                ? "SELECT * FROM agents ORDER BY created_at, id"
+                : "SELECT * FROM agents WHERE state IN ('pending', 'running', 'paused') ORDER BY created_at, id"
+            return try Row.fetchAll(db, sql: sql).map(Self.agent(from:))
+        }
+    }
+
+    /// Finds an agent the way an operator names one: its id; its name (the
+    /// live one, else the newest); or an unambiguous id prefix of 3+ characters.
+    public func resolve(_ reference: String) throws -> AgentRecord {
+        try pool.read { db in
+            if let row = try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?", arguments: [reference]) {
+                return Self.agent(from: row)
+            }
+            if let row = try Row.fetchOne(db, sql: """
+                SELECT * FROM agents WHERE name = ?
+                ORDER BY state IN ('pending', 'running', 'paused') DESC, created_at DESC LIMIT 1
+                """, arguments: [reference]) {
+                return Self.agent(from: row)
+            }
+            if reference.count >= 3, reference.allSatisfy({ $0.isHexDigit }) {
+                let rows = try Row.fetchAll(db, sql: "SELECT * FROM agents WHERE id LIKE ? LIMIT 2",
+                                            arguments: [reference.lowercased() + "%"])
+                if rows.count == 1 { return Self.agent(from: rows[0]) }
+                if rows.count > 1 {
+                    throw StoreError(.ambiguous, "'\(reference)' matches more than one agent id; give more characters")
+                }
+            }
+            throw StoreError(.notFound, "no agent with id or name '\(reference)'")
+        }
+    }
+
+    public struct Counts: Sendable, Equatable {
+        public var live: Int
+        public var ended: Int
+    }
+
+    public func counts() throws -> Counts {
+        try pool.read { db in
+            let live = try Int.fetchOne(db, sql: """
+                SELECT COUNT(*) FROM agents WHERE state IN ('pending', 'running', 'paused')
+                """) ?? 0
+            let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM agents") ?? 0
+            return Counts(live: live, ended: total - live)
+        }
+    }
+
+    // MARK: Events
+
+    @discardableResult
+    public func append(_ event: EventRecord) throws -> EventRecord {
+        try pool.write { db in try Self.insertEvent(db, event) }
+    }
+
+    /// Events with seq > `since`, oldest first; at most `limit` (the newest
+    /// ones) when a limit is given.
+    public func events(since: Int64 = 0, limit: Int? = nil, agentID: String? = nil) throws -> [EventRecord] {
+        try pool.read { db in
+            var conditions = ["seq > ?"]
+            var arguments: StatementArguments = [since]
+            if let agentID {
+                conditions.append("agent_id = ?")
+                _ = arguments.append(contentsOf: [agentID])
+            }
+            var sql = "SELECT * FROM events WHERE " + conditions.joined(separator: " AND ")
+            if let limit {
+                sql = "SELECT * FROM (" + sql + " ORDER BY seq DESC LIMIT \(max(0, limit))) ORDER BY seq"
+            } else {
+                sql += " ORDER BY seq"
+            }
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.event(from:))
+        }
+    }
+
+    public func lastEventSeq() throws -> Int64 {
+        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM events") ?? 0 }
+    }
+
+    // MARK: Rows
+
+    private static func insertEvent(_ db: Database, _ event: EventRecord) throws -> EventRecord {
+        try db.execute(sql: "INSERT INTO events (time, kind, agent_id, message, data) VALUES (?, ?, ?, ?, ?)",
+                       arguments: [event.time, event.kind, event.agentID, event.message, json(event.data)])
+        var stored = event
+        stored.seq = db.lastInsertedRowID
+        return stored
+    }
+
+    private static func update(_ db: Database, _ agent: AgentRecord) throws {
+        try db.execute(sql: """
+            UPDATE agents SET name = ?, state = ?, pid = ?, started_at = ?, ended_at = ?,
+                exit_reason = ?, exit_code = ?, exit_signal = ?, exit_detail = ?
+            WHERE id = ?
+            """, arguments: [agent.name, agent.state.rawValue, agent.pid, agent.startedAt, agent.endedAt,
+                             agent.exit?.reason, agent.exit?.code, agent.exit?.signal,
+                             agent.exit?.detail ?? "", agent.id])
+        if db.changesCount == 0 {
+            throw StoreError(.notFound, "no agent with id '\(agent.id)' to update")
+        }
+    }
+
+    private static func agent(from row: Row) -> AgentRecord {
+        let reason: String? = row["exit_reason"]
+        return AgentRecord(
+            id: row["id"], name: row["name"],
+            state: AgentRecord.State(rawValue: row["state"]) ?? .lost,
+            program: row["program"],
+            argv: decode(row["argv"]) ?? [],
+            environment: decode(row["env"]) ?? [:],
+            workDir: row["work_dir"], logPath: row["log_path"], pid: row["pid"],
+            bootID: row["boot_id"], createdAt: row["created_at"], startedAt: row["started_at"],
+            endedAt: row["ended_at"],
+            exit: reason.map { ExitRecord(reason: $0, code: row["exit_code"], signal: row["exit_signal"],
+                                          detail: row["exit_detail"]) })
+    }
+
+    private static func event(from row: Row) -> EventRecord {
+        EventRecord(seq: row["seq"], time: row["time"], kind: row["kind"], agentID: row["agent_id"],
+                    message: row["message"], data: decode(row["data"]) ?? [:])
+    }
+
+    private static func json<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        guard let data = try? encoder.encode(value) else { return "null" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    private static func decode<T: Decodable>(_ text: String?) -> T? {
+        guard let text else { return nil }
+        return try? JSONDecoder().decode(T.self, from: Data(text.utf8))
+    }
+}

@@ -1,0 +1,127 @@
+import AgentOSKernel
+import AgentOSProtocol
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// `agentd`: the Agent OS kernel, in the foreground.
+public struct AgentdCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "agentd",
+        abstract: "The Agent OS kernel: runs agents as child processes and serves agentctl.",
+        discussion: """
+            agentd runs in the foreground; SIGTERM or SIGINT stop it cleanly: every agent gets \
+            SIGTERM, then SIGKILL after --shutdown-timeout, and the state is closed. \
+            Operators talk to it with agentctl over the socket (mode 0660: root, agentd's own \
+            user and --admin-group may use admin calls).
+
+            Defaults: socket /run/agentos/kernel.sock as root, else \
+            $XDG_RUNTIME_DIR/agentos/kernel.sock; state /var/lib/agentos as root, else \
+            ~/.local/state/agentos. AGENTOS_SOCKET and AGENTOS_STATE_DIR override them.
+
+            Example:
+              agentd --state-dir /tmp/aos --socket /tmp/aos/kernel.sock
+            """,
+        version: AgentOSVersion.release
+    )
+
+    @Option(name: .long, help: ArgumentHelp("State directory (database, agent logs, locks).", valueName: "dir"))
+    var stateDir: String?
+
+    @Option(name: .long, help: ArgumentHelp("Path of the kernel socket.", valueName: "path"))
+    var socket: String?
+
+    @Option(name: .long, help: ArgumentHelp("Group whose members may use admin calls; the socket is given this group.",
+                                            valueName: "name"))
+    var adminGroup: String?
+
+    @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
+    var logLevel: String = "info"
+
+    @Option(name: .long, help: ArgumentHelp("Largest frame accepted from a client.", valueName: "size"))
+    var maxFrameSize: String = "16M"
+
+    @Option(name: .long, help: ArgumentHelp("Close connections that send no hello within this time.", valueName: "duration"))
+    var handshakeTimeout: String = "5s"
+
+    @Option(name: .long, help: ArgumentHelp("Default grace between SIGTERM and SIGKILL for agentctl stop.",
+                                            valueName: "duration"))
+    var stopTimeout: String = "5s"
+
+    @Option(name: .long, help: ArgumentHelp("Grace between SIGTERM and SIGKILL for agents when agentd stops.",
+                                            valueName: "duration"))
+    var shutdownTimeout: String = "5s"
+
+    @Option(name: .long, help: ArgumentHelp("Size at which an agent's log rotates (one older file is kept).",
+                                            valueName: "size"))
+    var logMaxSize: String = "16M"
+
+    public init() {}
+
+    public func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("invalid --log-level '\(logLevel)': use trace, debug, info, notice, warning or error")
+        }
+        _ = try makeConfiguration()
+    }
+
+    func makeConfiguration() throws -> KernelConfiguration {
+        let environment = ProcessInfo.processInfo.environment
+        func parsed<T>(_ option: String, _ parse: () throws(Units.ParseError) -> T) throws -> T {
+            do {
+                return try parse()
+            } catch {
+                throw ValidationError("--\(option): \(error.description)")
+            }
+        }
+        let frame = try parsed("max-frame-size") { () throws(Units.ParseError) in try Units.bytes(maxFrameSize) }
+        guard frame >= 1_024, frame <= Int(UInt32.max) else {
+            throw ValidationError("--max-frame-size must be between 1K and 4G")
+        }
+        let logMax = try parsed("log-max-size") { () throws(Units.ParseError) in try Units.bytes(logMaxSize) }
+        guard logMax >= 4_096 else { throw ValidationError("--log-max-size must be at least 4K") }
+        return KernelConfiguration(
+            stateDirectory: Self.absolute(stateDir ?? DefaultPaths.stateDirectory(environment: environment)),
+            socketPath: Self.absolute(socket ?? DefaultPaths.socketPath(environment: environment)),
+            adminGroup: adminGroup,
+            maximumFrameSize: frame,
+            handshakeTimeoutMilliseconds: try parsed("handshake-timeout") { () throws(Units.ParseError) in
+                try Units.milliseconds(handshakeTimeout)
+            },
+            defaultStopGraceMilliseconds: try parsed("stop-timeout") { () throws(Units.ParseError) in
+                try Units.milliseconds(stopTimeout)
+            },
+            shutdownGraceMilliseconds: try parsed("shutdown-timeout") { () throws(Units.ParseError) in
+                try Units.milliseconds(shutdownTimeout)
+            },
+            logFileMaximumBytes: logMax)
+    }
+
+    static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        return FileManager.default.currentDirectoryPath + "/" + path
+    }
+
+    public func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "agentd")
+        let configuration = try makeConfiguration()
+        let kernel = Kernel(configuration: configuration, logger: logger)
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: kernel)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: Logger(label: "agentd.services")))
+        do {
+            try await group.run()
+        } catch let error as KernelError {
+            FileHandle.standardError.write(Data("agentd: \(error.message)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}

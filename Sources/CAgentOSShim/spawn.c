@@ -1,0 +1,239 @@
+#define _GNU_SOURCE
+#include "agentos_shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+// struct clone_args of <linux/sched.h>, spelled out so that header's clash
+// with <sched.h> does not matter.
+struct aos_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal;
+    uint64_t stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+
+struct aos_child_report {
+    int stage;
+    int error;
+};
+
+// Runs in the child: raw, async-signal-safe calls only; never returns.
+__attribute__((noreturn))
+static void aos_child(const aos_spawn_request *req, int report_fd, pid_t parent) {
+    struct aos_child_report report = {AOS_STAGE_NONE, 0};
+    int high_report = -1;
+
+    // Signal state: default dispositions (an ignored SIGPIPE would survive
+    // exec otherwise), then an empty mask (the parent blocked everything
+    // around clone so no handler of the parent's runs here).
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < _NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        (void)sigaction(sig, &dfl, NULL);  // EINVAL for glibc-internal signals: fine
+    }
+    sigset_t empty;
+    sigemptyset(&empty);
+    if (sigprocmask(SIG_SETMASK, &empty, NULL) != 0) { report.stage = AOS_STAGE_SIGNALS; goto fail; }
+
+    if (req->pdeath_signal != 0) {
+        if (prctl(PR_SET_PDEATHSIG, req->pdeath_signal, 0, 0, 0) != 0) { report.stage = AOS_STAGE_PDEATHSIG; goto fail; }
+        // The parent may have died between clone and prctl.
+        if (getppid() != parent) _exit(127);
+    }
+    if (req->new_session && setsid() < 0) { report.stage = AOS_STAGE_SETSID; goto fail; }
+
+    // Move every source fd above the targets first, so that placing one
+    // never clobbers another that is still to be placed.
+    const int floor_fd = 16;
+    int sources[4] = {req->stdin_fd, req->stdout_fd, req->stderr_fd, req->extra_fd};
+    int targets[4] = {0, 1, 2, req->extra_fd_target};
+    int moved[4] = {-1, -1, -1, -1};
+    int count = req->extra_fd >= 0 ? 4 : 3;
+    high_report = fcntl(report_fd, F_DUPFD_CLOEXEC, floor_fd);
+    if (high_report < 0) { report.stage = AOS_STAGE_FDS; goto fail; }
+    report_fd = high_report;
+    for (int i = 0; i < count; i++) {
+        moved[i] = fcntl(sources[i], F_DUPFD_CLOEXEC, floor_fd);
+        if (moved[i] < 0) { report.stage = AOS_STAGE_FDS; goto fail; }
+    }
+    int max_target = 2;
+    for (int i = 0; i < count; i++) {
+        if (dup2(moved[i], targets[i]) < 0) { report.stage = AOS_STAGE_FDS; goto fail; }
+        if (targets[i] > max_target) max_target = targets[i];
+    }
+    // Close everything else but the report pipe (CLOEXEC: exec closes it).
+    unsigned int first = (unsigned int)max_target + 1;
+    if (syscall(SYS_close_range, first, (unsigned int)report_fd - 1, 0) != 0 ||
+        syscall(SYS_close_range, (unsigned int)report_fd + 1, ~0U, 0) != 0) {
+        for (int fd = (int)first; fd < 65536; fd++) {
+            if (fd != report_fd) (void)close(fd);
+        }
+    }
+
+    if (req->cwd != NULL && chdir(req->cwd) != 0) { report.stage = AOS_STAGE_CHDIR; goto fail; }
+
+    execve(req->path, req->argv, req->envp);
+    report.stage = AOS_STAGE_EXEC;
+
+fail:
+    report.error = errno;
+    if (report_fd >= 0) {
+        ssize_t ignored = write(report_fd, &report, sizeof report);
+        (void)ignored;
+    }
+    _exit(127);
+}
+
+static pid_t aos_clone_pidfd(int *pidfd) {
+    struct aos_clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = CLONE_PIDFD;
+    args.pidfd = (uint64_t)(uintptr_t)pidfd;
+    args.exit_signal = SIGCHLD;
+    long pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid < 0 && errno == ENOSYS) {
+        // Kernels before 5.3: clone(2) with the same meaning (parent_tid
+        // is where CLONE_PIDFD stores the fd on every architecture).
+        pid = syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, pidfd, 0, 0);
+    }
+    return (pid_t)pid;
+}
+
+int aos_spawn(const aos_spawn_request *req, aos_spawn_result *result) {
+    memset(result, 0, sizeof *result);
+    result->pidfd = -1;
+    result->pid = -1;
+
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) {
+        result->error = errno;
+        result->stage = AOS_STAGE_PIPE;
+        return -1;
+    }
+
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+
+    pid_t parent = getpid();
+    int pidfd = -1;
+    pid_t pid = aos_clone_pidfd(&pidfd);
+    if (pid == 0) {
+        close(report[0]);
+        aos_child(req, report[1], parent);
+    }
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    close(report[1]);
+
+    if (pid < 0) {
+        close(report[0]);
+        result->error = clone_errno;
+        result->stage = AOS_STAGE_CLONE;
+        return -1;
+    }
+
+    // EOF: exec succeeded (the pipe was CLOEXEC). A report: it failed.
+    struct aos_child_report child_report;
+    ssize_t n;
+    do {
+        n = read(report[0], &child_report, sizeof child_report);
+    } while (n < 0 && errno == EINTR);
+    close(report[0]);
+
+    if (n == (ssize_t)sizeof child_report) {
+        int status;
+        while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {}
+        close(pidfd);
+        result->error = child_report.error;
+        result->stage = (aos_spawn_stage)child_report.stage;
+        return -1;
+    }
+    result->pid = pid;
+    result->pidfd = pidfd;
+    return 0;
+}
+
+int aos_pidfd_wait(int pidfd, int nohang, int *exited, int *status, int *core_dumped) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    int options = WEXITED | (nohang ? WNOHANG : 0);
+    int rc;
+    do {
+        rc = waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, options);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) return errno;
+    if (info.si_pid == 0) return EAGAIN;  // WNOHANG and still running
+    *exited = info.si_code == CLD_EXITED;
+    *status = info.si_status;
+    *core_dumped = info.si_code == CLD_DUMPED;
+    return 0;
+}
+
+int aos_pidfd_signal(int pidfd, int signal) {
+    if (syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, 0) != 0) return errno;
+    return 0;
+}
+
+int aos_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return errno;
+    *pid = cred.pid;
+    *uid = cred.uid;
+    *gid = cred.gid;
+    return 0;
+}
+
+int aos_user_in_group(uid_t uid, gid_t gid) {
+    // Called from ordinary threads (never between clone and exec): the
+    // allocating libc calls are fine here.
+    struct passwd pw, *found = NULL;
+    char buffer[4096];
+    if (getpwuid_r(uid, &pw, buffer, sizeof buffer, &found) != 0 || found == NULL) return -1;
+    if (pw.pw_gid == gid) return 1;
+    int ngroups = 64;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        gid_t *groups = malloc(sizeof(gid_t) * (size_t)ngroups);
+        if (groups == NULL) return -1;
+        int n = ngroups;
+        if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) >= 0) {
+            int member = 0;
+            for (int i = 0; i < n; i++) {
+                if (groups[i] == gid) { member = 1; break; }
+            }
+            free(groups);
+            return member;
+        }
+        free(groups);
+        ngroups = n > ngroups ? n : ngroups * 2;
+    }
+    return -1;
+}
