@@ -101,7 +101,7 @@ public final class StateStore: Sendable {
     public func beginBoot(id: String, pid: Int32, at time: Int64) throws -> BootRecovery {
         try pool.write { db in
             var recovery = BootRecovery(uncleanBoots: [], lostAgents: [], events: [])
-            let unclean = try Row.fetchAll(db, sql: "SELECT * FROM boots WHERE clean = 0 ORDER BY started_at")
+            let unclean = try Row.fetchAll(db, sql: "SELECT * FROM boots WHERE clean = 0 AND ended_at = 0 ORDER BY started_at")
             for row in unclean {
                 let boot = BootRecord(id: row["id"], pid: row["pid"], startedAt: row["started_at"],
                                       endedAt: row["ended_at"], clean: false)

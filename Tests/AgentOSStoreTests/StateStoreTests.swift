@@ -1,0 +1,137 @@
+import AgentOSStore
+import Foundation
+import Testing
+
+private func temporaryDirectory() throws -> String {
+    let path = NSTemporaryDirectory() + "agentos-store-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+private func agent(_ id: String, name: String, state: AgentRecord.State = .running, boot: String,
+                   created: Int64 = 1) -> AgentRecord {
+    AgentRecord(id: id, name: name, state: state, program: "/bin/true", argv: ["/bin/true", "a b"],
+                environment: ["K": "V=1"], workDir: "/w", logPath: "/l", pid: 42, bootID: boot,
+                createdAt: created, startedAt: created)
+}
+
+private func event(_ kind: String, _ agentID: String = "") -> EventRecord {
+    EventRecord(time: 1, kind: kind, agentID: agentID, message: kind)
+}
+
+@Suite("State store")
+struct StateStoreTests {
+    @Test func appliesEveryMigrationOnAFreshDatabase() throws {
+        let store = try StateStore(directory: try temporaryDirectory())
+        #expect(try store.appliedMigrations() == ["v1-agents-events-boots"])
+    }
+
+    @Test func usesWriteAheadLogging() throws {
+        let directory = try temporaryDirectory()
+        _ = try StateStore(directory: directory)
+        let header = try #require(FileManager.default.contents(atPath: directory + "/" + StateStore.fileName))
+        // SQLite header bytes 18 and 19 are 2 in WAL mode.
+        #expect(header[18] == 2 && header[19] == 2)
+    }
+
+    @Test func keepsAgentsAndTheirEventsAcrossReopen() throws {
+        let directory = try temporaryDirectory()
+        do {
+            let store = try StateStore(directory: directory)
+            _ = try store.beginBoot(id: "b1", pid: 1, at: 1)
+            try store.insert(agent("aaa111", name: "alpha", boot: "b1"), event: event("agent.spawned", "aaa111"))
+        }
+        let reopened = try StateStore(directory: directory)
+        let stored = try #require(try reopened.agent(id: "aaa111"))
+        #expect(stored.argv == ["/bin/true", "a b"])
+        #expect(stored.environment == ["K": "V=1"])
+        #expect(try reopened.events(agentID: "aaa111").map(\.kind) == ["agent.spawned"])
+    }
+
+    @Test func aNameBelongsToOneLiveAgentAtATime() throws {
+        let store = try StateStore(directory: try temporaryDirectory())
+        _ = try store.beginBoot(id: "b1", pid: 1, at: 1)
+        try store.insert(agent("aaa111", name: "alpha", boot: "b1"), event: event("e"))
+        #expect(throws: StoreError.self) {
+            try store.insert(agent("bbb222", name: "alpha", boot: "b1"), event: event("e"))
+        }
+        var ended = try #require(try store.agent(id: "aaa111"))
+        ended.state = .completed
+        ended.exit = ExitRecord(reason: "exited", code: 0)
+        try store.update(ended, event: event("agent.exited"))
+        try store.insert(agent("bbb222", name: "alpha", boot: "b1", created: 2), event: event("e"))
+        // The name resolves to the live agent first.
+        #expect(try store.resolve("alpha").id == "bbb222")
+    }
+
+    @Test func resolvesIdsNamesAndUniquePrefixes() throws {
+        let store = try StateStore(directory: try temporaryDirectory())
+        _ = try store.beginBoot(id: "b1", pid: 1, at: 1)
+        try store.insert(agent("abc123", name: "one", boot: "b1"), event: event("e"))
+        try store.insert(agent("abd456", name: "two", boot: "b1"), event: event("e"))
+        #expect(try store.resolve("abc123").name == "one")
+        #expect(try store.resolve("two").id == "abd456")
+        #expect(try store.resolve("abc").id == "abc123")
+        #expect(throws: StoreError.self) { try store.resolve("ab") }     // too short for a prefix
+        do {
+            _ = try store.resolve("abx")
+            Issue.record("resolved a missing agent")
+        } catch let error as StoreError {
+            #expect(error.code == .notFound)
+        }
+        let store2 = try StateStore(directory: try temporaryDirectory())
+        _ = try store2.beginBoot(id: "b1", pid: 1, at: 1)
+        try store2.insert(agent("fff111", name: "x", boot: "b1"), event: event("e"))
+        try store2.insert(agent("fff222", name: "y", boot: "b1"), event: event("e"))
+        do {
+            _ = try store2.resolve("fff")
+            Issue.record("ambiguous prefix resolved")
+        } catch let error as StoreError {
+            #expect(error.code == .ambiguous)
+        }
+    }
+
+    @Test func anUncleanBootLeavesLostAgentsAndARecoveryEvent() throws {
+        let directory = try temporaryDirectory()
+        do {
+            let store = try StateStore(directory: directory)
+            _ = try store.beginBoot(id: "b1", pid: 100, at: 1)
+            try store.insert(agent("aaa111", name: "alive", boot: "b1"), event: event("agent.spawned", "aaa111"))
+            var done = agent("bbb222", name: "done", boot: "b1")
+            try store.insert(done, event: event("agent.spawned", "bbb222"))
+            done.state = .completed
+            done.exit = ExitRecord(reason: "exited", code: 0)
+            try store.update(done, event: event("agent.exited", "bbb222"))
+            // No endBoot: the kernel was killed.
+        }
+        let store = try StateStore(directory: directory)
+        let recovery = try store.beginBoot(id: "b2", pid: 200, at: 5)
+        #expect(recovery.uncleanBoots.map(\.id) == ["b1"])
+        #expect(recovery.lostAgents.map(\.id) == ["aaa111"])
+        let lost = try #require(try store.agent(id: "aaa111"))
+        #expect(lost.state == .lost)
+        #expect(lost.exit?.reason == "lost")
+        #expect(lost.endedAt == 5)
+        #expect(try store.agent(id: "bbb222")?.state == .completed)
+        #expect(recovery.events.map(\.kind) == ["kernel.recovered", "agent.lost", "kernel.started"])
+        #expect(try store.agents(includeEnded: false).isEmpty)
+        #expect(try store.agents(includeEnded: true).count == 2)
+
+        try store.endBoot(id: "b2", at: 9)
+        let again = try store.beginBoot(id: "b3", pid: 300, at: 10)
+        #expect(again.uncleanBoots.isEmpty)
+        #expect(again.lostAgents.isEmpty)
+    }
+
+    @Test func eventsPageBySequenceAndLimit() throws {
+        let store = try StateStore(directory: try temporaryDirectory())
+        var seqs: [Int64] = []
+        for index in 0..<10 { seqs.append(try store.append(event("k\(index)", index % 2 == 0 ? "even" : "odd")).seq) }
+        #expect(seqs == Array(1...10))
+        #expect(try store.events(since: 7).map(\.seq) == [8, 9, 10])
+        #expect(try store.events(limit: 3).map(\.seq) == [8, 9, 10])
+        #expect(try store.events(since: 2, limit: 2, agentID: "even").map(\.seq) == [7, 9])
+        #expect(try store.lastEventSeq() == 10)
+        #expect(try store.counts().live == 0)
+    }
+}
