@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "agentd", targets: ["agentd"]),
         .executable(name: "agentctl", targets: ["agentctl"]),
         .executable(name: "agentos-bench", targets: ["agentos-bench"]),
+        .executable(name: "agentos-demo-agent", targets: ["agentos-demo-agent"]),
         .library(name: "AgentOSClient", targets: ["AgentOSClient"]),
     ],
     dependencies: [
@@ -73,7 +74,7 @@ let package = Package(
         .target(
             name: "AgentdCommand",
             dependencies: [
-                "AgentOSKernel",
+                "AgentOSKernel", "CAgentOSShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -82,12 +83,14 @@ let package = Package(
         .target(
             name: "AgentCtlCommands",
             dependencies: [
-                "AgentOSClient", "AgentOSProtocol",
+                "AgentOSClient", "AgentOSProtocol", "CAgentOSShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(name: "agentd", dependencies: ["AgentdCommand"]),
         .executableTarget(name: "agentctl", dependencies: ["AgentCtlCommands"]),
+        // A small agent that speaks the protocol (demo and integration tests).
+        .executableTarget(name: "agentos-demo-agent", dependencies: ["AgentOSClient", "AgentOSProtocol"]),
         .executableTarget(
             name: "agentos-bench",
             dependencies: [

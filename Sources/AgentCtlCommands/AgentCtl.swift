@@ -1,5 +1,6 @@
 import AgentOSProtocol
 import ArgumentParser
+import CAgentOSShim
 
 /// `agentctl`: the operator's command line for a running agentd.
 public struct AgentCtl: ParsableCommand {
@@ -26,4 +27,16 @@ public struct AgentCtl: ParsableCommand {
     )
 
     public init() {}
+
+    /// Unblocks termination signals first (a parent may have spawned us
+    /// with them blocked), then parses and runs the subcommand.
+    public static func main() {
+        aos_unblock_termination_signals()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

@@ -59,8 +59,16 @@ final class AgentLog: OutputSink, Sendable {
     // MARK: Writing (reactor thread)
 
     func write(_ bytes: UnsafeRawBufferPointer, stream: OutputStream) {
-        append(LogRecord(stream: stream == .stdout ? .stdout : .stderr, time: unixNanoseconds(),
-                         data: Array(bytes)))
+        // Records stay well under the cap so rotation can keep to it.
+        let piece = max(1_024, maximumBytes / 4)
+        let time = unixNanoseconds()
+        var offset = 0
+        while offset < bytes.count {
+            let end = min(bytes.count, offset + piece)
+            append(LogRecord(stream: stream == .stdout ? .stdout : .stderr, time: time,
+                             data: Array(bytes[offset..<end])))
+            offset = end
+        }
     }
 
     /// A line from the kernel itself, e.g. why output was dropped.
@@ -106,6 +114,7 @@ final class AgentLog: OutputSink, Sendable {
             data: Array("[agentos] log rotated at \(maximumBytes) bytes (rotation \(state.rotations)); older output was dropped\n".utf8))
         let encoded = Self.encode(note)
         if Self.writeAll(state.fd, encoded) { state.size += encoded.count }
+        followers.deliver(note)
     }
 
     // MARK: Reading

@@ -163,6 +163,9 @@ public final class Kernel: Service, Sendable {
         do {
             server = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
+                // A client that shuts down its write side still hears why
+                // (e.g. that its last frame was truncated).
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .bind(unixDomainSocketPath: path) { channel in
                     Self.peerCredentials(channel).flatMapThrowing { credentials in
                         let admin = credentials.uid == 0 || credentials.uid == ownUID

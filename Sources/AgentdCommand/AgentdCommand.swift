@@ -1,5 +1,6 @@
 import AgentOSKernel
 import AgentOSProtocol
+import CAgentOSShim
 import ArgumentParser
 import Foundation
 import Logging
@@ -101,6 +102,23 @@ public struct AgentdCommand: AsyncParsableCommand {
     static func absolute(_ path: String) -> String {
         if path.hasPrefix("/") { return path }
         return FileManager.default.currentDirectoryPath + "/" + path
+    }
+
+    /// Unblocks termination signals on the main thread first (a parent may
+    /// have spawned agentd with them blocked, making it unstoppable), then
+    /// parses and runs.
+    public static func main() async {
+        aos_unblock_termination_signals()
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
     }
 
     public func run() async throws {

@@ -73,6 +73,11 @@ typedef struct {
 /// when the user is unknown.
 int aos_user_in_group(uid_t uid, gid_t gid);
 
+/// Unblocks SIGTERM, SIGINT, SIGHUP and SIGQUIT for the calling thread (call
+/// first thing in main, before other threads exist, so they inherit it):
+/// a parent that spawned us with them blocked must not make us unkillable.
+void aos_unblock_termination_signals(void);
+
 /// Descriptor makers, all CLOEXEC. Return the fd (or 0 for the pairs) or -errno.
 int aos_epoll_create(void);
 int aos_eventfd(void);
