@@ -92,7 +92,9 @@ final class KernelProcess {
         process.executableURL = URL(fileURLWithPath: Binaries.agentd)
         process.arguments = ["--state-dir", stateDirectory, "--socket", socketPath, "--log-level", "debug"]
             + extraArguments
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        if !FileManager.default.fileExists(atPath: logPath) {
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
         process.standardOutput = log

@@ -29,7 +29,9 @@ public final class KernelClient {
     private init(fd: Int32, endpoint: String, client: String) throws(ClientError) {
         self.fd = fd
         self.endpoint = endpoint
-        self.reader = FrameReader(maximumPayloadSize: Frame.defaultMaximumPayloadSize)
+        // The kernel is trusted; still, a bound keeps a corrupt stream from
+        // asking for gigabytes.
+        self.reader = FrameReader(maximumPayloadSize: 256 * 1024 * 1024)
         self.welcome = Welcome()
         do {
             try Self.writeAll(fd, try Envelope.hello(client: client).framed())

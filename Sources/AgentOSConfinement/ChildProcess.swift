@@ -39,7 +39,9 @@ public final class ChildProcess: Sendable {
     }
 
     /// Sends `signal` to the child's process group (it leads its own session,
-    /// so this reaches the descendants that stayed in it).
+    /// so the group holds it and the descendants that stayed in it). Only
+    /// while the child is unreaped: until then its pid, which is the group's
+    /// id, cannot be reused by an unrelated process.
     public func signalGroup(_ signal: Int32) {
         state.withLock { state in
             guard state.exit == nil else { return }
@@ -59,24 +61,36 @@ public final class ChildProcess: Sendable {
         }
     }
 
-    /// Called by the reactor thread once the pidfd is readable.
+    /// Called by the reactor thread once the pidfd is readable. Reaping and
+    /// recording the exit happen under one lock, so `signalGroup` never sees
+    /// a reaped child as running. Returns false while it has not exited.
     func reap() -> Bool {
-        var exited: Int32 = 0, status: Int32 = 0, core: Int32 = 0
-        let fd = state.withLock { $0.pidfd }
-        let rc = aos_pidfd_wait(fd, 1, &exited, &status, &core)
-        guard rc == 0 else { return rc != EAGAIN }
-        let exit: ProcessExit = exited != 0
-            ? .exited(code: status)
-            : .signaled(signal: status, coreDumped: core != 0)
-        let waiters = state.withLock { state -> [CheckedContinuation<ProcessExit, Never>] in
+        enum Outcome {
+            case running
+            case exited(ProcessExit, [CheckedContinuation<ProcessExit, Never>])
+        }
+        let outcome = state.withLock { state -> Outcome in
+            var exited: Int32 = 0, status: Int32 = 0, core: Int32 = 0
+            let rc = aos_pidfd_wait(state.pidfd, 1, &exited, &status, &core)
+            if rc == EAGAIN { return .running }
+            // Unwaitable (reaped by someone else): the status is lost; -1
+            // says so rather than leaving waiters hanging.
+            let exit: ProcessExit = rc != 0 ? .exited(code: -1)
+                : exited != 0 ? .exited(code: status)
+                : .signaled(signal: status, coreDumped: core != 0)
             state.exit = exit
             if state.pidfd >= 0 { close(state.pidfd) }
             state.pidfd = -1
             defer { state.waiters.removeAll() }
-            return state.waiters
+            return .exited(exit, state.waiters)
         }
-        for waiter in waiters { waiter.resume(returning: exit) }
-        return true
+        switch outcome {
+        case .running:
+            return false
+        case .exited(let exit, let waiters):
+            for waiter in waiters { waiter.resume(returning: exit) }
+            return true
+        }
     }
 
     var pidfd: Int32 { state.withLock { $0.pidfd } }

@@ -38,7 +38,6 @@ final class AgentLog: OutputSink, Sendable {
         var size: Int
         var rotations = 0
         var finished = false
-        var finishWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let state: Mutex<State>
@@ -79,16 +78,14 @@ final class AgentLog: OutputSink, Sendable {
     var isFinished: Bool { state.withLock { $0.finished } }
 
     func finish() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            guard !state.finished else { return [] }
+        let first = state.withLock { state -> Bool in
+            guard !state.finished else { return false }
             state.finished = true
             close(state.fd)
             state.fd = -1
-            defer { state.finishWaiters.removeAll() }
-            return state.finishWaiters
+            return true
         }
-        followers.finishAll()
-        for waiter in waiters { waiter.resume() }
+        if first { followers.finishAll() }
     }
 
     private func append(_ record: LogRecord) {
@@ -129,22 +126,12 @@ final class AgentLog: OutputSink, Sendable {
         }
     }
 
-    /// Waits until both pipes reached end of file, or `milliseconds` passed.
+    /// Waits until both pipes reached end of file, or `milliseconds` passed
+    /// (a descendant that inherited the pipes may keep them open for ever).
     func waitFinished(milliseconds: Int64) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await withCheckedContinuation { continuation in
-                    let done = self.state.withLock { state -> Bool in
-                        if state.finished { return true }
-                        state.finishWaiters.append(continuation)
-                        return false
-                    }
-                    if done { continuation.resume() }
-                }
-            }
-            group.addTask { try? await Task.sleep(for: .milliseconds(milliseconds)) }
-            await group.next()
-            group.cancelAll()
+        let deadline = ContinuousClock.now + .milliseconds(milliseconds)
+        while !isFinished && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
         }
     }
 

@@ -118,6 +118,10 @@ struct Connection {
                 switch envelope.body {
                 case .request(let request)?:
                     let id = envelope.requestID
+                    guard id != 0 else {
+                        queue.sendNow(.error(.invalidArgument, "request_id 0 is reserved; number requests from 1"))
+                        continue
+                    }
                     guard let call = request.call else {
                         queue.sendNow(.error(.unknownMessage,
                                              "request \(id) names a call this kernel does not know (protocol \(AgentOSVersion.protocolVersion))",
@@ -266,7 +270,7 @@ struct Connection {
         if request.tail > 0 { existing = Array(existing.suffix(Int(request.tail))) }
         for item in existing { try await queue.send(chunk(id, .log(item.wire))) }
         guard let live else {
-            try await end(id, request.follow ? "agent-exited" : "eof", queue)
+            try await end(id, request.follow ? "output-ended" : "eof", queue)
             return
         }
         defer { live.finish() }
@@ -278,7 +282,9 @@ struct Connection {
         if live.overflowed {
             throw KernelError(.slowConsumer, "log follower fell more than \(AgentLog.followerBuffer) chunks behind; stopped")
         }
-        try await end(id, "agent-exited", queue)
+        // Both of the agent's output pipes are closed: it (and everything
+        // that held them) is gone.
+        try await end(id, "output-ended", queue)
     }
 
     private func streamEvents(_ id: UInt64, _ request: Agentos_V1_EventsRequest, _ queue: OutboundQueue) async throws {

@@ -16,16 +16,13 @@ public struct KernelConfiguration: Sendable {
     public var shutdownGraceMilliseconds: Int64
     /// Per agent log file size before rotation (one rotated file is kept).
     public var logFileMaximumBytes: Int
-    /// Bytes queued for one slow client before it is disconnected.
-    public var connectionOutboundLimitBytes: Int
 
     public init(stateDirectory: String, socketPath: String, adminGroup: String? = nil,
                 maximumFrameSize: Int = Frame.defaultMaximumPayloadSize,
                 handshakeTimeoutMilliseconds: Int64 = 5_000,
                 defaultStopGraceMilliseconds: Int64 = 5_000,
                 shutdownGraceMilliseconds: Int64 = 5_000,
-                logFileMaximumBytes: Int = 16 * 1024 * 1024,
-                connectionOutboundLimitBytes: Int = 32 * 1024 * 1024) {
+                logFileMaximumBytes: Int = 16 * 1024 * 1024) {
         self.stateDirectory = stateDirectory
         self.socketPath = socketPath
         self.adminGroup = adminGroup
@@ -34,6 +31,5 @@ public struct KernelConfiguration: Sendable {
         self.defaultStopGraceMilliseconds = defaultStopGraceMilliseconds
         self.shutdownGraceMilliseconds = shutdownGraceMilliseconds
         self.logFileMaximumBytes = logFileMaximumBytes
-        self.connectionOutboundLimitBytes = connectionOutboundLimitBytes
     }
 }

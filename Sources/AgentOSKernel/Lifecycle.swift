@@ -149,7 +149,8 @@ actor Lifecycle {
                 message: "\(agentName) failed to start: \(kernelError.message)", data: ["name": agentName])) {
                 events.publish(event)
             }
-            throw kernelError
+            throw KernelError(kernelError.code, kernelError.message + " (recorded as failed agent \(id))",
+                              detail: ["agent": id])
         }
 
         record.state = .running
@@ -340,12 +341,14 @@ actor Lifecycle {
     }
 
     private func terminate(_ agent: LiveAgent, signal: Int32) {
+        // The group first, while the leader is surely unreaped; then the
+        // leader through its pidfd.
+        agent.child.signalGroup(signal)
         do {
             try agent.child.signal(signal)
         } catch {
             logger.warning("cannot signal agent \(agent.record.id): \(error)")
         }
-        agent.child.signalGroup(signal)
     }
 
     private func waitForExit(_ id: String) async -> AgentRecord {
@@ -423,19 +426,22 @@ actor Lifecycle {
 
     static func defaultName(program: String, id: String) -> String {
         let base = program.split(separator: "/").last.map(String.init) ?? "agent"
-        let cleaned = String(base.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "-" }
-            .prefix(40))
-        let start = cleaned.first.map { $0.isLetter || $0.isNumber } ?? false ? cleaned : "agent"
-        return start + "-" + id.prefix(6)
+        let cleaned = String(base.unicodeScalars.map { scalar -> Character in
+            isNameScalar(scalar) ? Character(scalar) : "-"
+        }.prefix(40))
+        let start = cleaned.unicodeScalars.first.map { isNameScalar($0) && $0 != "." && $0 != "_" && $0 != "-" } ?? false
+        return (start ? cleaned : "agent") + "-" + id.prefix(6)
+    }
+
+    private static func isNameScalar(_ scalar: Unicode.Scalar) -> Bool {
+        (scalar >= "a" && scalar <= "z") || (scalar >= "A" && scalar <= "Z") || (scalar >= "0" && scalar <= "9")
+            || scalar == "." || scalar == "_" || scalar == "-"
     }
 
     static func isValidName(_ name: String) -> Bool {
         guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 63 else { return false }
-        func allowed(_ scalar: Unicode.Scalar) -> Bool {
-            (scalar >= "a" && scalar <= "z") || (scalar >= "A" && scalar <= "Z") || (scalar >= "0" && scalar <= "9")
-                || scalar == "." || scalar == "_" || scalar == "-"
-        }
-        return allowed(first) && first != "." && first != "_" && first != "-" && name.unicodeScalars.allSatisfy(allowed)
+        return isNameScalar(first) && first != "." && first != "_" && first != "-"
+            && name.unicodeScalars.allSatisfy(isNameScalar)
     }
 
     static func isValidEnvironmentName(_ name: String) -> Bool {

@@ -5,8 +5,8 @@ import Synchronization
 /// Frames waiting to be written to one connection, with back-pressure.
 ///
 /// Producers `send` and are suspended while more than `highWater` bytes are
-/// queued; the single writer task drains it in order. Past `limit` (a live
-/// feed outrunning its reader) the connection is given up as a slow consumer.
+/// queued; the single writer task drains it in order. A live feed whose
+/// reader falls behind is cut off by its `BoundedSubscription`, not here.
 final class OutboundQueue: Sendable {
     let stream: AsyncStream<ByteBuffer>
     private let continuation: AsyncStream<ByteBuffer>.Continuation

@@ -77,8 +77,8 @@ public struct AgentdCommand: AsyncParsableCommand {
             }
         }
         let frame = try parsed("max-frame-size") { () throws(Units.ParseError) in try Units.bytes(maxFrameSize) }
-        guard frame >= 1_024, frame <= Int(UInt32.max) else {
-            throw ValidationError("--max-frame-size must be between 1K and 4G")
+        guard frame >= 1_024, frame <= 1 << 30 else {
+            throw ValidationError("--max-frame-size must be between 1K and 1G")
         }
         let logMax = try parsed("log-max-size") { () throws(Units.ParseError) in try Units.bytes(logMaxSize) }
         guard logMax >= 4_096 else { throw ValidationError("--log-max-size must be at least 4K") }

@@ -193,14 +193,19 @@ public nonisolated enum Agentos_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
   /// Connection-level (the kernel closes the connection after sending these).
   case frameTooLarge // = 1
 
-  /// payload is not a valid Envelope
+  /// payload is not a valid Envelope, or truncated
   case malformedFrame // = 2
   case handshakeRequired // = 3
   case versionMismatch // = 4
   case handshakeTimeout // = 5
+
+  /// Ends one follow stream (logs/events -f) whose reader fell too far
+  /// behind; sent with the stream's correlation_id, the connection stays.
   case slowConsumer // = 6
 
-  /// Request-level (the connection stays open).
+  /// Request-level (the connection stays open), except where noted.
+  /// An unknown call inside a Request: request-level. An unknown Envelope
+  /// body (or one a client may not send): connection-level, closes.
   case unknownMessage // = 20
   case invalidArgument // = 21
   case permissionDenied // = 22
@@ -216,6 +221,8 @@ public nonisolated enum Agentos_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
   case programNotFound // = 26
   case programNotExecutable // = 27
   case spawnFailed // = 28
+
+  /// reserved: stop/kill of an ended agent return its record
   case notRunning // = 29
   case shuttingDown // = 30
   case `internal` // = 31
@@ -888,7 +895,9 @@ public nonisolated struct Agentos_V1_ExitStatus: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Exactly one of code and signal is meaningful, as `exited` says.
+  /// Exactly one of code and signal is meaningful, as `exited` says; for
+  /// reasons "lost" and "spawn-failed" neither is (the process never
+  /// reported an exit to this kernel).
   public var exited: Bool = false
 
   public var code: Int32 = 0
@@ -1048,7 +1057,7 @@ public nonisolated struct Agentos_V1_StreamEnd: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// "eof", "cancelled", "agent-exited", ...
+  /// "eof", "cancelled", "output-ended", "kernel-shutdown"
   public var reason: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
