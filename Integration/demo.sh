@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The main job, end to end: builds Agent OS, starts a kernel on a temporary
+# state dir and socket, and drives it with agentctl the way an operator would.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+Integration/setup.sh
+echo "== building (debug) ..."
+swift build 2>&1 | tail -1
+bin="$(swift build --show-bin-path)"
+export PATH="$bin:$PATH"
+
+demo=$(mktemp -d /tmp/agentos-demo.XXXXXX)
+export AGENTOS_SOCKET="$demo/kernel.sock"
+state="$demo/state"
+kernel_pid=""
+cleanup() {
+    [ -n "$kernel_pid" ] && kill "$kernel_pid" 2>/dev/null && wait "$kernel_pid" 2>/dev/null
+    rm -rf "$demo"
+}
+trap cleanup EXIT
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { printf '$ %s\n' "$*"; "$@"; }
+
+start_kernel() {
+    agentd --state-dir "$state" --socket "$AGENTOS_SOCKET" --log-level warning 2>>"$demo/agentd.log" &
+    kernel_pid=$!
+    for _ in $(seq 100); do agentctl status >/dev/null 2>&1 && return; sleep 0.05; done
+    echo "agentd did not start:"; cat "$demo/agentd.log"; exit 1
+}
+
+step "start the kernel (agentd) on $demo"
+start_kernel
+show agentctl status
+
+step "spawn agents: each is a child process of the kernel"
+show agentctl run --name greeter -- agentos-demo-agent 5 0.2
+show agentctl run --name worker -- /bin/sh -c 'while true; do echo "working at $(date +%T)"; sleep 0.3; done'
+show agentctl run --name stubborn -- /bin/sh -c 'trap "echo ignoring SIGTERM" TERM; while true; do sleep 0.1; done'
+show agentctl run --name crasher -- /bin/sh -c 'echo about to fail >&2; exit 3'
+sleep 0.5
+show agentctl ps
+
+step "the greeter speaks the protocol on its socket: its log shows what the kernel told it"
+show agentctl wait greeter
+show agentctl logs greeter
+
+step "stop one (SIGTERM), kill one (SIGKILL); a stubborn one is killed after its grace"
+show agentctl logs --tail 2 worker
+show agentctl stop worker
+show agentctl stop --timeout 500ms stubborn
+set +e
+show agentctl wait crasher; echo "(agentctl wait exited with $?: the agent's own exit code)"
+set -e
+show agentctl ps -a
+
+step "everything the kernel knows about one agent, and the event log"
+show agentctl inspect stubborn
+show agentctl events --limit 12
+
+step "bad input gets a one-line error, never a crash"
+set +e
+show agentctl run -- /no/such/program
+show agentctl inspect nobody
+set -e
+
+step "crash safety: kill -9 the kernel while an agent runs, then restart it"
+show agentctl run --name survivor -- /bin/sleep 300
+agent_pid=$(agentctl inspect survivor --json | sed -n 's/.*"pid" : \([0-9]*\).*/\1/p')
+show kill -9 "$kernel_pid"
+wait "$kernel_pid" 2>/dev/null || true
+sleep 0.2
+if kill -0 "$agent_pid" 2>/dev/null; then echo "agent $agent_pid survived the kernel!"; exit 1; fi
+echo "agent pid $agent_pid died with the kernel (PR_SET_PDEATHSIG)"
+start_kernel
+show agentctl ps -a
+show agentctl events --limit 3
+
+step "clean shutdown: SIGTERM stops every agent and leaves nothing behind"
+show agentctl run --name last -- /bin/sleep 300
+last_pid=$(agentctl inspect last --json | sed -n 's/.*"pid" : \([0-9]*\).*/\1/p')
+kill -TERM "$kernel_pid"; wait "$kernel_pid"; kernel_pid=""
+if kill -0 "$last_pid" 2>/dev/null; then echo "agent $last_pid survived a clean shutdown!"; exit 1; fi
+echo "kernel stopped cleanly; agent pid $last_pid is gone"
+step "demo complete"

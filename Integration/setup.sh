@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the system packages Agent OS builds and tests with (Debian 12 /
+# Ubuntu, as root or through sudo). Safe to run again: it installs only what
+# is missing. The Swift 6 toolchain itself must already be on PATH.
+set -euo pipefail
+
+packages=(
+    libsqlite3-dev   # GRDB's SQLite (the state store)
+    libseccomp-dev   # seccomp filters (confinement)
+    libcap-dev       # capability sets (confinement)
+    pkg-config       # how the system libraries are found
+    util-linux       # setpriv, used by the permission tests
+    procps           # ps/pgrep, used by the demo
+)
+
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    echo "setup: installing ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null; then
+    echo "setup: the Swift toolchain (6.0 or later) is not on PATH; install it from swift.org first" >&2
+    exit 1
+fi

@@ -1,0 +1,313 @@
+import AgentOSClient
+import AgentOSProtocol
+import ArgumentParser
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `agentos-bench`: measures the system against baselines taken in the same
+/// run on the same machine, and reports ratios.
+@main
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agentos-bench",
+        abstract: "Benchmarks of Agent OS against baselines measured in the same run.",
+        discussion: """
+            Build in release mode for meaningful figures:
+              swift run -c release agentos-bench kernel
+            --update-readme README.md rewrites the section between the markers
+            <!-- bench:kernel:begin --> and <!-- bench:kernel:end --> with this run's table.
+            """,
+        subcommands: [KernelBench.self, EchoServer.self]
+    )
+}
+
+struct KernelBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernel",
+        abstract: "Kernel round trip vs a raw Unix-socket echo; agent spawn-to-exit vs posix_spawn.")
+
+    @Option(help: "Round trips measured for (a) and (b).")
+    var roundTrips = 5_000
+
+    @Option(help: "Spawns measured for (c).")
+    var spawns = 300
+
+    @Option(help: ArgumentHelp("Rewrite the kernel section of this README with the results.", valueName: "path"))
+    var updateReadme: String?
+
+    @Flag(help: "Print the results as JSON.")
+    var json = false
+
+    func run() throws {
+        let binDirectory = URL(fileURLWithPath: Bench.executablePath).deletingLastPathComponent().path
+        let work = "/tmp/agentos-bench-\(getpid())"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+
+        let kernel = try Bench.startProcess(binDirectory + "/agentd",
+                                            ["--state-dir", work + "/state", "--socket", work + "/kernel.sock",
+                                             "--log-level", "warning"])
+        defer { Bench.stopProcess(kernel) }
+        let client = try Bench.connect(work + "/kernel.sock")
+
+        // (a) kernel request round trip: `status` over the kernel socket.
+        var statusSize = 0
+        let kernelRoundTrip = try Bench.measure(count: roundTrips, warmup: 200) {
+            guard case .status(let status) = try client.call(.status(.init())) else {
+                throw ValidationError("unexpected response")
+            }
+            statusSize = (try? status.serializedBytes() as [UInt8])?.count ?? 64
+        }
+
+        // (b) the same framed round trip against a raw echo server process.
+        let requestSize = (try Envelope.request(id: 1, .status(.init())).serializedBytes() as [UInt8]).count
+        let echoPath = work + "/echo.sock"
+        let echo = try Bench.startProcess(Bench.executablePath,
+                                          ["echo-server", echoPath, "--reply-size", String(statusSize + 8)])
+        defer { Bench.stopProcess(echo) }
+        guard Bench.waitFor({ FileManager.default.fileExists(atPath: echoPath) }) else {
+            throw ValidationError("echo server did not start")
+        }
+        let echoFD = try openUnixSocket(path: echoPath)
+        defer { close(echoFD) }
+        let request = Frame.encode([UInt8](repeating: 0x42, count: requestSize))
+        var reader = FrameReader()
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        let rawRoundTrip = try Bench.measure(count: roundTrips, warmup: 200) {
+            try Bench.writeAll(echoFD, request)
+            while try reader.next() == nil {
+                let n = buffer.withUnsafeMutableBytes { read(echoFD, $0.baseAddress, $0.count) }
+                guard n > 0 else { throw ValidationError("echo server closed") }
+                reader.append(buffer[0..<n])
+            }
+        }
+
+        // (c) spawn-to-exit of /bin/true: through the kernel (run + wait)
+        // against a plain posix_spawn + waitpid.
+        let throughKernel = try Bench.measure(count: spawns, warmup: 20) {
+            var run = Agentos_V1_RunRequest()
+            run.argv = ["/bin/true"]
+            guard case .run(let started) = try client.call(.run(run)) else { throw ValidationError("run failed") }
+            var wait = Agentos_V1_WaitRequest()
+            wait.agent = started.agent.id
+            guard case .wait(let ended) = try client.call(.wait(wait)), ended.exit.exited, ended.exit.code == 0 else {
+                throw ValidationError("/bin/true did not exit 0")
+            }
+        }
+        let plainSpawn = try Bench.measure(count: spawns, warmup: 20) {
+            try Bench.posixSpawnTrue()
+        }
+
+        let results = [
+            Row(name: "(a) kernel request round trip (status)", sample: kernelRoundTrip),
+            Row(name: "(b) raw Unix-socket echo round trip", sample: rawRoundTrip),
+            Row(name: "(c) agent /bin/true spawn-to-exit via kernel", sample: throughKernel),
+            Row(name: "(c') plain posix_spawn + waitpid of /bin/true", sample: plainSpawn),
+        ]
+        let ratios = [
+            ("(a) / (b)", kernelRoundTrip.median / rawRoundTrip.median, 3.0),
+            ("(c) / (c')", throughKernel.median / plainSpawn.median, 3.0),
+        ]
+        if json {
+            let document: [String: Any] = [
+                "machine": Machine.description,
+                "results": results.map { ["name": $0.name, "median_us": $0.sample.median, "p99_us": $0.sample.p99,
+                                          "count": $0.sample.count] },
+                "ratios": ratios.map { ["name": $0.0, "median_ratio": $0.1, "target": $0.2] },
+            ]
+            let data = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        }
+        let table = Bench.markdown(results: results, ratios: ratios, roundTrips: roundTrips, spawns: spawns)
+        if !json { print(table) }
+        if let updateReadme {
+            try Bench.replaceSection(in: updateReadme, marker: "kernel", with: table)
+            FileHandle.standardError.write(Data("updated \(updateReadme)\n".utf8))
+        }
+    }
+}
+
+struct Row {
+    var name: String
+    var sample: Sample
+}
+
+/// A raw echo peer for baseline (b): reads frames, answers each with a
+/// frame of `reply-size` bytes, as the kernel answers `status`.
+struct EchoServer: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "echo-server", shouldDisplay: false)
+
+    @Argument var path: String
+    @Option var replySize = 64
+
+    func run() throws {
+        unlink(path)
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard bound == 0, listen(listener, 4) == 0 else { throw ValidationError("cannot listen on \(path)") }
+        let reply = Frame.encode([UInt8](repeating: 0x24, count: max(0, replySize - Frame.headerSize)))
+        while true {
+            let connection = accept(listener, nil, nil)
+            guard connection >= 0 else { continue }
+            var reader = FrameReader()
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            serve: while true {
+                let n = buffer.withUnsafeMutableBytes { read(connection, $0.baseAddress, $0.count) }
+                if n <= 0 { break serve }
+                reader.append(buffer[0..<n])
+                while (try? reader.next()) ?? nil != nil {
+                    guard (try? Bench.writeAll(connection, reply)) != nil else { break serve }
+                }
+            }
+            close(connection)
+        }
+    }
+}
+
+/// Latencies in microseconds.
+struct Sample {
+    var values: [Double]
+
+    var count: Int { values.count }
+    var median: Double { percentile(0.5) }
+    var p99: Double { percentile(0.99) }
+
+    func percentile(_ p: Double) -> Double {
+        guard !values.isEmpty else { return 0 }
+        let sorted = values.sorted()
+        let index = min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))
+        return sorted[index]
+    }
+}
+
+enum Machine {
+    static var description: String {
+        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("model name") }?
+            .split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+        var name = utsname()
+        uname(&name)
+        let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let memory = (try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8))?
+            .split(separator: "\n").first?.split(separator: " ").dropFirst().first.flatMap { Double($0) }
+            .map { String(format: "%.0f GiB", $0 / 1_048_576) } ?? "?"
+        return "\(cpu), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(memory), Linux \(release)"
+    }
+}
+
+extension Bench {
+    static var executablePath: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    static func measure(count: Int, warmup: Int, _ body: () throws -> Void) throws -> Sample {
+        for _ in 0..<warmup { try body() }
+        var values: [Double] = []
+        values.reserveCapacity(count)
+        for _ in 0..<count {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            values.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1_000)
+        }
+        return Sample(values: values)
+    }
+
+    static func startProcess(_ path: String, _ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        try process.run()
+        return process
+    }
+
+    static func stopProcess(_ process: Process) {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    static func waitFor(_ condition: () -> Bool) -> Bool {
+        for _ in 0..<1_000 {
+            if condition() { return true }
+            usleep(10_000)
+        }
+        return false
+    }
+
+    static func connect(_ socketPath: String) throws -> KernelClient {
+        var client: KernelClient?
+        _ = waitFor {
+            client = try? KernelClient.connect(socketPath: socketPath, client: "agentos-bench")
+            return client != nil
+        }
+        guard let client else { throw ValidationError("agentd did not start on \(socketPath)") }
+        return client
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { buffer in
+            guard let base = buffer.baseAddress else { return }
+            var written = 0
+            while written < buffer.count {
+                let n = write(fd, base + written, buffer.count - written)
+                guard n > 0 else { throw ValidationError("write failed") }
+                written += n
+            }
+        }
+    }
+
+    static func posixSpawnTrue() throws {
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+        defer { for pointer in argv { free(pointer) } }
+        let rc = posix_spawn(&pid, "/bin/true", nil, nil, argv, environ)
+        guard rc == 0 else { throw ValidationError("posix_spawn: \(rc)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    }
+
+    static func markdown(results: [Row], ratios: [(String, Double, Double)], roundTrips: Int, spawns: Int) -> String {
+        var lines = [
+            "Measured \(ISO8601DateFormatter().string(from: Date())) by `agentos-bench kernel` (release build) on: "
+                + Machine.description + ".",
+            "",
+            "| measurement | median | p99 | n |",
+            "|---|---:|---:|---:|",
+        ]
+        for row in results {
+            lines.append("| \(row.name) | \(format(row.sample.median)) | \(format(row.sample.p99)) | \(row.sample.count) |")
+        }
+        lines.append("")
+        lines.append("| ratio (medians) | value | target |")
+        lines.append("|---|---:|---:|")
+        for (name, value, target) in ratios {
+            lines.append("| \(name) | \(String(format: "%.2f", value))× | ≤ \(String(format: "%.1f", target))× |")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func format(_ microseconds: Double) -> String {
+        microseconds >= 1_000 ? String(format: "%.2f ms", microseconds / 1_000) : String(format: "%.1f µs", microseconds)
+    }
+
+    static func replaceSection(in path: String, marker: String, with table: String) throws {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let begin = "<!-- bench:\(marker):begin -->", end = "<!-- bench:\(marker):end -->"
+        guard let start = text.range(of: begin), let stop = text.range(of: end), start.upperBound <= stop.lowerBound else {
+            throw ValidationError("\(path) has no \(begin) ... \(end) section")
+        }
+        let updated = text.replacingCharacters(in: start.upperBound..<stop.lowerBound, with: "\n" + table + "\n")
+        try updated.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+}
