@@ -38,6 +38,7 @@ final class AgentLog: OutputSink, Sendable {
         var size: Int
         var rotations = 0
         var finished = false
+        var finishSignals: [OneShot] = []
     }
 
     private let state: Mutex<State>
@@ -78,14 +79,17 @@ final class AgentLog: OutputSink, Sendable {
     var isFinished: Bool { state.withLock { $0.finished } }
 
     func finish() {
-        let first = state.withLock { state -> Bool in
-            guard !state.finished else { return false }
+        let signals = state.withLock { state -> [OneShot]? in
+            guard !state.finished else { return nil }
             state.finished = true
             close(state.fd)
             state.fd = -1
-            return true
+            defer { state.finishSignals.removeAll() }
+            return state.finishSignals
         }
-        if first { followers.finishAll() }
+        guard let signals else { return }
+        followers.finishAll()
+        for signal in signals { signal.fire() }
     }
 
     private func append(_ record: LogRecord) {
@@ -129,10 +133,19 @@ final class AgentLog: OutputSink, Sendable {
     /// Waits until both pipes reached end of file, or `milliseconds` passed
     /// (a descendant that inherited the pipes may keep them open for ever).
     func waitFinished(milliseconds: Int64) async {
-        let deadline = ContinuousClock.now + .milliseconds(milliseconds)
-        while !isFinished && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(5))
+        let signal = OneShot()
+        let alreadyDone = state.withLock { state -> Bool in
+            if state.finished { return true }
+            state.finishSignals.append(signal)
+            return false
         }
+        if alreadyDone { return }
+        let timer = Task {
+            try? await Task.sleep(for: .milliseconds(milliseconds))
+            signal.fire()
+        }
+        await signal.wait()
+        timer.cancel()
     }
 
     /// The records of `<path>.1` then `<path>`.

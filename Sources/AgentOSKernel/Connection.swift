@@ -39,33 +39,21 @@ struct Connection {
     let logger: Logger
 
     func run() async {
-        let queue = OutboundQueue(highWater: Self.outboundHighWater)
+        let queue = OutboundQueue(channel: channel.channel, highWater: Self.outboundHighWater)
         let requests = RequestRegistry()
         do {
-            try await channel.executeThenClose { inbound, outbound in
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        for await buffer in queue.stream {
-                            let count = buffer.readableBytes
-                            do {
-                                try await outbound.write(buffer)
-                            } catch {
-                                queue.finish()
-                                break
-                            }
-                            queue.written(count)
-                        }
-                    }
-                    await readLoop(inbound, queue: queue, requests: requests)
-                    requests.cancelAll()
-                    queue.finish()
-                    try await group.waitForAll()
-                }
+            try await channel.executeThenClose { inbound, _ in
+                await readLoop(inbound, queue: queue, requests: requests)
+                requests.cancelAll()
+                // Let a final error frame reach the peer before the close.
+                await queue.drain(milliseconds: 1_000)
+                queue.finish()
             }
         } catch {
             logger.debug("connection ended: \(error)", metadata: ["peer": "\(peer)"])
         }
         requests.cancelAll()
+        queue.finish()
     }
 
     private func readLoop(_ inbound: NIOAsyncChannelInboundStream<InboundFrame>, queue: OutboundQueue,
@@ -128,6 +116,11 @@ struct Connection {
                                              correlationID: id))
                         continue
                     }
+                    if Self.isQuick(call) && !requests.contains(id: id) {
+                        // Answered from memory or one indexed read: no task hop.
+                        await handle(id: id, call: call, queue: queue)
+                        continue
+                    }
                     await inflight.acquire()
                     let started = requests.start(id: id) {
                         defer { inflight.release() }
@@ -151,6 +144,14 @@ struct Connection {
             }
         } catch {
             logger.debug("read failed: \(error)", metadata: ["peer": "\(peer)"])
+        }
+    }
+
+    /// Calls that never wait on agents or streams.
+    private static func isQuick(_ call: KernelRequest.OneOf_Call) -> Bool {
+        switch call {
+        case .status, .list, .inspect: return true
+        case .run, .stop, .kill, .wait, .logs, .events: return false
         }
     }
 
@@ -181,7 +182,7 @@ struct Connection {
             try authorize(call)
             switch call {
             case .status:
-                try await respond(id, .status(await services.status()), queue)
+                try await respond(id, .status(services.status()), queue)
             case .run(let request):
                 var response = Agentos_V1_RunResponse()
                 response.agent = try await services.lifecycle.run(request).wire()
@@ -347,6 +348,10 @@ final class RequestRegistry: Sendable {
             }
             return true
         }
+    }
+
+    func contains(id: UInt64) -> Bool {
+        state.withLock { $0.tasks[id] != nil }
     }
 
     func cancel(id: UInt64) {

@@ -20,7 +20,9 @@ struct KernelServices: Sendable {
     let pid: Int32
     let uid: UInt32
 
-    func status() async throws -> Agentos_V1_StatusResponse {
+    let counters: AgentCounters
+
+    func status() -> Agentos_V1_StatusResponse {
         var status = Agentos_V1_StatusResponse()
         status.kernelVersion = AgentOSVersion.release
         status.pid = UInt32(pid)
@@ -30,7 +32,7 @@ struct KernelServices: Sendable {
         status.stateDir = configuration.stateDirectory
         status.protocolVersion = AgentOSVersion.protocolVersion
         status.bootID = bootID
-        let counts = try store.counts()
+        let counts = counters.current
         status.agents.running = UInt32(counts.live)
         status.agents.exited = UInt32(counts.ended)
         status.agents.total = UInt32(counts.live + counts.ended)
@@ -82,6 +84,7 @@ public final class Kernel: Service, Sendable {
         }
 
         let events = EventHub(store: store)
+        let counters = AgentCounters(try store.counts())
         let reactor: ProcessReactor
         do {
             reactor = try ProcessReactor()
@@ -90,9 +93,10 @@ public final class Kernel: Service, Sendable {
         }
         defer { reactor.shutdown() }
         let lifecycle = Lifecycle(configuration: configuration, store: store, events: events, reactor: reactor,
-                                  bootID: bootID, logger: logger)
+                                  counters: counters, bootID: bootID, logger: logger)
         let services = KernelServices(configuration: configuration, store: store, events: events, lifecycle: lifecycle,
-                                      bootID: bootID, startedAt: startedAt, pid: getpid(), uid: getuid())
+                                      bootID: bootID, startedAt: startedAt, pid: getpid(), uid: getuid(),
+                                      counters: counters)
         let adminGID = try resolveAdminGroup()
         let connections = ConnectionRegistry()
         let group = MultiThreadedEventLoopGroup.singleton

@@ -4,12 +4,29 @@ import AgentOSStore
 import CAgentOSShim
 import Foundation
 import Logging
+import Synchronization
 
 /// Why the kernel is ending an agent, which decides how its exit is read.
 enum StopIntent: Sendable, Equatable {
     case stop       // operator: SIGTERM, then SIGKILL after the grace
     case kill       // operator: SIGKILL now
     case shutdown   // the kernel is stopping
+}
+
+/// Live and ended agent counts for `status`, kept in memory so the most
+/// frequent call never touches the database.
+final class AgentCounters: Sendable {
+    private let counts: Mutex<StateStore.Counts>
+
+    init(_ initial: StateStore.Counts) {
+        counts = Mutex(initial)
+    }
+
+    var current: StateStore.Counts { counts.withLock { $0 } }
+
+    func started() { counts.withLock { $0.live += 1 } }
+    func ended() { counts.withLock { $0.live -= 1; $0.ended += 1 } }
+    func failedToStart() { counts.withLock { $0.ended += 1 } }
 }
 
 /// Agents' lives: spawn, watch, stop, and record every step durably.
@@ -36,6 +53,7 @@ actor Lifecycle {
     private let store: StateStore
     private let events: EventHub
     private let reactor: ProcessReactor
+    private let counters: AgentCounters
     private let bootID: String
     private let logger: Logger
     private let agentsDirectory: String
@@ -45,7 +63,8 @@ actor Lifecycle {
     private var accepting = true
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, reactor: ProcessReactor,
-         bootID: String, logger: Logger) {
+         counters: AgentCounters, bootID: String, logger: Logger) {
+        self.counters = counters
         self.configuration = configuration
         self.store = store
         self.events = events
@@ -148,6 +167,7 @@ actor Lifecycle {
                 time: record.endedAt, kind: "agent.spawn-failed", agentID: id,
                 message: "\(agentName) failed to start: \(kernelError.message)", data: ["name": agentName])) {
                 events.publish(event)
+                counters.failedToStart()
             }
             throw KernelError(kernelError.code, kernelError.message + " (recorded as failed agent \(id))",
                               detail: ["agent": id])
@@ -170,6 +190,7 @@ actor Lifecycle {
             throw KernelError.from(error)
         }
         live[id] = LiveAgent(record: record, child: child, log: log)
+        counters.started()
         logger.info("agent spawned", metadata: ["agent": "\(id)", "name": "\(agentName)", "pid": "\(child.pid)"])
 
         if let connector {
@@ -238,6 +259,7 @@ actor Lifecycle {
             logger.error("cannot record the exit of agent \(id): \(error)")
         }
         live[id] = nil
+        counters.ended()
         current.closeConnection?()
         if !agent.log.isFinished { agent.log.finish() }
         logger.info("agent exited", metadata: ["agent": "\(id)", "status": "\(exit)", "reason": "\(exitRecord.reason)"])

@@ -2,75 +2,113 @@ import AgentOSProtocol
 import NIOCore
 import Synchronization
 
-/// Frames waiting to be written to one connection, with back-pressure.
+/// Frames on their way to one connection, with back-pressure.
 ///
-/// Producers `send` and are suspended while more than `highWater` bytes are
-/// queued; the single writer task drains it in order. A live feed whose
-/// reader falls behind is cut off by its `BoundedSubscription`, not here.
+/// Any task may `send`; each frame goes straight to the channel (NIO keeps
+/// the order of writes issued from one task). A producer is suspended while
+/// more than `highWater` bytes are written but not yet on the socket, and
+/// resumes below half of it. A live feed whose reader falls behind is cut
+/// off by its `BoundedSubscription`, not here.
 final class OutboundQueue: Sendable {
-    let stream: AsyncStream<ByteBuffer>
-    private let continuation: AsyncStream<ByteBuffer>.Continuation
+    private let channel: any Channel
     private let highWater: Int
 
     private struct State {
         var pendingBytes = 0
         var closed = false
-        var waiters: [CheckedContinuation<Void, any Error>] = []
+        var roomWaiters: [CheckedContinuation<Void, any Error>] = []
+        var drainWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let state = Mutex(State())
 
-    init(highWater: Int) {
-        (stream, continuation) = AsyncStream.makeStream(of: ByteBuffer.self)
+    init(channel: any Channel, highWater: Int) {
+        self.channel = channel
         self.highWater = highWater
     }
 
     struct Closed: Error {}
 
-    /// Queues one envelope, waiting first while the queue is over its mark.
+    /// Writes one envelope, waiting first while too much is in flight.
     func send(_ envelope: Envelope) async throws {
         let bytes: [UInt8] = try envelope.serializedBytes()
         try await waitForRoom()
-        let accepted = state.withLock { state -> Bool in
-            guard !state.closed else { return false }
-            state.pendingBytes += bytes.count
-            return true
-        }
-        guard accepted else { throw Closed() }
-        continuation.yield(ByteBuffer(bytes: bytes))
+        guard enqueue(bytes) else { throw Closed() }
     }
 
-    /// Queues without waiting: for replies about the connection itself.
+    /// Writes without waiting: for small replies about the connection itself.
     func sendNow(_ envelope: Envelope) {
         guard let bytes: [UInt8] = try? envelope.serializedBytes() else { return }
-        let accepted = state.withLock { state -> Bool in
-            guard !state.closed else { return false }
-            state.pendingBytes += bytes.count
-            return true
-        }
-        if accepted { continuation.yield(ByteBuffer(bytes: bytes)) }
+        _ = enqueue(bytes)
     }
 
-    /// The writer reports each buffer it has handed to the channel.
-    func written(_ count: Int) {
-        let ready = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
-            state.pendingBytes -= count
-            guard state.pendingBytes <= highWater / 2 else { return [] }
-            defer { state.waiters.removeAll() }
-            return state.waiters
+    /// Waits until everything written so far is on the socket (or failed),
+    /// at most `milliseconds`: used before closing after an error frame.
+    func drain(milliseconds: Int64) async {
+        let timer = Task {
+            try? await Task.sleep(for: .milliseconds(milliseconds))
+            self.releaseDrainWaiters()
         }
-        for waiter in ready { waiter.resume() }
+        await withCheckedContinuation { continuation in
+            let done = state.withLock { state -> Bool in
+                if state.pendingBytes == 0 { return true }
+                state.drainWaiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+        timer.cancel()
     }
 
-    /// No more frames: the writer drains what is queued and stops.
+    /// No more frames; waiting producers fail with `Closed`.
     func finish() {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
             state.closed = true
-            defer { state.waiters.removeAll() }
-            return state.waiters
+            defer { state.roomWaiters.removeAll() }
+            return state.roomWaiters
         }
-        continuation.finish()
         for waiter in waiters { waiter.resume(throwing: Closed()) }
+    }
+
+    private func enqueue(_ bytes: [UInt8]) -> Bool {
+        let accepted = state.withLock { state -> Bool in
+            guard !state.closed else { return false }
+            state.pendingBytes += bytes.count
+            return true
+        }
+        guard accepted else { return false }
+        let count = bytes.count
+        channel.writeAndFlush(ByteBuffer(bytes: bytes)).whenComplete { _ in
+            self.written(count)
+        }
+        return true
+    }
+
+    private func written(_ count: Int) {
+        let (room, drained) = state.withLock { state -> ([CheckedContinuation<Void, any Error>], [CheckedContinuation<Void, Never>]) in
+            state.pendingBytes -= count
+            var room: [CheckedContinuation<Void, any Error>] = []
+            if state.pendingBytes <= highWater / 2 {
+                room = state.roomWaiters
+                state.roomWaiters.removeAll()
+            }
+            var drained: [CheckedContinuation<Void, Never>] = []
+            if state.pendingBytes == 0 {
+                drained = state.drainWaiters
+                state.drainWaiters.removeAll()
+            }
+            return (room, drained)
+        }
+        for waiter in room { waiter.resume() }
+        for waiter in drained { waiter.resume() }
+    }
+
+    private func releaseDrainWaiters() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            defer { state.drainWaiters.removeAll() }
+            return state.drainWaiters
+        }
+        for waiter in waiters { waiter.resume() }
     }
 
     private func waitForRoom() async throws {
@@ -78,7 +116,7 @@ final class OutboundQueue: Sendable {
             let result = state.withLock { state -> Bool? in
                 if state.closed { return false }
                 if state.pendingBytes <= highWater { return true }
-                state.waiters.append(continuation)
+                state.roomWaiters.append(continuation)
                 return nil
             }
             switch result {

@@ -232,6 +232,11 @@ public final class StateStore: Sendable {
     public struct Counts: Sendable, Equatable {
         public var live: Int
         public var ended: Int
+
+        public init(live: Int, ended: Int) {
+            self.live = live
+            self.ended = ended
+        }
     }
 
     public func counts() throws -> Counts {
