@@ -57,7 +57,7 @@ public final class Kernel: Service, Sendable {
 
     public func run() async throws {
         let configuration = configuration
-        try makeDirectories(configuration.stateDirectory, mode: 0o700)
+        try makeDirectories(configuration.stateDirectory + "/agents", mode: 0o700)
         let stateLock = try ExclusiveLock(path: configuration.stateDirectory + "/agentd.lock",
                                           purpose: "state dir \(configuration.stateDirectory)")
         defer { stateLock.release() }

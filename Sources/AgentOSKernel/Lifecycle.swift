@@ -74,6 +74,12 @@ actor Lifecycle {
         self.agentsDirectory = configuration.stateDirectory + "/agents"
     }
 
+    private func makeDirectory(_ path: String) throws {
+        guard mkdir(path, 0o700) == 0 || errno == EEXIST else {
+            throw KernelError(.spawnFailed, "cannot create \(path): \(errnoDescription(errno))")
+        }
+    }
+
     func setConnector(_ connector: @escaping AgentConnector) {
         self.connector = connector
     }
@@ -124,7 +130,8 @@ actor Lifecycle {
 
         let agentDirectory = agentsDirectory + "/" + id
         let workDir = workDirOverride ?? agentDirectory + "/work"
-        try makeDirectories(workDirOverride == nil ? workDir : agentDirectory, mode: 0o700)
+        try makeDirectory(agentDirectory)
+        if workDirOverride == nil { try makeDirectory(workDir) }
         let log = try AgentLog(path: agentDirectory + "/output.log", maximumBytes: configuration.logFileMaximumBytes)
 
         var environment = [

@@ -14,7 +14,15 @@ func unixNanoseconds() -> Int64 {
 func randomHexID(length: Int = 12) -> String {
     var generator = SystemRandomNumberGenerator()
     let digits = Array("0123456789abcdef")
-    return String((0..<length).map { _ in digits[Int(generator.next() % 16)] })
+    var result = ""
+    result.reserveCapacity(length)
+    var bits: UInt64 = 0
+    for index in 0..<length {
+        if index % 16 == 0 { bits = generator.next() }   // one draw per 16 digits
+        result.append(digits[Int(bits & 0xF)])
+        bits >>= 4
+    }
+    return result
 }
 
 /// mkdir -p with a mode for the directories it creates.

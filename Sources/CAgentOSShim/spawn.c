@@ -5,9 +5,11 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -16,9 +18,6 @@
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
-#endif
-#ifndef SYS_clone3
-#define SYS_clone3 435
 #endif
 #ifndef SYS_close_range
 #define SYS_close_range 436
@@ -30,23 +29,22 @@
 #define P_PIDFD 3
 #endif
 
-// struct clone_args of <linux/sched.h>, spelled out so that header's clash
-// with <sched.h> does not matter.
-struct aos_clone_args {
-    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal;
-    uint64_t stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+// What the child tells the parent. With CLONE_VM the child writes it
+// straight into the parent's memory; CLONE_VFORK keeps the parent suspended
+// until the child has exec'd or exited, so it is read only afterwards.
+struct aos_child_context {
+    const aos_spawn_request *req;
+    pid_t parent;
+    volatile int stage;
+    volatile int error;
 };
 
-struct aos_child_report {
-    int stage;
-    int error;
-};
-
-// Runs in the child: raw, async-signal-safe calls only; never returns.
-__attribute__((noreturn))
-static void aos_child(const aos_spawn_request *req, int report_fd, pid_t parent) {
-    struct aos_child_report report = {AOS_STAGE_NONE, 0};
-    int high_report = -1;
+// Runs in the child, on its own stack, sharing the parent's memory: raw,
+// async-signal-safe calls only, no allocation, nothing written but the
+// context; never returns.
+static int aos_child(void *opaque) {
+    struct aos_child_context *ctx = opaque;
+    const aos_spawn_request *req = ctx->req;
 
     // Signal state: default dispositions (an ignored SIGPIPE would survive
     // exec otherwise), then an empty mask (the parent blocked everything
@@ -60,14 +58,14 @@ static void aos_child(const aos_spawn_request *req, int report_fd, pid_t parent)
     }
     sigset_t empty;
     sigemptyset(&empty);
-    if (sigprocmask(SIG_SETMASK, &empty, NULL) != 0) { report.stage = AOS_STAGE_SIGNALS; goto fail; }
+    if (sigprocmask(SIG_SETMASK, &empty, NULL) != 0) { ctx->stage = AOS_STAGE_SIGNALS; goto fail; }
 
     if (req->pdeath_signal != 0) {
-        if (prctl(PR_SET_PDEATHSIG, req->pdeath_signal, 0, 0, 0) != 0) { report.stage = AOS_STAGE_PDEATHSIG; goto fail; }
+        if (prctl(PR_SET_PDEATHSIG, req->pdeath_signal, 0, 0, 0) != 0) { ctx->stage = AOS_STAGE_PDEATHSIG; goto fail; }
         // The parent may have died between clone and prctl.
-        if (getppid() != parent) _exit(127);
+        if (getppid() != ctx->parent) _exit(127);
     }
-    if (req->new_session && setsid() < 0) { report.stage = AOS_STAGE_SETSID; goto fail; }
+    if (req->new_session && setsid() < 0) { ctx->stage = AOS_STAGE_SETSID; goto fail; }
 
     // Move every source fd above the targets first, so that placing one
     // never clobbers another that is still to be placed.
@@ -76,104 +74,71 @@ static void aos_child(const aos_spawn_request *req, int report_fd, pid_t parent)
     int targets[4] = {0, 1, 2, req->extra_fd_target};
     int moved[4] = {-1, -1, -1, -1};
     int count = req->extra_fd >= 0 ? 4 : 3;
-    high_report = fcntl(report_fd, F_DUPFD_CLOEXEC, floor_fd);
-    if (high_report < 0) { report.stage = AOS_STAGE_FDS; goto fail; }
-    report_fd = high_report;
     for (int i = 0; i < count; i++) {
         moved[i] = fcntl(sources[i], F_DUPFD_CLOEXEC, floor_fd);
-        if (moved[i] < 0) { report.stage = AOS_STAGE_FDS; goto fail; }
+        if (moved[i] < 0) { ctx->stage = AOS_STAGE_FDS; goto fail; }
     }
     int max_target = 2;
     for (int i = 0; i < count; i++) {
-        if (dup2(moved[i], targets[i]) < 0) { report.stage = AOS_STAGE_FDS; goto fail; }
+        if (dup2(moved[i], targets[i]) < 0) { ctx->stage = AOS_STAGE_FDS; goto fail; }
         if (targets[i] > max_target) max_target = targets[i];
     }
-    // Close everything else but the report pipe (CLOEXEC: exec closes it).
-    unsigned int first = (unsigned int)max_target + 1;
-    if (syscall(SYS_close_range, first, (unsigned int)report_fd - 1, 0) != 0 ||
-        syscall(SYS_close_range, (unsigned int)report_fd + 1, ~0U, 0) != 0) {
-        for (int fd = (int)first; fd < 65536; fd++) {
-            if (fd != report_fd) (void)close(fd);
-        }
+    // Close everything else (this process has its own fd table: no CLONE_FILES).
+    if (syscall(SYS_close_range, (unsigned int)max_target + 1, ~0U, 0) != 0) {
+        for (int fd = max_target + 1; fd < 65536; fd++) (void)close(fd);
     }
 
-    if (req->cwd != NULL && chdir(req->cwd) != 0) { report.stage = AOS_STAGE_CHDIR; goto fail; }
+    if (req->cwd != NULL && chdir(req->cwd) != 0) { ctx->stage = AOS_STAGE_CHDIR; goto fail; }
 
     execve(req->path, req->argv, req->envp);
-    report.stage = AOS_STAGE_EXEC;
+    ctx->stage = AOS_STAGE_EXEC;
 
 fail:
-    report.error = errno;
-    if (report_fd >= 0) {
-        ssize_t ignored = write(report_fd, &report, sizeof report);
-        (void)ignored;
-    }
+    ctx->error = errno;
     _exit(127);
 }
 
-static pid_t aos_clone_pidfd(int *pidfd) {
-    struct aos_clone_args args;
-    memset(&args, 0, sizeof args);
-    args.flags = CLONE_PIDFD;
-    args.pidfd = (uint64_t)(uintptr_t)pidfd;
-    args.exit_signal = SIGCHLD;
-    long pid = syscall(SYS_clone3, &args, sizeof args);
-    if (pid < 0 && errno == ENOSYS) {
-        // Kernels before 5.3: clone(2) with the same meaning (parent_tid
-        // is where CLONE_PIDFD stores the fd on every architecture).
-        pid = syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, 0, pidfd, 0, 0);
-    }
-    return (pid_t)pid;
-}
+enum { AOS_CHILD_STACK_SIZE = 256 * 1024 };
 
 int aos_spawn(const aos_spawn_request *req, aos_spawn_result *result) {
     memset(result, 0, sizeof *result);
     result->pidfd = -1;
     result->pid = -1;
 
-    int report[2];
-    if (pipe2(report, O_CLOEXEC) != 0) {
+    // The child shares our memory (CLONE_VM, as posix_spawn does): no copy
+    // of the kernel's page tables, whatever its size. It needs a stack of
+    // its own; we stay suspended (CLONE_VFORK) until it execs or exits.
+    void *stack = mmap(NULL, AOS_CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
         result->error = errno;
-        result->stage = AOS_STAGE_PIPE;
-        return -1;
-    }
-
-    sigset_t all, saved;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &saved);
-
-    pid_t parent = getpid();
-    int pidfd = -1;
-    pid_t pid = aos_clone_pidfd(&pidfd);
-    if (pid == 0) {
-        close(report[0]);
-        aos_child(req, report[1], parent);
-    }
-    int clone_errno = errno;
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    close(report[1]);
-
-    if (pid < 0) {
-        close(report[0]);
-        result->error = clone_errno;
         result->stage = AOS_STAGE_CLONE;
         return -1;
     }
 
-    // EOF: exec succeeded (the pipe was CLOEXEC). A report: it failed.
-    struct aos_child_report child_report;
-    ssize_t n;
-    do {
-        n = read(report[0], &child_report, sizeof child_report);
-    } while (n < 0 && errno == EINTR);
-    close(report[0]);
+    struct aos_child_context ctx = {.req = req, .parent = getpid(), .stage = AOS_STAGE_NONE, .error = 0};
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
 
-    if (n == (ssize_t)sizeof child_report) {
+    int pidfd = -1;
+    pid_t pid = clone(aos_child, (char *)stack + AOS_CHILD_STACK_SIZE,
+                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &ctx, &pidfd);
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    munmap(stack, AOS_CHILD_STACK_SIZE);
+
+    if (pid < 0) {
+        result->error = clone_errno;
+        result->stage = AOS_STAGE_CLONE;
+        return -1;
+    }
+    if (ctx.stage != AOS_STAGE_NONE) {
         int status;
         while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {}
         close(pidfd);
-        result->error = child_report.error;
-        result->stage = (aos_spawn_stage)child_report.stage;
+        result->error = ctx.error;
+        result->stage = (aos_spawn_stage)ctx.stage;
         return -1;
     }
     result->pid = pid;
