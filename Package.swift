@@ -108,6 +108,7 @@ let package = Package(
                 "AgentOSKernel", "AgentOSClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "AgentCtlCommandsTests", dependencies: ["AgentCtlCommands"]),

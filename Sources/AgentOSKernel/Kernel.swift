@@ -58,6 +58,7 @@ public final class Kernel: Service, Sendable {
     public func run() async throws {
         let configuration = configuration
         try makeDirectories(configuration.stateDirectory + "/agents", mode: 0o700)
+        try makeDirectories(configuration.stateDirectory + "/logs", mode: 0o700)
         let stateLock = try ExclusiveLock(path: configuration.stateDirectory + "/agentd.lock",
                                           purpose: "state dir \(configuration.stateDirectory)")
         defer { stateLock.release() }
@@ -92,8 +93,17 @@ public final class Kernel: Service, Sendable {
             throw KernelError.from(error)
         }
         defer { reactor.shutdown() }
+        let agentsDirectory = configuration.stateDirectory + "/agents"
+        let logsDirectory = configuration.stateDirectory + "/logs"
+        let orphans = AgentSlots.removeUnrecorded(agentsDirectory: agentsDirectory, logsDirectory: logsDirectory,
+                                                  recorded: try store.agentIDs())
+        if orphans > 0 { logger.info("removed \(orphans) agent dir(s) and log(s) no agent owns") }
+        let slots = AgentSlots(agentsDirectory: agentsDirectory, logsDirectory: logsDirectory,
+                               logMaximumBytes: configuration.logFileMaximumBytes, logger: logger)
+        slots.refill()
+        defer { slots.close() }
         let lifecycle = Lifecycle(configuration: configuration, store: store, events: events, reactor: reactor,
-                                  counters: counters, bootID: bootID, logger: logger)
+                                  counters: counters, slots: slots, bootID: bootID, logger: logger)
         let services = KernelServices(configuration: configuration, store: store, events: events, lifecycle: lifecycle,
                                       bootID: bootID, startedAt: startedAt, pid: getpid(), uid: getuid(),
                                       counters: counters)

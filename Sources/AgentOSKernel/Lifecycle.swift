@@ -56,14 +56,14 @@ actor Lifecycle {
     private let counters: AgentCounters
     private let bootID: String
     private let logger: Logger
-    private let agentsDirectory: String
+    private let slots: AgentSlots
     private var connector: AgentConnector?
     private var live: [String: LiveAgent] = [:]
     private var reservedNames: Set<String> = []
     private var accepting = true
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, reactor: ProcessReactor,
-         counters: AgentCounters, bootID: String, logger: Logger) {
+         counters: AgentCounters, slots: AgentSlots, bootID: String, logger: Logger) {
         self.counters = counters
         self.configuration = configuration
         self.store = store
@@ -71,13 +71,7 @@ actor Lifecycle {
         self.reactor = reactor
         self.bootID = bootID
         self.logger = logger
-        self.agentsDirectory = configuration.stateDirectory + "/agents"
-    }
-
-    private func makeDirectory(_ path: String) throws {
-        guard mkdir(path, 0o700) == 0 || errno == EEXIST else {
-            throw KernelError(.spawnFailed, "cannot create \(path): \(errnoDescription(errno))")
-        }
+        self.slots = slots
     }
 
     func setConnector(_ connector: @escaping AgentConnector) {
@@ -118,21 +112,22 @@ actor Lifecycle {
             throw KernelError.from(error)
         }
 
-        let id = try newAgentID()
+        let slot = try slots.take { live[$0] != nil }
+        let id = slot.id
         let agentName = name ?? Self.defaultName(program: program, id: id)
         if reservedNames.contains(agentName) || live.values.contains(where: { $0.record.name == agentName }) {
             let holder = live.values.first { $0.record.name == agentName }?.record.id ?? "starting"
+            slots.giveBack(slot)
             throw KernelError(.alreadyExists, "the name '\(agentName)' is in use by live agent \(holder)",
                               detail: ["name": agentName])
         }
         reservedNames.insert(agentName)
         defer { reservedNames.remove(agentName) }
 
-        let agentDirectory = agentsDirectory + "/" + id
-        let workDir = workDirOverride ?? agentDirectory + "/work"
-        try makeDirectory(agentDirectory)
-        if workDirOverride == nil { try makeDirectory(workDir) }
-        let log = try AgentLog(path: agentDirectory + "/output.log", maximumBytes: configuration.logFileMaximumBytes)
+        // The agent's own dir is its default work dir and $HOME; its log
+        // lives outside it, where the agent cannot rewrite its own history.
+        let workDir = workDirOverride ?? slot.directory
+        let log = slot.log
 
         var environment = [
             "PATH": ProgramLookup.defaultSearchPath,
@@ -444,14 +439,6 @@ actor Lifecycle {
     }
 
     // MARK: Names and ids
-
-    private func newAgentID() throws -> String {
-        for _ in 0..<16 {
-            let id = randomHexID()
-            if live[id] == nil, try store.agent(id: id) == nil { return id }
-        }
-        throw KernelError(.internal, "could not allocate a unique agent id")
-    }
 
     static func defaultName(program: String, id: String) -> String {
         let base = program.split(separator: "/").last.map(String.init) ?? "agent"

@@ -229,6 +229,11 @@ public final class StateStore: Sendable {
         }
     }
 
+    /// Every agent id the store knows.
+    public func agentIDs() throws -> Set<String> {
+        try pool.read { db in Set(try String.fetchAll(db, sql: "SELECT id FROM agents")) }
+    }
+
     public struct Counts: Sendable, Equatable {
         public var live: Int
         public var ended: Int
