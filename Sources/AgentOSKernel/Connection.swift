@@ -117,7 +117,6 @@ struct Connection {
                         continue
                     }
                     if Self.isQuick(call) && !requests.contains(id: id) {
-                        // Answered from memory or one indexed read: no task hop.
                         await handle(id: id, call: call, queue: queue)
                         continue
                     }
@@ -147,11 +146,13 @@ struct Connection {
         }
     }
 
-    /// Calls that never wait on agents or streams.
+    /// Calls answered without waiting on an agent or a stream: handled in
+    /// the read loop itself, saving a task hop. (`run` waits only for the
+    /// spawn, which the Lifecycle actor serialises anyway.)
     private static func isQuick(_ call: KernelRequest.OneOf_Call) -> Bool {
         switch call {
-        case .status, .list, .inspect: return true
-        case .run, .stop, .kill, .wait, .logs, .events: return false
+        case .status, .list, .inspect, .run: return true
+        case .stop, .kill, .wait, .logs, .events: return false
         }
     }
 

@@ -164,11 +164,11 @@ public final class StateStore: Sendable {
     public func insert(_ agent: AgentRecord, event: EventRecord) throws -> EventRecord {
         try pool.write { db in
             do {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO agents (id, name, state, program, argv, env, work_dir, log_path, pid,
                         boot_id, created_at, started_at, ended_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [agent.id, agent.name, agent.state.rawValue, agent.program,
+                    """).execute(arguments: [agent.id, agent.name, agent.state.rawValue, agent.program,
                                      Self.json(agent.argv), Self.json(agent.environment), agent.workDir,
                                      agent.logPath, agent.pid, agent.bootID, agent.createdAt,
                                      agent.startedAt, agent.endedAt])
@@ -288,19 +288,19 @@ public final class StateStore: Sendable {
     // MARK: Rows
 
     private static func insertEvent(_ db: Database, _ event: EventRecord) throws -> EventRecord {
-        try db.execute(sql: "INSERT INTO events (time, kind, agent_id, message, data) VALUES (?, ?, ?, ?, ?)",
-                       arguments: [event.time, event.kind, event.agentID, event.message, json(event.data)])
+        try db.cachedStatement(sql: "INSERT INTO events (time, kind, agent_id, message, data) VALUES (?, ?, ?, ?, ?)")
+            .execute(arguments: [event.time, event.kind, event.agentID, event.message, json(event.data)])
         var stored = event
         stored.seq = db.lastInsertedRowID
         return stored
     }
 
     private static func update(_ db: Database, _ agent: AgentRecord) throws {
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             UPDATE agents SET name = ?, state = ?, pid = ?, started_at = ?, ended_at = ?,
                 exit_reason = ?, exit_code = ?, exit_signal = ?, exit_detail = ?
             WHERE id = ?
-            """, arguments: [agent.name, agent.state.rawValue, agent.pid, agent.startedAt, agent.endedAt,
+            """).execute(arguments: [agent.name, agent.state.rawValue, agent.pid, agent.startedAt, agent.endedAt,
                              agent.exit?.reason, agent.exit?.code, agent.exit?.signal,
                              agent.exit?.detail ?? "", agent.id])
         if db.changesCount == 0 {
@@ -328,11 +328,32 @@ public final class StateStore: Sendable {
                     message: row["message"], data: decode(row["data"]) ?? [:])
     }
 
-    private static func json<T: Encodable>(_ value: T) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        guard let data = try? encoder.encode(value) else { return "null" }
-        return String(decoding: data, as: UTF8.self)
+    /// JSON for the string lists and maps the store keeps; written by hand
+    /// because Foundation's encoder costs more than the insert itself.
+    static func json(_ strings: [String]) -> String {
+        "[" + strings.map(quoted).joined(separator: ",") + "]"
+    }
+
+    static func json(_ map: [String: String]) -> String {
+        "{" + map.sorted { $0.key < $1.key }.map { quoted($0.key) + ":" + quoted($0.value) }.joined(separator: ",") + "}"
+    }
+
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 
     private static func decode<T: Decodable>(_ text: String?) -> T? {

@@ -1,4 +1,4 @@
-import AgentOSStore
+@testable import AgentOSStore
 import Foundation
 import Testing
 
@@ -133,5 +133,17 @@ struct StateStoreTests {
         #expect(try store.events(since: 2, limit: 2, agentID: "even").map(\.seq) == [7, 9])
         #expect(try store.lastEventSeq() == 10)
         #expect(try store.counts().live == 0)
+    }
+}
+
+@Suite("State store JSON columns")
+struct StoreJSONTests {
+    @Test func handWrittenJSONDecodesToTheSameValues() throws {
+        let tricky = ["", "plain", "quote\"s", "back\\slash", "new\nline\ttab\r", "\u{01}\u{1F}ctl", "ünïcødé 🚀", "{\"x\":1}"]
+        let list = try JSONDecoder().decode([String].self, from: Data(StateStore.json(tricky).utf8))
+        #expect(list == tricky)
+        let map = Dictionary(uniqueKeysWithValues: tricky.enumerated().map { ("k\($0.offset)" + $0.element, $0.element) })
+        let decoded = try JSONDecoder().decode([String: String].self, from: Data(StateStore.json(map).utf8))
+        #expect(decoded == map)
     }
 }
