@@ -27,13 +27,16 @@ enum Peer: Sendable, CustomStringConvertible {
     }
 }
 
-/// One protocol connection: handshake, then requests dispatched
-/// concurrently, answers written in order by one writer task.
+/// The async side of one protocol connection: the `ProtocolHandler` on the
+/// event loop has done the handshake and answered `status`; every other
+/// request arrives here and is handled inline (quick ones) or as its own
+/// task (ones that wait on agents or stream), answers going out through one
+/// back-pressured queue.
 struct Connection {
     static let inflightLimit = 64
     static let outboundHighWater = 4 * 1024 * 1024
 
-    let channel: NIOAsyncChannel<InboundFrame, ByteBuffer>
+    let channel: NIOAsyncChannel<ConnectionInput, ByteBuffer>
     let peer: Peer
     let services: KernelServices
     let logger: Logger
@@ -45,7 +48,6 @@ struct Connection {
             try await channel.executeThenClose { inbound, _ in
                 await readLoop(inbound, queue: queue, requests: requests)
                 requests.cancelAll()
-                // Let a final error frame reach the peer before the close.
                 await queue.drain(milliseconds: 1_000)
                 queue.finish()
             }
@@ -56,66 +58,15 @@ struct Connection {
         queue.finish()
     }
 
-    private func readLoop(_ inbound: NIOAsyncChannelInboundStream<InboundFrame>, queue: OutboundQueue,
+    private func readLoop(_ inbound: NIOAsyncChannelInboundStream<ConnectionInput>, queue: OutboundQueue,
                           requests: RequestRegistry) async {
         let inflight = InflightLimit(Self.inflightLimit)
-        var handshaken = false
         do {
-            for try await frame in inbound {
-                let payload: ByteBuffer
-                switch frame {
-                case .payload(let buffer):
-                    payload = buffer
-                case .tooLarge(let length, let maximum):
-                    logger.notice("closing connection: frame too large", metadata: ["peer": "\(peer)", "length": "\(length)"])
-                    queue.sendNow(.error(.frameTooLarge,
-                                         "frame of \(length) bytes exceeds the maximum of \(maximum) bytes; closing"))
-                    return
-                case .truncated(let expected, let received):
-                    logger.notice("connection ended inside a frame",
-                                  metadata: ["peer": "\(peer)", "expected": "\(expected)", "received": "\(received)"])
-                    queue.sendNow(.error(.malformedFrame, "stream ended inside a frame (\(received) of \(expected) bytes)"))
-                    return
-                }
-                let envelope: Envelope
-                do {
-                    envelope = try Envelope(serializedBytes: Array(payload.readableBytesView))
-                } catch {
-                    logger.notice("closing connection: undecodable frame", metadata: ["peer": "\(peer)"])
-                    queue.sendNow(.error(.malformedFrame, "frame is not a valid agentos.v1.Envelope; closing"))
-                    return
-                }
-                if !handshaken {
-                    guard case .hello(let hello)? = envelope.body else {
-                        queue.sendNow(.error(.handshakeRequired,
-                                             "the first frame must be a Hello (protocol version \(AgentOSVersion.protocolVersion)); closing"))
-                        return
-                    }
-                    guard let welcome = await welcome(for: hello) else {
-                        queue.sendNow(.error(.versionMismatch, versionMismatchMessage(hello),
-                                             detail: ["kernel_min": String(AgentOSVersion.minimumProtocolVersion),
-                                                      "kernel_max": String(AgentOSVersion.protocolVersion)]))
-                        return
-                    }
-                    var reply = Envelope()
-                    reply.welcome = welcome
-                    queue.sendNow(reply)
-                    handshaken = true
-                    continue
-                }
-                switch envelope.body {
-                case .request(let request)?:
-                    let id = envelope.requestID
-                    guard id != 0 else {
-                        queue.sendNow(.error(.invalidArgument, "request_id 0 is reserved; number requests from 1"))
-                        continue
-                    }
-                    guard let call = request.call else {
-                        queue.sendNow(.error(.unknownMessage,
-                                             "request \(id) names a call this kernel does not know (protocol \(AgentOSVersion.protocolVersion))",
-                                             correlationID: id))
-                        continue
-                    }
+            for try await input in inbound {
+                switch input {
+                case .cancel(let id):
+                    requests.cancel(id: id)
+                case .request(let id, let call):
                     if Self.isQuick(call) && !requests.contains(id: id) {
                         await handle(id: id, call: call, queue: queue)
                         continue
@@ -130,15 +81,6 @@ struct Connection {
                         queue.sendNow(.error(.duplicateRequestID, "request id \(id) is already in flight on this connection",
                                              correlationID: id))
                     }
-                case .cancel(let cancel)?:
-                    requests.cancel(id: cancel.requestID)
-                case .hello?:
-                    queue.sendNow(.error(.invalidArgument, "hello was already exchanged on this connection",
-                                         correlationID: envelope.requestID))
-                case nil, .welcome?, .response?, .chunk?, .streamEnd?, .error?:
-                    queue.sendNow(.error(.unknownMessage,
-                                         "a client may send only hello, request and cancel; closing"))
-                    return
                 }
             }
         } catch {
@@ -156,26 +98,6 @@ struct Connection {
         }
     }
 
-    private func welcome(for hello: Hello) async -> Welcome? {
-        guard hello.maxVersion >= AgentOSVersion.minimumProtocolVersion,
-              hello.minVersion <= AgentOSVersion.protocolVersion else { return nil }
-        var welcome = Welcome()
-        welcome.version = min(hello.maxVersion, AgentOSVersion.protocolVersion)
-        welcome.kernelVersion = AgentOSVersion.release
-        welcome.kernelPid = UInt32(services.pid)
-        welcome.maxFrameSize = UInt32(services.configuration.maximumFrameSize)
-        welcome.role = peer.role
-        if case .agent(let id) = peer, let info = await services.lifecycle.agentConnected(id: id) {
-            welcome.agent = info
-        }
-        return welcome
-    }
-
-    private func versionMismatchMessage(_ hello: Hello) -> String {
-        "client speaks protocol versions \(hello.minVersion)-\(hello.maxVersion); this kernel speaks "
-            + "\(AgentOSVersion.minimumProtocolVersion)-\(AgentOSVersion.protocolVersion); closing"
-    }
-
     // MARK: Requests
 
     private func handle(id: UInt64, call: KernelRequest.OneOf_Call, queue: OutboundQueue) async {
@@ -183,7 +105,7 @@ struct Connection {
             try authorize(call)
             switch call {
             case .status:
-                try await respond(id, .status(services.status()), queue)
+                try await respond(id, .status(services.status()), queue)   // normally answered on the event loop
             case .run(let request):
                 var response = Agentos_V1_RunResponse()
                 response.agent = try await services.lifecycle.run(request).wire()

@@ -112,12 +112,12 @@ public final class Kernel: Service, Sendable {
         let group = MultiThreadedEventLoopGroup.singleton
         let logger = logger
 
-        await lifecycle.setConnector { [logger] agentID, fd in
-            await Self.serveAgent(fd: fd, agentID: agentID, group: group, services: services,
+        await lifecycle.setConnector { [logger] agent, fd in
+            await Self.serveAgent(fd: fd, agent: agent, group: group, services: services,
                                   connections: connections, logger: logger)
         }
 
-        let server = try await bind(group: group, adminGID: adminGID)
+        let server = try await bind(group: group, adminGID: adminGID, services: services)
         logger.info("agentd ready", metadata: ["socket": "\(configuration.socketPath)",
                                                "state": "\(configuration.stateDirectory)",
                                                "boot": "\(bootID)", "pid": "\(getpid())"])
@@ -160,8 +160,8 @@ public final class Kernel: Service, Sendable {
         return entry.pointee.gr_gid
     }
 
-    private func bind(group: MultiThreadedEventLoopGroup,
-                      adminGID: UInt32?) async throws -> NIOAsyncChannel<(NIOAsyncChannel<InboundFrame, ByteBuffer>, Peer), Never> {
+    private func bind(group: MultiThreadedEventLoopGroup, adminGID: UInt32?,
+                      services: KernelServices) async throws -> NIOAsyncChannel<(NIOAsyncChannel<ConnectionInput, ByteBuffer>, Peer), Never> {
         let path = configuration.socketPath
         var info = stat()
         if lstat(path, &info) == 0 {
@@ -171,9 +171,9 @@ public final class Kernel: Service, Sendable {
             }
             unlink(path)
         }
-        let configuration = configuration
         let ownUID = getuid()
-        let server: NIOAsyncChannel<(NIOAsyncChannel<InboundFrame, ByteBuffer>, Peer), Never>
+        let logger = logger
+        let server: NIOAsyncChannel<(NIOAsyncChannel<ConnectionInput, ByteBuffer>, Peer), Never>
         do {
             server = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
@@ -185,7 +185,8 @@ public final class Kernel: Service, Sendable {
                         let admin = credentials.uid == 0 || credentials.uid == ownUID
                             || adminGID.map { gid in credentials.gid == gid || aos_user_in_group(credentials.uid, gid) == 1 } == true
                         let peer = Peer.client(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid, admin: admin)
-                        let wrapped = try Self.configure(channel, configuration: configuration, handshakeTimeout: true)
+                        let wrapped = try Self.configure(channel, peer: peer, services: services, agentSelf: nil,
+                                                         logger: logger)
                         return (wrapped, peer)
                     }
                 }
@@ -209,28 +210,36 @@ public final class Kernel: Service, Sendable {
         return provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
     }
 
-    static func configure(_ channel: any Channel, configuration: KernelConfiguration,
-                          handshakeTimeout: Bool) throws -> NIOAsyncChannel<InboundFrame, ByteBuffer> {
+    /// The pipeline of every protocol connection: framing, (for the kernel
+    /// socket) the handshake timeout, the protocol state machine, then the
+    /// async side.
+    static func configure(_ channel: any Channel, peer: Peer, services: KernelServices,
+                          agentSelf: Agentos_V1_AgentSelf?, logger: Logger) throws -> NIOAsyncChannel<ConnectionInput, ByteBuffer> {
+        let configuration = services.configuration
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(ByteToMessageHandler(FrameDecoder(maximumPayloadSize: configuration.maximumFrameSize)))
         try sync.addHandler(MessageToByteHandler(FrameEncoder()))
-        if handshakeTimeout {
+        if case .client = peer {
+            // Agents may never speak the protocol; clients must, promptly.
             try sync.addHandler(HandshakeTimeoutHandler(
                 timeout: .milliseconds(configuration.handshakeTimeoutMilliseconds)))
         }
+        try sync.addHandler(ProtocolHandler(peer: peer, services: services, agentSelf: agentSelf, logger: logger))
         return try NIOAsyncChannel(wrappingChannelSynchronously: channel,
-                                   configuration: .init(inboundType: InboundFrame.self, outboundType: ByteBuffer.self))
+                                   configuration: .init(inboundType: ConnectionInput.self, outboundType: ByteBuffer.self))
     }
 
     /// Serves the kernel's end of an agent's socketpair; returns its closer.
-    private static func serveAgent(fd: Int32, agentID: String, group: MultiThreadedEventLoopGroup,
+    private static func serveAgent(fd: Int32, agent: AgentRecord, group: MultiThreadedEventLoopGroup,
                                    services: KernelServices, connections: ConnectionRegistry,
                                    logger: Logger) async -> (@Sendable () -> Void)? {
-        let configuration = services.configuration
+        let agentID = agent.id
+        let agentSelf = Lifecycle.agentSelf(agent)
         do {
             let channel = try await ClientBootstrap(group: group).withConnectedSocket(fd) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try Self.configure(channel, configuration: configuration, handshakeTimeout: false)
+                    try Self.configure(channel, peer: .agent(id: agentID), services: services, agentSelf: agentSelf,
+                                       logger: logger)
                 }
             }
             connections.add(channel.channel)

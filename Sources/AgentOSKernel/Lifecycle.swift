@@ -47,7 +47,7 @@ actor Lifecycle {
 
     /// Opens the kernel's end of an agent's socketpair as a protocol
     /// connection; returns how to close it.
-    typealias AgentConnector = @Sendable (_ agentID: String, _ fd: Int32) async -> (@Sendable () -> Void)?
+    typealias AgentConnector = @Sendable (_ agent: AgentRecord, _ fd: Int32) async -> (@Sendable () -> Void)?
 
     private let configuration: KernelConfiguration
     private let store: StateStore
@@ -197,7 +197,7 @@ actor Lifecycle {
 
         if let connector {
             Task {
-                let close = await connector(id, kernelEnd)
+                let close = await connector(record, kernelEnd)
                 self.attachConnection(id: id, close: close)
             }
         } else {
@@ -219,21 +219,23 @@ actor Lifecycle {
         }
     }
 
-    /// An agent said hello on its socket: what it learns about itself.
-    func agentConnected(id: String) -> Agentos_V1_AgentSelf? {
-        guard var agent = live[id] else { return nil }
-        if !agent.connected {
-            agent.connected = true
-            live[id] = agent
-            _ = try? events.record("agent.connected", agentID: id, "\(agent.record.name) said hello on its socket",
-                                   data: ["name": agent.record.name])
-        }
+    /// An agent said hello on its socket.
+    func markConnected(id: String) {
+        guard var agent = live[id], !agent.connected else { return }
+        agent.connected = true
+        live[id] = agent
+        _ = try? events.record("agent.connected", agentID: id, "\(agent.record.name) said hello on its socket",
+                               data: ["name": agent.record.name])
+    }
+
+    /// What an agent learns about itself in the kernel's welcome.
+    static func agentSelf(_ record: AgentRecord) -> Agentos_V1_AgentSelf {
         var info = Agentos_V1_AgentSelf()
-        info.id = id
-        info.name = agent.record.name
-        info.argv = agent.record.argv
-        info.env = agent.record.environment
-        info.workDir = agent.record.workDir
+        info.id = record.id
+        info.name = record.name
+        info.argv = record.argv
+        info.env = record.environment
+        info.workDir = record.workDir
         return info
     }
 

@@ -1,0 +1,133 @@
+import AgentOSProtocol
+import Logging
+import NIOCore
+
+/// What the protocol handler passes on to the connection's async side.
+enum ConnectionInput: Sendable {
+    case request(id: UInt64, call: KernelRequest.OneOf_Call)
+    case cancel(requestID: UInt64)
+}
+
+/// The connection's protocol state machine, on the event loop: decodes
+/// envelopes, runs the handshake, refuses what breaks the protocol (error
+/// frame, then close), answers `status` on the spot, and hands every other
+/// request to the async side. Keeping this on the event loop saves the two
+/// thread hops an async round trip costs on the hottest path.
+final class ProtocolHandler: ChannelInboundHandler {
+    typealias InboundIn = InboundFrame
+    typealias InboundOut = ConnectionInput
+    typealias OutboundOut = ByteBuffer
+
+    private let peer: Peer
+    private let services: KernelServices
+    private let agentSelf: Agentos_V1_AgentSelf?
+    private let logger: Logger
+    private var handshaken = false
+    private var closing = false
+
+    init(peer: Peer, services: KernelServices, agentSelf: Agentos_V1_AgentSelf?, logger: Logger) {
+        self.peer = peer
+        self.services = services
+        self.agentSelf = agentSelf
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        let payload: ByteBuffer
+        switch unwrapInboundIn(data) {
+        case .payload(let buffer):
+            payload = buffer
+        case .tooLarge(let length, let maximum):
+            logger.notice("closing connection: frame too large", metadata: ["peer": "\(peer)", "length": "\(length)"])
+            return fail(context, .frameTooLarge, "frame of \(length) bytes exceeds the maximum of \(maximum) bytes; closing")
+        case .truncated(let expected, let received):
+            logger.notice("connection ended inside a frame", metadata: ["peer": "\(peer)"])
+            return fail(context, .malformedFrame, "stream ended inside a frame (\(received) of \(expected) bytes)")
+        }
+        let envelope: Envelope
+        do {
+            envelope = try Envelope(serializedBytes: Array(payload.readableBytesView))
+        } catch {
+            logger.notice("closing connection: undecodable frame", metadata: ["peer": "\(peer)"])
+            return fail(context, .malformedFrame, "frame is not a valid agentos.v1.Envelope; closing")
+        }
+        guard handshaken else { return handshake(context, envelope) }
+
+        switch envelope.body {
+        case .request(let request)?:
+            let id = envelope.requestID
+            guard id != 0 else {
+                return send(context, .error(.invalidArgument, "request_id 0 is reserved; number requests from 1"))
+            }
+            guard let call = request.call else {
+                return send(context, .error(.unknownMessage,
+                                            "request \(id) names a call this kernel does not know (protocol \(AgentOSVersion.protocolVersion))",
+                                            correlationID: id))
+            }
+            if case .status = call {
+                var reply = Envelope()
+                reply.correlationID = id
+                reply.response.result = .status(services.status())
+                return send(context, reply)
+            }
+            context.fireChannelRead(wrapInboundOut(.request(id: id, call: call)))
+        case .cancel(let cancel)?:
+            context.fireChannelRead(wrapInboundOut(.cancel(requestID: cancel.requestID)))
+        case .hello?:
+            send(context, .error(.invalidArgument, "hello was already exchanged on this connection",
+                                 correlationID: envelope.requestID))
+        case nil, .welcome?, .response?, .chunk?, .streamEnd?, .error?:
+            fail(context, .unknownMessage, "a client may send only hello, request and cancel; closing")
+        }
+    }
+
+    private func handshake(_ context: ChannelHandlerContext, _ envelope: Envelope) {
+        guard case .hello(let hello)? = envelope.body else {
+            return fail(context, .handshakeRequired,
+                        "the first frame must be a Hello (protocol version \(AgentOSVersion.protocolVersion)); closing")
+        }
+        guard hello.maxVersion >= AgentOSVersion.minimumProtocolVersion,
+              hello.minVersion <= AgentOSVersion.protocolVersion else {
+            return fail(context, .versionMismatch,
+                        "client speaks protocol versions \(hello.minVersion)-\(hello.maxVersion); this kernel speaks "
+                            + "\(AgentOSVersion.minimumProtocolVersion)-\(AgentOSVersion.protocolVersion); closing",
+                        detail: ["kernel_min": String(AgentOSVersion.minimumProtocolVersion),
+                                 "kernel_max": String(AgentOSVersion.protocolVersion)])
+        }
+        var welcome = Welcome()
+        welcome.version = min(hello.maxVersion, AgentOSVersion.protocolVersion)
+        welcome.kernelVersion = AgentOSVersion.release
+        welcome.kernelPid = UInt32(services.pid)
+        welcome.maxFrameSize = UInt32(services.configuration.maximumFrameSize)
+        welcome.role = peer.role
+        if let agentSelf { welcome.agent = agentSelf }
+        var reply = Envelope()
+        reply.welcome = welcome
+        send(context, reply)
+        handshaken = true
+        if case .agent(let id) = peer {
+            let lifecycle = services.lifecycle
+            Task { await lifecycle.markConnected(id: id) }
+        }
+    }
+
+    private func send(_ context: ChannelHandlerContext, _ envelope: Envelope) {
+        guard let bytes: [UInt8] = try? envelope.serializedBytes() else { return }
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+    }
+
+    /// A connection-level error: tell the peer, stop reading, close.
+    private func fail(_ context: ChannelHandlerContext, _ code: ErrorCode, _ message: String,
+                      detail: [String: String] = [:]) {
+        closing = true
+        guard let bytes: [UInt8] = try? Envelope.error(code, message, detail: detail).serializedBytes() else {
+            context.close(promise: nil)
+            return
+        }
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes))).whenComplete { _ in
+            loopBound.value.close(promise: nil)
+        }
+    }
+}
