@@ -20,6 +20,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+pid_of() { agentctl inspect "$1" --json | grep -o '"pid" : [0-9]*' | grep -o '[0-9]*$' | head -1; }
+# Running = exists and is not a zombie waiting for its reaper.
+alive() { [ -r "/proc/$1/stat" ] && ! awk '{ exit ($3 == "Z" || $3 == "X") ? 0 : 1 }' "/proc/$1/stat" 2>/dev/null; }
+gone_within() { for _ in $(seq 50); do alive "$1" || return 0; sleep 0.05; done; return 1; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 
@@ -35,7 +39,7 @@ start_kernel
 show agentctl status
 
 step "spawn agents: each is a child process of the kernel"
-show agentctl run --name greeter -- agentos-demo-agent 5 0.2
+show agentctl run --name greeter -- "$bin/agentos-demo-agent" 5 0.2
 show agentctl run --name worker -- /bin/sh -c 'while true; do echo "working at $(date +%T)"; sleep 0.3; done'
 show agentctl run --name stubborn -- /bin/sh -c 'trap "echo ignoring SIGTERM" TERM; while true; do sleep 0.1; done'
 show agentctl run --name crasher -- /bin/sh -c 'echo about to fail >&2; exit 3'
@@ -67,11 +71,10 @@ set -e
 
 step "crash safety: kill -9 the kernel while an agent runs, then restart it"
 show agentctl run --name survivor -- /bin/sleep 300
-agent_pid=$(agentctl inspect survivor --json | sed -n 's/.*"pid" : \([0-9]*\).*/\1/p')
+agent_pid=$(pid_of survivor)
 show kill -9 "$kernel_pid"
 wait "$kernel_pid" 2>/dev/null || true
-sleep 0.2
-if kill -0 "$agent_pid" 2>/dev/null; then echo "agent $agent_pid survived the kernel!"; exit 1; fi
+if ! gone_within "$agent_pid"; then echo "agent $agent_pid survived the kernel!"; exit 1; fi
 echo "agent pid $agent_pid died with the kernel (PR_SET_PDEATHSIG)"
 start_kernel
 show agentctl ps -a
@@ -79,8 +82,8 @@ show agentctl events --limit 3
 
 step "clean shutdown: SIGTERM stops every agent and leaves nothing behind"
 show agentctl run --name last -- /bin/sleep 300
-last_pid=$(agentctl inspect last --json | sed -n 's/.*"pid" : \([0-9]*\).*/\1/p')
+last_pid=$(pid_of last)
 kill -TERM "$kernel_pid"; wait "$kernel_pid"; kernel_pid=""
-if kill -0 "$last_pid" 2>/dev/null; then echo "agent $last_pid survived a clean shutdown!"; exit 1; fi
+if ! gone_within "$last_pid"; then echo "agent $last_pid survived a clean shutdown!"; exit 1; fi
 echo "kernel stopped cleanly; agent pid $last_pid is gone"
 step "demo complete"
