@@ -229,3 +229,68 @@ struct RobustnessTests {
         #expect(try #require(try kernel.json(["ps", "-a"]) as? [[String: Any]]).isEmpty)
     }
 }
+
+@Suite("Slow and cancelling clients", .serialized)
+struct SlowClientTests {
+    @Test func aClientThatNeverReadsIsStoppedNotBuffered() throws {
+        let kernel = try KernelProcess(label: "noread")
+        defer { kernel.stop() }
+        let raw = try RawConnection(socketPath: kernel.socketPath)
+        try raw.send(.hello(client: "never-reads"))
+        // Pipeline status requests without reading a single answer, until
+        // the kernel stops reading from us (send would block) or 64 MiB.
+        let flags = fcntl(raw.fd, F_GETFL)
+        _ = fcntl(raw.fd, F_SETFL, flags | O_NONBLOCK)
+        var batch: [UInt8] = []
+        for index in 0..<1_000 {
+            batch += try Envelope.request(id: UInt64(index + 1), .status(.init())).framed()
+        }
+        var sent = 0
+        var stalls = 0
+        while sent < 64 * 1024 * 1024 && stalls < 50 {
+            let n = batch.withUnsafeBytes { Glibc.send(raw.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n > 0 {
+                sent += n
+                stalls = 0
+            } else {
+                stalls += 1
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+        }
+        // Each ~10-byte request earns a ~90-byte answer: had the kernel kept
+        // reading, it would be holding hundreds of MiB for us.
+        #expect(sent < 16 * 1024 * 1024, "the kernel read \(sent) bytes from a client that never reads")
+        // Meanwhile everyone else is served.
+        #expect(try kernel.ctl(["status"]).status == 0)
+        let rss = try String(contentsOfFile: "/proc/\(kernel.pid)/status", encoding: .utf8)
+            .split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+            .flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) } ?? 0
+        #expect(rss < 200 * 1024, "agentd RSS \(rss) KiB")
+    }
+
+    @Test func aCancelledWaitEndsAndTheConnectionGoesOn() throws {
+        let kernel = try KernelProcess(label: "cancel")
+        defer { kernel.stop() }
+        let id = try kernel.run(["--", "/bin/sleep", "60"])
+        let raw = try RawConnection(socketPath: kernel.socketPath)
+        try raw.send(.hello(client: "canceller"))
+        guard case .welcome? = raw.readFrame()?.body else {
+            Issue.record("no welcome")
+            return
+        }
+        var wait = Agentos_V1_WaitRequest()
+        wait.agent = id
+        try raw.send(.request(id: 5, .wait(wait)))
+        Thread.sleep(forTimeInterval: 0.2)
+        var cancel = Envelope()
+        cancel.cancel.requestID = 5
+        try raw.send(cancel)
+        let ended = raw.readFrame()
+        #expect(ended?.correlationID == 5)
+        #expect(ended?.streamEnd.reason == "cancelled")
+        try raw.send(.request(id: 6, .status(.init())))
+        #expect(raw.readFrame()?.correlationID == 6)
+        // The agent itself was not touched.
+        #expect(try kernel.agent(id)["state"] as? String == "running")
+    }
+}

@@ -36,14 +36,16 @@ struct Connection {
     static let inflightLimit = 64
     static let outboundHighWater = 4 * 1024 * 1024
 
-    let channel: NIOAsyncChannel<ConnectionInput, ByteBuffer>
-    let peer: Peer
+    let accepted: AcceptedConnection
     let services: KernelServices
     let logger: Logger
 
+    private var channel: NIOAsyncChannel<ConnectionInput, ByteBuffer> { accepted.channel }
+    private var peer: Peer { accepted.peer }
+
     func run() async {
         let queue = OutboundQueue(channel: channel.channel, highWater: Self.outboundHighWater)
-        let requests = RequestRegistry()
+        let requests = accepted.requests
         do {
             try await channel.executeThenClose { inbound, _ in
                 await readLoop(inbound, queue: queue, requests: requests)
@@ -63,24 +65,20 @@ struct Connection {
         let inflight = InflightLimit(Self.inflightLimit)
         do {
             for try await input in inbound {
-                switch input {
-                case .cancel(let id):
-                    requests.cancel(id: id)
-                case .request(let id, let call):
-                    if Self.isQuick(call) && !requests.contains(id: id) {
-                        await handle(id: id, call: call, queue: queue)
-                        continue
-                    }
-                    await inflight.acquire()
-                    let started = requests.start(id: id) {
-                        defer { inflight.release() }
-                        await handle(id: id, call: call, queue: queue)
-                    }
-                    if !started {
-                        inflight.release()
-                        queue.sendNow(.error(.duplicateRequestID, "request id \(id) is already in flight on this connection",
-                                             correlationID: id))
-                    }
+                let (id, call) = (input.id, input.call)
+                if Self.isQuick(call) && !requests.contains(id: id) {
+                    await handle(id: id, call: call, queue: queue)
+                    continue
+                }
+                await inflight.acquire()
+                let started = requests.start(id: id) {
+                    defer { inflight.release() }
+                    await handle(id: id, call: call, queue: queue)
+                }
+                if !started {
+                    inflight.release()
+                    queue.sendNow(.error(.duplicateRequestID, "request id \(id) is already in flight on this connection",
+                                         correlationID: id))
                 }
             }
         } catch {

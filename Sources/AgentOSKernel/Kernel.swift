@@ -126,11 +126,11 @@ public final class Kernel: Service, Sendable {
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { taskGroup in
                 try await server.executeThenClose { inbound in
-                    for try await (channel, peer) in inbound {
-                        connections.add(channel.channel)
+                    for try await accepted in inbound {
+                        connections.add(accepted.channel.channel)
                         taskGroup.addTask {
-                            await Connection(channel: channel, peer: peer, services: services, logger: logger).run()
-                            connections.remove(channel.channel)
+                            await Connection(accepted: accepted, services: services, logger: logger).run()
+                            connections.remove(accepted.channel.channel)
                         }
                     }
                 }
@@ -161,7 +161,7 @@ public final class Kernel: Service, Sendable {
     }
 
     private func bind(group: MultiThreadedEventLoopGroup, adminGID: UInt32?,
-                      services: KernelServices) async throws -> NIOAsyncChannel<(NIOAsyncChannel<ConnectionInput, ByteBuffer>, Peer), Never> {
+                      services: KernelServices) async throws -> NIOAsyncChannel<AcceptedConnection, Never> {
         let path = configuration.socketPath
         var info = stat()
         if lstat(path, &info) == 0 {
@@ -173,7 +173,7 @@ public final class Kernel: Service, Sendable {
         }
         let ownUID = getuid()
         let logger = logger
-        let server: NIOAsyncChannel<(NIOAsyncChannel<ConnectionInput, ByteBuffer>, Peer), Never>
+        let server: NIOAsyncChannel<AcceptedConnection, Never>
         do {
             server = try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
@@ -185,9 +185,8 @@ public final class Kernel: Service, Sendable {
                         let admin = credentials.uid == 0 || credentials.uid == ownUID
                             || adminGID.map { gid in credentials.gid == gid || aos_user_in_group(credentials.uid, gid) == 1 } == true
                         let peer = Peer.client(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid, admin: admin)
-                        let wrapped = try Self.configure(channel, peer: peer, services: services, agentSelf: nil,
-                                                         logger: logger)
-                        return (wrapped, peer)
+                        return try Self.configure(channel, peer: peer, services: services, agentSelf: nil,
+                                                  logger: logger)
                     }
                 }
         } catch {
@@ -214,9 +213,13 @@ public final class Kernel: Service, Sendable {
     /// socket) the handshake timeout, the protocol state machine, then the
     /// async side.
     static func configure(_ channel: any Channel, peer: Peer, services: KernelServices,
-                          agentSelf: Agentos_V1_AgentSelf?, logger: Logger) throws -> NIOAsyncChannel<ConnectionInput, ByteBuffer> {
+                          agentSelf: Agentos_V1_AgentSelf?, logger: Logger) throws -> AcceptedConnection {
         let configuration = services.configuration
+        let requests = RequestRegistry()
         let sync = channel.pipeline.syncOperations
+        // A peer that does not read its answers stops being read from, so
+        // it cannot make the kernel buffer without bound.
+        try sync.addHandler(BackPressureHandler())
         try sync.addHandler(ByteToMessageHandler(FrameDecoder(maximumPayloadSize: configuration.maximumFrameSize)))
         try sync.addHandler(MessageToByteHandler(FrameEncoder()))
         if case .client = peer {
@@ -224,9 +227,12 @@ public final class Kernel: Service, Sendable {
             try sync.addHandler(HandshakeTimeoutHandler(
                 timeout: .milliseconds(configuration.handshakeTimeoutMilliseconds)))
         }
-        try sync.addHandler(ProtocolHandler(peer: peer, services: services, agentSelf: agentSelf, logger: logger))
-        return try NIOAsyncChannel(wrappingChannelSynchronously: channel,
-                                   configuration: .init(inboundType: ConnectionInput.self, outboundType: ByteBuffer.self))
+        try sync.addHandler(ProtocolHandler(peer: peer, services: services, requests: requests, agentSelf: agentSelf,
+                                            logger: logger))
+        let asyncChannel = try NIOAsyncChannel(
+            wrappingChannelSynchronously: channel,
+            configuration: .init(inboundType: ConnectionInput.self, outboundType: ByteBuffer.self))
+        return AcceptedConnection(channel: asyncChannel, peer: peer, requests: requests)
     }
 
     /// Serves the kernel's end of an agent's socketpair; returns its closer.
@@ -236,18 +242,18 @@ public final class Kernel: Service, Sendable {
         let agentID = agent.id
         let agentSelf = Lifecycle.agentSelf(agent)
         do {
-            let channel = try await ClientBootstrap(group: group).withConnectedSocket(fd) { channel in
+            let accepted = try await ClientBootstrap(group: group).withConnectedSocket(fd) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try Self.configure(channel, peer: .agent(id: agentID), services: services, agentSelf: agentSelf,
                                        logger: logger)
                 }
             }
-            connections.add(channel.channel)
+            let underlying = accepted.channel.channel
+            connections.add(underlying)
             Task {
-                await Connection(channel: channel, peer: .agent(id: agentID), services: services, logger: logger).run()
-                connections.remove(channel.channel)
+                await Connection(accepted: accepted, services: services, logger: logger).run()
+                connections.remove(underlying)
             }
-            let underlying = channel.channel
             return { underlying.close(promise: nil) }
         } catch {
             logger.warning("cannot serve the socket of agent \(agentID): \(error)")

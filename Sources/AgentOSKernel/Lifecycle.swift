@@ -42,7 +42,7 @@ actor Lifecycle {
         var intent: StopIntent?
         var connected = false
         var closeConnection: (@Sendable () -> Void)?
-        var waiters: [CheckedContinuation<AgentRecord, Never>] = []
+        var waiters: [UInt64: CheckedContinuation<AgentRecord, any Error>] = [:]
     }
 
     /// Opens the kernel's end of an agent's socketpair as a protocol
@@ -61,6 +61,7 @@ actor Lifecycle {
     private var live: [String: LiveAgent] = [:]
     private var reservedNames: Set<String> = []
     private var accepting = true
+    private var nextWaiter: UInt64 = 0
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, reactor: ProcessReactor,
          counters: AgentCounters, slots: AgentSlots, bootID: String, logger: Logger) {
@@ -267,7 +268,7 @@ actor Lifecycle {
         current.closeConnection?()
         if !agent.log.isFinished { agent.log.finish() }
         logger.info("agent exited", metadata: ["agent": "\(id)", "status": "\(exit)", "reason": "\(exitRecord.reason)"])
-        for waiter in current.waiters { waiter.resume(returning: record) }
+        for waiter in current.waiters.values { waiter.resume(returning: record) }
     }
 
     /// How an exit reads: OTP's "normal" is exit 0 or death by the signal the
@@ -336,7 +337,7 @@ actor Lifecycle {
                 self.escalate(id: id)
             }
         }
-        return await waitForExit(record.id)
+        return try await waitForExit(record.id)
     }
 
     func kill(_ reference: String) async throws -> AgentRecord {
@@ -349,12 +350,12 @@ actor Lifecycle {
                                    data: ["name": record.name])
         }
         terminate(agent, signal: SIGKILL)
-        return await waitForExit(record.id)
+        return try await waitForExit(record.id)
     }
 
     func wait(_ reference: String) async throws -> AgentRecord {
         let record = try resolve(reference)
-        return await waitForExit(record.id)
+        return try await waitForExit(record.id)
     }
 
     private func escalate(id: String) {
@@ -377,22 +378,30 @@ actor Lifecycle {
         }
     }
 
-    private func waitForExit(_ id: String) async -> AgentRecord {
-        await withCheckedContinuation { continuation in
-            if live[id] != nil {
-                live[id]?.waiters.append(continuation)
-            } else {
-                let record = (try? store.agent(id: id)) ?? nil
-                if let record {
+    /// The agent's record once it has ended. Cancelling the waiting task
+    /// (its request was cancelled, or its client left) stops the wait.
+    private func waitForExit(_ id: String) async throws -> AgentRecord {
+        nextWaiter += 1
+        let token = nextWaiter
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                if Task.isCancelled {
+                    continuation.resume(throwing: CancellationError())
+                } else if live[id] != nil {
+                    live[id]?.waiters[token] = continuation
+                } else if let record = try? store.agent(id: id) {
                     continuation.resume(returning: record)
                 } else {
-                    // Unreachable in practice: resolve() found it a moment ago.
-                    continuation.resume(returning: AgentRecord(
-                        id: id, name: id, state: .lost, program: "", argv: [], environment: [:], workDir: "",
-                        logPath: "", bootID: bootID, createdAt: 0))
+                    continuation.resume(throwing: KernelError(.notFound, "no agent with id '\(id)'"))
                 }
             }
+        } onCancel: {
+            Task { await self.cancelWaiter(agentID: id, token: token) }
         }
+    }
+
+    private func cancelWaiter(agentID: String, token: UInt64) {
+        live[agentID]?.waiters.removeValue(forKey: token)?.resume(throwing: CancellationError())
     }
 
     // MARK: Kernel shutdown
@@ -413,7 +422,7 @@ actor Lifecycle {
         await withTaskGroup(of: Bool.self) { group in
             for id in ids {
                 group.addTask {
-                    _ = await self.waitForExit(id)
+                    _ = try? await self.waitForExit(id)
                     return true
                 }
             }

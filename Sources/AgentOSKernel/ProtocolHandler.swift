@@ -3,9 +3,16 @@ import Logging
 import NIOCore
 
 /// What the protocol handler passes on to the connection's async side.
-enum ConnectionInput: Sendable {
-    case request(id: UInt64, call: KernelRequest.OneOf_Call)
-    case cancel(requestID: UInt64)
+struct ConnectionInput: Sendable {
+    let id: UInt64
+    let call: KernelRequest.OneOf_Call
+}
+
+/// A connection as the server hands it to its handling task.
+struct AcceptedConnection: Sendable {
+    let channel: NIOAsyncChannel<ConnectionInput, ByteBuffer>
+    let peer: Peer
+    let requests: RequestRegistry
 }
 
 /// The connection's protocol state machine, on the event loop: decodes
@@ -20,14 +27,17 @@ final class ProtocolHandler: ChannelInboundHandler {
 
     private let peer: Peer
     private let services: KernelServices
+    private let requests: RequestRegistry
     private let agentSelf: Agentos_V1_AgentSelf?
     private let logger: Logger
     private var handshaken = false
     private var closing = false
 
-    init(peer: Peer, services: KernelServices, agentSelf: Agentos_V1_AgentSelf?, logger: Logger) {
+    init(peer: Peer, services: KernelServices, requests: RequestRegistry, agentSelf: Agentos_V1_AgentSelf?,
+         logger: Logger) {
         self.peer = peer
         self.services = services
+        self.requests = requests
         self.agentSelf = agentSelf
         self.logger = logger
     }
@@ -71,9 +81,11 @@ final class ProtocolHandler: ChannelInboundHandler {
                 reply.response.result = .status(services.status())
                 return send(context, reply)
             }
-            context.fireChannelRead(wrapInboundOut(.request(id: id, call: call)))
+            context.fireChannelRead(wrapInboundOut(ConnectionInput(id: id, call: call)))
         case .cancel(let cancel)?:
-            context.fireChannelRead(wrapInboundOut(.cancel(requestID: cancel.requestID)))
+            // Here, not on the async side: that may be waiting for a free
+            // in-flight slot, which is what a cancel frees.
+            requests.cancel(id: cancel.requestID)
         case .hello?:
             send(context, .error(.invalidArgument, "hello was already exchanged on this connection",
                                  correlationID: envelope.requestID))
