@@ -6,15 +6,14 @@ struct InspectCommand: ParsableCommand {
         commandName: "inspect",
         abstract: "Show everything the kernel knows about one agent, with its lifecycle history.")
 
-    @Argument(help: ArgumentHelp("The agent: its id, a unique id prefix, or its name.", valueName: "agent"))
-    var agent: String
+    @OptionGroup var target: AgentReference
 
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
 
     func run() throws {
         var request = Agentos_V1_InspectRequest()
-        request.agent = agent
+        request.agent = target.agent
         let result = try connection.withKernel { try $0.call(.inspect(request)) }
         guard case .inspect(let info) = result else { throw unexpectedResponse("inspect") }
         if output.json {

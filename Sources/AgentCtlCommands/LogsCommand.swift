@@ -8,8 +8,7 @@ struct LogsCommand: ParsableCommand {
         abstract: "Print an agent's captured stdout and stderr (-f: keep following).",
         discussion: "The agent's stdout goes to stdout and its stderr to stderr; notes from the kernel (log rotation, SIGKILL after a grace period) go to stderr.")
 
-    @Argument(help: ArgumentHelp("The agent: its id, a unique id prefix, or its name.", valueName: "agent"))
-    var agent: String
+    @OptionGroup var target: AgentReference
 
     @Flag(name: [.short, .long], help: "Keep printing new output until the agent exits.")
     var follow = false
@@ -25,7 +24,7 @@ struct LogsCommand: ParsableCommand {
 
     func run() throws {
         var request = Agentos_V1_LogsRequest()
-        request.agent = agent
+        request.agent = target.agent
         request.follow = follow
         request.tail = tail
         let json = output.json

@@ -32,3 +32,10 @@ struct OutputOptions: ParsableArguments {
     @Flag(name: .long, help: "Print JSON (one document, or one JSON object per line for streams).")
     var json = false
 }
+
+/// The agent a command acts on: shared by every per-agent subcommand.
+struct AgentReference: ParsableArguments {
+    @Argument(help: ArgumentHelp("The agent: its id, a unique id prefix (3+ characters), or its name.",
+                                 valueName: "agent"))
+    var agent: String
+}

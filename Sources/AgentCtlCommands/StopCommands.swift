@@ -6,8 +6,7 @@ struct StopCommand: ParsableCommand {
         commandName: "stop",
         abstract: "Stop an agent: SIGTERM, then SIGKILL after --timeout; waits until it has exited.")
 
-    @Argument(help: ArgumentHelp("The agent: its id, a unique id prefix, or its name.", valueName: "agent"))
-    var agent: String
+    @OptionGroup var target: AgentReference
 
     @Option(name: [.short, .long], help: ArgumentHelp("Grace before SIGKILL (default: agentd's --stop-timeout, 5s).",
                                                       valueName: "duration"))
@@ -35,7 +34,7 @@ struct StopCommand: ParsableCommand {
 
     func run() throws {
         var request = Agentos_V1_SignalRequest()
-        request.agent = agent
+        request.agent = target.agent
         request.graceMs = try graceMilliseconds()
         let result = try connection.withKernel { try $0.call(.stop(request)) }
         guard case .stop(let info) = result else { throw unexpectedResponse("stop") }
@@ -48,15 +47,14 @@ struct KillCommand: ParsableCommand {
         commandName: "kill",
         abstract: "Kill an agent now (SIGKILL to it and its process group); waits until it has exited.")
 
-    @Argument(help: ArgumentHelp("The agent: its id, a unique id prefix, or its name.", valueName: "agent"))
-    var agent: String
+    @OptionGroup var target: AgentReference
 
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
 
     func run() throws {
         var request = Agentos_V1_SignalRequest()
-        request.agent = agent
+        request.agent = target.agent
         let result = try connection.withKernel { try $0.call(.kill(request)) }
         guard case .kill(let info) = result else { throw unexpectedResponse("kill") }
         report(info, verb: "killed", json: output.json)
@@ -68,15 +66,14 @@ struct WaitCommand: ParsableCommand {
         commandName: "wait",
         abstract: "Block until an agent exits; exit with its code (128 + signal if killed, 1 if lost).")
 
-    @Argument(help: ArgumentHelp("The agent: its id, a unique id prefix, or its name.", valueName: "agent"))
-    var agent: String
+    @OptionGroup var target: AgentReference
 
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
 
     func run() throws {
         var request = Agentos_V1_WaitRequest()
-        request.agent = agent
+        request.agent = target.agent
         let result = try connection.withKernel { try $0.call(.wait(request)) }
         guard case .wait(let info) = result else { throw unexpectedResponse("wait") }
         if output.json {
