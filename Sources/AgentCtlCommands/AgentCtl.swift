@@ -22,7 +22,8 @@ public struct AgentCtl: ParsableCommand {
         version: AgentOSVersion.release,
         subcommands: [
             StatusCommand.self, RunCommand.self, PsCommand.self, InspectCommand.self, StopCommand.self,
-            KillCommand.self, WaitCommand.self, LogsCommand.self, EventsCommand.self,
+            KillCommand.self, WaitCommand.self, LogsCommand.self, EventsCommand.self, PauseCommand.self,
+            ResumeCommand.self, StatsCommand.self,
         ]
     )
 

@@ -37,6 +37,14 @@ struct InspectCommand: ParsableCommand {
             rows.append(["exit:", exitSummary(info) + (info.exit.detail.isEmpty ? "" : ": " + info.exit.detail)])
         }
         for (key, value) in info.env.sorted(by: { $0.key < $1.key }) { rows.append(["env:", "\(key)=\(value)"]) }
+        let limits = info.limits
+        var limitText: [String] = []
+        if limits.hasMemoryBytes { limitText.append("memory " + Output.bytes(limits.memoryBytes)) }
+        if limits.hasPids { limitText.append("pids \(limits.pids)") }
+        if limits.hasCpus { limitText.append("cpu \(limits.cpus)") }
+        if limits.hasTimeoutMs { limitText.append("timeout \(limits.timeoutMs)ms") }
+        rows.append(["limits:", limitText.isEmpty ? "none" : limitText.joined(separator: ", ")])
+        for path in info.cgroups { rows.append(["cgroup:", path]) }
         rows.append(["kernel run:", info.bootID])
         Output.table([], rows)
         Output.line("history:")

@@ -28,6 +28,8 @@ struct AgentJSON: Encodable {
     var started_at: String?
     var ended_at: String?
     var exit: Exit?
+    var limits: LimitsJSON
+    var cgroups: [String]?
     var history: [EventJSON]?
 
     init(_ info: AgentInfo, includeHistory: Bool = false) {
@@ -54,6 +56,8 @@ struct AgentJSON: Encodable {
                         detail: status.detail.isEmpty ? nil : status.detail,
                         status: shellStatus(info))
         }
+        limits = LimitsJSON(info.limits)
+        cgroups = info.cgroups.isEmpty ? nil : info.cgroups
         history = includeHistory ? info.history.map(EventJSON.init) : nil
     }
 }
@@ -92,6 +96,7 @@ struct StatusJSON: Encodable {
     var socket: String
     var state_dir: String
     var agents: Agents
+    var host: HostJSON
 
     init(_ status: Agentos_V1_StatusResponse) {
         kernel_version = status.kernelVersion
@@ -103,6 +108,8 @@ struct StatusJSON: Encodable {
         socket = status.socketPath
         state_dir = status.stateDir
         agents = Agents(running: status.agents.running, exited: status.agents.exited, total: status.agents.total)
+        host = HostJSON(cgroup_mode: status.host.cgroupMode, cgroup_detail: status.host.cgroupDetail,
+                        landlock_abi: status.host.landlockAbi, user_namespaces: status.host.userNamespaces)
     }
 }
 
@@ -121,4 +128,49 @@ struct LogJSON: Encodable {
         time = Output.timestamp(chunk.timeNs)
         data = String(decoding: chunk.data, as: UTF8.self)
     }
+}
+
+struct LimitsJSON: Encodable {
+    var memory_bytes: UInt64?
+    var pids: UInt32?
+    var cpus: Double?
+    var timeout_ms: UInt64?
+
+    init(_ limits: Agentos_V1_ResourceLimits) {
+        memory_bytes = limits.hasMemoryBytes ? limits.memoryBytes : nil
+        pids = limits.hasPids ? limits.pids : nil
+        cpus = limits.hasCpus ? limits.cpus : nil
+        timeout_ms = limits.hasTimeoutMs ? limits.timeoutMs : nil
+    }
+}
+
+struct StatsJSON: Encodable {
+    var id: String
+    var name: String
+    var state: String
+    var memory_bytes: UInt64?
+    var memory_peak_bytes: UInt64?
+    var pids: UInt32?
+    var cpu_ns: UInt64?
+    var oom_kills: UInt32
+    var limits: LimitsJSON
+
+    init(_ stats: Agentos_V1_AgentStats) {
+        id = stats.id
+        name = stats.name
+        state = stats.state.name
+        memory_bytes = stats.hasMemoryBytes ? stats.memoryBytes : nil
+        memory_peak_bytes = stats.hasMemoryPeakBytes ? stats.memoryPeakBytes : nil
+        pids = stats.hasPids ? stats.pids : nil
+        cpu_ns = stats.hasCpuNs ? stats.cpuNs : nil
+        oom_kills = stats.oomKills
+        limits = LimitsJSON(stats.limits)
+    }
+}
+
+struct HostJSON: Encodable {
+    var cgroup_mode: String
+    var cgroup_detail: String
+    var landlock_abi: UInt32
+    var user_namespaces: Bool
 }

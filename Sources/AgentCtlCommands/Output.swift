@@ -55,6 +55,17 @@ enum Output {
         return "\(seconds / 86_400)d\(seconds % 86_400 / 3_600)h"
     }
 
+    /// "512K", "256M", "1.5G".
+    static func bytes(_ value: UInt64) -> String {
+        let units: [(UInt64, String)] = [(1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")]
+        for (size, suffix) in units where value >= size {
+            let amount = Double(value) / Double(size)
+            return (amount >= 10 || amount == amount.rounded() ? String(format: "%.0f", amount)
+                : String(format: "%.1f", amount)) + suffix
+        }
+        return "\(value)B"
+    }
+
     static func now() -> Int64 {
         Int64(Date().timeIntervalSince1970 * 1e9)
     }
@@ -67,6 +78,8 @@ func exitSummary(_ info: AgentInfo) -> String {
     var text: String
     if exit.reason == "lost" || exit.reason == "spawn-failed" {
         text = exit.reason
+    } else if exit.reason == "oom" || exit.reason == "timeout" {
+        return exit.reason == "oom" ? "OOM-killed" : "timed out"
     } else if exit.exited {
         text = "exit \(exit.code)"
     } else {

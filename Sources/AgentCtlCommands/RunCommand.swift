@@ -13,8 +13,12 @@ struct RunCommand: ParsableCommand {
             the kernel socket), AGENTOS_AGENT_ID and AGENTOS_AGENT_NAME. Its stdout and stderr are \
             captured: read them with agentctl logs.
 
+            Every agent runs in cgroups of its own: --memory, --pids (1024 unless given) and --cpu \
+            are enforced there, and a limit this host cannot enforce is an error, never ignored.
+
             Examples:
               agentctl run -- /bin/sleep 60
+              agentctl run --memory 256M --pids 64 --cpu 0.5 --timeout 10m -- python3 job.py
               agentctl run --name scraper --env MODE=fast -- python3 scrape.py
             """)
 
@@ -29,6 +33,19 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Working directory (default: the agent's own dir in the state dir).",
                                             valueName: "dir"))
     var workdir: String?
+
+    @Option(name: .long, help: ArgumentHelp("Memory limit (e.g. 256M); past it the OOM killer ends the agent.",
+                                            valueName: "size"))
+    var memory: String?
+
+    @Option(name: .long, help: ArgumentHelp("Most processes and threads at once (default 1024).", valueName: "n"))
+    var pids: String?
+
+    @Option(name: .long, help: ArgumentHelp("CPU time as a number of CPUs, e.g. 0.5.", valueName: "cpus"))
+    var cpu: String?
+
+    @Option(name: .long, help: ArgumentHelp("Wall-clock limit (e.g. 10m); then the agent is killed.", valueName: "duration"))
+    var timeout: String?
 
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
@@ -47,6 +64,37 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("no program given: agentctl run [OPTIONS] -- PROGRAM [ARGS...]")
         }
         _ = try environment()
+        _ = try limits()
+    }
+
+    /// The limit flags, each checked and named in its error.
+    func limits() throws -> Agentos_V1_ResourceLimits {
+        var limits = Agentos_V1_ResourceLimits()
+        if let memory {
+            guard let bytes = try? Units.bytes(memory), bytes >= 1 << 20 else {
+                throw ValidationError("--memory \(memory): give a size of at least 1M, e.g. 256M or 1G")
+            }
+            limits.memoryBytes = UInt64(bytes)
+        }
+        if let pids {
+            guard let count = UInt32(pids), count >= 1 else {
+                throw ValidationError("--pids \(pids): give a whole number of processes, at least 1")
+            }
+            limits.pids = count
+        }
+        if let cpu {
+            guard let cpus = Double(cpu), cpus.isFinite, cpus >= 0.01, cpus <= 1_024 else {
+                throw ValidationError("--cpu \(cpu): give a number of CPUs from 0.01 up, e.g. 0.5 or 2")
+            }
+            limits.cpus = cpus
+        }
+        if let timeout {
+            guard let milliseconds = try? Units.milliseconds(timeout), milliseconds >= 1 else {
+                throw ValidationError("--timeout \(timeout): give a duration of at least 1ms, e.g. 30s or 10m")
+            }
+            limits.timeoutMs = UInt64(milliseconds)
+        }
+        return limits
     }
 
     func environment() throws -> [String: String] {
@@ -76,6 +124,7 @@ struct RunCommand: ParsableCommand {
         request.argv = argv
         request.name = name ?? ""
         request.env = try environment()
+        request.limits = try limits()
         if let workdir {
             request.workDir = workdir.hasPrefix("/") ? workdir : cwd + "/" + workdir
         }

@@ -24,6 +24,9 @@ struct StatusCommand: ParsableCommand {
             ["socket:", status.socketPath],
             ["state:", status.stateDir],
             ["agents:", "\(status.agents.running) running, \(status.agents.exited) exited, \(status.agents.total) total"],
+            ["cgroups:", status.host.cgroupDetail],
+            ["landlock:", status.host.landlockAbi > 0 ? "ABI \(status.host.landlockAbi)" : "not available"],
+            ["user namespaces:", status.host.userNamespaces ? "available" : "not available"],
         ])
     }
 }

@@ -11,6 +11,8 @@ public struct ConfinementError: Error, CustomStringConvertible, Sendable, Equata
         case spawnFailed
         case invalidSpec
         case reactorStopped
+        /// The host cannot enforce what was asked (never silently weakened).
+        case unsupported
         case system
     }
 

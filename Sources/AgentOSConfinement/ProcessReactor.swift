@@ -223,8 +223,9 @@ public final class ProcessReactor: Sendable {
         let argv = CStringArray(spec.arguments)
         let envp = CStringArray(spec.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
         var result = aos_spawn_result()
+        let cgroupFDs = spec.cgroupProcsFDs
         let rc: Int32 = spec.executable.withCString { path in
-            withOptionalCString(spec.workingDirectory) { cwd in
+            withOptionalCString(spec.workingDirectory) { cwd in cgroupFDs.withUnsafeBufferPointer { cgroups in
                 var request = aos_spawn_request()
                 request.path = path
                 request.argv = UnsafePointer(argv.pointer)
@@ -237,8 +238,10 @@ public final class ProcessReactor: Sendable {
                 request.extra_fd_target = spec.protocolSocketTarget
                 request.pdeath_signal = SIGKILL
                 request.new_session = 1
+                request.cgroup_procs_fds = cgroups.baseAddress
+                request.cgroup_procs_count = Int32(cgroups.count)
                 return aos_spawn(&request, &result)
-            }
+            } }
         }
         guard rc == 0 else {
             if let readEnds {
@@ -252,6 +255,8 @@ public final class ProcessReactor: Sendable {
                 throw ConfinementError(.programNotFound, "cannot exec \(spec.executable): \(text)", errno: code)
             case AOS_STAGE_EXEC where code == EACCES || code == ENOEXEC:
                 throw ConfinementError(.programNotExecutable, "cannot exec \(spec.executable): \(text)", errno: code)
+            case AOS_STAGE_CGROUP:
+                throw ConfinementError(.spawnFailed, "cannot join the agent's cgroup: \(text)", errno: code)
             case AOS_STAGE_CHDIR:
                 throw ConfinementError(.spawnFailed, "cannot enter work dir \(spec.workingDirectory ?? ""): \(text)",
                                        errno: code)
@@ -274,6 +279,7 @@ public final class ProcessReactor: Sendable {
         case AOS_STAGE_FDS: return "descriptor setup"
         case AOS_STAGE_CHDIR: return "chdir"
         case AOS_STAGE_EXEC: return "exec"
+        case AOS_STAGE_CGROUP: return "cgroup join"
         default: return "stage \(stage.rawValue)"
         }
     }

@@ -14,10 +14,12 @@ public struct SpawnSpec: Sendable {
     /// The child's end of the kernel socketpair and where it is placed.
     public var protocolSocket: Int32?
     public var protocolSocketTarget: Int32
+    /// cgroup.procs files (opened for writing) the child joins before exec.
+    public var cgroupProcsFDs: [Int32]
 
     public init(executable: String, arguments: [String], environment: [String: String],
                 workingDirectory: String? = nil, output: (any OutputSink)? = nil,
-                protocolSocket: Int32? = nil, protocolSocketTarget: Int32 = 3) {
+                protocolSocket: Int32? = nil, protocolSocketTarget: Int32 = 3, cgroupProcsFDs: [Int32] = []) {
         self.executable = executable
         self.arguments = arguments
         self.environment = environment
@@ -25,6 +27,7 @@ public struct SpawnSpec: Sendable {
         self.output = output
         self.protocolSocket = protocolSocket
         self.protocolSocketTarget = protocolSocketTarget
+        self.cgroupProcsFDs = cgroupProcsFDs
     }
 }
 

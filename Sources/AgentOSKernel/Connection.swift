@@ -91,8 +91,8 @@ struct Connection {
     /// spawn, which the Lifecycle actor serialises anyway.)
     private static func isQuick(_ call: KernelRequest.OneOf_Call) -> Bool {
         switch call {
-        case .status, .list, .inspect, .run: return true
-        case .stop, .kill, .wait, .logs, .events: return false
+        case .status, .list, .inspect, .run, .stats: return true
+        case .stop, .kill, .wait, .logs, .events, .pause, .resume: return false
         }
     }
 
@@ -126,6 +126,14 @@ struct Connection {
                 try await streamLogs(id, request, queue)
             case .events(let request):
                 try await streamEvents(id, request, queue)
+            case .pause(let request):
+                try await respond(id, .pause(try await services.lifecycle.pause(request.agent).wire()), queue)
+            case .resume(let request):
+                try await respond(id, .resume(try await services.lifecycle.resume(request.agent).wire()), queue)
+            case .stats(let request):
+                var response = Agentos_V1_StatsResponse()
+                response.agents = try await services.lifecycle.stats(request.agent)
+                try await respond(id, .stats(response), queue)
             }
         } catch is OutboundQueue.Closed {
             return

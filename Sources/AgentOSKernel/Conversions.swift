@@ -45,6 +45,7 @@ extension AgentRecord {
             info.exit = status
         }
         info.history = history.map(\.wire)
+        info.limits = Lifecycle.wireLimits(limits)
         return info
     }
 }

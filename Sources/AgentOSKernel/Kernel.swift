@@ -21,6 +21,8 @@ struct KernelServices: Sendable {
     let uid: UInt32
 
     let counters: AgentCounters
+    let host: HostSupport
+    let cgroupsUsable: Bool
 
     func status() -> Agentos_V1_StatusResponse {
         var status = Agentos_V1_StatusResponse()
@@ -36,6 +38,10 @@ struct KernelServices: Sendable {
         status.agents.running = UInt32(counts.live)
         status.agents.exited = UInt32(counts.ended)
         status.agents.total = UInt32(counts.live + counts.ended)
+        status.host.cgroupMode = cgroupsUsable ? host.cgroups.mode.rawValue : "none"
+        status.host.cgroupDetail = cgroupsUsable ? host.cgroups.summary : "unusable: " + host.cgroups.summary
+        status.host.landlockAbi = UInt32(host.landlockABI)
+        status.host.userNamespaces = host.userNamespaces
         return status
     }
 }
@@ -102,11 +108,13 @@ public final class Kernel: Service, Sendable {
                                logMaximumBytes: configuration.logFileMaximumBytes, logger: logger)
         slots.refill()
         defer { slots.close() }
+        let host = HostSupport.detect()
+        let cgroups = await prepareCgroups(host: host.cgroups, stateDirectory: configuration.stateDirectory)
         let lifecycle = Lifecycle(configuration: configuration, store: store, events: events, reactor: reactor,
-                                  counters: counters, slots: slots, bootID: bootID, logger: logger)
+                                  counters: counters, slots: slots, cgroups: cgroups, bootID: bootID, logger: logger)
         let services = KernelServices(configuration: configuration, store: store, events: events, lifecycle: lifecycle,
                                       bootID: bootID, startedAt: startedAt, pid: getpid(), uid: getuid(),
-                                      counters: counters)
+                                      counters: counters, host: host, cgroupsUsable: cgroups != nil)
         let adminGID = try resolveAdminGroup()
         let connections = ConnectionRegistry()
         let group = MultiThreadedEventLoopGroup.singleton
@@ -139,6 +147,8 @@ public final class Kernel: Service, Sendable {
                 logger.info("shutting down")
                 _ = try? events.record("kernel.stopping", "kernel stopping: stopping every agent")
                 await lifecycle.shutdownAll(graceMilliseconds: configuration.shutdownGraceMilliseconds)
+                _ = await cgroups?.removeLeftovers()
+                cgroups?.removeBases()
                 events.finishAll()
                 try? await Task.sleep(for: .milliseconds(50))
                 connections.closeAll()
@@ -150,6 +160,38 @@ public final class Kernel: Service, Sendable {
         unlink(configuration.socketPath)
         try store.endBoot(id: bootID, at: unixNanoseconds())
         logger.info("agentd stopped cleanly")
+    }
+
+    /// This kernel's cgroups: created, and cleared of what a dead earlier run
+    /// left (descendants of its agents are killed). nil when unusable.
+    private func prepareCgroups(host: CgroupHost, stateDirectory: String) async -> CgroupManager? {
+        guard host.mode != .none else {
+            logger.warning("no cgroup hierarchy is mounted: agents run without resource limits")
+            return nil
+        }
+        let manager = CgroupManager(host: host, baseName: "agentos-" + Self.shortHash(stateDirectory))
+        do {
+            try manager.prepare()
+        } catch {
+            logger.warning("cgroups unusable (\(error)): agents run without resource limits")
+            return nil
+        }
+        let leftovers = await manager.removeLeftovers()
+        if !leftovers.isEmpty {
+            logger.warning("killed and removed the cgroups of \(leftovers.count) agent(s) a previous run left behind")
+        }
+        logger.info("cgroups: \(host.summary)")
+        return manager
+    }
+
+    /// FNV-1a of the state dir: one cgroup base per kernel state.
+    static func shortHash(_ text: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return String(String(hash, radix: 16).prefix(12))
     }
 
     private func resolveAdminGroup() throws(KernelError) -> UInt32? {

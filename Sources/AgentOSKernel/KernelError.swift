@@ -36,6 +36,7 @@ public struct KernelError: Error, CustomStringConvertible, Sendable {
             case .invalidSpec: return KernelError(.invalidArgument, error.message)
             case .spawnFailed, .system: return KernelError(.spawnFailed, error.message)
             case .reactorStopped: return KernelError(.shuttingDown, error.message)
+            case .unsupported: return KernelError(.unsupported, error.message)
             }
         default:
             return KernelError(.internal, "internal error: \(error)")

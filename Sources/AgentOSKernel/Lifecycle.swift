@@ -11,6 +11,7 @@ enum StopIntent: Sendable, Equatable {
     case stop       // operator: SIGTERM, then SIGKILL after the grace
     case kill       // operator: SIGKILL now
     case shutdown   // the kernel is stopping
+    case timeout    // its wall-clock limit passed
 }
 
 /// Live and ended agent counts for `status`, kept in memory so the most
@@ -39,6 +40,8 @@ actor Lifecycle {
         var record: AgentRecord
         let child: ChildProcess
         let log: AgentLog
+        let cgroup: AgentCgroup?
+        let limits: ResourceLimits
         var intent: StopIntent?
         var connected = false
         var closeConnection: (@Sendable () -> Void)?
@@ -57,6 +60,9 @@ actor Lifecycle {
     private let bootID: String
     private let logger: Logger
     private let slots: AgentSlots
+    private let cgroups: CgroupManager?
+    /// Applied when a run names no pids limit: a fork bomb stops here.
+    static let defaultPidsLimit = 1_024
     private var connector: AgentConnector?
     private var live: [String: LiveAgent] = [:]
     private var reservedNames: Set<String> = []
@@ -64,7 +70,8 @@ actor Lifecycle {
     private var nextWaiter: UInt64 = 0
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, reactor: ProcessReactor,
-         counters: AgentCounters, slots: AgentSlots, bootID: String, logger: Logger) {
+         counters: AgentCounters, slots: AgentSlots, cgroups: CgroupManager?, bootID: String, logger: Logger) {
+        self.cgroups = cgroups
         self.counters = counters
         self.configuration = configuration
         self.store = store
@@ -105,6 +112,7 @@ actor Lifecycle {
                 throw KernelError(.invalidArgument, "work dir '\(workDirOverride)' is not an absolute path to a directory")
             }
         }
+        let (limits, timeoutMilliseconds) = try resourceLimits(request)
         let searchPath = request.env["PATH"] ?? ProgramLookup.defaultSearchPath
         let program: String
         do {
@@ -139,10 +147,23 @@ actor Lifecycle {
         environment[AgentEnvironment.agentID] = id
         environment[AgentEnvironment.agentName] = agentName
 
+        let cgroup: AgentCgroup?
+        var cgroupFDs: [Int32] = []
+        do {
+            cgroup = try cgroups?.create(agentID: id, limits: limits)
+            cgroupFDs = try cgroup?.openProcsFiles() ?? []
+        } catch {
+            log.finish()
+            slots.giveBack(slot)
+            throw KernelError.from(error)
+        }
+        defer { for fd in cgroupFDs { close(fd) } }
+
         var pair: [Int32] = [-1, -1]
         let pairRC = aos_socketpair(&pair)
         guard pairRC == 0 else {
             log.finish()
+            await cgroup?.killAndRemove()
             throw KernelError(.spawnFailed, "socketpair: \(errnoDescription(-pairRC))")
         }
         let kernelEnd = pair[0], agentEnd = pair[1]
@@ -150,10 +171,11 @@ actor Lifecycle {
         let created = unixNanoseconds()
         var record = AgentRecord(id: id, name: agentName, state: .pending, program: program, argv: request.argv,
                                  environment: request.env, workDir: workDir, logPath: log.path,
-                                 bootID: bootID, createdAt: created)
+                                 bootID: bootID, createdAt: created,
+                                 limits: Self.limitsRecord(limits, timeoutMilliseconds: timeoutMilliseconds))
         let spec = SpawnSpec(executable: program, arguments: request.argv, environment: environment,
                              workingDirectory: workDir, output: log, protocolSocket: agentEnd,
-                             protocolSocketTarget: AgentEnvironment.socketFDNumber)
+                             protocolSocketTarget: AgentEnvironment.socketFDNumber, cgroupProcsFDs: cgroupFDs)
         let child: ChildProcess
         do {
             child = try await reactor.spawn(spec)
@@ -162,6 +184,7 @@ actor Lifecycle {
             close(agentEnd)
             close(kernelEnd)
             log.finish()
+            await cgroup?.killAndRemove()
             let kernelError = KernelError.from(error)
             record.state = .failed
             record.endedAt = unixNanoseconds()
@@ -189,10 +212,17 @@ actor Lifecycle {
             // Not recorded means not acknowledged: the agent must not run.
             _ = try? child.signal(SIGKILL)
             child.signalGroup(SIGKILL)
+            cgroup?.killAll()
             close(kernelEnd)
             throw KernelError.from(error)
         }
-        live[id] = LiveAgent(record: record, child: child, log: log)
+        live[id] = LiveAgent(record: record, child: child, log: log, cgroup: cgroup, limits: limits)
+        if let timeoutMilliseconds {
+            Task {
+                try? await Task.sleep(for: .milliseconds(timeoutMilliseconds))
+                self.timedOut(id: id, after: timeoutMilliseconds)
+            }
+        }
         counters.started()
         logger.info("agent spawned", metadata: ["agent": "\(id)", "name": "\(agentName)", "pid": "\(child.pid)"])
 
@@ -247,7 +277,10 @@ actor Lifecycle {
         // Output written just before exit may still be in the pipes.
         await agent.log.waitFinished(milliseconds: 2_000)
         guard var current = live[id] else { return }
-        let (state, exitRecord) = Self.classify(exit, intent: current.intent)
+        // The agent is its main process: what it leaves behind goes with it.
+        current.cgroup?.killAll()
+        let oomKilled = (current.cgroup?.oomKills() ?? 0) > 0
+        let (state, exitRecord) = Self.classify(exit, intent: current.intent, oomKilled: oomKilled)
         current.record.state = state
         current.record.endedAt = unixNanoseconds()
         current.record.exit = exitRecord
@@ -269,16 +302,33 @@ actor Lifecycle {
         if !agent.log.isFinished { agent.log.finish() }
         logger.info("agent exited", metadata: ["agent": "\(id)", "status": "\(exit)", "reason": "\(exitRecord.reason)"])
         for waiter in current.waiters.values { waiter.resume(returning: record) }
+        if let cgroup = current.cgroup { await cgroup.killAndRemove() }
     }
 
     /// How an exit reads: OTP's "normal" is exit 0 or death by the signal the
     /// kernel itself sent; everything else is a failure.
-    static func classify(_ exit: ProcessExit, intent: StopIntent?) -> (AgentRecord.State, ExitRecord) {
+    static func classify(_ exit: ProcessExit, intent: StopIntent?,
+                         oomKilled: Bool = false) -> (AgentRecord.State, ExitRecord) {
+        // The OOM killer hit the agent (or a process of its cgroup) and it
+        // did not come out of it cleanly: that is why it ended.
+        if oomKilled && exit != .exited(code: 0) && intent != .stop && intent != .kill && intent != .shutdown {
+            let detail = "the OOM killer ended a process at the agent's memory limit"
+            switch exit {
+            case .exited(let code): return (.failed, ExitRecord(reason: "oom", code: code, detail: detail))
+            case .signaled(let signal, _): return (.failed, ExitRecord(reason: "oom", signal: signal, detail: detail))
+            }
+        }
+        if case .signaled(SIGKILL, _) = exit {
+            if intent == .timeout {
+                return (.failed, ExitRecord(reason: "timeout", signal: SIGKILL, detail: "ran past its wall-clock limit"))
+            }
+        }
         let reason: String
         switch intent {
         case .stop?: reason = "stopped"
         case .kill?: reason = "killed"
         case .shutdown?: reason = "kernel-shutdown"
+        case .timeout?: reason = "timeout"
         case nil: reason = ""
         }
         switch exit {
@@ -290,7 +340,7 @@ actor Lifecycle {
             switch intent {
             case .stop?, .shutdown?: sentByKernel = signal == SIGTERM || signal == SIGKILL
             case .kill?: sentByKernel = signal == SIGKILL
-            case nil: sentByKernel = false
+            case .timeout?, nil: sentByKernel = false
             }
             if sentByKernel {
                 return (.completed, ExitRecord(reason: reason, signal: signal, detail: detail))
@@ -317,7 +367,9 @@ actor Lifecycle {
     func inspect(_ reference: String) throws -> AgentInfo {
         let record = try resolve(reference)
         let history = try store.events(agentID: record.id)
-        return record.wire(connected: live[record.id]?.connected ?? false, history: history)
+        var info = record.wire(connected: live[record.id]?.connected ?? false, history: history)
+        info.cgroups = cgroupPaths(record.id)
+        return info
     }
 
     func stop(_ reference: String, graceMilliseconds: Int64?) async throws -> AgentRecord {
@@ -327,6 +379,8 @@ actor Lifecycle {
         if agent.intent == nil {
             agent.intent = .stop
             live[record.id] = agent
+            // A frozen process would not see SIGTERM until thawed.
+            if agent.record.state == .paused { try? await agent.cgroup?.thaw() }
             _ = try? events.record("agent.stopping", agentID: record.id,
                                    "\(record.name): SIGTERM sent, SIGKILL in \(grace) ms if still running",
                                    data: ["name": record.name, "grace_ms": String(grace)])
@@ -368,6 +422,8 @@ actor Lifecycle {
     }
 
     private func terminate(_ agent: LiveAgent, signal: Int32) {
+        // SIGKILL reaches every process of the agent through its cgroup.
+        if signal == SIGKILL { agent.cgroup?.killAll() }
         // The group first, while the leader is surely unreaped; then the
         // leader through its pidfd.
         agent.child.signalGroup(signal)
@@ -404,6 +460,135 @@ actor Lifecycle {
         live[agentID]?.waiters.removeValue(forKey: token)?.resume(throwing: CancellationError())
     }
 
+    private func timedOut(id: String, after milliseconds: Int64) {
+        guard var agent = live[id], agent.intent == nil || agent.intent == .stop else { return }
+        agent.intent = .timeout
+        live[id] = agent
+        agent.log.note("wall-clock limit of \(milliseconds) ms reached: SIGKILL")
+        _ = try? events.record("agent.timeout", agentID: id,
+                               "\(agent.record.name) ran past its \(milliseconds) ms limit: killed",
+                               data: ["name": agent.record.name, "timeout_ms": String(milliseconds)])
+        terminate(agent, signal: SIGKILL)
+    }
+
+    // MARK: Pause, resume, stats
+
+    func pause(_ reference: String) async throws -> AgentRecord {
+        try await setPaused(reference, true)
+    }
+
+    func resume(_ reference: String) async throws -> AgentRecord {
+        try await setPaused(reference, false)
+    }
+
+    private func setPaused(_ reference: String, _ paused: Bool) async throws -> AgentRecord {
+        let record = try resolve(reference)
+        guard let agent = live[record.id], agent.intent == nil else {
+            throw KernelError(.notRunning, "\(record.name) (\(record.id)) is \(record.state.rawValue), not running",
+                              detail: ["agent": record.id])
+        }
+        guard let cgroup = agent.cgroup else {
+            throw KernelError(.unsupported, "cannot \(paused ? "pause" : "resume"): agents have no cgroup on this host")
+        }
+        let wanted: AgentRecord.State = paused ? .paused : .running
+        guard agent.record.state != wanted else { return agent.record }
+        do {
+            if paused { try await cgroup.freeze() } else { try await cgroup.thaw() }
+        } catch {
+            throw KernelError.from(error)
+        }
+        guard var current = live[record.id] else { return try resolve(record.id) }
+        current.record.state = wanted
+        live[record.id] = current
+        let kind = paused ? "agent.paused" : "agent.resumed"
+        events.publish(try store.update(current.record, event: EventRecord(
+            time: unixNanoseconds(), kind: kind, agentID: record.id,
+            message: "\(record.name) \(paused ? "frozen (cgroup freezer)" : "thawed")", data: ["name": record.name])))
+        return current.record
+    }
+
+    /// Usage of one agent, or of every live agent when `reference` is empty.
+    func stats(_ reference: String) throws -> [Agentos_V1_AgentStats] {
+        let records: [AgentRecord] = reference.isEmpty
+            ? live.values.map(\.record).sorted { $0.createdAt < $1.createdAt }
+            : [try resolve(reference)]
+        return records.map { record in
+            var stats = Agentos_V1_AgentStats()
+            stats.id = record.id
+            stats.name = record.name
+            stats.state = record.state.wire
+            stats.limits = Self.wireLimits(record.limits)
+            if let cgroup = live[record.id]?.cgroup {
+                let usage = cgroup.stats()
+                if let value = usage.memoryBytes { stats.memoryBytes = UInt64(max(0, value)) }
+                if let value = usage.memoryPeakBytes { stats.memoryPeakBytes = UInt64(max(0, value)) }
+                if let value = usage.pids { stats.pids = UInt32(max(0, value)) }
+                if let value = usage.cpuNanoseconds { stats.cpuNs = UInt64(max(0, value)) }
+                stats.oomKills = UInt32(max(0, usage.oomKills))
+            }
+            return stats
+        }
+    }
+
+    func cgroupPaths(_ id: String) -> [String] { live[id]?.cgroup?.paths ?? [] }
+
+    // MARK: Limits
+
+    private func resourceLimits(_ request: Agentos_V1_RunRequest) throws -> (ResourceLimits, Int64?) {
+        let wire = request.limits
+        var limits = ResourceLimits()
+        if wire.hasMemoryBytes {
+            guard wire.memoryBytes >= 1 << 20, wire.memoryBytes <= UInt64(Int.max) else {
+                throw KernelError(.invalidArgument, "invalid memory limit \(wire.memoryBytes) bytes: give at least 1M")
+            }
+            limits.memoryBytes = Int(wire.memoryBytes)
+        }
+        if wire.hasPids {
+            guard wire.pids >= 1 else { throw KernelError(.invalidArgument, "invalid pids limit 0: give at least 1") }
+            limits.pids = Int(wire.pids)
+        }
+        if wire.hasCpus {
+            guard wire.cpus.isFinite, wire.cpus >= 0.01, wire.cpus <= 1_024 else {
+                throw KernelError(.invalidArgument, "invalid cpu limit \(wire.cpus): give a number of CPUs from 0.01 up")
+            }
+            limits.cpus = wire.cpus
+        }
+        var timeout: Int64?
+        if wire.hasTimeoutMs {
+            guard wire.timeoutMs >= 1, wire.timeoutMs <= UInt64(Int64.max / 2) else {
+                throw KernelError(.invalidArgument, "invalid timeout \(wire.timeoutMs) ms: give at least 1ms")
+            }
+            timeout = Int64(wire.timeoutMs)
+        }
+        if cgroups == nil {
+            guard limits == ResourceLimits() else {
+                throw KernelError(.unsupported,
+                                  "cannot enforce resource limits: agentd has no usable cgroup hierarchy on this host (see agentctl status)")
+            }
+        } else if limits.pids == nil {
+            limits.pids = Self.defaultPidsLimit
+        }
+        return (limits, timeout)
+    }
+
+    static func limitsRecord(_ limits: ResourceLimits, timeoutMilliseconds: Int64?) -> [String: String] {
+        var record: [String: String] = [:]
+        if let value = limits.memoryBytes { record["memory_bytes"] = String(value) }
+        if let value = limits.pids { record["pids"] = String(value) }
+        if let value = limits.cpus { record["cpus"] = String(value) }
+        if let value = timeoutMilliseconds { record["timeout_ms"] = String(value) }
+        return record
+    }
+
+    static func wireLimits(_ record: [String: String]) -> Agentos_V1_ResourceLimits {
+        var limits = Agentos_V1_ResourceLimits()
+        if let value = record["memory_bytes"].flatMap(UInt64.init) { limits.memoryBytes = value }
+        if let value = record["pids"].flatMap(UInt32.init) { limits.pids = value }
+        if let value = record["cpus"].flatMap(Double.init) { limits.cpus = value }
+        if let value = record["timeout_ms"].flatMap(UInt64.init) { limits.timeoutMs = value }
+        return limits
+    }
+
     // MARK: Kernel shutdown
 
     /// Stops every agent: SIGTERM, `grace`, SIGKILL; returns once all are
@@ -417,6 +602,7 @@ actor Lifecycle {
             guard var agent = live[id] else { continue }
             agent.intent = .shutdown
             live[id] = agent
+            if agent.record.state == .paused { try? await agent.cgroup?.thaw() }
             terminate(agent, signal: SIGTERM)
         }
         await withTaskGroup(of: Bool.self) { group in

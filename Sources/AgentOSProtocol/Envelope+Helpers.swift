@@ -69,6 +69,9 @@ extension KernelRequest.OneOf_Call {
         case .wait: return "wait"
         case .logs: return "logs"
         case .events: return "events"
+        case .pause: return "pause"
+        case .resume: return "resume"
+        case .stats: return "stats"
         }
     }
 }
@@ -97,6 +100,7 @@ extension ErrorCode {
         case .shuttingDown: return "shutting_down"
         case .internal: return "internal"
         case .duplicateRequestID: return "duplicate_request_id"
+        case .unsupported: return "unsupported"
         case .UNRECOGNIZED(let value): return "code_\(value)"
         }
     }

@@ -20,11 +20,13 @@ public struct AgentRecord: Sendable, Equatable {
     public var startedAt: Int64        // 0 until running
     public var endedAt: Int64          // 0 while live
     public var exit: ExitRecord?
+    /// The limits enforced, as written by the kernel (e.g. "memory_bytes": "268435456").
+    public var limits: [String: String]
 
     public init(id: String, name: String, state: State, program: String, argv: [String],
                 environment: [String: String], workDir: String, logPath: String, pid: Int32 = 0,
                 bootID: String, createdAt: Int64, startedAt: Int64 = 0, endedAt: Int64 = 0,
-                exit: ExitRecord? = nil) {
+                exit: ExitRecord? = nil, limits: [String: String] = [:]) {
         self.id = id
         self.name = name
         self.state = state
@@ -39,6 +41,7 @@ public struct AgentRecord: Sendable, Equatable {
         self.startedAt = startedAt
         self.endedAt = endedAt
         self.exit = exit
+        self.limits = limits
     }
 }
 

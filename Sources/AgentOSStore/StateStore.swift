@@ -76,6 +76,9 @@ public final class StateStore: Sendable {
                 CREATE INDEX events_by_agent ON events(agent_id, seq);
                 """)
         }
+        migrator.registerMigration("v2-agent-limits") { db in
+            try db.execute(sql: "ALTER TABLE agents ADD COLUMN limits TEXT NOT NULL DEFAULT '{}'")
+        }
         return migrator
     }
 
@@ -166,12 +169,12 @@ public final class StateStore: Sendable {
             do {
                 try db.cachedStatement(sql: """
                     INSERT INTO agents (id, name, state, program, argv, env, work_dir, log_path, pid,
-                        boot_id, created_at, started_at, ended_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        boot_id, created_at, started_at, ended_at, limits)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """).execute(arguments: [agent.id, agent.name, agent.state.rawValue, agent.program,
                                      Self.json(agent.argv), Self.json(agent.environment), agent.workDir,
                                      agent.logPath, agent.pid, agent.bootID, agent.createdAt,
-                                     agent.startedAt, agent.endedAt])
+                                     agent.startedAt, agent.endedAt, Self.json(agent.limits)])
             } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
                 throw StoreError(.nameInUse, "the name '\(agent.name)' is in use by a live agent")
             }
@@ -320,7 +323,8 @@ public final class StateStore: Sendable {
             bootID: row["boot_id"], createdAt: row["created_at"], startedAt: row["started_at"],
             endedAt: row["ended_at"],
             exit: reason.map { ExitRecord(reason: $0, code: row["exit_code"], signal: row["exit_signal"],
-                                          detail: row["exit_detail"]) })
+                                          detail: row["exit_detail"]) },
+            limits: decode(row["limits"]) ?? [:])
     }
 
     private static func event(from row: Row) -> EventRecord {

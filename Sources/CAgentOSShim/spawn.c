@@ -67,6 +67,12 @@ static int aos_child(void *opaque) {
     }
     if (req->new_session && setsid() < 0) { ctx->stage = AOS_STAGE_SETSID; goto fail; }
 
+    // Join the agent's cgroups before exec, so the program and everything it
+    // starts are inside them from the first instruction ("0" = this process).
+    for (int i = 0; i < req->cgroup_procs_count; i++) {
+        if (write(req->cgroup_procs_fds[i], "0", 1) != 1) { ctx->stage = AOS_STAGE_CGROUP; goto fail; }
+    }
+
     // Move every source fd above the targets first, so that placing one
     // never clobbers another that is still to be placed.
     const int floor_fd = 16;
@@ -211,4 +217,13 @@ void aos_unblock_termination_signals(void) {
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGQUIT);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+#ifndef SYS_landlock_create_ruleset
+#define SYS_landlock_create_ruleset 444
+#endif
+
+int aos_landlock_abi(void) {
+    long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, 1UL /* LANDLOCK_CREATE_RULESET_VERSION */);
+    return abi > 0 ? (int)abi : 0;
 }

@@ -158,3 +158,20 @@ struct ExitClassificationTests {
         #expect(Lifecycle.isValidName(Lifecycle.defaultName(program: "/x/--weird name", id: "abcdef123456")))
     }
 }
+
+@Suite("Exit classification with limits")
+struct LimitClassificationTests {
+    @Test func oomAndTimeoutAreReportedAsSuch() {
+        let oom = Lifecycle.classify(.signaled(signal: SIGKILL, coreDumped: false), intent: nil, oomKilled: true)
+        #expect(oom.0 == .failed && oom.1.reason == "oom")
+        // A shell whose child was OOM-killed exits 137: still an OOM.
+        #expect(Lifecycle.classify(.exited(code: 137), intent: nil, oomKilled: true).1.reason == "oom")
+        // An agent that coped with it and exited 0 completed.
+        #expect(Lifecycle.classify(.exited(code: 0), intent: nil, oomKilled: true).0 == .completed)
+        let timeout = Lifecycle.classify(.signaled(signal: SIGKILL, coreDumped: false), intent: .timeout)
+        #expect(timeout.0 == .failed && timeout.1.reason == "timeout")
+        // The operator's kill is not an OOM even if one happened earlier.
+        #expect(Lifecycle.classify(.signaled(signal: SIGKILL, coreDumped: false), intent: .kill, oomKilled: true).1.reason
+            == "killed")
+    }
+}

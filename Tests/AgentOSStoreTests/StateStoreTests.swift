@@ -12,7 +12,7 @@ private func agent(_ id: String, name: String, state: AgentRecord.State = .runni
                    created: Int64 = 1) -> AgentRecord {
     AgentRecord(id: id, name: name, state: state, program: "/bin/true", argv: ["/bin/true", "a b"],
                 environment: ["K": "V=1"], workDir: "/w", logPath: "/l", pid: 42, bootID: boot,
-                createdAt: created, startedAt: created)
+                createdAt: created, startedAt: created, limits: ["pids": "64"])
 }
 
 private func event(_ kind: String, _ agentID: String = "") -> EventRecord {
@@ -23,7 +23,7 @@ private func event(_ kind: String, _ agentID: String = "") -> EventRecord {
 struct StateStoreTests {
     @Test func appliesEveryMigrationOnAFreshDatabase() throws {
         let store = try StateStore(directory: try temporaryDirectory())
-        #expect(try store.appliedMigrations() == ["v1-agents-events-boots"])
+        #expect(try store.appliedMigrations() == ["v1-agents-events-boots", "v2-agent-limits"])
     }
 
     @Test func usesWriteAheadLogging() throws {
@@ -45,6 +45,7 @@ struct StateStoreTests {
         let stored = try #require(try reopened.agent(id: "aaa111"))
         #expect(stored.argv == ["/bin/true", "a b"])
         #expect(stored.environment == ["K": "V=1"])
+        #expect(stored.limits == ["pids": "64"])
         #expect(try reopened.events(agentID: "aaa111").map(\.kind) == ["agent.spawned"])
     }
 

@@ -227,6 +227,9 @@ public nonisolated enum Agentos_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
   case shuttingDown // = 30
   case `internal` // = 31
   case duplicateRequestID // = 32
+
+  /// this host cannot enforce what was asked (e.g. a limit)
+  case unsupported // = 33
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -255,6 +258,7 @@ public nonisolated enum Agentos_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     case 30: self = .shuttingDown
     case 31: self = .internal
     case 32: self = .duplicateRequestID
+    case 33: self = .unsupported
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -281,6 +285,7 @@ public nonisolated enum Agentos_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     case .shuttingDown: return 30
     case .internal: return 31
     case .duplicateRequestID: return 32
+    case .unsupported: return 33
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -307,87 +312,97 @@ public nonisolated enum Agentos_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     .shuttingDown,
     .internal,
     .duplicateRequestID,
+    .unsupported,
   ]
 
 }
 
 /// One frame's payload. Exactly one body is set.
-public nonisolated struct Agentos_V1_Envelope: Sendable {
+public nonisolated struct Agentos_V1_Envelope: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// Chosen by the sender of a Request (non-zero, unique per connection).
-  public var requestID: UInt64 = 0
+  public var requestID: UInt64 {
+    get {_storage._requestID}
+    set {_uniqueStorage()._requestID = newValue}
+  }
 
   /// On Response, StreamChunk, StreamEnd and Error: the request_id answered.
   /// Zero on an Error that is about the connection itself (bad frame, ...).
-  public var correlationID: UInt64 = 0
+  public var correlationID: UInt64 {
+    get {_storage._correlationID}
+    set {_uniqueStorage()._correlationID = newValue}
+  }
 
-  public var body: Agentos_V1_Envelope.OneOf_Body? = nil
+  public var body: OneOf_Body? {
+    get {return _storage._body}
+    set {_uniqueStorage()._body = newValue}
+  }
 
   public var hello: Agentos_V1_Hello {
     get {
-      if case .hello(let v)? = body {return v}
+      if case .hello(let v)? = _storage._body {return v}
       return Agentos_V1_Hello()
     }
-    set {body = .hello(newValue)}
+    set {_uniqueStorage()._body = .hello(newValue)}
   }
 
   public var welcome: Agentos_V1_Welcome {
     get {
-      if case .welcome(let v)? = body {return v}
+      if case .welcome(let v)? = _storage._body {return v}
       return Agentos_V1_Welcome()
     }
-    set {body = .welcome(newValue)}
+    set {_uniqueStorage()._body = .welcome(newValue)}
   }
 
   public var request: Agentos_V1_Request {
     get {
-      if case .request(let v)? = body {return v}
+      if case .request(let v)? = _storage._body {return v}
       return Agentos_V1_Request()
     }
-    set {body = .request(newValue)}
+    set {_uniqueStorage()._body = .request(newValue)}
   }
 
   public var response: Agentos_V1_Response {
     get {
-      if case .response(let v)? = body {return v}
+      if case .response(let v)? = _storage._body {return v}
       return Agentos_V1_Response()
     }
-    set {body = .response(newValue)}
+    set {_uniqueStorage()._body = .response(newValue)}
   }
 
   public var chunk: Agentos_V1_StreamChunk {
     get {
-      if case .chunk(let v)? = body {return v}
+      if case .chunk(let v)? = _storage._body {return v}
       return Agentos_V1_StreamChunk()
     }
-    set {body = .chunk(newValue)}
+    set {_uniqueStorage()._body = .chunk(newValue)}
   }
 
   public var streamEnd: Agentos_V1_StreamEnd {
     get {
-      if case .streamEnd(let v)? = body {return v}
+      if case .streamEnd(let v)? = _storage._body {return v}
       return Agentos_V1_StreamEnd()
     }
-    set {body = .streamEnd(newValue)}
+    set {_uniqueStorage()._body = .streamEnd(newValue)}
   }
 
   public var error: Agentos_V1_Error {
     get {
-      if case .error(let v)? = body {return v}
+      if case .error(let v)? = _storage._body {return v}
       return Agentos_V1_Error()
     }
-    set {body = .error(newValue)}
+    set {_uniqueStorage()._body = .error(newValue)}
   }
 
   public var cancel: Agentos_V1_Cancel {
     get {
-      if case .cancel(let v)? = body {return v}
+      if case .cancel(let v)? = _storage._body {return v}
       return Agentos_V1_Cancel()
     }
-    set {body = .cancel(newValue)}
+    set {_uniqueStorage()._body = .cancel(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -405,6 +420,8 @@ public nonisolated struct Agentos_V1_Envelope: Sendable {
   }
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// First frame from the client on every connection.
@@ -563,6 +580,31 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     set {call = .events(newValue)}
   }
 
+  /// freeze every process of the agent
+  public var pause: Agentos_V1_AgentRequest {
+    get {
+      if case .pause(let v)? = call {return v}
+      return Agentos_V1_AgentRequest()
+    }
+    set {call = .pause(newValue)}
+  }
+
+  public var resume: Agentos_V1_AgentRequest {
+    get {
+      if case .resume(let v)? = call {return v}
+      return Agentos_V1_AgentRequest()
+    }
+    set {call = .resume(newValue)}
+  }
+
+  public var stats: Agentos_V1_AgentRequest {
+    get {
+      if case .stats(let v)? = call {return v}
+      return Agentos_V1_AgentRequest()
+    }
+    set {call = .stats(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Call: Equatable, Sendable {
@@ -577,6 +619,10 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     case wait(Agentos_V1_WaitRequest)
     case logs(Agentos_V1_LogsRequest)
     case events(Agentos_V1_EventsRequest)
+    /// freeze every process of the agent
+    case pause(Agentos_V1_AgentRequest)
+    case resume(Agentos_V1_AgentRequest)
+    case stats(Agentos_V1_AgentRequest)
 
   }
 
@@ -638,13 +684,37 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     set {result = .kill(newValue)}
   }
 
-  /// logs and events answer with StreamChunk frames and one StreamEnd.
   public var wait: Agentos_V1_AgentInfo {
     get {
       if case .wait(let v)? = result {return v}
       return Agentos_V1_AgentInfo()
     }
     set {result = .wait(newValue)}
+  }
+
+  /// logs and events answer with StreamChunk frames and one StreamEnd.
+  public var pause: Agentos_V1_AgentInfo {
+    get {
+      if case .pause(let v)? = result {return v}
+      return Agentos_V1_AgentInfo()
+    }
+    set {result = .pause(newValue)}
+  }
+
+  public var resume: Agentos_V1_AgentInfo {
+    get {
+      if case .resume(let v)? = result {return v}
+      return Agentos_V1_AgentInfo()
+    }
+    set {result = .resume(newValue)}
+  }
+
+  public var stats: Agentos_V1_StatsResponse {
+    get {
+      if case .stats(let v)? = result {return v}
+      return Agentos_V1_StatsResponse()
+    }
+    set {result = .stats(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -656,12 +726,166 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     case inspect(Agentos_V1_AgentInfo)
     case stop(Agentos_V1_AgentInfo)
     case kill(Agentos_V1_AgentInfo)
-    /// logs and events answer with StreamChunk frames and one StreamEnd.
     case wait(Agentos_V1_AgentInfo)
+    /// logs and events answer with StreamChunk frames and one StreamEnd.
+    case pause(Agentos_V1_AgentInfo)
+    case resume(Agentos_V1_AgentInfo)
+    case stats(Agentos_V1_StatsResponse)
 
   }
 
   public init() {}
+}
+
+/// A call about one agent and nothing else (pause, resume, stats).
+public nonisolated struct Agentos_V1_AgentRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// id, unique id prefix, or name; stats: empty = every live agent
+  public var agent: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_StatsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var agents: [Agentos_V1_AgentStats] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Usage from the agent's cgroups; a field is absent when the host does not
+/// account it.
+public nonisolated struct Agentos_V1_AgentStats: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var name: String = String()
+
+  public var state: Agentos_V1_AgentState = .unspecified
+
+  public var memoryBytes: UInt64 {
+    get {_memoryBytes ?? 0}
+    set {_memoryBytes = newValue}
+  }
+  /// Returns true if `memoryBytes` has been explicitly set.
+  public var hasMemoryBytes: Bool {self._memoryBytes != nil}
+  /// Clears the value of `memoryBytes`. Subsequent reads from it will return its default value.
+  public mutating func clearMemoryBytes() {self._memoryBytes = nil}
+
+  public var memoryPeakBytes: UInt64 {
+    get {_memoryPeakBytes ?? 0}
+    set {_memoryPeakBytes = newValue}
+  }
+  /// Returns true if `memoryPeakBytes` has been explicitly set.
+  public var hasMemoryPeakBytes: Bool {self._memoryPeakBytes != nil}
+  /// Clears the value of `memoryPeakBytes`. Subsequent reads from it will return its default value.
+  public mutating func clearMemoryPeakBytes() {self._memoryPeakBytes = nil}
+
+  public var pids: UInt32 {
+    get {_pids ?? 0}
+    set {_pids = newValue}
+  }
+  /// Returns true if `pids` has been explicitly set.
+  public var hasPids: Bool {self._pids != nil}
+  /// Clears the value of `pids`. Subsequent reads from it will return its default value.
+  public mutating func clearPids() {self._pids = nil}
+
+  public var cpuNs: UInt64 {
+    get {_cpuNs ?? 0}
+    set {_cpuNs = newValue}
+  }
+  /// Returns true if `cpuNs` has been explicitly set.
+  public var hasCpuNs: Bool {self._cpuNs != nil}
+  /// Clears the value of `cpuNs`. Subsequent reads from it will return its default value.
+  public mutating func clearCpuNs() {self._cpuNs = nil}
+
+  public var oomKills: UInt32 = 0
+
+  public var limits: Agentos_V1_ResourceLimits {
+    get {_limits ?? Agentos_V1_ResourceLimits()}
+    set {_limits = newValue}
+  }
+  /// Returns true if `limits` has been explicitly set.
+  public var hasLimits: Bool {self._limits != nil}
+  /// Clears the value of `limits`. Subsequent reads from it will return its default value.
+  public mutating func clearLimits() {self._limits = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _memoryBytes: UInt64? = nil
+  fileprivate var _memoryPeakBytes: UInt64? = nil
+  fileprivate var _pids: UInt32? = nil
+  fileprivate var _cpuNs: UInt64? = nil
+  fileprivate var _limits: Agentos_V1_ResourceLimits? = nil
+}
+
+/// What an agent may use. Absent = not limited by this setting.
+public nonisolated struct Agentos_V1_ResourceLimits: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var memoryBytes: UInt64 {
+    get {_memoryBytes ?? 0}
+    set {_memoryBytes = newValue}
+  }
+  /// Returns true if `memoryBytes` has been explicitly set.
+  public var hasMemoryBytes: Bool {self._memoryBytes != nil}
+  /// Clears the value of `memoryBytes`. Subsequent reads from it will return its default value.
+  public mutating func clearMemoryBytes() {self._memoryBytes = nil}
+
+  public var pids: UInt32 {
+    get {_pids ?? 0}
+    set {_pids = newValue}
+  }
+  /// Returns true if `pids` has been explicitly set.
+  public var hasPids: Bool {self._pids != nil}
+  /// Clears the value of `pids`. Subsequent reads from it will return its default value.
+  public mutating func clearPids() {self._pids = nil}
+
+  /// CPUs' worth of time, e.g. 0.5
+  public var cpus: Double {
+    get {_cpus ?? 0}
+    set {_cpus = newValue}
+  }
+  /// Returns true if `cpus` has been explicitly set.
+  public var hasCpus: Bool {self._cpus != nil}
+  /// Clears the value of `cpus`. Subsequent reads from it will return its default value.
+  public mutating func clearCpus() {self._cpus = nil}
+
+  /// wall clock; killed and reported as "timeout"
+  public var timeoutMs: UInt64 {
+    get {_timeoutMs ?? 0}
+    set {_timeoutMs = newValue}
+  }
+  /// Returns true if `timeoutMs` has been explicitly set.
+  public var hasTimeoutMs: Bool {self._timeoutMs != nil}
+  /// Clears the value of `timeoutMs`. Subsequent reads from it will return its default value.
+  public mutating func clearTimeoutMs() {self._timeoutMs = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _memoryBytes: UInt64? = nil
+  fileprivate var _pids: UInt32? = nil
+  fileprivate var _cpus: Double? = nil
+  fileprivate var _timeoutMs: UInt64? = nil
 }
 
 /// Ends a stream started by a request (logs, events) early.
@@ -718,11 +942,43 @@ public nonisolated struct Agentos_V1_StatusResponse: Sendable {
 
   public var bootID: String = String()
 
+  public var host: Agentos_V1_HostSupport {
+    get {_host ?? Agentos_V1_HostSupport()}
+    set {_host = newValue}
+  }
+  /// Returns true if `host` has been explicitly set.
+  public var hasHost: Bool {self._host != nil}
+  /// Clears the value of `host`. Subsequent reads from it will return its default value.
+  public mutating func clearHost() {self._host = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _agents: Agentos_V1_AgentCounts? = nil
+  fileprivate var _host: Agentos_V1_HostSupport? = nil
+}
+
+/// What confinement this host offers, found at kernel start.
+public nonisolated struct Agentos_V1_HostSupport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "v2", "v1", "hybrid" or "none"
+  public var cgroupMode: String = String()
+
+  /// hierarchies and controllers, for people
+  public var cgroupDetail: String = String()
+
+  /// 0: no Landlock
+  public var landlockAbi: UInt32 = 0
+
+  public var userNamespaces: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Agentos_V1_AgentCounts: Sendable {
@@ -758,9 +1014,21 @@ public nonisolated struct Agentos_V1_RunRequest: Sendable {
   /// empty: the agent's own dir in the state dir
   public var workDir: String = String()
 
+  /// Unset fields take the kernel's defaults (see PROTOCOL.md).
+  public var limits: Agentos_V1_ResourceLimits {
+    get {_limits ?? Agentos_V1_ResourceLimits()}
+    set {_limits = newValue}
+  }
+  /// Returns true if `limits` has been explicitly set.
+  public var hasLimits: Bool {self._limits != nil}
+  /// Clears the value of `limits`. Subsequent reads from it will return its default value.
+  public mutating func clearLimits() {self._limits = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _limits: Agentos_V1_ResourceLimits? = nil
 }
 
 public nonisolated struct Agentos_V1_RunResponse: Sendable {
@@ -905,7 +1173,7 @@ public nonisolated struct Agentos_V1_ExitStatus: Sendable {
   public var signal: Int32 = 0
 
   /// Why it ended: "exited", "signaled", "stopped", "killed",
-  /// "kernel-shutdown", "lost", "spawn-failed".
+  /// "kernel-shutdown", "lost", "spawn-failed", "oom", "timeout".
   public var reason: String = String()
 
   /// human text, e.g. the spawn error
@@ -1009,6 +1277,22 @@ public nonisolated struct Agentos_V1_AgentInfo: @unchecked Sendable {
   public var history: [Agentos_V1_Event] {
     get {_storage._history}
     set {_uniqueStorage()._history = newValue}
+  }
+
+  /// as enforced (defaults filled in)
+  public var limits: Agentos_V1_ResourceLimits {
+    get {_storage._limits ?? Agentos_V1_ResourceLimits()}
+    set {_uniqueStorage()._limits = newValue}
+  }
+  /// Returns true if `limits` has been explicitly set.
+  public var hasLimits: Bool {_storage._limits != nil}
+  /// Clears the value of `limits`. Subsequent reads from it will return its default value.
+  public mutating func clearLimits() {_uniqueStorage()._limits = nil}
+
+  /// the agent's cgroup directories
+  public var cgroups: [String] {
+    get {_storage._cgroups}
+    set {_uniqueStorage()._cgroups = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1140,183 +1424,223 @@ nonisolated extension Agentos_V1_LogStream: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Agentos_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_HANDSHAKE_REQUIRED\0\u{1}ERROR_CODE_VERSION_MISMATCH\0\u{1}ERROR_CODE_HANDSHAKE_TIMEOUT\0\u{1}ERROR_CODE_SLOW_CONSUMER\0\u{2}\u{e}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_INVALID_ARGUMENT\0\u{1}ERROR_CODE_PERMISSION_DENIED\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_AMBIGUOUS\0\u{1}ERROR_CODE_ALREADY_EXISTS\0\u{1}ERROR_CODE_PROGRAM_NOT_FOUND\0\u{1}ERROR_CODE_PROGRAM_NOT_EXECUTABLE\0\u{1}ERROR_CODE_SPAWN_FAILED\0\u{1}ERROR_CODE_NOT_RUNNING\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_DUPLICATE_REQUEST_ID\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_HANDSHAKE_REQUIRED\0\u{1}ERROR_CODE_VERSION_MISMATCH\0\u{1}ERROR_CODE_HANDSHAKE_TIMEOUT\0\u{1}ERROR_CODE_SLOW_CONSUMER\0\u{2}\u{e}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_INVALID_ARGUMENT\0\u{1}ERROR_CODE_PERMISSION_DENIED\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_AMBIGUOUS\0\u{1}ERROR_CODE_ALREADY_EXISTS\0\u{1}ERROR_CODE_PROGRAM_NOT_FOUND\0\u{1}ERROR_CODE_PROGRAM_NOT_EXECUTABLE\0\u{1}ERROR_CODE_SPAWN_FAILED\0\u{1}ERROR_CODE_NOT_RUNNING\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_DUPLICATE_REQUEST_ID\0\u{1}ERROR_CODE_UNSUPPORTED\0")
 }
 
 nonisolated extension Agentos_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}correlation_id\0\u{2}\u{8}hello\0\u{1}welcome\0\u{1}request\0\u{1}response\0\u{1}chunk\0\u{3}stream_end\0\u{1}error\0\u{1}cancel\0")
 
+  fileprivate class _StorageClass {
+    var _requestID: UInt64 = 0
+    var _correlationID: UInt64 = 0
+    var _body: Agentos_V1_Envelope.OneOf_Body?
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _requestID = source._requestID
+      _correlationID = source._correlationID
+      _body = source._body
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.requestID) }()
-      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.correlationID) }()
-      case 10: try {
-        var v: Agentos_V1_Hello?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .hello(let m) = current {v = m}
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt64Field(value: &_storage._requestID) }()
+        case 2: try { try decoder.decodeSingularUInt64Field(value: &_storage._correlationID) }()
+        case 10: try {
+          var v: Agentos_V1_Hello?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .hello(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .hello(v)
+          }
+        }()
+        case 11: try {
+          var v: Agentos_V1_Welcome?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .welcome(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .welcome(v)
+          }
+        }()
+        case 12: try {
+          var v: Agentos_V1_Request?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .request(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .request(v)
+          }
+        }()
+        case 13: try {
+          var v: Agentos_V1_Response?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .response(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .response(v)
+          }
+        }()
+        case 14: try {
+          var v: Agentos_V1_StreamChunk?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .chunk(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .chunk(v)
+          }
+        }()
+        case 15: try {
+          var v: Agentos_V1_StreamEnd?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .streamEnd(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .streamEnd(v)
+          }
+        }()
+        case 16: try {
+          var v: Agentos_V1_Error?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .error(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .error(v)
+          }
+        }()
+        case 17: try {
+          var v: Agentos_V1_Cancel?
+          var hadOneofValue = false
+          if let current = _storage._body {
+            hadOneofValue = true
+            if case .cancel(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._body = .cancel(v)
+          }
+        }()
+        default: break
         }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .hello(v)
-        }
-      }()
-      case 11: try {
-        var v: Agentos_V1_Welcome?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .welcome(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .welcome(v)
-        }
-      }()
-      case 12: try {
-        var v: Agentos_V1_Request?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .request(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .request(v)
-        }
-      }()
-      case 13: try {
-        var v: Agentos_V1_Response?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .response(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .response(v)
-        }
-      }()
-      case 14: try {
-        var v: Agentos_V1_StreamChunk?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .chunk(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .chunk(v)
-        }
-      }()
-      case 15: try {
-        var v: Agentos_V1_StreamEnd?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .streamEnd(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .streamEnd(v)
-        }
-      }()
-      case 16: try {
-        var v: Agentos_V1_Error?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .error(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .error(v)
-        }
-      }()
-      case 17: try {
-        var v: Agentos_V1_Cancel?
-        var hadOneofValue = false
-        if let current = self.body {
-          hadOneofValue = true
-          if case .cancel(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.body = .cancel(v)
-        }
-      }()
-      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if self.requestID != 0 {
-      try visitor.visitSingularUInt64Field(value: self.requestID, fieldNumber: 1)
-    }
-    if self.correlationID != 0 {
-      try visitor.visitSingularUInt64Field(value: self.correlationID, fieldNumber: 2)
-    }
-    switch self.body {
-    case .hello?: try {
-      guard case .hello(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-    }()
-    case .welcome?: try {
-      guard case .welcome(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-    }()
-    case .request?: try {
-      guard case .request(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-    }()
-    case .response?: try {
-      guard case .response(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-    }()
-    case .chunk?: try {
-      guard case .chunk(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
-    }()
-    case .streamEnd?: try {
-      guard case .streamEnd(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
-    }()
-    case .error?: try {
-      guard case .error(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
-    }()
-    case .cancel?: try {
-      guard case .cancel(let v)? = self.body else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
-    }()
-    case nil: break
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._requestID != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._requestID, fieldNumber: 1)
+      }
+      if _storage._correlationID != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._correlationID, fieldNumber: 2)
+      }
+      switch _storage._body {
+      case .hello?: try {
+        guard case .hello(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      }()
+      case .welcome?: try {
+        guard case .welcome(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      }()
+      case .request?: try {
+        guard case .request(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      }()
+      case .response?: try {
+        guard case .response(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      }()
+      case .chunk?: try {
+        guard case .chunk(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+      }()
+      case .streamEnd?: try {
+        guard case .streamEnd(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      }()
+      case .error?: try {
+        guard case .error(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+      }()
+      case .cancel?: try {
+        guard case .cancel(let v)? = _storage._body else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+      }()
+      case nil: break
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Agentos_V1_Envelope, rhs: Agentos_V1_Envelope) -> Bool {
-    if lhs.requestID != rhs.requestID {return false}
-    if lhs.correlationID != rhs.correlationID {return false}
-    if lhs.body != rhs.body {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._requestID != rhs_storage._requestID {return false}
+        if _storage._correlationID != rhs_storage._correlationID {return false}
+        if _storage._body != rhs_storage._body {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1473,7 +1797,7 @@ nonisolated extension Agentos_V1_AgentSelf: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1598,6 +1922,45 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
           self.call = .events(v)
         }
       }()
+      case 10: try {
+        var v: Agentos_V1_AgentRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .pause(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .pause(v)
+        }
+      }()
+      case 11: try {
+        var v: Agentos_V1_AgentRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .resume(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .resume(v)
+        }
+      }()
+      case 12: try {
+        var v: Agentos_V1_AgentRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .stats(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .stats(v)
+        }
+      }()
       default: break
       }
     }
@@ -1645,6 +2008,18 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
       guard case .events(let v)? = self.call else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
     }()
+    case .pause?: try {
+      guard case .pause(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .resume?: try {
+      guard case .resume(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .stats?: try {
+      guard case .stats(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1659,7 +2034,7 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1758,6 +2133,45 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
           self.result = .wait(v)
         }
       }()
+      case 8: try {
+        var v: Agentos_V1_AgentInfo?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .pause(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .pause(v)
+        }
+      }()
+      case 9: try {
+        var v: Agentos_V1_AgentInfo?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .resume(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .resume(v)
+        }
+      }()
+      case 10: try {
+        var v: Agentos_V1_StatsResponse?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .stats(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .stats(v)
+        }
+      }()
       default: break
       }
     }
@@ -1797,6 +2211,18 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
       guard case .wait(let v)? = self.result else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     }()
+    case .pause?: try {
+      guard case .pause(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
+    case .resume?: try {
+      guard case .resume(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    }()
+    case .stats?: try {
+      guard case .stats(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1804,6 +2230,189 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
 
   public static func ==(lhs: Agentos_V1_Response, rhs: Agentos_V1_Response) -> Bool {
     if lhs.result != rhs.result {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_AgentRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AgentRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}agent\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.agent) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.agent.isEmpty {
+      try visitor.visitSingularStringField(value: self.agent, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_AgentRequest, rhs: Agentos_V1_AgentRequest) -> Bool {
+    if lhs.agent != rhs.agent {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_StatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".StatsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}agents\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.agents) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.agents.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.agents, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_StatsResponse, rhs: Agentos_V1_StatsResponse) -> Bool {
+    if lhs.agents != rhs.agents {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_AgentStats: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AgentStats"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}state\0\u{3}memory_bytes\0\u{3}memory_peak_bytes\0\u{1}pids\0\u{3}cpu_ns\0\u{3}oom_kills\0\u{1}limits\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self._memoryBytes) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self._memoryPeakBytes) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self._pids) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self._cpuNs) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.oomKills) }()
+      case 9: try { try decoder.decodeSingularMessageField(value: &self._limits) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if self.state != .unspecified {
+      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 3)
+    }
+    try { if let v = self._memoryBytes {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 4)
+    } }()
+    try { if let v = self._memoryPeakBytes {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 5)
+    } }()
+    try { if let v = self._pids {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 6)
+    } }()
+    try { if let v = self._cpuNs {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 7)
+    } }()
+    if self.oomKills != 0 {
+      try visitor.visitSingularUInt32Field(value: self.oomKills, fieldNumber: 8)
+    }
+    try { if let v = self._limits {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_AgentStats, rhs: Agentos_V1_AgentStats) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs._memoryBytes != rhs._memoryBytes {return false}
+    if lhs._memoryPeakBytes != rhs._memoryPeakBytes {return false}
+    if lhs._pids != rhs._pids {return false}
+    if lhs._cpuNs != rhs._cpuNs {return false}
+    if lhs.oomKills != rhs.oomKills {return false}
+    if lhs._limits != rhs._limits {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ResourceLimits: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ResourceLimits"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}memory_bytes\0\u{1}pids\0\u{1}cpus\0\u{3}timeout_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self._memoryBytes) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self._pids) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self._cpus) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self._timeoutMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._memoryBytes {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._pids {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 2)
+    } }()
+    try { if let v = self._cpus {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 3)
+    } }()
+    try { if let v = self._timeoutMs {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 4)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ResourceLimits, rhs: Agentos_V1_ResourceLimits) -> Bool {
+    if lhs._memoryBytes != rhs._memoryBytes {return false}
+    if lhs._pids != rhs._pids {return false}
+    if lhs._cpus != rhs._cpus {return false}
+    if lhs._timeoutMs != rhs._timeoutMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1860,7 +2469,7 @@ nonisolated extension Agentos_V1_StatusRequest: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Agentos_V1_StatusResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatusResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}kernel_version\0\u{1}pid\0\u{3}started_at_ns\0\u{3}uptime_ns\0\u{3}socket_path\0\u{3}state_dir\0\u{3}protocol_version\0\u{1}agents\0\u{3}boot_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}kernel_version\0\u{1}pid\0\u{3}started_at_ns\0\u{3}uptime_ns\0\u{3}socket_path\0\u{3}state_dir\0\u{3}protocol_version\0\u{1}agents\0\u{3}boot_id\0\u{1}host\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1877,6 +2486,7 @@ nonisolated extension Agentos_V1_StatusResponse: SwiftProtobuf.Message, SwiftPro
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
       case 8: try { try decoder.decodeSingularMessageField(value: &self._agents) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.bootID) }()
+      case 10: try { try decoder.decodeSingularMessageField(value: &self._host) }()
       default: break
       }
     }
@@ -1914,6 +2524,9 @@ nonisolated extension Agentos_V1_StatusResponse: SwiftProtobuf.Message, SwiftPro
     if !self.bootID.isEmpty {
       try visitor.visitSingularStringField(value: self.bootID, fieldNumber: 9)
     }
+    try { if let v = self._host {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1927,6 +2540,52 @@ nonisolated extension Agentos_V1_StatusResponse: SwiftProtobuf.Message, SwiftPro
     if lhs.protocolVersion != rhs.protocolVersion {return false}
     if lhs._agents != rhs._agents {return false}
     if lhs.bootID != rhs.bootID {return false}
+    if lhs._host != rhs._host {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_HostSupport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".HostSupport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cgroup_mode\0\u{3}cgroup_detail\0\u{3}landlock_abi\0\u{3}user_namespaces\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.cgroupMode) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.cgroupDetail) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.landlockAbi) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.userNamespaces) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.cgroupMode.isEmpty {
+      try visitor.visitSingularStringField(value: self.cgroupMode, fieldNumber: 1)
+    }
+    if !self.cgroupDetail.isEmpty {
+      try visitor.visitSingularStringField(value: self.cgroupDetail, fieldNumber: 2)
+    }
+    if self.landlockAbi != 0 {
+      try visitor.visitSingularUInt32Field(value: self.landlockAbi, fieldNumber: 3)
+    }
+    if self.userNamespaces != false {
+      try visitor.visitSingularBoolField(value: self.userNamespaces, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_HostSupport, rhs: Agentos_V1_HostSupport) -> Bool {
+    if lhs.cgroupMode != rhs.cgroupMode {return false}
+    if lhs.cgroupDetail != rhs.cgroupDetail {return false}
+    if lhs.landlockAbi != rhs.landlockAbi {return false}
+    if lhs.userNamespaces != rhs.userNamespaces {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1974,7 +2633,7 @@ nonisolated extension Agentos_V1_AgentCounts: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RunRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0\u{1}limits\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1986,12 +2645,17 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
       case 2: try { try decoder.decodeRepeatedStringField(value: &self.argv) }()
       case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.env) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.workDir) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._limits) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.name.isEmpty {
       try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
     }
@@ -2004,6 +2668,9 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
     if !self.workDir.isEmpty {
       try visitor.visitSingularStringField(value: self.workDir, fieldNumber: 4)
     }
+    try { if let v = self._limits {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2012,6 +2679,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
     if lhs.argv != rhs.argv {return false}
     if lhs.env != rhs.env {return false}
     if lhs.workDir != rhs.workDir {return false}
+    if lhs._limits != rhs._limits {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2348,7 +3016,7 @@ nonisolated extension Agentos_V1_ExitStatus: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Agentos_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AgentInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}state\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0\u{1}program\0\u{1}pid\0\u{3}created_at_ns\0\u{3}started_at_ns\0\u{3}ended_at_ns\0\u{1}exit\0\u{3}log_path\0\u{1}connected\0\u{3}boot_id\0\u{1}history\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}state\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0\u{1}program\0\u{1}pid\0\u{3}created_at_ns\0\u{3}started_at_ns\0\u{3}ended_at_ns\0\u{1}exit\0\u{3}log_path\0\u{1}connected\0\u{3}boot_id\0\u{1}history\0\u{1}limits\0\u{1}cgroups\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -2367,6 +3035,8 @@ nonisolated extension Agentos_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf
     var _connected: Bool = false
     var _bootID: String = String()
     var _history: [Agentos_V1_Event] = []
+    var _limits: Agentos_V1_ResourceLimits? = nil
+    var _cgroups: [String] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2393,6 +3063,8 @@ nonisolated extension Agentos_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf
       _connected = source._connected
       _bootID = source._bootID
       _history = source._history
+      _limits = source._limits
+      _cgroups = source._cgroups
     }
   }
 
@@ -2427,6 +3099,8 @@ nonisolated extension Agentos_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf
         case 14: try { try decoder.decodeSingularBoolField(value: &_storage._connected) }()
         case 15: try { try decoder.decodeSingularStringField(value: &_storage._bootID) }()
         case 16: try { try decoder.decodeRepeatedMessageField(value: &_storage._history) }()
+        case 17: try { try decoder.decodeSingularMessageField(value: &_storage._limits) }()
+        case 18: try { try decoder.decodeRepeatedStringField(value: &_storage._cgroups) }()
         default: break
         }
       }
@@ -2487,6 +3161,12 @@ nonisolated extension Agentos_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf
       if !_storage._history.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._history, fieldNumber: 16)
       }
+      try { if let v = _storage._limits {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+      } }()
+      if !_storage._cgroups.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._cgroups, fieldNumber: 18)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2512,6 +3192,8 @@ nonisolated extension Agentos_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf
         if _storage._connected != rhs_storage._connected {return false}
         if _storage._bootID != rhs_storage._bootID {return false}
         if _storage._history != rhs_storage._history {return false}
+        if _storage._limits != rhs_storage._limits {return false}
+        if _storage._cgroups != rhs_storage._cgroups {return false}
         return true
       }
       if !storagesAreEqual {return false}

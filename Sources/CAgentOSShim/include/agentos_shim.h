@@ -23,6 +23,7 @@ typedef enum {
     AOS_STAGE_FDS = 6,
     AOS_STAGE_CHDIR = 7,
     AOS_STAGE_EXEC = 8,
+    AOS_STAGE_CGROUP = 9,
 } aos_spawn_stage;
 
 /// Everything the child needs, prepared by the parent before clone (the
@@ -39,6 +40,8 @@ typedef struct {
     int extra_fd_target;
     int pdeath_signal;          // 0: none
     int new_session;            // non-zero: setsid() (own session and process group, no ctty)
+    const int *cgroup_procs_fds;  // cgroup.procs files (opened by the parent) the child joins before exec
+    int cgroup_procs_count;
 } aos_spawn_request;
 
 typedef struct {
@@ -77,6 +80,9 @@ int aos_user_in_group(uid_t uid, gid_t gid);
 /// first thing in main, before other threads exist, so they inherit it):
 /// a parent that spawned us with them blocked must not make us unkillable.
 void aos_unblock_termination_signals(void);
+
+/// The Landlock ABI version the running kernel offers, or 0 without Landlock.
+int aos_landlock_abi(void);
 
 /// Descriptor makers, all CLOEXEC. Return the fd (or 0 for the pairs) or -errno.
 int aos_epoll_create(void);

@@ -1,0 +1,71 @@
+import AgentOSProtocol
+import ArgumentParser
+
+struct PauseCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pause",
+        abstract: "Freeze every process of an agent (cgroup freezer): no CPU used, state kept.")
+
+    @OptionGroup var target: AgentReference
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        var request = Agentos_V1_AgentRequest()
+        request.agent = target.agent
+        let result = try connection.withKernel { try $0.call(.pause(request)) }
+        guard case .pause(let info) = result else { throw unexpectedResponse("pause") }
+        if output.json { Output.json(AgentJSON(info)) } else { Output.line("\(info.name) (\(info.id)) paused") }
+    }
+}
+
+struct ResumeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume",
+        abstract: "Thaw an agent paused with agentctl pause.")
+
+    @OptionGroup var target: AgentReference
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        var request = Agentos_V1_AgentRequest()
+        request.agent = target.agent
+        let result = try connection.withKernel { try $0.call(.resume(request)) }
+        guard case .resume(let info) = result else { throw unexpectedResponse("resume") }
+        if output.json { Output.json(AgentJSON(info)) } else { Output.line("\(info.name) (\(info.id)) running") }
+    }
+}
+
+struct StatsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stats",
+        abstract: "Memory, processes and CPU time of live agents, from their cgroups.")
+
+    @Argument(help: ArgumentHelp("One agent (id, prefix or name); default: every live agent.", valueName: "agent"))
+    var agent: String?
+
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        var request = Agentos_V1_AgentRequest()
+        request.agent = agent ?? ""
+        let result = try connection.withKernel { try $0.call(.stats(request)) }
+        guard case .stats(let stats) = result else { throw unexpectedResponse("stats") }
+        if output.json {
+            Output.json(stats.agents.map(StatsJSON.init))
+            return
+        }
+        let rows = stats.agents.map { agent -> [String] in
+            let memory = agent.hasMemoryBytes ? Output.bytes(agent.memoryBytes) : "-"
+            let limit = agent.limits.hasMemoryBytes ? " / " + Output.bytes(agent.limits.memoryBytes) : ""
+            let pids = agent.hasPids ? String(agent.pids) : "-"
+            let pidLimit = agent.limits.hasPids ? " / \(agent.limits.pids)" : ""
+            let cpu = agent.hasCpuNs ? String(format: "%.2fs", Double(agent.cpuNs) / 1e9) : "-"
+            return [agent.id, agent.name, agent.state.name, memory + limit, pids + pidLimit, cpu,
+                    agent.oomKills > 0 ? String(agent.oomKills) : ""]
+        }
+        Output.table(["ID", "NAME", "STATE", "MEMORY", "PIDS", "CPU", "OOM"], rows)
+    }
+}
