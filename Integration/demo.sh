@@ -63,6 +63,22 @@ step "everything the kernel knows about one agent, and the event log"
 show agentctl inspect stubborn
 show agentctl events --limit 12
 
+step "resource limits: each agent has cgroups of its own"
+show agentctl run --name hog --memory 32M -- /bin/sh -c 'x=$(head -c 300000000 /dev/zero | tr "\\0" x)'
+set +e
+show agentctl wait hog
+set -e
+show agentctl run --name spinner --cpu 0.25 -- /bin/sh -c 'while :; do :; done'
+sleep 1
+show agentctl stats spinner
+show agentctl pause spinner
+show agentctl ps
+show agentctl resume spinner
+show agentctl kill spinner
+set +e
+show agentctl run --memory lots -- /bin/true
+set -e
+
 step "bad input gets a one-line error, never a crash"
 set +e
 show agentctl run -- /no/such/program

@@ -1,6 +1,7 @@
 import AgentOSProtocol
 import ArgumentParser
 import CAgentOSShim
+import Foundation
 
 /// `agentctl`: the operator's command line for a running agentd.
 public struct AgentCtl: ParsableCommand {
@@ -37,7 +38,15 @@ public struct AgentCtl: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch {
-            exit(withError: error)
+            // --help, --version and the exit codes commands choose go the
+            // usual way; a usage mistake is one line, not a screen.
+            let code = exitCode(for: error)
+            if code == .success || error is ExitCode {
+                exit(withError: error)
+            }
+            let text = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            FileHandle.standardError.write(Data("agentctl: \(text) (see --help)\n".utf8))
+            Foundation.exit(code.rawValue)
         }
     }
 }
