@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "agentctl", targets: ["agentctl"]),
         .executable(name: "agentos-bench", targets: ["agentos-bench"]),
         .executable(name: "agentos-demo-agent", targets: ["agentos-demo-agent"]),
+        .executable(name: "agentos-sandbox", targets: ["agentos-sandbox"]),
         .library(name: "AgentOSClient", targets: ["AgentOSClient"]),
     ],
     dependencies: [
@@ -89,6 +90,9 @@ let package = Package(
         ),
         .executableTarget(name: "agentd", dependencies: ["AgentdCommand"]),
         .executableTarget(name: "agentctl", dependencies: ["AgentCtlCommands"]),
+        // The helper agentd execs first for every agent: namespaces, the
+        // private root, the agent's own uid, no capabilities (C, single-threaded).
+        .executableTarget(name: "agentos-sandbox"),
         // A small agent that speaks the protocol (demo and integration tests).
         .executableTarget(name: "agentos-demo-agent", dependencies: ["AgentOSClient", "AgentOSProtocol"]),
         .executableTarget(

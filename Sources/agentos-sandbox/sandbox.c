@@ -1,0 +1,421 @@
+// agentos-sandbox: the helper agentd execs first for every agent (the
+// bubblewrap / nsjail model). Single-threaded C, so it may fork and set up
+// namespaces freely; then it stays as the agent's monitor outside the
+// sandbox, forwarding signals and reporting the agent's exit as its own.
+//
+//   agentos-sandbox --uid U --gid G --root DIR [--hostname H] [--workdir D]
+//                   [--ro PATH]... [--rw PATH]... [--tmp-size BYTES]
+//                   [--net none|loopback] [--nofile N] [--ready-fd FD]
+//                   -- PROGRAM [ARGS...]
+//
+// Processes: this monitor (host pid namespace) -> init (pid 1 of the new
+// pid namespace: reaps, forwards signals) -> the agent (pid 2).
+// --ready-fd receives "ok\n" once the agent has exec'd, or one line
+// "error: ..." if the sandbox could not be built; then it is closed.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_BINDS 64
+
+struct bind { const char *path; int writable; };
+
+static struct {
+    uid_t uid;
+    gid_t gid;
+    const char *root;
+    const char *hostname;
+    const char *workdir;
+    struct bind binds[MAX_BINDS];
+    int bind_count;
+    unsigned long long tmp_size;
+    int loopback;
+    unsigned long nofile;
+    int ready_fd;
+    char **argv;
+} cfg = {.uid = (uid_t)-1, .gid = (gid_t)-1, .tmp_size = 64ULL << 20, .nofile = 1024, .ready_fd = -1};
+
+static int error_fd = -1;  // where setup errors go (the ready fd, else stderr)
+
+__attribute__((format(printf, 1, 2), noreturn))
+static void die(const char *format, ...) {
+    char message[512];
+    va_list args;
+    va_start(args, format);
+    int n = vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    if (n < 0) n = 0;
+    if (n > (int)sizeof message - 1) n = sizeof message - 1;
+    char line[600];
+    int length = snprintf(line, sizeof line, "error: %.*s: %s\n", n, message, strerror(errno));
+    if (write(error_fd >= 0 ? error_fd : 2, line, (size_t)length) < 0) { /* nothing left to tell */ }
+    _exit(126);
+}
+
+static void usage(const char *problem) {
+    fprintf(stderr, "agentos-sandbox: %s\n", problem);
+    _exit(125);
+}
+
+static void parse(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--") == 0) { cfg.argv = &argv[i + 1]; break; }
+        if (v == NULL) usage("option without a value");
+        if (strcmp(a, "--uid") == 0) cfg.uid = (uid_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--gid") == 0) cfg.gid = (gid_t)strtoul(v, NULL, 10);
+        else if (strcmp(a, "--root") == 0) cfg.root = v;
+        else if (strcmp(a, "--hostname") == 0) cfg.hostname = v;
+        else if (strcmp(a, "--workdir") == 0) cfg.workdir = v;
+        else if (strcmp(a, "--ro") == 0 || strcmp(a, "--rw") == 0) {
+            if (cfg.bind_count == MAX_BINDS) usage("too many --ro/--rw paths");
+            cfg.binds[cfg.bind_count++] = (struct bind){v, a[3] == 'w'};
+        }
+        else if (strcmp(a, "--tmp-size") == 0) cfg.tmp_size = strtoull(v, NULL, 10);
+        else if (strcmp(a, "--net") == 0) cfg.loopback = strcmp(v, "loopback") == 0;
+        else if (strcmp(a, "--nofile") == 0) cfg.nofile = strtoul(v, NULL, 10);
+        else if (strcmp(a, "--ready-fd") == 0) cfg.ready_fd = atoi(v);
+        else usage("unknown option");
+        i++;
+    }
+    if (cfg.argv == NULL || cfg.argv[0] == NULL) usage("no program after --");
+    if (cfg.uid == 0 || cfg.uid == (uid_t)-1 || cfg.gid == 0 || cfg.gid == (gid_t)-1)
+        usage("--uid and --gid must name an unprivileged user (never 0)");
+    if (cfg.root == NULL) usage("--root is required");
+}
+
+static void write_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) die("open %s", path);
+    if (write(fd, text, strlen(text)) != (ssize_t)strlen(text)) die("write %s", path);
+    close(fd);
+}
+
+// mkdir -p below the new root for `path` (absolute, as seen inside).
+static void make_path(const char *root, const char *path, int is_file) {
+    char full[4096];
+    snprintf(full, sizeof full, "%s%s", root, path);
+    for (char *p = full + strlen(root) + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(full, 0755) < 0 && errno != EEXIST) die("mkdir %s", full);
+            *p = '/';
+        }
+    }
+    if (is_file) {
+        int fd = open(full, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0 && errno != EEXIST) die("create %s", full);
+        if (fd >= 0) close(fd);
+    } else if (mkdir(full, 0755) < 0 && errno != EEXIST) {
+        die("mkdir %s", full);
+    }
+}
+
+// Bind `source` at the same path inside; read-only unless `writable`.
+static void bind_path(const char *root, const char *source, int writable, int optional) {
+    struct stat st;
+    if (stat(source, &st) < 0) {
+        if (optional) return;
+        die("%s", source);
+    }
+    make_path(root, source, !S_ISDIR(st.st_mode));
+    char target[4096];
+    snprintf(target, sizeof target, "%s%s", root, source);
+    if (mount(source, target, NULL, MS_BIND | MS_REC, NULL) < 0) die("bind %s", source);
+    unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | (writable ? 0 : MS_RDONLY);
+    if (mount(NULL, target, NULL, flags, NULL) < 0) die("remount %s", source);
+}
+
+// Host /bin, /lib, ... are symlinks on merged-usr systems: keep them so.
+static void system_dir(const char *root, const char *path) {
+    char link[256];
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    if (n > 0) {
+        link[n] = 0;
+        char target[4096];
+        snprintf(target, sizeof target, "%s%s", root, path);
+        if (symlink(link, target) < 0 && errno != EEXIST) die("symlink %s", target);
+        return;
+    }
+    bind_path(root, path, 0, 1);
+}
+
+static void setup_filesystem(void) {
+    // Nothing we mount may propagate back to the host.
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) die("make / private");
+    const char *root = cfg.root;
+    if (mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m") < 0) die("mount root tmpfs");
+
+    static const char *system_dirs[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", NULL};
+    for (int i = 0; system_dirs[i]; i++) system_dir(root, system_dirs[i]);
+
+    // /proc of the new pid namespace, read-only: mounted while the old root
+    // is still attached (the kernel refuses it after the detach).
+    char target[4096];
+    snprintf(target, sizeof target, "%s/proc", root);
+    mkdir(target, 0555);
+    if (mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL) < 0) die("mount /proc");
+
+    // A minimal /dev: a few harmless devices bound from the host, no tty.
+    snprintf(target, sizeof target, "%s/dev", root);
+    mkdir(target, 0755);
+    if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k") < 0) die("mount /dev");
+    static const char *devices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", NULL};
+    for (int i = 0; devices[i]; i++) {
+        make_path(root, devices[i], 1);
+        snprintf(target, sizeof target, "%s%s", root, devices[i]);
+        if (mount(devices[i], target, NULL, MS_BIND, NULL) < 0) die("bind %s", devices[i]);
+    }
+    static const char *links[][2] = {{"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"},
+                                     {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"}};
+    for (int i = 0; i < 4; i++) {
+        snprintf(target, sizeof target, "%s%s", root, links[i][1]);
+        if (symlink(links[i][0], target) < 0) die("symlink %s", target);
+    }
+    snprintf(target, sizeof target, "%s/dev/shm", root);
+    mkdir(target, 01777);
+    if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=16m") < 0) die("mount /dev/shm");
+
+    // A size-capped /tmp.
+    snprintf(target, sizeof target, "%s/tmp", root);
+    mkdir(target, 01777);
+    char options[64];
+    snprintf(options, sizeof options, "mode=1777,size=%llu", cfg.tmp_size);
+    if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, options) < 0) die("mount /tmp");
+
+    if (cfg.workdir) bind_path(root, cfg.workdir, 1, 0);
+    for (int i = 0; i < cfg.bind_count; i++) bind_path(root, cfg.binds[i].path, cfg.binds[i].writable, 0);
+
+    // The root itself read-only, then switch to it and detach the old one.
+    if (mount(NULL, root, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0 &&
+        mount(NULL, root, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0) die("remount root read-only");
+    if (chdir(root) < 0) die("chdir %s", root);
+    if (syscall(SYS_pivot_root, ".", ".") < 0) die("pivot_root");
+    if (umount2(".", MNT_DETACH) < 0) die("detach the old root");
+    if (chdir("/") < 0) die("chdir /");
+}
+
+static void setup_network(void) {
+    if (!cfg.loopback) return;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket for lo");
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+    if (ioctl(fd, SIOCGIFFLAGS, &request) < 0) die("get lo flags");
+    request.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (ioctl(fd, SIOCSIFFLAGS, &request) < 0) die("bring lo up");
+    close(fd);
+}
+
+// Runs in the agent process just before exec: become the agent's user with
+// no capability at all and no way to gain one.
+static void drop_privileges(void) {
+    if (setgroups(0, NULL) < 0) die("setgroups");
+    for (int cap = 0; cap <= 63; cap++) {
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) die("drop capability %d from the bounding set", cap);
+    }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) die("clear ambient capabilities");
+    if (setresgid(cfg.gid, cfg.gid, cfg.gid) < 0) die("setresgid %u", cfg.gid);
+    if (setresuid(cfg.uid, cfg.uid, cfg.uid) < 0) die("setresuid %u", cfg.uid);
+    struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capset, &header, data) < 0) die("clear capability sets");
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("no_new_privs");
+    struct rlimit core = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &core) < 0) die("RLIMIT_CORE");
+    struct rlimit files = {cfg.nofile, cfg.nofile};
+    if (setrlimit(RLIMIT_NOFILE, &files) < 0) die("RLIMIT_NOFILE");
+}
+
+static volatile pid_t forward_to = 0;
+
+static void forward(int sig) {
+    if (forward_to > 0) kill(forward_to, sig);
+}
+
+static void forward_signals(void) {
+    static const int signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT};
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = forward;
+    sigemptyset(&action.sa_mask);
+    for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) sigaction(signals[i], &action, NULL);
+}
+
+// pid 1 inside: start the agent, reap everything, report the agent's status.
+__attribute__((noreturn))
+static void run_init(int status_fd) {
+    int exec_report[2];
+    if (pipe2(exec_report, O_CLOEXEC) < 0) die("pipe");
+    pid_t agent = fork();
+    if (agent < 0) die("fork the agent");
+    if (agent == 0) {
+        close(exec_report[0]);
+        close(status_fd);
+        error_fd = exec_report[1];
+        signal(SIGTERM, SIG_DFL);
+        if (setsid() < 0) die("setsid");
+        drop_privileges();
+        if (cfg.workdir && chdir(cfg.workdir) < 0) die("chdir %s", cfg.workdir);
+        execvp(cfg.argv[0], cfg.argv);
+        die("exec %s", cfg.argv[0]);
+    }
+    close(exec_report[1]);
+    // init needs no capability from here on.
+    struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct none[2];
+    memset(none, 0, sizeof none);
+    if (syscall(SYS_capset, &header, none) < 0) die("drop init's capabilities");
+    forward_to = agent;
+    forward_signals();
+    // The agent's exec (EOF) or its setup error, passed up to the monitor.
+    char line[600];
+    ssize_t n;
+    do { n = read(exec_report[0], line, sizeof line); } while (n < 0 && errno == EINTR);
+    close(exec_report[0]);
+    if (n > 0) {
+        if (write(status_fd, line, (size_t)n) < 0) { /* monitor gone */ }
+    } else if (write(status_fd, "exec ok\n", 8) < 0) { /* monitor gone */ }
+    int agent_status = 0;
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, 0);
+        if (pid < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (pid == agent) {
+            agent_status = status;
+            break;
+        }
+    }
+    // The agent is gone: so is everything it left in the namespace.
+    kill(-1, SIGKILL);
+    char report[32];
+    int length = snprintf(report, sizeof report, "status %d\n", agent_status);
+    if (write(status_fd, report, (size_t)length) < 0) { /* monitor gone */ }
+    _exit(0);
+}
+
+int main(int argc, char **argv) {
+    parse(argc, argv);
+    if (cfg.ready_fd >= 0) {
+        fcntl(cfg.ready_fd, F_SETFD, FD_CLOEXEC);
+        error_fd = cfg.ready_fd;
+    }
+    int sync_pipe[2], status_pipe[2];
+    if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(status_pipe, O_CLOEXEC) < 0) die("pipe");
+
+    int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS |
+                CLONE_NEWCGROUP | SIGCHLD;
+    pid_t child = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+    if (child < 0) die("clone with new namespaces");
+    if (child == 0) {
+        close(sync_pipe[1]);
+        close(status_pipe[0]);
+        // Wait for the monitor to write our uid/gid maps.
+        char go;
+        if (read(sync_pipe[0], &go, 1) != 1) _exit(126);
+        close(sync_pipe[0]);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) die("PR_SET_PDEATHSIG");
+        // Become the agent's user now, so what the setup creates is owned by
+        // a mapped user. Host uid 0 is not mapped here, so this does not
+        // count as leaving root: the namespace's capabilities stay for the
+        // setup, and are dropped before the agent runs.
+        if (setgroups(0, NULL) < 0) die("setgroups");
+        if (setresgid(cfg.gid, cfg.gid, cfg.gid) < 0) die("setresgid %u", cfg.gid);
+        if (setresuid(cfg.uid, cfg.uid, cfg.uid) < 0) die("setresuid %u", cfg.uid);
+        setup_filesystem();
+        if (cfg.hostname && sethostname(cfg.hostname, strlen(cfg.hostname)) < 0) die("sethostname");
+        setup_network();
+        run_init(status_pipe[1]);
+    }
+    close(sync_pipe[0]);
+    close(status_pipe[1]);
+
+    // The agent's user only, mapped to itself: never host root.
+    char path[64], map[64];
+    snprintf(path, sizeof path, "/proc/%d/uid_map", child);
+    snprintf(map, sizeof map, "%u %u 1\n", cfg.uid, cfg.uid);
+    write_file(path, map);
+    snprintf(path, sizeof path, "/proc/%d/gid_map", child);
+    snprintf(map, sizeof map, "%u %u 1\n", cfg.gid, cfg.gid);
+    write_file(path, map);
+    forward_to = child;
+    forward_signals();
+    if (write(sync_pipe[1], "g", 1) != 1) die("release the sandbox");
+    close(sync_pipe[1]);
+
+    // First line: the agent exec'd (EOF of its report) or an error.
+    char buffer[700];
+    size_t used = 0;
+    int ready_sent = 0, agent_status = -1;
+    for (;;) {
+        ssize_t n = read(status_pipe[0], buffer + used, sizeof buffer - 1 - used);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        used += (size_t)n;
+        buffer[used] = 0;
+        char *newline;
+        while ((newline = strchr(buffer, '\n')) != NULL) {
+            *newline = 0;
+            if (strncmp(buffer, "status ", 7) == 0) {
+                agent_status = atoi(buffer + 7);
+            } else if (!ready_sent) {
+                const char *reply = strcmp(buffer, "exec ok") == 0 ? "ok" : buffer;
+                if (cfg.ready_fd >= 0) {
+                    dprintf(cfg.ready_fd, "%s\n", reply);
+                    close(cfg.ready_fd);
+                    cfg.ready_fd = -1;
+                } else if (reply != buffer + 0 || strcmp(reply, "ok") != 0) {
+                    if (strcmp(reply, "ok") != 0) fprintf(stderr, "agentos-sandbox: %s\n", reply);
+                }
+                ready_sent = 1;
+            }
+            size_t rest = used - (size_t)(newline + 1 - buffer);
+            memmove(buffer, newline + 1, rest);
+            used = rest;
+            buffer[used] = 0;
+        }
+    }
+    int status;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    if (cfg.ready_fd >= 0) close(cfg.ready_fd);
+    if (agent_status < 0) {
+        // init died before reporting (killed from outside).
+        if (WIFSIGNALED(status)) agent_status = status;
+        else return 126;
+    }
+    if (WIFSIGNALED(agent_status)) {
+        int sig = WTERMSIG(agent_status);
+        signal(sig, SIG_DFL);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, sig);
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
+        kill(getpid(), sig);
+    }
+    return WIFEXITED(agent_status) ? WEXITSTATUS(agent_status) : 126;
+}
