@@ -11,6 +11,7 @@ bin="$(swift build --show-bin-path)"
 export PATH="$bin:$PATH"
 
 demo=$(mktemp -d /tmp/agentos-demo.XXXXXX)
+chmod 755 "$demo"   # agents run as their own uids and must reach their dirs below it
 export AGENTOS_SOCKET="$demo/kernel.sock"
 state="$demo/state"
 kernel_pid=""
@@ -39,7 +40,11 @@ start_kernel
 show agentctl status
 
 step "spawn agents: each is a child process of the kernel"
-show agentctl run --name greeter -- "$bin/agentos-demo-agent" 5 0.2
+# Agents see only the system dirs, their work dir and what --ro/--rw name:
+# the demo agent needs its own dir and the Swift runtime it links.
+runtime=$(ldd "$bin/agentos-demo-agent" | awk '/=> \// { print $3 }' | xargs -n1 dirname | sort -u \
+    | grep -v -E '^/(usr/)?lib(32|64|x32)?(/|$)' | sed 's/^/--ro /' | tr '\n' ' ')
+show agentctl run --name greeter --ro "$bin" $runtime -- "$bin/agentos-demo-agent" 5 0.2
 show agentctl run --name worker -- /bin/sh -c 'while true; do echo "working at $(date +%T)"; sleep 0.3; done'
 show agentctl run --name stubborn -- /bin/sh -c 'trap "echo ignoring SIGTERM" TERM; while true; do sleep 0.1; done'
 show agentctl run --name crasher -- /bin/sh -c 'echo about to fail >&2; exit 3'
@@ -62,6 +67,12 @@ show agentctl ps -a
 step "everything the kernel knows about one agent, and the event log"
 show agentctl inspect stubborn
 show agentctl events --limit 12
+
+step "confinement: each agent in its own namespaces, as its own uid, with a read-only root"
+show agentctl run --name prober -- /bin/sh -c 'id; hostname; echo "my pid: $$"; ls /; touch /etc/x; cat /etc/shadow; ip link 2>/dev/null || cat /proc/net/dev | tail -n +3; grep -E "^Cap(Eff|Bnd)|NoNewPrivs" /proc/self/status'
+show agentctl wait prober
+show agentctl logs prober
+show agentctl inspect prober
 
 step "resource limits: each agent has cgroups of its own"
 show agentctl run --name hog --memory 32M -- /bin/sh -c 'x=$(head -c 300000000 /dev/zero | tr "\\0" x)'

@@ -15,6 +15,35 @@ enum Binaries {
     static var agentd: String { directory + "/agentd" }
     static var agentctl: String { directory + "/agentctl" }
     static var demoAgent: String { directory + "/agentos-demo-agent" }
+
+    /// `--ro` flags that make the demo agent runnable inside a sandbox: its
+    /// own directory and those of the shared libraries it loads from
+    /// outside the system dirs (the Swift runtime).
+    static var demoAgentSandboxFlags: [String] {
+        var directories = [directory]
+        if let ldd = try? runProgram("/usr/bin/ldd", [demoAgent]) {
+            for line in ldd.lines {
+                guard let arrow = line.range(of: "=> /") else { continue }
+                let path = String(line[line.index(before: arrow.upperBound)...].split(separator: " ")[0])
+                let parent = (path as NSString).deletingLastPathComponent
+                let system = ["/usr/", "/lib/", "/lib64/", "/lib32/"].contains { parent.hasPrefix($0) || parent + "/" == $0 }
+                if !system && !directories.contains(parent) { directories.append(parent) }
+            }
+        }
+        return directories.flatMap { ["--ro", $0] }
+    }
+}
+
+/// Host pids of processes whose command line is exactly `arguments`
+/// (agents live in their own pid namespace: the pids they print are not
+/// the host's).
+func hostPids(commandLine arguments: [String]) -> [Int32] {
+    let wanted = arguments.joined(separator: "\0") + "\0"
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { Int32($0) }.filter { pid in
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        return String(decoding: data, as: UTF8.self) == wanted && processExists(pid)
+    }
 }
 
 struct CommandResult {

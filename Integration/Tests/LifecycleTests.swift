@@ -86,17 +86,20 @@ struct LifecycleTests {
         #expect(try kernel.ctl(["stop", polite]).status == 0)
     }
 
-    @Test func killIsImmediateAndReachesTheProcessGroup() throws {
-        let id = try kernel.run(["--", "/bin/sh", "-c", "sleep 60 & echo $!; wait"])
-        #expect(eventually { !((try? kernel.ctl(["logs", id]).stdout) ?? "").isEmpty })
-        let grandchild = try #require(Int32(try kernel.ctl(["logs", id]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
-        #expect(processExists(grandchild))
+    @Test func killIsImmediateAndReachesEveryProcessOfTheAgent() throws {
+        let id = try kernel.run(["--", "/bin/sh", "-c", "sleep 61.1 & echo started; wait"])
+        var grandchild: Int32?
+        #expect(eventually {
+            grandchild = hostPids(commandLine: ["sleep", "61.1"]).first
+            return grandchild != nil
+        })
+        let pid = try #require(grandchild)
         let started = Date()
         let result = try kernel.ctl(["kill", id])
         #expect(result.status == 0)
         #expect(Date().timeIntervalSince(started) < 3)
         #expect(result.stdout.contains("SIGKILL (killed)"))
-        #expect(eventually(timeout: 5) { !processExists(grandchild) })
+        #expect(eventually(timeout: 5) { !processExists(pid) })
     }
 
     @Test func logsFollowUntilTheAgentExits() throws {
@@ -145,7 +148,7 @@ struct LifecycleTests {
     }
 
     @Test func anAgentThatSpeaksTheProtocolLearnsItsIdentity() throws {
-        let id = try kernel.run(["--name", "speaker", "--", Binaries.demoAgent, "2", "0.05"])
+        let id = try kernel.run(["--name", "speaker"] + Binaries.demoAgentSandboxFlags + ["--", Binaries.demoAgent, "2", "0.05"])
         #expect(try kernel.ctl(["wait", id]).status == 0)
         let logs = try kernel.ctl(["logs", id]).stdout
         #expect(logs.contains("hello from speaker (\(id))"))

@@ -96,10 +96,13 @@ struct ResourceTests {
     }
 
     @Test func killReachesDescendantsThatLeftTheProcessGroup() throws {
-        let id = try kernel.run(["--", "/bin/sh", "-c", "setsid sleep 61 & echo $!; wait"])
-        #expect(eventually { !((try? kernel.ctl(["logs", id]).stdout) ?? "").isEmpty })
-        let escaped = try #require(Int32(try kernel.ctl(["logs", id]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
-        #expect(processExists(escaped))
+        let id = try kernel.run(["--", "/bin/sh", "-c", "setsid sleep 61.3 & wait"])
+        var found: Int32?
+        #expect(eventually {
+            found = hostPids(commandLine: ["sleep", "61.3"]).first
+            return found != nil
+        })
+        let escaped = try #require(found)
         try kernel.ctl(["kill", id])
         #expect(eventually(timeout: 3) { !processExists(escaped) })
     }
@@ -127,17 +130,24 @@ struct ResourceTests {
         #expect((status["agents"] as? [String: Any])?["running"] as? Int == 0)
     }
 
-    @Test func aDeadKernelsEscapedDescendantsAreKilledAtTheNextStart() throws {
-        // PR_SET_PDEATHSIG kills only the agent itself; its cgroup holds the
-        // rest, and the next kernel clears it.
-        let id = try kernel.run(["--", "/bin/sh", "-c", "setsid sleep 62 & echo $!; wait"])
-        #expect(eventually { !((try? kernel.ctl(["logs", id]).stdout) ?? "").isEmpty })
-        let escaped = try #require(Int32(try kernel.ctl(["logs", id]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+    @Test func aDeadKernelTakesEveryAgentProcessWithItAndItsCgroupsAreCleared() throws {
+        // The agent's pid namespace dies with its init, which dies with the
+        // sandbox monitor, which dies with the kernel (PR_SET_PDEATHSIG):
+        // even a descendant that left the process group is gone. What the
+        // dead run left in cgroupfs is removed at the next start.
+        let id = try kernel.run(["--", "/bin/sh", "-c", "setsid sleep 62.4 & wait"])
+        var found: Int32?
+        #expect(eventually {
+            found = hostPids(commandLine: ["sleep", "62.4"]).first
+            return found != nil
+        })
+        let escaped = try #require(found)
+        let cgroups = try #require(try kernel.agent(id)["cgroups"] as? [String])
+        #expect(!cgroups.isEmpty)
         kernel.kill9()
-        Thread.sleep(forTimeInterval: 0.3)
-        #expect(processExists(escaped), "the escaped grandchild died with the kernel (test premise)")
-        try kernel.start()
         #expect(eventually(timeout: 5) { !processExists(escaped) })
+        try kernel.start()
+        #expect(eventually(timeout: 5) { cgroups.allSatisfy { !FileManager.default.fileExists(atPath: $0) } })
         #expect(try kernel.agent(id)["state"] as? String == "lost")
     }
 }

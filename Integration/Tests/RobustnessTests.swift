@@ -159,10 +159,13 @@ struct RobustnessTests {
     @Test func cleanShutdownLeavesNoProcessBehind() throws {
         let kernel = try KernelProcess(label: "shutdown", arguments: ["--shutdown-timeout", "500ms"])
         let polite = try kernel.run(["--", "/bin/sleep", "300"])
-        let stubborn = try kernel.run(["--", "/bin/sh", "-c", "trap '' TERM; sleep 300 & echo $!; wait"])
-        #expect(eventually { !((try? kernel.ctl(["logs", stubborn]).stdout) ?? "").isEmpty })
-        let grandchild = try #require(Int32(try kernel.ctl(["logs", stubborn]).stdout
-            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let stubborn = try kernel.run(["--", "/bin/sh", "-c", "trap '' TERM; sleep 300.2 & wait"])
+        var found: Int32?
+        #expect(eventually {
+            found = hostPids(commandLine: ["sleep", "300.2"]).first
+            return found != nil
+        })
+        let grandchild = try #require(found)
         let pids = try [polite, stubborn].map { Int32(try #require(try kernel.agent($0)["pid"] as? Int)) }
         let started = Date()
         #expect(kernel.stop() == 0)

@@ -45,6 +45,16 @@ struct InspectCommand: ParsableCommand {
         if limits.hasTimeoutMs { limitText.append("timeout \(limits.timeoutMs)ms") }
         rows.append(["limits:", limitText.isEmpty ? "none" : limitText.joined(separator: ", ")])
         for path in info.cgroups { rows.append(["cgroup:", path]) }
+        if info.hasSandbox {
+            let sandbox = info.sandbox
+            rows.append(["sandbox:", "uid \(sandbox.uid), gid \(sandbox.gid), hostname \(sandbox.hostname); "
+                + "namespaces user, pid, mount, net, ipc, uts, cgroup; network \(sandbox.network)"])
+            rows.append(["filesystem:", "read-only root; system dirs read-only; /proc read-only; minimal /dev; /tmp "
+                + (sandbox.hasTmpSize ? Output.bytes(sandbox.tmpSize) : "") + "; work dir writable"])
+            for path in sandbox.readOnly { rows.append(["read-only:", path]) }
+            for path in sandbox.readWrite { rows.append(["writable:", path]) }
+            rows.append(["privileges:", "no capabilities (bounding set empty), no_new_privs, core dumps off"])
+        }
         rows.append(["kernel run:", info.bootID])
         Output.table([], rows)
         Output.line("history:")

@@ -30,6 +30,7 @@ struct AgentJSON: Encodable {
     var exit: Exit?
     var limits: LimitsJSON
     var cgroups: [String]?
+    var sandbox: SandboxJSON?
     var history: [EventJSON]?
 
     init(_ info: AgentInfo, includeHistory: Bool = false) {
@@ -58,6 +59,7 @@ struct AgentJSON: Encodable {
         }
         limits = LimitsJSON(info.limits)
         cgroups = info.cgroups.isEmpty ? nil : info.cgroups
+        sandbox = info.hasSandbox ? SandboxJSON(info.sandbox) : nil
         history = includeHistory ? info.history.map(EventJSON.init) : nil
     }
 }
@@ -173,4 +175,26 @@ struct HostJSON: Encodable {
     var cgroup_detail: String
     var landlock_abi: UInt32
     var user_namespaces: Bool
+}
+
+struct SandboxJSON: Encodable {
+    var uid: UInt32
+    var gid: UInt32
+    var hostname: String
+    var namespaces: [String]
+    var read_only: [String]
+    var read_write: [String]
+    var tmp_size: UInt64?
+    var network: String
+
+    init(_ sandbox: Agentos_V1_Sandbox) {
+        uid = sandbox.uid
+        gid = sandbox.gid
+        hostname = sandbox.hostname
+        namespaces = ["user", "pid", "mount", "net", "ipc", "uts", "cgroup"]
+        read_only = sandbox.readOnly
+        read_write = sandbox.readWrite
+        tmp_size = sandbox.hasTmpSize ? sandbox.tmpSize : nil
+        network = sandbox.network
+    }
 }

@@ -13,12 +13,17 @@ struct RunCommand: ParsableCommand {
             the kernel socket), AGENTOS_AGENT_ID and AGENTOS_AGENT_NAME. Its stdout and stderr are \
             captured: read them with agentctl logs.
 
-            Every agent runs in cgroups of its own: --memory, --pids (1024 unless given) and --cpu \
+            Every agent runs confined: its own user, pid, mount, network, IPC, UTS and cgroup \
+            namespaces; its own unprivileged host uid; a read-only root with the system dirs \
+            read-only, a private /tmp, its work dir and only the paths --ro and --rw name; no \
+            network unless --net loopback; no capabilities. The program must be inside: a system \
+            dir, a --ro/--rw path or the work dir. It runs in cgroups of its own: --memory, --pids (1024 unless given) and --cpu \
             are enforced there, and a limit this host cannot enforce is an error, never ignored.
 
             Examples:
               agentctl run -- /bin/sleep 60
               agentctl run --memory 256M --pids 64 --cpu 0.5 --timeout 10m -- python3 job.py
+              agentctl run --ro /srv/data --rw /srv/out --tmp-size 64M -- /usr/bin/python3 scrape.py
               agentctl run --name scraper --env MODE=fast -- python3 scrape.py
             """)
 
@@ -47,6 +52,18 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Wall-clock limit (e.g. 10m); then the agent is killed.", valueName: "duration"))
     var timeout: String?
 
+    @Option(name: .long, help: ArgumentHelp("Show a host path inside, read-only (repeatable).", valueName: "path"))
+    var ro: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Show a host path inside, writable (repeatable).", valueName: "path"))
+    var rw: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Size of the private /tmp (default 64M).", valueName: "size"))
+    var tmpSize: String?
+
+    @Option(name: .long, help: ArgumentHelp("Network: none (default: no interface up) or loopback.", valueName: "mode"))
+    var net: String = "none"
+
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
 
@@ -65,6 +82,27 @@ struct RunCommand: ParsableCommand {
         }
         _ = try environment()
         _ = try limits()
+        _ = try sandbox()
+    }
+
+    /// The sandbox flags; relative paths are taken from this directory.
+    func sandbox() throws -> Agentos_V1_Sandbox {
+        var sandbox = Agentos_V1_Sandbox()
+        let cwd = FileManager.default.currentDirectoryPath
+        func absolute(_ path: String) -> String { path.hasPrefix("/") ? path : cwd + "/" + path }
+        sandbox.readOnly = ro.map(absolute)
+        sandbox.readWrite = rw.map(absolute)
+        if let tmpSize {
+            guard let bytes = try? Units.bytes(tmpSize), bytes >= 1 << 20 else {
+                throw ValidationError("--tmp-size \(tmpSize): give a size of at least 1M, e.g. 64M")
+            }
+            sandbox.tmpSize = UInt64(bytes)
+        }
+        guard net == "none" || net == "loopback" else {
+            throw ValidationError("--net \(net): use none or loopback")
+        }
+        sandbox.network = net
+        return sandbox
     }
 
     /// The limit flags, each checked and named in its error.
@@ -125,6 +163,7 @@ struct RunCommand: ParsableCommand {
         request.name = name ?? ""
         request.env = try environment()
         request.limits = try limits()
+        request.sandbox = try sandbox()
         if let workdir {
             request.workDir = workdir.hasPrefix("/") ? workdir : cwd + "/" + workdir
         }

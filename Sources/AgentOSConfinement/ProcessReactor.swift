@@ -85,6 +85,14 @@ public final class ProcessReactor: Sendable {
     private enum TokenKind: UInt64 {
         case child = 1
         case output = 2
+        case ready = 3
+    }
+
+    /// A spawn waiting for its sandbox to say the agent runs.
+    private struct PendingReady {
+        let child: ChildProcess
+        let continuation: CheckedContinuation<ChildProcess, any Error>
+        var received: [UInt8] = []
     }
 
     private struct OutputPipe {
@@ -106,6 +114,7 @@ public final class ProcessReactor: Sendable {
     private func loop() {
         var children: [Int32: ChildProcess] = [:]    // by pidfd
         var pipes: [Int32: OutputPipe] = [:]         // by read end
+        var readiness: [Int32: PendingReady] = [:]   // by read end
         var tokens = [UInt64](repeating: 0, count: 64)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
         defer { buffer.deallocate() }
@@ -128,7 +137,7 @@ public final class ProcessReactor: Sendable {
                         switch command {
                         case .spawn(let spec, let continuation):
                             do {
-                                let (child, readEnds) = try spawnNow(spec, devNull: devNull)
+                                let (child, readEnds, readyEnd) = try spawnNow(spec, devNull: devNull)
                                 children[child.pidfd] = child
                                 _ = aos_epoll_add(epollFD, child.pidfd, Self.token(.child, child.pidfd))
                                 if let readEnds, let sink = spec.output {
@@ -138,7 +147,12 @@ public final class ProcessReactor: Sendable {
                                     _ = aos_epoll_add(epollFD, readEnds.stdout, Self.token(.output, readEnds.stdout))
                                     _ = aos_epoll_add(epollFD, readEnds.stderr, Self.token(.output, readEnds.stderr))
                                 }
-                                continuation.resume(returning: child)
+                                if let readyEnd {
+                                    readiness[readyEnd] = PendingReady(child: child, continuation: continuation)
+                                    _ = aos_epoll_add(epollFD, readyEnd, Self.token(.ready, readyEnd))
+                                } else {
+                                    continuation.resume(returning: child)
+                                }
                             } catch {
                                 continuation.resume(throwing: error)
                             }
@@ -156,6 +170,20 @@ public final class ProcessReactor: Sendable {
                     } else {
                         _ = aos_epoll_add(epollFD, fd, token)
                     }
+                } else if token >> 32 == TokenKind.ready.rawValue {
+                    guard var pending = readiness[fd] else { continue }
+                    let n = read(fd, buffer.baseAddress, buffer.count)
+                    if n > 0 {
+                        pending.received += UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                        readiness[fd] = pending
+                        if !pending.received.contains(UInt8(ascii: "\n")) { continue }
+                    } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
+                        continue
+                    }
+                    _ = aos_epoll_remove(epollFD, fd)
+                    close(fd)
+                    readiness[fd] = nil
+                    Self.resolve(pending)
                 } else if token >> 32 == TokenKind.output.rawValue {
                     guard let pipe = pipes[fd] else { continue }
                     let n = read(fd, buffer.baseAddress, buffer.count)
@@ -171,6 +199,21 @@ public final class ProcessReactor: Sendable {
                 }
             }
         }
+    }
+
+    /// The sandbox's first line: "ok", or why the agent could not start.
+    private static func resolve(_ pending: PendingReady) {
+        let text = String(decoding: pending.received, as: UTF8.self)
+        let line = text.split(separator: "\n").first.map(String.init) ?? ""
+        if line == "ok" {
+            pending.continuation.resume(returning: pending.child)
+            return
+        }
+        let reason = line.hasPrefix("error: ") ? String(line.dropFirst(7))
+            : (line.isEmpty ? "the sandbox exited before the agent started" : line)
+        let code: ConfinementError.Code = reason.hasPrefix("exec ") && reason.hasSuffix("No such file or directory")
+            ? .programNotFound : .spawnFailed
+        pending.continuation.resume(throwing: ConfinementError(code, "sandbox: \(reason)"))
     }
 
     private func finish(pipes: [Int32: OutputPipe]) {
@@ -197,7 +240,7 @@ public final class ProcessReactor: Sendable {
         let stderr: Int32
     }
 
-    private func spawnNow(_ spec: SpawnSpec, devNull: Int32) throws(ConfinementError) -> (ChildProcess, ReadEnds?) {
+    private func spawnNow(_ spec: SpawnSpec, devNull: Int32) throws(ConfinementError) -> (ChildProcess, ReadEnds?, Int32?) {
         guard devNull >= 0 else { throw ConfinementError(.spawnFailed, "cannot open /dev/null") }
         var outPipe: [Int32] = [-1, -1]
         var errPipe: [Int32] = [-1, -1]
@@ -215,10 +258,23 @@ public final class ProcessReactor: Sendable {
             _ = fcntl(errPipe[0], F_SETFL, O_NONBLOCK)
             readEnds = ReadEnds(stdout: outPipe[0], stderr: errPipe[0])
         }
+        var readyPipe: [Int32] = [-1, -1]
+        if spec.readyPipeTarget != nil {
+            let rc = aos_pipe(&readyPipe)
+            guard rc == 0 else {
+                if let readEnds { close(readEnds.stdout); close(readEnds.stderr) }
+                close(outPipe[1]); close(errPipe[1])
+                outPipe = [-1, -1]
+                errPipe = [-1, -1]
+                throw .system("pipe2", errno: -rc)
+            }
+            _ = fcntl(readyPipe[0], F_SETFL, O_NONBLOCK)
+        }
         // The parent's copies of the child's ends close whatever happens.
         defer {
             if outPipe[1] >= 0 { close(outPipe[1]) }
             if errPipe[1] >= 0 { close(errPipe[1]) }
+            if readyPipe[1] >= 0 { close(readyPipe[1]) }
         }
         let argv = CStringArray(spec.arguments)
         let envp = CStringArray(spec.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
@@ -236,6 +292,8 @@ public final class ProcessReactor: Sendable {
                 request.stderr_fd = errPipe[1] >= 0 ? errPipe[1] : devNull
                 request.extra_fd = spec.protocolSocket ?? -1
                 request.extra_fd_target = spec.protocolSocketTarget
+                request.second_fd = readyPipe[1]
+                request.second_fd_target = spec.readyPipeTarget ?? -1
                 request.pdeath_signal = SIGKILL
                 request.new_session = 1
                 request.cgroup_procs_fds = cgroups.baseAddress
@@ -248,6 +306,7 @@ public final class ProcessReactor: Sendable {
                 close(readEnds.stdout)
                 close(readEnds.stderr)
             }
+            if readyPipe[0] >= 0 { close(readyPipe[0]) }
             let code = result.error
             let text = errnoDescription(code)
             switch result.stage {
@@ -266,7 +325,7 @@ public final class ProcessReactor: Sendable {
                                        errno: code)
             }
         }
-        return (ChildProcess(pid: result.pid, pidfd: result.pidfd), readEnds)
+        return (ChildProcess(pid: result.pid, pidfd: result.pidfd), readEnds, readyPipe[0] >= 0 ? readyPipe[0] : nil)
     }
 
     private func stageName(_ stage: aos_spawn_stage) -> String {

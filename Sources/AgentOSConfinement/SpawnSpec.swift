@@ -16,10 +16,15 @@ public struct SpawnSpec: Sendable {
     public var protocolSocketTarget: Int32
     /// cgroup.procs files (opened for writing) the child joins before exec.
     public var cgroupProcsFDs: [Int32]
+    /// Where to give the child the write end of a readiness pipe (the
+    /// sandbox helper's --ready-fd); spawn then returns only once a line
+    /// came back: "ok" (the agent runs) or the reason it could not start.
+    public var readyPipeTarget: Int32?
 
     public init(executable: String, arguments: [String], environment: [String: String],
                 workingDirectory: String? = nil, output: (any OutputSink)? = nil,
-                protocolSocket: Int32? = nil, protocolSocketTarget: Int32 = 3, cgroupProcsFDs: [Int32] = []) {
+                protocolSocket: Int32? = nil, protocolSocketTarget: Int32 = 3, cgroupProcsFDs: [Int32] = [],
+                readyPipeTarget: Int32? = nil) {
         self.executable = executable
         self.arguments = arguments
         self.environment = environment
@@ -28,6 +33,7 @@ public struct SpawnSpec: Sendable {
         self.protocolSocket = protocolSocket
         self.protocolSocketTarget = protocolSocketTarget
         self.cgroupProcsFDs = cgroupProcsFDs
+        self.readyPipeTarget = readyPipeTarget
     }
 }
 

@@ -46,6 +46,7 @@ extension AgentRecord {
         }
         info.history = history.map(\.wire)
         info.limits = Lifecycle.wireLimits(limits)
+        if !sandbox.isEmpty { info.sandbox = Lifecycle.wireSandbox(sandbox) }
         return info
     }
 }

@@ -65,6 +65,25 @@ public final class Kernel: Service, Sendable {
         let configuration = configuration
         try makeDirectories(configuration.stateDirectory + "/agents", mode: 0o700)
         try makeDirectories(configuration.stateDirectory + "/logs", mode: 0o700)
+        // The mount point of every sandbox's private root (in its own mount
+        // namespace); agents' uids must be able to pass through the state dir.
+        try makeDirectories(configuration.stateDirectory + "/sandbox-root", mode: 0o755)
+        chmod(configuration.stateDirectory, 0o711)
+        chmod(configuration.stateDirectory + "/agents", 0o711)
+        // Agents run as their own uids and must reach their work dirs.
+        var ancestor = (configuration.stateDirectory as NSString).deletingLastPathComponent
+        while ancestor != "/" && !ancestor.isEmpty {
+            var info = stat()
+            if stat(ancestor, &info) == 0 && info.st_mode & S_IXOTH == 0 {
+                throw KernelError(.invalidArgument,
+                                  "agents cannot reach the state dir \(configuration.stateDirectory): \(ancestor) is not searchable by other users (chmod o+x \(ancestor), or choose another --state-dir)")
+            }
+            ancestor = (ancestor as NSString).deletingLastPathComponent
+        }
+        guard access(configuration.sandboxHelper, X_OK) == 0 else {
+            throw KernelError(.invalidArgument,
+                              "the sandbox helper \(configuration.sandboxHelper) is missing or not executable (see --sandbox-helper)")
+        }
         let stateLock = try ExclusiveLock(path: configuration.stateDirectory + "/agentd.lock",
                                           purpose: "state dir \(configuration.stateDirectory)")
         defer { stateLock.release() }

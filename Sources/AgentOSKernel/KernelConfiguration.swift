@@ -16,13 +16,19 @@ public struct KernelConfiguration: Sendable {
     public var shutdownGraceMilliseconds: Int64
     /// Per agent log file size before rotation (one rotated file is kept).
     public var logFileMaximumBytes: Int
+    /// The agentos-sandbox helper exec'd for every agent.
+    public var sandboxHelper: String
+    /// Host uids (and gids) handed out to agents, one each while they live.
+    public var agentUIDs: ClosedRange<UInt32>
 
     public init(stateDirectory: String, socketPath: String, adminGroup: String? = nil,
                 maximumFrameSize: Int = Frame.defaultMaximumPayloadSize,
                 handshakeTimeoutMilliseconds: Int64 = 5_000,
                 defaultStopGraceMilliseconds: Int64 = 5_000,
                 shutdownGraceMilliseconds: Int64 = 5_000,
-                logFileMaximumBytes: Int = 16 * 1024 * 1024) {
+                logFileMaximumBytes: Int = 16 * 1024 * 1024,
+                sandboxHelper: String,
+                agentUIDs: ClosedRange<UInt32> = 200_000...265_535) {
         self.stateDirectory = stateDirectory
         self.socketPath = socketPath
         self.adminGroup = adminGroup
@@ -31,5 +37,7 @@ public struct KernelConfiguration: Sendable {
         self.defaultStopGraceMilliseconds = defaultStopGraceMilliseconds
         self.shutdownGraceMilliseconds = shutdownGraceMilliseconds
         self.logFileMaximumBytes = logFileMaximumBytes
+        self.sandboxHelper = sandboxHelper
+        self.agentUIDs = agentUIDs
     }
 }

@@ -68,10 +68,17 @@ actor Lifecycle {
     private var reservedNames: Set<String> = []
     private var accepting = true
     private var nextWaiter: UInt64 = 0
+    private var uidsInUse: Set<UInt32> = []
+    private var nextUID: UInt32
+    /// What every sandbox shows besides the agent's own paths.
+    static let systemDirectories = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"]
+    /// The monitor and init the sandbox adds to the agent's processes.
+    static let sandboxProcesses = 2
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, reactor: ProcessReactor,
          counters: AgentCounters, slots: AgentSlots, cgroups: CgroupManager?, bootID: String, logger: Logger) {
         self.cgroups = cgroups
+        self.nextUID = configuration.agentUIDs.lowerBound
         self.counters = counters
         self.configuration = configuration
         self.store = store
@@ -113,6 +120,7 @@ actor Lifecycle {
             }
         }
         let (limits, timeoutMilliseconds) = try resourceLimits(request)
+        let sandbox = try sandboxRequest(request.sandbox)
         let searchPath = request.env["PATH"] ?? ProgramLookup.defaultSearchPath
         let program: String
         do {
@@ -121,6 +129,12 @@ actor Lifecycle {
             throw KernelError.from(error)
         }
 
+        let visible = Self.systemDirectories + sandbox.readOnly + sandbox.readWrite
+            + (workDirOverride.map { [$0] } ?? [])
+        guard visible.contains(where: { program == $0 || program.hasPrefix($0 + "/") }) else {
+            throw KernelError(.programNotFound,
+                              "program \(program) is not inside the agent's sandbox: add --ro \((program as NSString).deletingLastPathComponent)")
+        }
         let slot = try slots.take { live[$0] != nil }
         let id = slot.id
         let agentName = name ?? Self.defaultName(program: program, id: id)
@@ -137,6 +151,17 @@ actor Lifecycle {
         // lives outside it, where the agent cannot rewrite its own history.
         let workDir = workDirOverride ?? slot.directory
         let log = slot.log
+        guard let uid = allocateUID() else {
+            slots.giveBack(slot)
+            throw KernelError(.unsupported,
+                              "no free agent uid: all of \(configuration.agentUIDs.lowerBound)-\(configuration.agentUIDs.upperBound) are in use")
+        }
+        var uidHeld = true
+        defer { if uidHeld { uidsInUse.remove(uid) } }
+        if workDirOverride == nil, chown(workDir, uid, uid) != 0 {
+            slots.giveBack(slot)
+            throw KernelError(.spawnFailed, "cannot give \(workDir) to uid \(uid): \(errnoDescription(errno))")
+        }
 
         var environment = [
             "PATH": ProgramLookup.defaultSearchPath,
@@ -150,7 +175,9 @@ actor Lifecycle {
         let cgroup: AgentCgroup?
         var cgroupFDs: [Int32] = []
         do {
-            cgroup = try cgroups?.create(agentID: id, limits: limits)
+            var enforced = limits
+            if let pids = enforced.pids { enforced.pids = pids + Self.sandboxProcesses }
+            cgroup = try cgroups?.create(agentID: id, limits: enforced)
             cgroupFDs = try cgroup?.openProcsFiles() ?? []
         } catch {
             log.finish()
@@ -173,9 +200,18 @@ actor Lifecycle {
                                  environment: request.env, workDir: workDir, logPath: log.path,
                                  bootID: bootID, createdAt: created,
                                  limits: Self.limitsRecord(limits, timeoutMilliseconds: timeoutMilliseconds))
-        let spec = SpawnSpec(executable: program, arguments: request.argv, environment: environment,
-                             workingDirectory: workDir, output: log, protocolSocket: agentEnd,
-                             protocolSocketTarget: AgentEnvironment.socketFDNumber, cgroupProcsFDs: cgroupFDs)
+        record.sandbox = Self.sandboxRecord(sandbox, uid: uid, hostname: agentName)
+        var helperArguments = [configuration.sandboxHelper, "--uid", String(uid), "--gid", String(uid),
+                               "--root", configuration.stateDirectory + "/sandbox-root", "--hostname", agentName,
+                               "--workdir", workDir, "--tmp-size", String(sandbox.tmpSize),
+                               "--net", sandbox.network, "--ready-fd", "4"]
+        for path in sandbox.readOnly { helperArguments += ["--ro", path] }
+        for path in sandbox.readWrite { helperArguments += ["--rw", path] }
+        helperArguments += ["--", program] + request.argv.dropFirst()
+        let spec = SpawnSpec(executable: configuration.sandboxHelper, arguments: helperArguments,
+                             environment: environment, workingDirectory: "/", output: log, protocolSocket: agentEnd,
+                             protocolSocketTarget: AgentEnvironment.socketFDNumber, cgroupProcsFDs: cgroupFDs,
+                             readyPipeTarget: 4)
         let child: ChildProcess
         do {
             child = try await reactor.spawn(spec)
@@ -217,6 +253,7 @@ actor Lifecycle {
             throw KernelError.from(error)
         }
         live[id] = LiveAgent(record: record, child: child, log: log, cgroup: cgroup, limits: limits)
+        uidHeld = false   // released when the agent has ended
         if let timeoutMilliseconds {
             Task {
                 try? await Task.sleep(for: .milliseconds(timeoutMilliseconds))
@@ -297,6 +334,7 @@ actor Lifecycle {
             logger.error("cannot record the exit of agent \(id): \(error)")
         }
         live[id] = nil
+        if let uid = record.sandbox["uid"].flatMap(UInt32.init) { uidsInUse.remove(uid) }
         counters.ended()
         current.closeConnection?()
         if !agent.log.isFinished { agent.log.finish() }
@@ -484,7 +522,8 @@ actor Lifecycle {
     private func setPaused(_ reference: String, _ paused: Bool) async throws -> AgentRecord {
         let record = try resolve(reference)
         guard let agent = live[record.id], agent.intent == nil else {
-            throw KernelError(.notRunning, "\(record.name) (\(record.id)) is \(record.state.rawValue), not running",
+            let now = live[record.id] == nil ? record.state.rawValue : "being stopped"
+            throw KernelError(.notRunning, "\(record.name) (\(record.id)) is \(now), not running",
                               detail: ["agent": record.id])
         }
         guard let cgroup = agent.cgroup else {
@@ -532,6 +571,82 @@ actor Lifecycle {
 
     func cgroupPaths(_ id: String) -> [String] { live[id]?.cgroup?.paths ?? [] }
 
+    // MARK: Sandbox
+
+    struct SandboxRequest {
+        var readOnly: [String] = []
+        var readWrite: [String] = []
+        var tmpSize: UInt64 = 64 << 20
+        var network = "none"
+    }
+
+    private func sandboxRequest(_ wire: Agentos_V1_Sandbox) throws -> SandboxRequest {
+        var request = SandboxRequest()
+        func checked(_ path: String, _ flag: String) throws -> String {
+            guard path.hasPrefix("/"), !path.split(separator: "/").contains("..") else {
+                throw KernelError(.invalidArgument, "\(flag) \(path): give an absolute path without '..'")
+            }
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw KernelError(.invalidArgument, "\(flag) \(path): no such file or directory")
+            }
+            let normalized = (path as NSString).standardizingPath
+            guard normalized != "/" else { throw KernelError(.invalidArgument, "\(flag) /: the host root cannot be shared") }
+            return normalized
+        }
+        request.readOnly = try wire.readOnly.map { try checked($0, "--ro") }
+        request.readWrite = try wire.readWrite.map { try checked($0, "--rw") }
+        if wire.hasTmpSize {
+            guard wire.tmpSize >= 1 << 20, wire.tmpSize <= 64 << 30 else {
+                throw KernelError(.invalidArgument, "invalid /tmp size \(wire.tmpSize) bytes: give 1M to 64G")
+            }
+            request.tmpSize = wire.tmpSize
+        }
+        switch wire.network {
+        case "", "none": request.network = "none"
+        case "loopback": request.network = "loopback"
+        default:
+            throw KernelError(.invalidArgument, "invalid network '\(wire.network)': use none or loopback")
+        }
+        return request
+    }
+
+    /// The lowest-surprise free uid: round robin through the range, so a
+    /// uid just given up is not handed out again at once.
+    private func allocateUID() -> UInt32? {
+        let range = configuration.agentUIDs
+        let count = Int(range.upperBound - range.lowerBound) + 1
+        for _ in 0..<count {
+            let candidate = nextUID
+            nextUID = candidate >= range.upperBound ? range.lowerBound : candidate + 1
+            if candidate != 0 && !uidsInUse.contains(candidate) {
+                uidsInUse.insert(candidate)
+                return candidate
+            }
+        }
+        return nil
+    }
+
+    static func sandboxRecord(_ sandbox: SandboxRequest, uid: UInt32, hostname: String) -> [String: String] {
+        [
+            "uid": String(uid), "gid": String(uid), "hostname": hostname,
+            "read_only": sandbox.readOnly.joined(separator: "\n"),
+            "read_write": sandbox.readWrite.joined(separator: "\n"),
+            "tmp_size": String(sandbox.tmpSize), "network": sandbox.network,
+        ]
+    }
+
+    static func wireSandbox(_ record: [String: String]) -> Agentos_V1_Sandbox {
+        var sandbox = Agentos_V1_Sandbox()
+        sandbox.uid = record["uid"].flatMap(UInt32.init) ?? 0
+        sandbox.gid = record["gid"].flatMap(UInt32.init) ?? 0
+        sandbox.hostname = record["hostname"] ?? ""
+        sandbox.readOnly = (record["read_only"] ?? "").split(separator: "\n").map(String.init)
+        sandbox.readWrite = (record["read_write"] ?? "").split(separator: "\n").map(String.init)
+        if let size = record["tmp_size"].flatMap(UInt64.init) { sandbox.tmpSize = size }
+        sandbox.network = record["network"] ?? ""
+        return sandbox
+    }
+
     // MARK: Limits
 
     private func resourceLimits(_ request: Agentos_V1_RunRequest) throws -> (ResourceLimits, Int64?) {
@@ -565,7 +680,7 @@ actor Lifecycle {
                 throw KernelError(.unsupported,
                                   "cannot enforce resource limits: agentd has no usable cgroup hierarchy on this host (see agentctl status)")
             }
-        } else if limits.pids == nil {
+        } else if limits.pids == nil, cgroups?.canLimitPids == true {
             limits.pids = Self.defaultPidsLimit
         }
         return (limits, timeout)

@@ -22,11 +22,14 @@ public struct AgentRecord: Sendable, Equatable {
     public var exit: ExitRecord?
     /// The limits enforced, as written by the kernel (e.g. "memory_bytes": "268435456").
     public var limits: [String: String]
+    /// The sandbox as built: "uid", "gid", "hostname", "read_only" and
+    /// "read_write" (paths joined by newlines), "tmp_size", "network".
+    public var sandbox: [String: String]
 
     public init(id: String, name: String, state: State, program: String, argv: [String],
                 environment: [String: String], workDir: String, logPath: String, pid: Int32 = 0,
                 bootID: String, createdAt: Int64, startedAt: Int64 = 0, endedAt: Int64 = 0,
-                exit: ExitRecord? = nil, limits: [String: String] = [:]) {
+                exit: ExitRecord? = nil, limits: [String: String] = [:], sandbox: [String: String] = [:]) {
         self.id = id
         self.name = name
         self.state = state
@@ -42,6 +45,7 @@ public struct AgentRecord: Sendable, Equatable {
         self.endedAt = endedAt
         self.exit = exit
         self.limits = limits
+        self.sandbox = sandbox
     }
 }
 

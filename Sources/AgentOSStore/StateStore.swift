@@ -79,6 +79,9 @@ public final class StateStore: Sendable {
         migrator.registerMigration("v2-agent-limits") { db in
             try db.execute(sql: "ALTER TABLE agents ADD COLUMN limits TEXT NOT NULL DEFAULT '{}'")
         }
+        migrator.registerMigration("v3-agent-sandbox") { db in
+            try db.execute(sql: "ALTER TABLE agents ADD COLUMN sandbox TEXT NOT NULL DEFAULT '{}'")
+        }
         return migrator
     }
 
@@ -169,12 +172,13 @@ public final class StateStore: Sendable {
             do {
                 try db.cachedStatement(sql: """
                     INSERT INTO agents (id, name, state, program, argv, env, work_dir, log_path, pid,
-                        boot_id, created_at, started_at, ended_at, limits)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        boot_id, created_at, started_at, ended_at, limits, sandbox)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """).execute(arguments: [agent.id, agent.name, agent.state.rawValue, agent.program,
                                      Self.json(agent.argv), Self.json(agent.environment), agent.workDir,
                                      agent.logPath, agent.pid, agent.bootID, agent.createdAt,
-                                     agent.startedAt, agent.endedAt, Self.json(agent.limits)])
+                                     agent.startedAt, agent.endedAt, Self.json(agent.limits),
+                                     Self.json(agent.sandbox)])
             } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
                 throw StoreError(.nameInUse, "the name '\(agent.name)' is in use by a live agent")
             }
@@ -324,7 +328,8 @@ public final class StateStore: Sendable {
             endedAt: row["ended_at"],
             exit: reason.map { ExitRecord(reason: $0, code: row["exit_code"], signal: row["exit_signal"],
                                           detail: row["exit_detail"]) },
-            limits: decode(row["limits"]) ?? [:])
+            limits: decode(row["limits"]) ?? [:],
+            sandbox: decode(row["sandbox"]) ?? [:])
     }
 
     private static func event(from row: Row) -> EventRecord {

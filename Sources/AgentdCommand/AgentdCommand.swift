@@ -58,6 +58,12 @@ public struct AgentdCommand: AsyncParsableCommand {
                                             valueName: "size"))
     var logMaxSize: String = "16M"
 
+    @Option(name: .long, help: ArgumentHelp("The agentos-sandbox helper (default: next to agentd).", valueName: "path"))
+    var sandboxHelper: String?
+
+    @Option(name: .long, help: ArgumentHelp("Host uids given to agents, one each (never 0).", valueName: "first-last"))
+    var agentUids: String = "200000-265535"
+
     public init() {}
 
     public func validate() throws {
@@ -82,6 +88,12 @@ public struct AgentdCommand: AsyncParsableCommand {
         }
         let logMax = try parsed("log-max-size") { () throws(Units.ParseError) in try Units.bytes(logMaxSize) }
         guard logMax >= 4_096 else { throw ValidationError("--log-max-size must be at least 4K") }
+        let bounds = agentUids.split(separator: "-").compactMap { UInt32($0) }
+        guard bounds.count == 2, bounds[0] > 0, bounds[0] <= bounds[1] else {
+            throw ValidationError("--agent-uids \(agentUids): give a range like 200000-265535 (never 0)")
+        }
+        let ownDirectory = ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            .map { ($0 as NSString).deletingLastPathComponent }) ?? "."
         return KernelConfiguration(
             stateDirectory: Self.absolute(stateDir ?? DefaultPaths.stateDirectory(environment: environment)),
             socketPath: Self.absolute(socket ?? DefaultPaths.socketPath(environment: environment)),
@@ -96,7 +108,9 @@ public struct AgentdCommand: AsyncParsableCommand {
             shutdownGraceMilliseconds: try parsed("shutdown-timeout") { () throws(Units.ParseError) in
                 try Units.milliseconds(shutdownTimeout)
             },
-            logFileMaximumBytes: logMax)
+            logFileMaximumBytes: logMax,
+            sandboxHelper: Self.absolute(sandboxHelper ?? ownDirectory + "/agentos-sandbox"),
+            agentUIDs: bounds[0]...bounds[1])
     }
 
     static func absolute(_ path: String) -> String {

@@ -18,6 +18,7 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -338,8 +339,6 @@ int main(int argc, char **argv) {
         // Wait for the monitor to write our uid/gid maps.
         char go;
         if (read(sync_pipe[0], &go, 1) != 1) _exit(126);
-        close(sync_pipe[0]);
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) die("PR_SET_PDEATHSIG");
         // Become the agent's user now, so what the setup creates is owned by
         // a mapped user. Host uid 0 is not mapped here, so this does not
         // count as leaving root: the namespace's capabilities stay for the
@@ -347,6 +346,13 @@ int main(int argc, char **argv) {
         if (setgroups(0, NULL) < 0) die("setgroups");
         if (setresgid(cfg.gid, cfg.gid, cfg.gid) < 0) die("setresgid %u", cfg.gid);
         if (setresuid(cfg.uid, cfg.uid, cfg.uid) < 0) die("setresuid %u", cfg.uid);
+        // After the uid change (which clears it): die with the monitor, and
+        // with init the whole pid namespace goes. The monitor holds the
+        // sync pipe open for its life: a hang-up means it is already gone.
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) die("PR_SET_PDEATHSIG");
+        struct pollfd monitor = {.fd = sync_pipe[0], .events = POLLIN};
+        if (poll(&monitor, 1, 0) > 0 && (monitor.revents & POLLHUP)) _exit(126);
+        close(sync_pipe[0]);
         setup_filesystem();
         if (cfg.hostname && sethostname(cfg.hostname, strlen(cfg.hostname)) < 0) die("sethostname");
         setup_network();
@@ -366,7 +372,7 @@ int main(int argc, char **argv) {
     forward_to = child;
     forward_signals();
     if (write(sync_pipe[1], "g", 1) != 1) die("release the sandbox");
-    close(sync_pipe[1]);
+    // sync_pipe[1] stays open until we exit: init watches it to know we live.
 
     // First line: the agent exec'd (EOF of its report) or an error.
     char buffer[700];

@@ -23,7 +23,7 @@ private func event(_ kind: String, _ agentID: String = "") -> EventRecord {
 struct StateStoreTests {
     @Test func appliesEveryMigrationOnAFreshDatabase() throws {
         let store = try StateStore(directory: try temporaryDirectory())
-        #expect(try store.appliedMigrations() == ["v1-agents-events-boots", "v2-agent-limits"])
+        #expect(try store.appliedMigrations() == ["v1-agents-events-boots", "v2-agent-limits", "v3-agent-sandbox"])
     }
 
     @Test func usesWriteAheadLogging() throws {

@@ -98,6 +98,12 @@ public final class CgroupManager: Sendable {
         return cgroup
     }
 
+    /// Whether a pids limit can be enforced here (the default one is applied
+    /// only then; an explicit one is an error otherwise).
+    public var canLimitPids: Bool {
+        host.unifiedControllers.contains("pids") || host.v1["pids"] != nil
+    }
+
     /// Removes the (empty) base cgroups; at kernel shutdown.
     public func removeBases() {
         for (_, directory) in bases { rmdir(directory) }
@@ -231,7 +237,8 @@ public final class AgentCgroup: Sendable {
             }
             throw ConfinementError(.system, "the agent's cgroup did not \(frozen ? "freeze" : "thaw") within 2 s")
         } else {
-            throw ConfinementError(.unsupported, "cannot pause: no freezer on this host (cgroup \(host.mode.rawValue))")
+            throw ConfinementError(.unsupported,
+                                   "cannot \(frozen ? "pause" : "resume"): no freezer on this host (cgroup \(host.mode.rawValue))")
         }
     }
 
@@ -295,7 +302,9 @@ public final class AgentCgroup: Sendable {
         } else {
             stats.pids = processes().count
         }
-        if let directory = directories["cpuacct"], let usage = CgroupFiles.int(directory + "/cpuacct.usage") {
+        // cpuacct is often co-mounted with cpu (one "cpu,cpuacct" hierarchy).
+        if let directory = directories["cpuacct"] ?? directories["cpu"],
+           let usage = CgroupFiles.int(directory + "/cpuacct.usage") {
             stats.cpuNanoseconds = usage
         } else if let directory = directories["unified"],
                   let usage = CgroupFiles.keyValues(directory + "/cpu.stat")["usage_usec"] {

@@ -1024,11 +1024,62 @@ public nonisolated struct Agentos_V1_RunRequest: Sendable {
   /// Clears the value of `limits`. Subsequent reads from it will return its default value.
   public mutating func clearLimits() {self._limits = nil}
 
+  public var sandbox: Agentos_V1_Sandbox {
+    get {_sandbox ?? Agentos_V1_Sandbox()}
+    set {_sandbox = newValue}
+  }
+  /// Returns true if `sandbox` has been explicitly set.
+  public var hasSandbox: Bool {self._sandbox != nil}
+  /// Clears the value of `sandbox`. Subsequent reads from it will return its default value.
+  public mutating func clearSandbox() {self._sandbox = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _limits: Agentos_V1_ResourceLimits? = nil
+  fileprivate var _sandbox: Agentos_V1_Sandbox? = nil
+}
+
+/// The agent's sandbox. In a RunRequest: the paths it may see beyond the
+/// system dirs, /tmp's size and the network; in AgentInfo: all of it as
+/// enforced, with the host uid/gid the agent runs as.
+public nonisolated struct Agentos_V1_Sandbox: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// absolute host paths, bound read-only at the same place
+  public var readOnly: [String] = []
+
+  /// absolute host paths, bound writable
+  public var readWrite: [String] = []
+
+  /// bytes of the private /tmp (default 64 MiB)
+  public var tmpSize: UInt64 {
+    get {_tmpSize ?? 0}
+    set {_tmpSize = newValue}
+  }
+  /// Returns true if `tmpSize` has been explicitly set.
+  public var hasTmpSize: Bool {self._tmpSize != nil}
+  /// Clears the value of `tmpSize`. Subsequent reads from it will return its default value.
+  public mutating func clearTmpSize() {self._tmpSize = nil}
+
+  /// "none" (default) or "loopback"
+  public var network: String = String()
+
+  /// AgentInfo only: the agent's own host uid
+  public var uid: UInt32 = 0
+
+  public var gid: UInt32 = 0
+
+  public var hostname: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _tmpSize: UInt64? = nil
 }
 
 public nonisolated struct Agentos_V1_RunResponse: Sendable {
@@ -1294,6 +1345,16 @@ public nonisolated struct Agentos_V1_AgentInfo: @unchecked Sendable {
     get {_storage._cgroups}
     set {_uniqueStorage()._cgroups = newValue}
   }
+
+  /// as enforced
+  public var sandbox: Agentos_V1_Sandbox {
+    get {_storage._sandbox ?? Agentos_V1_Sandbox()}
+    set {_uniqueStorage()._sandbox = newValue}
+  }
+  /// Returns true if `sandbox` has been explicitly set.
+  public var hasSandbox: Bool {_storage._sandbox != nil}
+  /// Clears the value of `sandbox`. Subsequent reads from it will return its default value.
+  public mutating func clearSandbox() {_uniqueStorage()._sandbox = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2633,7 +2694,7 @@ nonisolated extension Agentos_V1_AgentCounts: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RunRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0\u{1}limits\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0\u{1}limits\0\u{1}sandbox\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2646,6 +2707,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
       case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.env) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.workDir) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._limits) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._sandbox) }()
       default: break
       }
     }
@@ -2671,6 +2733,9 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
     try { if let v = self._limits {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    try { if let v = self._sandbox {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2680,6 +2745,71 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
     if lhs.env != rhs.env {return false}
     if lhs.workDir != rhs.workDir {return false}
     if lhs._limits != rhs._limits {return false}
+    if lhs._sandbox != rhs._sandbox {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_Sandbox: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Sandbox"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}read_only\0\u{3}read_write\0\u{3}tmp_size\0\u{1}network\0\u{1}uid\0\u{1}gid\0\u{1}hostname\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.readOnly) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.readWrite) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self._tmpSize) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.network) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.uid) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.gid) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.hostname) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.readOnly.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.readOnly, fieldNumber: 1)
+    }
+    if !self.readWrite.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.readWrite, fieldNumber: 2)
+    }
+    try { if let v = self._tmpSize {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 3)
+    } }()
+    if !self.network.isEmpty {
+      try visitor.visitSingularStringField(value: self.network, fieldNumber: 4)
+    }
+    if self.uid != 0 {
+      try visitor.visitSingularUInt32Field(value: self.uid, fieldNumber: 5)
+    }
+    if self.gid != 0 {
+      try visitor.visitSingularUInt32Field(value: self.gid, fieldNumber: 6)
+    }
+    if !self.hostname.isEmpty {
+      try visitor.visitSingularStringField(value: self.hostname, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_Sandbox, rhs: Agentos_V1_Sandbox) -> Bool {
+    if lhs.readOnly != rhs.readOnly {return false}
+    if lhs.readWrite != rhs.readWrite {return false}
+    if lhs._tmpSize != rhs._tmpSize {return false}
+    if lhs.network != rhs.network {return false}
+    if lhs.uid != rhs.uid {return false}
+    if lhs.gid != rhs.gid {return false}
+    if lhs.hostname != rhs.hostname {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3016,7 +3146,7 @@ nonisolated extension Agentos_V1_ExitStatus: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Agentos_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AgentInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}state\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0\u{1}program\0\u{1}pid\0\u{3}created_at_ns\0\u{3}started_at_ns\0\u{3}ended_at_ns\0\u{1}exit\0\u{3}log_path\0\u{1}connected\0\u{3}boot_id\0\u{1}history\0\u{1}limits\0\u{1}cgroups\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}state\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0\u{1}program\0\u{1}pid\0\u{3}created_at_ns\0\u{3}started_at_ns\0\u{3}ended_at_ns\0\u{1}exit\0\u{3}log_path\0\u{1}connected\0\u{3}boot_id\0\u{1}history\0\u{1}limits\0\u{1}cgroups\0\u{1}sandbox\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -3037,6 +3167,7 @@ nonisolated extension Agentos_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf
     var _history: [Agentos_V1_Event] = []
     var _limits: Agentos_V1_ResourceLimits? = nil
     var _cgroups: [String] = []
+    var _sandbox: Agentos_V1_Sandbox? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3065,6 +3196,7 @@ nonisolated extension Agentos_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf
       _history = source._history
       _limits = source._limits
       _cgroups = source._cgroups
+      _sandbox = source._sandbox
     }
   }
 
@@ -3101,6 +3233,7 @@ nonisolated extension Agentos_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf
         case 16: try { try decoder.decodeRepeatedMessageField(value: &_storage._history) }()
         case 17: try { try decoder.decodeSingularMessageField(value: &_storage._limits) }()
         case 18: try { try decoder.decodeRepeatedStringField(value: &_storage._cgroups) }()
+        case 19: try { try decoder.decodeSingularMessageField(value: &_storage._sandbox) }()
         default: break
         }
       }
@@ -3167,6 +3300,9 @@ nonisolated extension Agentos_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf
       if !_storage._cgroups.isEmpty {
         try visitor.visitRepeatedStringField(value: _storage._cgroups, fieldNumber: 18)
       }
+      try { if let v = _storage._sandbox {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3194,6 +3330,7 @@ nonisolated extension Agentos_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf
         if _storage._history != rhs_storage._history {return false}
         if _storage._limits != rhs_storage._limits {return false}
         if _storage._cgroups != rhs_storage._cgroups {return false}
+        if _storage._sandbox != rhs_storage._sandbox {return false}
         return true
       }
       if !storagesAreEqual {return false}

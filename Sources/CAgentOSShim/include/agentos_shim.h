@@ -38,6 +38,8 @@ typedef struct {
     int stderr_fd;              // placed at 2
     int extra_fd;               // -1 or a fd placed at extra_fd_target (the protocol socket)
     int extra_fd_target;
+    int second_fd;              // -1 or a fd placed at second_fd_target (the sandbox's ready pipe)
+    int second_fd_target;
     int pdeath_signal;          // 0: none
     int new_session;            // non-zero: setsid() (own session and process group, no ctty)
     const int *cgroup_procs_fds;  // cgroup.procs files (opened by the parent) the child joins before exec
