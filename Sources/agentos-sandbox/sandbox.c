@@ -170,12 +170,23 @@ static void setup_filesystem(void) {
     static const char *system_dirs[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", NULL};
     for (int i = 0; system_dirs[i]; i++) system_dir(root, system_dirs[i]);
 
-    // /proc of the new pid namespace, read-only: mounted while the old root
-    // is still attached (the kernel refuses it after the detach).
+    // /proc of the new pid namespace, mounted while the old root is still
+    // attached (the kernel refuses it after the detach). The global knobs
+    // in it (/proc/sys, sysrq-trigger, ...) are covered read-only; the rest
+    // stays as the kernel guards it (e.g. a second write to uid_map: EPERM).
     char target[4096];
     snprintf(target, sizeof target, "%s/proc", root);
     mkdir(target, 0555);
-    if (mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL) < 0) die("mount /proc");
+    if (mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) die("mount /proc");
+    static const char *proc_read_only[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs", NULL};
+    for (int i = 0; proc_read_only[i]; i++) {
+        snprintf(target, sizeof target, "%s%s", root, proc_read_only[i]);
+        struct stat st;
+        if (stat(target, &st) < 0) continue;
+        if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0) die("cover %s", proc_read_only[i]);
+        if (mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+            die("cover %s read-only", proc_read_only[i]);
+    }
 
     // A minimal /dev: a few harmless devices bound from the host, no tty.
     snprintf(target, sizeof target, "%s/dev", root);
