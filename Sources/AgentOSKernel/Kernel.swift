@@ -123,12 +123,13 @@ public final class Kernel: Service, Sendable {
         let orphans = AgentSlots.removeUnrecorded(agentsDirectory: agentsDirectory, logsDirectory: logsDirectory,
                                                   recorded: try store.agentIDs())
         if orphans > 0 { logger.info("removed \(orphans) agent dir(s) and log(s) no agent owns") }
-        let slots = AgentSlots(agentsDirectory: agentsDirectory, logsDirectory: logsDirectory,
-                               logMaximumBytes: configuration.logFileMaximumBytes, logger: logger)
-        slots.refill()
-        defer { slots.close() }
         let host = HostSupport.detect()
         let cgroups = await prepareCgroups(host: host.cgroups, stateDirectory: configuration.stateDirectory)
+        // After the cgroup clean-up: slots come with their cgroups made.
+        let slots = AgentSlots(agentsDirectory: agentsDirectory, logsDirectory: logsDirectory,
+                               logMaximumBytes: configuration.logFileMaximumBytes, cgroups: cgroups, logger: logger)
+        slots.refill()
+        defer { slots.close() }
         let lifecycle = Lifecycle(configuration: configuration, store: store, events: events, reactor: reactor,
                                   counters: counters, slots: slots, cgroups: cgroups, bootID: bootID, logger: logger)
         let services = KernelServices(configuration: configuration, store: store, events: events, lifecycle: lifecycle,

@@ -177,11 +177,16 @@ actor Lifecycle {
         do {
             var enforced = limits
             if let pids = enforced.pids { enforced.pids = pids + Self.sandboxProcesses }
-            cgroup = try cgroups?.create(agentID: id, limits: enforced)
+            if let prepared = slot.cgroup {
+                try prepared.apply(enforced)
+                cgroup = prepared
+            } else {
+                cgroup = try cgroups?.create(agentID: id, limits: enforced)
+            }
             cgroupFDs = try cgroup?.openProcsFiles() ?? []
         } catch {
-            log.finish()
-            slots.giveBack(slot)
+            // Partly limited or failed: not fit to hand to another agent.
+            slots.drop(slot)
             throw KernelError.from(error)
         }
         defer { for fd in cgroupFDs { close(fd) } }

@@ -103,16 +103,42 @@ struct KernelBench: ParsableCommand {
             try Bench.posixSpawnTrue()
         })
 
-        let results = [
+        // (d) the same /bin/true under a hardened bubblewrap line (all
+        // namespaces, new session, no capabilities, read-only system dirs,
+        // /proc, /dev, /tmp), interleaved with (c) again.
+        var bubblewrap: (Sample, Sample)?
+        if let bwrap = ["/usr/bin/bwrap", "/bin/bwrap"].first(where: FileManager.default.isExecutableFile) {
+            let arguments = Bench.bubblewrapArguments()
+            bubblewrap = try Bench.measurePair(count: spawns, warmup: 20, {
+                var run = Agentos_V1_RunRequest()
+                run.argv = ["/bin/true"]
+                guard case .run(let started) = try client.call(.run(run)) else { throw ValidationError("run failed") }
+                var wait = Agentos_V1_WaitRequest()
+                wait.agent = started.agent.id
+                _ = try client.call(.wait(wait))
+            }, {
+                try Bench.spawnAndWait(bwrap, arguments)
+            })
+        } else {
+            FileHandle.standardError.write(Data("bubblewrap not installed (apt-get install bubblewrap): (d) skipped\n".utf8))
+        }
+
+        var results2: [Row] = []
+        var ratios = [
+            ("(a) / (b)", kernelRoundTrip.median / rawRoundTrip.median, 3.0),
+            ("(c) / (c')", throughKernel.median / plainSpawn.median, 3.0),
+        ]
+        if let (ours, theirs) = bubblewrap {
+            results2 = [Row(name: "(c) again, interleaved with (d)", sample: ours),
+                        Row(name: "(d) hardened bubblewrap line, /bin/true", sample: theirs)]
+            ratios.append(("(c) / (d)", ours.median / theirs.median, 0.6))
+        }
+        let results: [Row] = [
             Row(name: "(a) kernel request round trip (status)", sample: kernelRoundTrip),
             Row(name: "(b) raw Unix-socket echo round trip", sample: rawRoundTrip),
             Row(name: "(c) agent /bin/true spawn-to-exit via kernel", sample: throughKernel),
             Row(name: "(c') plain posix_spawn + waitpid of /bin/true", sample: plainSpawn),
-        ]
-        let ratios = [
-            ("(a) / (b)", kernelRoundTrip.median / rawRoundTrip.median, 3.0),
-            ("(c) / (c')", throughKernel.median / plainSpawn.median, 3.0),
-        ]
+        ] + results2
         if json {
             let document: [String: Any] = [
                 "machine": Machine.description,
@@ -289,6 +315,33 @@ extension Bench {
                 written += n
             }
         }
+    }
+
+    /// The hardened bubblewrap line of the confinement issue (without its
+    /// seccomp filter, as agentd has none yet either).
+    static func bubblewrapArguments() -> [String] {
+        var arguments = ["--unshare-all", "--new-session", "--die-with-parent", "--cap-drop", "ALL",
+                         "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+        for directory in ["bin", "sbin", "lib", "lib64"] {
+            let path = "/" + directory
+            if let link = try? FileManager.default.destinationOfSymbolicLink(atPath: path) {
+                arguments += ["--symlink", link, path]
+            } else if FileManager.default.fileExists(atPath: path) {
+                arguments += ["--ro-bind", path, path]
+            }
+        }
+        return arguments + ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "/bin/true"]
+    }
+
+    static func spawnAndWait(_ path: String, _ arguments: [String]) throws {
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        let rc = posix_spawn(&pid, path, nil, nil, argv, environ)
+        guard rc == 0 else { throw ValidationError("posix_spawn \(path): \(rc)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        guard status == 0 else { throw ValidationError("\(path) exited with status \(status)") }
     }
 
     static func posixSpawnTrue() throws {

@@ -155,7 +155,8 @@ public final class AgentCgroup: Sendable {
 
     private var unifiedHasControllers: Bool { !host.unifiedControllers.isEmpty }
 
-    func apply(_ limits: ResourceLimits) throws(ConfinementError) {
+    /// Writes `limits` (a prepared cgroup gets them when it is taken).
+    public func apply(_ limits: ResourceLimits) throws(ConfinementError) {
         if let memory = limits.memoryBytes {
             if host.unifiedControllers.contains("memory"), let directory = directories["unified"] {
                 try CgroupFiles.write(directory + "/memory.max", String(memory))
@@ -280,7 +281,7 @@ public final class AgentCgroup: Sendable {
         removeDirectories()
     }
 
-    func removeDirectories() {
+    public func removeDirectories() {
         for directory in Set(directories.values) { rmdir(directory) }
     }
 
