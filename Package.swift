@@ -30,6 +30,10 @@ let package = Package(
         // C: everything that must run between clone and exec, and the few
         // Linux calls Swift's Glibc overlay does not expose cleanly.
         .target(name: "CAgentOSShim"),
+        // libseccomp, found through pkg-config (Debian: libseccomp-dev).
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+        // Compiles seccomp profiles to BPF with libseccomp (once per profile).
+        .target(name: "CAgentOSSeccomp", dependencies: ["CSeccomp"]),
 
         // The wire contract: frames, the generated protobuf messages, versions.
         .target(
@@ -48,7 +52,7 @@ let package = Package(
         .target(
             name: "AgentOSConfinement",
             dependencies: [
-                "CAgentOSShim",
+                "CAgentOSShim", "CAgentOSSeccomp",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

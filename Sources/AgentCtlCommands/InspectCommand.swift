@@ -54,6 +54,7 @@ struct InspectCommand: ParsableCommand {
             for path in sandbox.readOnly { rows.append(["read-only:", path]) }
             for path in sandbox.readWrite { rows.append(["writable:", path]) }
             rows.append(["privileges:", "no capabilities (bounding set empty), no_new_privs, core dumps off"])
+            rows.append(["seccomp:", "profile \(sandbox.seccomp) (default deny; other ABIs killed)"])
         }
         rows.append(["kernel run:", info.bootID])
         Output.table([], rows)

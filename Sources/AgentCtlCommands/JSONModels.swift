@@ -186,6 +186,7 @@ struct SandboxJSON: Encodable {
     var read_write: [String]
     var tmp_size: UInt64?
     var network: String
+    var seccomp: String
 
     init(_ sandbox: Agentos_V1_Sandbox) {
         uid = sandbox.uid
@@ -196,5 +197,6 @@ struct SandboxJSON: Encodable {
         read_write = sandbox.readWrite
         tmp_size = sandbox.hasTmpSize ? sandbox.tmpSize : nil
         network = sandbox.network
+        seccomp = sandbox.seccomp
     }
 }

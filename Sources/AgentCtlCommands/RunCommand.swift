@@ -64,6 +64,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Network: none (default: no interface up) or loopback.", valueName: "mode"))
     var net: String = "none"
 
+    @Option(name: .long, help: ArgumentHelp("Seccomp profile from the Policies dir (default: default).", valueName: "name"))
+    var seccomp: String?
+
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
 
@@ -102,6 +105,7 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--net \(net): use none or loopback")
         }
         sandbox.network = net
+        sandbox.seccomp = seccomp ?? ""
         return sandbox
     }
 

@@ -123,6 +123,8 @@ public final class Kernel: Service, Sendable {
         let orphans = AgentSlots.removeUnrecorded(agentsDirectory: agentsDirectory, logsDirectory: logsDirectory,
                                                   recorded: try store.agentIDs())
         if orphans > 0 { logger.info("removed \(orphans) agent dir(s) and log(s) no agent owns") }
+        let seccomp = try SeccompProfiles.compile(from: configuration.seccompProfilesDirectory,
+                                                  into: configuration.stateDirectory + "/seccomp", logger: logger)
         let host = HostSupport.detect()
         let cgroups = await prepareCgroups(host: host.cgroups, stateDirectory: configuration.stateDirectory)
         // After the cgroup clean-up: slots come with their cgroups made.
@@ -131,7 +133,8 @@ public final class Kernel: Service, Sendable {
         slots.refill()
         defer { slots.close() }
         let lifecycle = Lifecycle(configuration: configuration, store: store, events: events, reactor: reactor,
-                                  counters: counters, slots: slots, cgroups: cgroups, bootID: bootID, logger: logger)
+                                  counters: counters, slots: slots, cgroups: cgroups, seccomp: seccomp,
+                                  bootID: bootID, logger: logger)
         let services = KernelServices(configuration: configuration, store: store, events: events, lifecycle: lifecycle,
                                       bootID: bootID, startedAt: startedAt, pid: getpid(), uid: getuid(),
                                       counters: counters, host: host, cgroupsUsable: cgroups != nil)

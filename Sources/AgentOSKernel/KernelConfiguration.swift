@@ -20,6 +20,8 @@ public struct KernelConfiguration: Sendable {
     public var sandboxHelper: String
     /// Host uids (and gids) handed out to agents, one each while they live.
     public var agentUIDs: ClosedRange<UInt32>
+    /// Where seccomp profiles (NAME.json) are read from; "default" must exist.
+    public var seccompProfilesDirectory: String
 
     public init(stateDirectory: String, socketPath: String, adminGroup: String? = nil,
                 maximumFrameSize: Int = Frame.defaultMaximumPayloadSize,
@@ -28,7 +30,8 @@ public struct KernelConfiguration: Sendable {
                 shutdownGraceMilliseconds: Int64 = 5_000,
                 logFileMaximumBytes: Int = 16 * 1024 * 1024,
                 sandboxHelper: String,
-                agentUIDs: ClosedRange<UInt32> = 200_000...265_535) {
+                agentUIDs: ClosedRange<UInt32> = 200_000...265_535,
+                seccompProfilesDirectory: String) {
         self.stateDirectory = stateDirectory
         self.socketPath = socketPath
         self.adminGroup = adminGroup
@@ -39,5 +42,6 @@ public struct KernelConfiguration: Sendable {
         self.logFileMaximumBytes = logFileMaximumBytes
         self.sandboxHelper = sandboxHelper
         self.agentUIDs = agentUIDs
+        self.seccompProfilesDirectory = seccompProfilesDirectory
     }
 }

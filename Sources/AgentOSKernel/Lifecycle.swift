@@ -61,6 +61,7 @@ actor Lifecycle {
     private let logger: Logger
     private let slots: AgentSlots
     private let cgroups: CgroupManager?
+    private let seccomp: SeccompProfiles
     /// Applied when a run names no pids limit: a fork bomb stops here.
     static let defaultPidsLimit = 1_024
     private var connector: AgentConnector?
@@ -76,8 +77,10 @@ actor Lifecycle {
     static let sandboxProcesses = 2
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, reactor: ProcessReactor,
-         counters: AgentCounters, slots: AgentSlots, cgroups: CgroupManager?, bootID: String, logger: Logger) {
+         counters: AgentCounters, slots: AgentSlots, cgroups: CgroupManager?, seccomp: SeccompProfiles,
+         bootID: String, logger: Logger) {
         self.cgroups = cgroups
+        self.seccomp = seccomp
         self.nextUID = configuration.agentUIDs.lowerBound
         self.counters = counters
         self.configuration = configuration
@@ -121,6 +124,8 @@ actor Lifecycle {
         }
         let (limits, timeoutMilliseconds) = try resourceLimits(request)
         let sandbox = try sandboxRequest(request.sandbox)
+        let seccompName = request.sandbox.seccomp.isEmpty ? "default" : request.sandbox.seccomp
+        let seccompFilter = try seccomp.path(for: seccompName)
         let searchPath = request.env["PATH"] ?? ProgramLookup.defaultSearchPath
         let program: String
         do {
@@ -206,10 +211,11 @@ actor Lifecycle {
                                  bootID: bootID, createdAt: created,
                                  limits: Self.limitsRecord(limits, timeoutMilliseconds: timeoutMilliseconds))
         record.sandbox = Self.sandboxRecord(sandbox, uid: uid, hostname: agentName)
+        record.sandbox["seccomp"] = seccompName
         var helperArguments = [configuration.sandboxHelper, "--uid", String(uid), "--gid", String(uid),
                                "--root", configuration.stateDirectory + "/sandbox-root", "--hostname", agentName,
                                "--workdir", workDir, "--tmp-size", String(sandbox.tmpSize),
-                               "--net", sandbox.network, "--ready-fd", "4"]
+                               "--net", sandbox.network, "--ready-fd", "4", "--seccomp-bpf", seccompFilter]
         for path in sandbox.readOnly { helperArguments += ["--ro", path] }
         for path in sandbox.readWrite { helperArguments += ["--rw", path] }
         helperArguments += ["--", program] + request.argv.dropFirst()
@@ -649,6 +655,7 @@ actor Lifecycle {
         sandbox.readWrite = (record["read_write"] ?? "").split(separator: "\n").map(String.init)
         if let size = record["tmp_size"].flatMap(UInt64.init) { sandbox.tmpSize = size }
         sandbox.network = record["network"] ?? ""
+        sandbox.seccomp = record["seccomp"] ?? ""
         return sandbox
     }
 

@@ -61,6 +61,10 @@ public struct AgentdCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The agentos-sandbox helper (default: next to agentd).", valueName: "path"))
     var sandboxHelper: String?
 
+    @Option(name: .long, help: ArgumentHelp("The Policies dir (seccomp/NAME.json profiles; default: found next to agentd, or $AGENTOS_POLICIES).",
+                                            valueName: "dir"))
+    var policies: String?
+
     @Option(name: .long, help: ArgumentHelp("Host uids given to agents, one each (never 0).", valueName: "first-last"))
     var agentUids: String = "200000-265535"
 
@@ -110,7 +114,24 @@ public struct AgentdCommand: AsyncParsableCommand {
             },
             logFileMaximumBytes: logMax,
             sandboxHelper: Self.absolute(sandboxHelper ?? ownDirectory + "/agentos-sandbox"),
-            agentUIDs: bounds[0]...bounds[1])
+            agentUIDs: bounds[0]...bounds[1],
+            seccompProfilesDirectory: Self.absolute(policiesDirectory(ownDirectory: ownDirectory, environment: environment))
+                + "/seccomp")
+    }
+
+    /// --policies, else $AGENTOS_POLICIES, else the checkout agentd was
+    /// built in (.build/<triple>/<config>/agentd), else /usr/share/agentos/policies.
+    func policiesDirectory(ownDirectory: String, environment: [String: String]) -> String {
+        if let policies { return policies }
+        if let explicit = environment["AGENTOS_POLICIES"], !explicit.isEmpty { return explicit }
+        var candidate = ownDirectory
+        for _ in 0..<4 {
+            candidate = (candidate as NSString).deletingLastPathComponent
+            if FileManager.default.fileExists(atPath: candidate + "/Policies/seccomp/default.json") {
+                return candidate + "/Policies"
+            }
+        }
+        return "/usr/share/agentos/policies"
     }
 
     static func absolute(_ path: String) -> String {

@@ -17,6 +17,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -52,10 +54,15 @@ static struct {
     int loopback;
     unsigned long nofile;
     int ready_fd;
+    const char *seccomp_path;
     char **argv;
 } cfg = {.uid = (uid_t)-1, .gid = (gid_t)-1, .tmp_size = 64ULL << 20, .nofile = 1024, .ready_fd = -1};
 
-static int error_fd = -1;  // where setup errors go (the ready fd, else stderr)
+static int error_fd = -1;
+
+// The compiled seccomp filter, read before any namespace is entered.
+static struct sock_filter *seccomp_filter;
+static unsigned short seccomp_length;  // where setup errors go (the ready fd, else stderr)
 
 __attribute__((format(printf, 1, 2), noreturn))
 static void die(const char *format, ...) {
@@ -96,6 +103,7 @@ static void parse(int argc, char **argv) {
         else if (strcmp(a, "--net") == 0) cfg.loopback = strcmp(v, "loopback") == 0;
         else if (strcmp(a, "--nofile") == 0) cfg.nofile = strtoul(v, NULL, 10);
         else if (strcmp(a, "--ready-fd") == 0) cfg.ready_fd = atoi(v);
+        else if (strcmp(a, "--seccomp-bpf") == 0) cfg.seccomp_path = v;
         else usage("unknown option");
         i++;
     }
@@ -259,6 +267,27 @@ static void drop_privileges(void) {
     if (setrlimit(RLIMIT_CORE, &core) < 0) die("RLIMIT_CORE");
     struct rlimit files = {cfg.nofile, cfg.nofile};
     if (setrlimit(RLIMIT_NOFILE, &files) < 0) die("RLIMIT_NOFILE");
+    // Last: the filter then also governs the exec that follows.
+    if (seccomp_filter) {
+        struct sock_fprog program = {.len = seccomp_length, .filter = seccomp_filter};
+        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program, 0, 0) < 0) die("install the seccomp filter");
+    }
+}
+
+static void read_seccomp(void) {
+    if (cfg.seccomp_path == NULL) return;
+    int fd = open(cfg.seccomp_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("open seccomp filter %s", cfg.seccomp_path);
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size % (off_t)sizeof(struct sock_filter) != 0 ||
+        st.st_size / (off_t)sizeof(struct sock_filter) > 65535) {
+        errno = EINVAL;
+        die("seccomp filter %s", cfg.seccomp_path);
+    }
+    seccomp_filter = malloc((size_t)st.st_size);
+    if (seccomp_filter == NULL || read(fd, seccomp_filter, (size_t)st.st_size) != st.st_size) die("read %s", cfg.seccomp_path);
+    seccomp_length = (unsigned short)(st.st_size / (off_t)sizeof(struct sock_filter));
+    close(fd);
 }
 
 static volatile pid_t forward_to = 0;
@@ -333,6 +362,7 @@ static void run_init(int status_fd) {
 
 int main(int argc, char **argv) {
     parse(argc, argv);
+    read_seccomp();
     if (cfg.ready_fd >= 0) {
         fcntl(cfg.ready_fd, F_SETFD, FD_CLOEXEC);
         error_fd = cfg.ready_fd;

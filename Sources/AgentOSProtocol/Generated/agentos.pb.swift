@@ -1075,6 +1075,9 @@ public nonisolated struct Agentos_V1_Sandbox: Sendable {
 
   public var hostname: String = String()
 
+  /// profile name (Policies/seccomp/NAME.json); empty: "default"
+  public var seccomp: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2753,7 +2756,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Agentos_V1_Sandbox: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Sandbox"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}read_only\0\u{3}read_write\0\u{3}tmp_size\0\u{1}network\0\u{1}uid\0\u{1}gid\0\u{1}hostname\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}read_only\0\u{3}read_write\0\u{3}tmp_size\0\u{1}network\0\u{1}uid\0\u{1}gid\0\u{1}hostname\0\u{1}seccomp\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2768,6 +2771,7 @@ nonisolated extension Agentos_V1_Sandbox: SwiftProtobuf.Message, SwiftProtobuf._
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.uid) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.gid) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.hostname) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.seccomp) }()
       default: break
       }
     }
@@ -2799,6 +2803,9 @@ nonisolated extension Agentos_V1_Sandbox: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.hostname.isEmpty {
       try visitor.visitSingularStringField(value: self.hostname, fieldNumber: 7)
     }
+    if !self.seccomp.isEmpty {
+      try visitor.visitSingularStringField(value: self.seccomp, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2810,6 +2817,7 @@ nonisolated extension Agentos_V1_Sandbox: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.uid != rhs.uid {return false}
     if lhs.gid != rhs.gid {return false}
     if lhs.hostname != rhs.hostname {return false}
+    if lhs.seccomp != rhs.seccomp {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
