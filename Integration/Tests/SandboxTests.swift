@@ -1,0 +1,94 @@
+import AgentOSClient
+import Foundation
+import Testing
+
+/// The sandbox's settings and the errors for bad ones, through agentctl.
+@Suite("Sandbox settings", .serialized)
+struct SandboxTests {
+    @Test func badSandboxInputIsRefusedAndHoldsNothing() throws {
+        let kernel = try KernelProcess(label: "sbbad")
+        defer { kernel.stop() }
+        let cases: [([String], String)] = [
+            (["--ro", "/no/such/path", "--", "/bin/true"], "--ro /no/such/path: no such file or directory"),
+            (["--rw", "relative/../x", "--", "/bin/true"], "--rw"),
+            (["--ro", "/", "--", "/bin/true"], "the host root cannot be shared"),
+            (["--net", "internet", "--", "/bin/true"], "--net internet"),
+            (["--tmp-size", "1K", "--", "/bin/true"], "--tmp-size 1K"),
+            (["--seccomp", "nosuch", "--", "/bin/true"], "no seccomp profile 'nosuch' (available: default)"),
+            (["--", kernel.directory + "/nowhere/tool"], "does not exist"),
+            (["--", Binaries.agentctl], "is not inside the agent's sandbox: add --ro"),
+        ]
+        for (arguments, expected) in cases {
+            let result = try kernel.ctl(["run"] + arguments)
+            #expect(result.status != 0, "\(arguments)")
+            #expect(result.stderr.contains(expected), "\(arguments): \(result.stderr)")
+        }
+        #expect(try #require(try kernel.json(["ps", "-a"]) as? [[String: Any]]).isEmpty)
+        // No uid was taken by the refused runs: the first agent gets the first one.
+        let id = try kernel.run(["--", "/bin/true"])
+        #expect(try kernel.ctl(["wait", id]).status == 0)
+        let sandbox = try #require(try kernel.agent(id)["sandbox"] as? [String: Any])
+        #expect(sandbox["uid"] as? Int == 200_000)
+        #expect(sandbox["seccomp"] as? String == "default")
+    }
+
+    @Test func anExhaustedUIDRangeIsAClearErrorUntilAUIDIsFree() throws {
+        let kernel = try KernelProcess(label: "sbuid", arguments: ["--agent-uids", "300000-300001"])
+        defer { kernel.stop() }
+        let first = try kernel.run(["--", "/bin/sleep", "30"])
+        let second = try kernel.run(["--", "/bin/sleep", "30"])
+        let third = try kernel.ctl(["run", "--", "/bin/true"])
+        #expect(third.status == 1)
+        #expect(third.stderr.contains("no free agent uid: all of 300000-300001 are in use"))
+        let uids = try [first, second].map { try #require(try kernel.agent($0)["sandbox"] as? [String: Any])["uid"] as? Int }
+        #expect(Set(uids.compactMap { $0 }) == [300_000, 300_001])
+        try kernel.ctl(["kill", first])
+        #expect(try kernel.ctl(["run", "--", "/bin/true"]).status == 0)
+        try kernel.ctl(["kill", second])
+    }
+
+    @Test func aProfileThatDoesNotParseIsNamedAndOthersStillWork() throws {
+        let directory = try temporaryDirectory("policies")
+        try FileManager.default.createDirectory(atPath: directory + "/seccomp", withIntermediateDirectories: true)
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        try FileManager.default.copyItem(atPath: repository + "/Policies/seccomp/default.json",
+                                         toPath: directory + "/seccomp/default.json")
+        try "{ \"allow\": [\"read\"".write(toFile: directory + "/seccomp/broken.json", atomically: true, encoding: .utf8)
+        try #"{"default_errno": "EWHATEVER", "allow": ["read"]}"#
+            .write(toFile: directory + "/seccomp/odd.json", atomically: true, encoding: .utf8)
+        let kernel = try KernelProcess(label: "sbprof", arguments: ["--policies", directory])
+        defer { kernel.stop() }
+        let broken = try kernel.ctl(["run", "--seccomp", "broken", "--", "/bin/true"])
+        #expect(broken.status == 1)
+        #expect(broken.stderr.contains("seccomp profile 'broken'"))
+        #expect(broken.stderr.contains("does not parse"))
+        let odd = try kernel.ctl(["run", "--seccomp", "odd", "--", "/bin/true"])
+        #expect(odd.stderr.contains("default_errno 'EWHATEVER'"))
+        #expect(try kernel.ctl(["wait", try kernel.run(["--", "/bin/true"])]).status == 0)
+    }
+
+    @Test func agentdRefusesToStartWithoutADefaultProfile() throws {
+        let directory = try temporaryDirectory("nopolicies")
+        let state = try temporaryDirectory("nopolicies-state")
+        let result = try runProgram(Binaries.agentd, ["--state-dir", state, "--socket", state + "/k.sock",
+                                                      "--policies", directory])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("no seccomp profile 'default'"))
+    }
+
+    @Test func loopbackIsUpOnlyWhenAsked() throws {
+        let kernel = try KernelProcess(label: "sbnet")
+        defer { kernel.stop() }
+        let none = try kernel.run(["--", "/bin/sh", "-c", "grep -q . /proc/net/if_inet6 && echo up || echo down"])
+        #expect(try kernel.ctl(["wait", none]).status == 0)
+        let loopback = try kernel.run(["--net", "loopback", "--", "/bin/sh", "-c",
+                                       "grep -q . /proc/net/if_inet6 && echo up || echo down"])
+        #expect(try kernel.ctl(["wait", loopback]).status == 0)
+        let without = try kernel.ctl(["logs", none]).stdout
+        let with = try kernel.ctl(["logs", loopback]).stdout
+        #expect(without.trimmingCharacters(in: .whitespacesAndNewlines) == "down")
+        #expect(with.trimmingCharacters(in: .whitespacesAndNewlines) == "up")
+        #expect((try kernel.agent(loopback)["sandbox"] as? [String: Any])?["network"] as? String == "loopback")
+    }
+}
