@@ -108,7 +108,9 @@ struct KernelBench: ParsableCommand {
         // /proc, /dev, /tmp), interleaved with (c) again.
         var bubblewrap: (Sample, Sample)?
         if let bwrap = ["/usr/bin/bwrap", "/bin/bwrap"].first(where: FileManager.default.isExecutableFile) {
-            let arguments = Bench.bubblewrapArguments()
+            // With the BPF of our own default profile, which agentd compiled.
+            let filter = work + "/state/seccomp/default.bpf"
+            let arguments = ["--seccomp", "9"] + Bench.bubblewrapArguments()
             bubblewrap = try Bench.measurePair(count: spawns, warmup: 20, {
                 var run = Agentos_V1_RunRequest()
                 run.argv = ["/bin/true"]
@@ -117,7 +119,7 @@ struct KernelBench: ParsableCommand {
                 wait.agent = started.agent.id
                 _ = try client.call(.wait(wait))
             }, {
-                try Bench.spawnAndWait(bwrap, arguments)
+                try Bench.spawnAndWait(bwrap, arguments, fd9: filter)
             })
         } else {
             FileHandle.standardError.write(Data("bubblewrap not installed (apt-get install bubblewrap): (d) skipped\n".utf8))
@@ -130,13 +132,13 @@ struct KernelBench: ParsableCommand {
         ]
         if let (ours, theirs) = bubblewrap {
             results2 = [Row(name: "(c) again, interleaved with (d)", sample: ours),
-                        Row(name: "(d) hardened bubblewrap line, /bin/true", sample: theirs)]
+                        Row(name: "(d) hardened bubblewrap line + our seccomp BPF, /bin/true", sample: theirs)]
             ratios.append(("(c) / (d)", ours.median / theirs.median, 0.6))
         }
         let results: [Row] = [
             Row(name: "(a) kernel request round trip (status)", sample: kernelRoundTrip),
             Row(name: "(b) raw Unix-socket echo round trip", sample: rawRoundTrip),
-            Row(name: "(c) agent /bin/true spawn-to-exit via kernel", sample: throughKernel),
+            Row(name: "(c) confined agent /bin/true spawn-to-exit via kernel", sample: throughKernel),
             Row(name: "(c') plain posix_spawn + waitpid of /bin/true", sample: plainSpawn),
         ] + results2
         if json {
@@ -317,8 +319,8 @@ extension Bench {
         }
     }
 
-    /// The hardened bubblewrap line of the confinement issue (without its
-    /// seccomp filter, as agentd has none yet either).
+    /// The hardened bubblewrap line of the confinement issue (the caller
+    /// adds `--seccomp 9` with agentd's compiled default profile).
     static func bubblewrapArguments() -> [String] {
         var arguments = ["--unshare-all", "--new-session", "--die-with-parent", "--cap-drop", "ALL",
                          "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
@@ -333,11 +335,15 @@ extension Bench {
         return arguments + ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "/bin/true"]
     }
 
-    static func spawnAndWait(_ path: String, _ arguments: [String]) throws {
+    static func spawnAndWait(_ path: String, _ arguments: [String], fd9: String? = nil) throws {
         var pid: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
-        let rc = posix_spawn(&pid, path, nil, nil, argv, environ)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if let fd9 { posix_spawn_file_actions_addopen(&actions, 9, fd9, O_RDONLY, 0) }
+        let rc = posix_spawn(&pid, path, &actions, nil, argv, environ)
         guard rc == 0 else { throw ValidationError("posix_spawn \(path): \(rc)") }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
