@@ -21,8 +21,28 @@ struct KernelServices: Sendable {
     let uid: UInt32
 
     let counters: AgentCounters
-    let host: HostSupport
-    let cgroupsUsable: Bool
+    /// Fixed for the kernel's life: built once, not per `status`.
+    let hostStatus: Agentos_V1_HostSupport
+
+    init(configuration: KernelConfiguration, store: StateStore, events: EventHub, lifecycle: Lifecycle,
+         bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
+         host: HostSupport, cgroupsUsable: Bool) {
+        self.configuration = configuration
+        self.store = store
+        self.events = events
+        self.lifecycle = lifecycle
+        self.bootID = bootID
+        self.startedAt = startedAt
+        self.pid = pid
+        self.uid = uid
+        self.counters = counters
+        var hostStatus = Agentos_V1_HostSupport()
+        hostStatus.cgroupMode = cgroupsUsable ? host.cgroups.mode.rawValue : "none"
+        hostStatus.cgroupDetail = cgroupsUsable ? host.cgroups.summary : "unusable: " + host.cgroups.summary
+        hostStatus.landlockAbi = UInt32(host.landlockABI)
+        hostStatus.userNamespaces = host.userNamespaces
+        self.hostStatus = hostStatus
+    }
 
     func status() -> Agentos_V1_StatusResponse {
         var status = Agentos_V1_StatusResponse()
@@ -38,10 +58,7 @@ struct KernelServices: Sendable {
         status.agents.running = UInt32(counts.live)
         status.agents.exited = UInt32(counts.ended)
         status.agents.total = UInt32(counts.live + counts.ended)
-        status.host.cgroupMode = cgroupsUsable ? host.cgroups.mode.rawValue : "none"
-        status.host.cgroupDetail = cgroupsUsable ? host.cgroups.summary : "unusable: " + host.cgroups.summary
-        status.host.landlockAbi = UInt32(host.landlockABI)
-        status.host.userNamespaces = host.userNamespaces
+        status.host = hostStatus
         return status
     }
 }
