@@ -34,6 +34,17 @@ enum Binaries {
     }
 }
 
+/// The host pid of the process running exactly `arguments`, once it exists.
+func waitForHostPid(_ arguments: [String], timeout: Double = 10) throws -> Int32 {
+    var found: Int32?
+    _ = eventually(timeout: timeout) {
+        found = hostPids(commandLine: arguments).first
+        return found != nil
+    }
+    guard let found else { throw HarnessError("no process \(arguments.joined(separator: " ")) appeared") }
+    return found
+}
+
 /// Host pids of processes whose command line is exactly `arguments`
 /// (agents live in their own pid namespace: the pids they print are not
 /// the host's).

@@ -88,12 +88,7 @@ struct LifecycleTests {
 
     @Test func killIsImmediateAndReachesEveryProcessOfTheAgent() throws {
         let id = try kernel.run(["--", "/bin/sh", "-c", "sleep 61.1 & echo started; wait"])
-        var grandchild: Int32?
-        #expect(eventually {
-            grandchild = hostPids(commandLine: ["sleep", "61.1"]).first
-            return grandchild != nil
-        })
-        let pid = try #require(grandchild)
+        let pid = try waitForHostPid(["sleep", "61.1"])
         let started = Date()
         let result = try kernel.ctl(["kill", id])
         #expect(result.status == 0)

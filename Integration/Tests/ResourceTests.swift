@@ -97,12 +97,7 @@ struct ResourceTests {
 
     @Test func killReachesDescendantsThatLeftTheProcessGroup() throws {
         let id = try kernel.run(["--", "/bin/sh", "-c", "setsid sleep 61.3 & wait"])
-        var found: Int32?
-        #expect(eventually {
-            found = hostPids(commandLine: ["sleep", "61.3"]).first
-            return found != nil
-        })
-        let escaped = try #require(found)
+        let escaped = try waitForHostPid(["sleep", "61.3"])
         try kernel.ctl(["kill", id])
         #expect(eventually(timeout: 3) { !processExists(escaped) })
     }
@@ -136,12 +131,7 @@ struct ResourceTests {
         // even a descendant that left the process group is gone. What the
         // dead run left in cgroupfs is removed at the next start.
         let id = try kernel.run(["--", "/bin/sh", "-c", "setsid sleep 62.4 & wait"])
-        var found: Int32?
-        #expect(eventually {
-            found = hostPids(commandLine: ["sleep", "62.4"]).first
-            return found != nil
-        })
-        let escaped = try #require(found)
+        let escaped = try waitForHostPid(["sleep", "62.4"])
         let cgroups = try #require(try kernel.agent(id)["cgroups"] as? [String])
         #expect(!cgroups.isEmpty)
         kernel.kill9()

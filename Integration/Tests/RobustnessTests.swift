@@ -160,12 +160,7 @@ struct RobustnessTests {
         let kernel = try KernelProcess(label: "shutdown", arguments: ["--shutdown-timeout", "500ms"])
         let polite = try kernel.run(["--", "/bin/sleep", "300"])
         let stubborn = try kernel.run(["--", "/bin/sh", "-c", "trap '' TERM; sleep 300.2 & wait"])
-        var found: Int32?
-        #expect(eventually {
-            found = hostPids(commandLine: ["sleep", "300.2"]).first
-            return found != nil
-        })
-        let grandchild = try #require(found)
+        let grandchild = try waitForHostPid(["sleep", "300.2"])
         let pids = try [polite, stubborn].map { Int32(try #require(try kernel.agent($0)["pid"] as? Int)) }
         let started = Date()
         #expect(kernel.stop() == 0)
