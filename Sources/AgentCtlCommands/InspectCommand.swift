@@ -49,7 +49,7 @@ struct InspectCommand: ParsableCommand {
             let sandbox = info.sandbox
             rows.append(["sandbox:", "uid \(sandbox.uid), gid \(sandbox.gid), hostname \(sandbox.hostname); "
                 + "namespaces user, pid, mount, net, ipc, uts, cgroup; network \(sandbox.network)"])
-            rows.append(["filesystem:", "read-only root; system dirs read-only; /proc read-only; minimal /dev; /tmp "
+            rows.append(["filesystem:", "read-only root; system dirs read-only; own /proc with /proc/sys read-only; minimal /dev; /tmp "
                 + (sandbox.hasTmpSize ? Output.bytes(sandbox.tmpSize) : "") + "; work dir writable"])
             for path in sandbox.readOnly { rows.append(["read-only:", path]) }
             for path in sandbox.readWrite { rows.append(["writable:", path]) }

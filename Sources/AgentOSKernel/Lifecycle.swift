@@ -121,6 +121,7 @@ actor Lifecycle {
                   isDirectory.boolValue else {
                 throw KernelError(.invalidArgument, "work dir '\(workDirOverride)' is not an absolute path to a directory")
             }
+            try checkShareable(workDirOverride, "--workdir")
         }
         let (limits, timeoutMilliseconds) = try resourceLimits(request)
         let sandbox = try sandboxRequest(request.sandbox)
@@ -473,9 +474,8 @@ actor Lifecycle {
     private func terminate(_ agent: LiveAgent, signal: Int32) {
         // SIGKILL reaches every process of the agent through its cgroup.
         if signal == SIGKILL { agent.cgroup?.killAll() }
-        // The group first, while the leader is surely unreaped; then the
-        // leader through its pidfd.
-        agent.child.signalGroup(signal)
+        // The sandbox monitor passes the signal on to the agent; its pid
+        // namespace holds everything else, and dies with it.
         do {
             try agent.child.signal(signal)
         } catch {
@@ -601,7 +601,7 @@ actor Lifecycle {
                 throw KernelError(.invalidArgument, "\(flag) \(path): no such file or directory")
             }
             let normalized = (path as NSString).standardizingPath
-            guard normalized != "/" else { throw KernelError(.invalidArgument, "\(flag) /: the host root cannot be shared") }
+            try checkShareable(normalized, flag)
             return normalized
         }
         request.readOnly = try wire.readOnly.map { try checked($0, "--ro") }
@@ -619,6 +619,21 @@ actor Lifecycle {
             throw KernelError(.invalidArgument, "invalid network '\(wire.network)': use none or loopback")
         }
         return request
+    }
+
+    /// Paths no agent may be given: the host root, the kernel's own
+    /// filesystems and state (and what holds them), and what holds a system dir.
+    private func checkShareable(_ path: String, _ flag: String) throws {
+        let normalized = (path as NSString).standardizingPath
+        guard normalized != "/" else { throw KernelError(.invalidArgument, "\(flag) /: the host root cannot be shared") }
+        func within(_ inner: String, _ outer: String) -> Bool { inner == outer || inner.hasPrefix(outer + "/") }
+        for reserved in ["/proc", "/sys", "/dev", configuration.stateDirectory]
+        where within(normalized, reserved) || within(reserved, normalized) {
+            throw KernelError(.invalidArgument, "\(flag) \(path): \(reserved) cannot be shared with an agent")
+        }
+        if let system = Self.systemDirectories.first(where: { within($0, normalized) && $0 != normalized }) {
+            throw KernelError(.invalidArgument, "\(flag) \(path): it holds \(system), which agents see read-only already")
+        }
     }
 
     /// The lowest-surprise free uid: round robin through the range, so a

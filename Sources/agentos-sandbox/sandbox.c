@@ -58,11 +58,12 @@ static struct {
     char **argv;
 } cfg = {.uid = (uid_t)-1, .gid = (gid_t)-1, .tmp_size = 64ULL << 20, .nofile = 1024, .ready_fd = -1};
 
+// Where setup errors go (the ready fd, else stderr).
 static int error_fd = -1;
 
 // The compiled seccomp filter, read before any namespace is entered.
 static struct sock_filter *seccomp_filter;
-static unsigned short seccomp_length;  // where setup errors go (the ready fd, else stderr)
+static unsigned short seccomp_length;
 
 __attribute__((format(printf, 1, 2), noreturn))
 static void die(const char *format, ...) {
@@ -457,6 +458,9 @@ int main(int argc, char **argv) {
     }
     if (WIFSIGNALED(agent_status)) {
         int sig = WTERMSIG(agent_status);
+        // End as the agent ended, without a core file of our own.
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
         signal(sig, SIG_DFL);
         sigset_t set;
         sigemptyset(&set);
