@@ -19,7 +19,7 @@ struct Bench: ParsableCommand {
             --update-readme README.md rewrites the section between the markers
             <!-- bench:kernel:begin --> and <!-- bench:kernel:end --> with this run's table.
             """,
-        subcommands: [KernelBench.self, EchoServer.self]
+        subcommands: [KernelBench.self, AgentsBench.self, EchoServer.self]
     )
 }
 
@@ -160,6 +160,67 @@ struct KernelBench: ParsableCommand {
     }
 }
 
+/// Many idle confined agents: what they cost the kernel, and whether it
+/// stays responsive.
+struct AgentsBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agents",
+        abstract: "Start N idle confined agents; report kernel RSS per agent, start time, status latency.")
+
+    @Option(help: "How many idle agents.")
+    var count = 200
+
+    @Option(help: ArgumentHelp("Rewrite the agents section of this README with the results.", valueName: "path"))
+    var updateReadme: String?
+
+    func run() throws {
+        let binDirectory = URL(fileURLWithPath: Bench.executablePath).deletingLastPathComponent().path
+        let work = "/tmp/agentos-bench-agents-\(getpid())"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let kernel = try Bench.startProcess(binDirectory + "/agentd",
+                                            ["--state-dir", work + "/state", "--socket", work + "/kernel.sock",
+                                             "--log-level", "warning", "--agent-uids", "400000-400999"])
+        defer { Bench.stopProcess(kernel) }
+        let client = try Bench.connect(work + "/kernel.sock")
+        let idleStatus = try Bench.measure(count: 500, warmup: 50) { _ = try client.call(.status(.init())) }
+        let before = Bench.residentKiB(kernel.processIdentifier)
+        let started = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<count {
+            var run = Agentos_V1_RunRequest()
+            run.argv = ["/bin/sleep", "3600"]
+            guard case .run = try client.call(.run(run)) else { throw ValidationError("run failed") }
+        }
+        let startSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        Thread.sleep(forTimeInterval: 1)
+        let after = Bench.residentKiB(kernel.processIdentifier)
+        let busyStatus = try Bench.measure(count: 500, warmup: 50) { _ = try client.call(.status(.init())) }
+        var list = Agentos_V1_ListRequest()
+        list.all = false
+        let listing = try Bench.measure(count: 20, warmup: 2) { _ = try client.call(.list(list)) }
+        guard case .status(let status) = try client.call(.status(.init())) else { throw ValidationError("status") }
+        let table = [
+            "Measured \(ISO8601DateFormatter().string(from: Date())) by `agentos-bench agents --count \(count)` (release build) on: "
+                + Machine.description + ".",
+            "",
+            "| measurement | value |",
+            "|---|---:|",
+            "| idle confined agents running | \(status.agents.running) |",
+            "| time to start them, one after another | \(String(format: "%.2f s (%.1f ms each)", startSeconds, startSeconds * 1000 / Double(count))) |",
+            "| agentd RSS before / after | \(before / 1024) MiB / \(after / 1024) MiB |",
+            "| agentd memory per idle agent | \(String(format: "%.0f KiB", Double(after - before) / Double(max(count, 1)))) |",
+            "| `status` round trip, no agents (median / p99) | \(Bench.format(idleStatus.median)) / \(Bench.format(idleStatus.p99)) |",
+            "| `status` round trip with \(count) agents (median / p99) | \(Bench.format(busyStatus.median)) / \(Bench.format(busyStatus.p99)) |",
+            "| `ps` (list of \(count)) round trip, median | \(Bench.format(listing.median)) |",
+        ].joined(separator: "\n")
+        print(table)
+        if let updateReadme {
+            try Bench.replaceSection(in: updateReadme, marker: "agents", with: table)
+            FileHandle.standardError.write(Data("updated \(updateReadme)\n".utf8))
+        }
+    }
+}
+
 struct Row {
     var name: String
     var sample: Sample
@@ -240,6 +301,12 @@ enum Machine {
 extension Bench {
     static var executablePath: String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    static func residentKiB(_ pid: Int32) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        return status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+            .flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) } ?? 0
     }
 
     static func measure(count: Int, warmup: Int, _ body: () throws -> Void) throws -> Sample {
