@@ -14,6 +14,9 @@ public final class KernelClient {
     private let fd: Int32
     private var reader: FrameReader
     private var nextRequestID: UInt64 = 1
+    /// Reused for every read: a fresh 64 KiB buffer per answer costs more
+    /// than the answer.
+    private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
 
     /// Connects to the kernel socket at `socketPath` and says hello.
     public static func connect(socketPath: String, client: String = "agentctl \(AgentOSVersion.release)") throws(ClientError) -> KernelClient {
@@ -122,7 +125,6 @@ public final class KernelClient {
     }
 
     private func readEnvelope() throws(ClientError) -> Envelope {
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             let payload: [UInt8]?
             do {
@@ -137,9 +139,9 @@ public final class KernelClient {
                     throw ClientError(.protocolViolation, "undecodable frame from the kernel")
                 }
             }
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let n = readBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n > 0 {
-                reader.append(buffer[0..<n])
+                reader.append(readBuffer[0..<n])
             } else if n == 0 {
                 throw ClientError(.connectionClosed, "the kernel closed the connection")
             } else if errno != EINTR {
