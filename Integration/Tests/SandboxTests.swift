@@ -81,6 +81,21 @@ struct SandboxTests {
         #expect(result.stderr.contains("no seccomp profile 'default'"))
     }
 
+    @Test func devIsReadOnlyButItsDevicesWork() throws {
+        let kernel = try KernelProcess(label: "sbdev")
+        defer { kernel.stop() }
+        let id = try kernel.run(["--", "/bin/sh", "-c",
+                                 "touch /dev/evil 2>&1; echo x > /dev/null && echo null-ok; head -c 4 /dev/urandom | wc -c; "
+                                     + "touch /dev/shm/ok && echo shm-ok; ls /dev/tty 2>&1"])
+        _ = try kernel.ctl(["wait", id])
+        let output = try kernel.ctl(["logs", id]).stdout
+        #expect(output.contains("Read-only file system"), "\(output)")
+        #expect(output.contains("null-ok"))
+        #expect(output.contains("4"))
+        #expect(output.contains("shm-ok"))
+        #expect(output.contains("No such file"), "a tty device is visible: \(output)")
+    }
+
     @Test func loopbackIsUpOnlyWhenAsked() throws {
         let kernel = try KernelProcess(label: "sbnet")
         defer { kernel.stop() }

@@ -216,6 +216,11 @@ static void setup_filesystem(void) {
     snprintf(target, sizeof target, "%s/dev/shm", root);
     mkdir(target, 01777);
     if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=16m") < 0) die("mount /dev/shm");
+    // /dev itself read-only once populated: nothing new appears in it (the
+    // device binds and /dev/shm are mounts of their own and keep their flags).
+    snprintf(target, sizeof target, "%s/dev", root);
+    if (mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL) < 0)
+        die("remount /dev read-only");
 
     // A size-capped /tmp.
     snprintf(target, sizeof target, "%s/tmp", root);
