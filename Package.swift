@@ -96,7 +96,13 @@ let package = Package(
         .executableTarget(name: "agentctl", dependencies: ["AgentCtlCommands"]),
         // The helper agentd execs first for every agent: namespaces, the
         // private root, the agent's own uid, no capabilities (C, single-threaded).
-        .executableTarget(name: "agentos-sandbox"),
+        .executableTarget(
+            name: "agentos-sandbox",
+            // Plain C, exec'd for every agent: the link step adds the Swift
+            // runtime to every product, and loading libswiftCore.so at each
+            // exec cost ~1 ms; linked statically it costs nothing at start.
+            linkerSettings: [.unsafeFlags(["-static-stdlib"])]
+        ),
         // A small agent that speaks the protocol (demo and integration tests).
         .executableTarget(name: "agentos-demo-agent", dependencies: ["AgentOSClient", "AgentOSProtocol"]),
         .executableTarget(
