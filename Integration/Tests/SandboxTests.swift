@@ -1,4 +1,5 @@
 import AgentOSClient
+import AgentOSProtocol
 import Foundation
 import Testing
 
@@ -79,6 +80,30 @@ struct SandboxTests {
                                                       "--policies", directory])
         #expect(result.status != 0)
         #expect(result.stderr.contains("no seccomp profile 'default'"))
+    }
+
+    @Test func aProgramTheAgentsUIDCannotExecIsAClearError() throws {
+        let kernel = try KernelProcess(label: "sbexec")
+        defer { kernel.stop() }
+        chmod(kernel.directory, 0o755)
+        let tools = kernel.directory + "/tools"
+        try FileManager.default.createDirectory(atPath: tools, withIntermediateDirectories: true)
+        // Root may run it on the host; the agent's own uid may not.
+        try "#!/bin/sh\necho hi\n".write(toFile: tools + "/private", atomically: true, encoding: .utf8)
+        chmod(tools + "/private", 0o700)
+        let result = try kernel.ctl(["run", "--ro", tools, "--", tools + "/private"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("sandbox: exec \(tools)/private: Permission denied"), "\(result.stderr)")
+        // Over the protocol it carries the right code.
+        var request = Agentos_V1_RunRequest()
+        request.argv = [tools + "/private"]
+        request.sandbox.readOnly = [tools]
+        do {
+            _ = try kernel.client().call(.run(request))
+            Issue.record("the run succeeded")
+        } catch let error as ClientError {
+            #expect(error.kernelCode == .programNotExecutable)
+        }
     }
 
     @Test func devIsReadOnlyButItsDevicesWork() throws {

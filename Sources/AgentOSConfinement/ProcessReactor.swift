@@ -209,11 +209,21 @@ public final class ProcessReactor: Sendable {
             pending.continuation.resume(returning: pending.child)
             return
         }
-        let reason = line.hasPrefix("error: ") ? String(line.dropFirst(7))
-            : (line.isEmpty ? "the sandbox exited before the agent started" : line)
-        let code: ConfinementError.Code = reason.hasPrefix("exec ") && reason.hasSuffix("No such file or directory")
-            ? .programNotFound : .spawnFailed
-        pending.continuation.resume(throwing: ConfinementError(code, "sandbox: \(reason)"))
+        // "error ERRNO: what: why" from the sandbox helper.
+        var reason = line.isEmpty ? "the sandbox exited before the agent started" : line
+        var number: Int32 = 0
+        if line.hasPrefix("error "), let colon = line.firstIndex(of: ":") {
+            number = Int32(line[line.index(line.startIndex, offsetBy: 6)..<colon]) ?? 0
+            reason = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+        }
+        let isExec = reason.hasPrefix("exec ")
+        let code: ConfinementError.Code
+        switch number {
+        case ENOENT where isExec: code = .programNotFound
+        case EACCES where isExec, ENOEXEC where isExec: code = .programNotExecutable
+        default: code = .spawnFailed
+        }
+        pending.continuation.resume(throwing: ConfinementError(code, "sandbox: \(reason)", errno: number == 0 ? nil : number))
     }
 
     private func finish(pipes: [Int32: OutputPipe]) {

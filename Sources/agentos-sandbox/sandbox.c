@@ -75,7 +75,9 @@ static void die(const char *format, ...) {
     if (n < 0) n = 0;
     if (n > (int)sizeof message - 1) n = sizeof message - 1;
     char line[600];
-    int length = snprintf(line, sizeof line, "error: %.*s: %s\n", n, message, strerror(errno));
+    // "error ERRNO: what: why" - the number lets agentd classify the failure.
+    int code = errno;
+    int length = snprintf(line, sizeof line, "error %d: %.*s: %s\n", code, n, message, strerror(code));
     if (write(error_fd >= 0 ? error_fd : 2, line, (size_t)length) < 0) { /* nothing left to tell */ }
     _exit(126);
 }
