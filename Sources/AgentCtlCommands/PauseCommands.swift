@@ -11,11 +11,7 @@ struct PauseCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        var request = Agentos_V1_AgentRequest()
-        request.agent = target.agent
-        let result = try connection.withKernel { try $0.call(.pause(request)) }
-        guard case .pause(let info) = result else { throw unexpectedResponse("pause") }
-        if output.json { Output.json(AgentJSON(info)) } else { Output.line("\(info.name) (\(info.id)) paused") }
+        try setFrozen(true, target: target, connection: connection, output: output)
     }
 }
 
@@ -29,11 +25,26 @@ struct ResumeCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        var request = Agentos_V1_AgentRequest()
-        request.agent = target.agent
-        let result = try connection.withKernel { try $0.call(.resume(request)) }
-        guard case .resume(let info) = result else { throw unexpectedResponse("resume") }
-        if output.json { Output.json(AgentJSON(info)) } else { Output.line("\(info.name) (\(info.id)) running") }
+        try setFrozen(false, target: target, connection: connection, output: output)
+    }
+}
+
+/// pause and resume: the same call shape, the same report.
+private func setFrozen(_ frozen: Bool, target: AgentReference, connection: ConnectionOptions,
+                       output: OutputOptions) throws {
+    var request = Agentos_V1_AgentRequest()
+    request.agent = target.agent
+    let result = try connection.withKernel { try $0.call(frozen ? .pause(request) : .resume(request)) }
+    let info: AgentInfo
+    switch result {
+    case .pause(let agent) where frozen: info = agent
+    case .resume(let agent) where !frozen: info = agent
+    default: throw unexpectedResponse(frozen ? "pause" : "resume")
+    }
+    if output.json {
+        Output.json(AgentJSON(info))
+    } else {
+        Output.line("\(info.name) (\(info.id)) \(frozen ? "paused" : "running")")
     }
 }
 

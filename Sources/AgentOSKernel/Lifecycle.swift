@@ -96,8 +96,6 @@ actor Lifecycle {
         self.connector = connector
     }
 
-    var liveCount: Int { live.count }
-
     // MARK: Run
 
     func run(_ request: Agentos_V1_RunRequest) async throws -> AgentRecord {

@@ -209,8 +209,6 @@ public final class AgentCgroup: Sendable {
 
     // MARK: Freezer
 
-    public var canFreeze: Bool { directories["unified"] != nil || directories["freezer"] != nil }
-
     /// Freezes every process of the agent; returns once they are frozen.
     public func freeze() async throws(ConfinementError) {
         try await setFrozen(true)
