@@ -135,4 +135,35 @@ struct SandboxTests {
         #expect(with.trimmingCharacters(in: .whitespacesAndNewlines) == "up")
         #expect((try kernel.agent(loopback)["sandbox"] as? [String: Any])?["network"] as? String == "loopback")
     }
+
+    /// Landlock fences writes to the agent's writable places; /proc is
+    /// mounted writable (for the kernel's own guards), so writes there are
+    /// what only Landlock stops: /proc/self/mem (a way around W^X) and comm.
+    @Test func landlockAllowsWritesOnlyInTheWritablePlaces() throws {
+        let kernel = try KernelProcess(label: "sbll")
+        defer { kernel.stop() }
+        let abi = try #require(try kernel.json(["status"]) as? [String: Any])["host"] as? [String: Any]
+        guard let abi = abi?["landlock_abi"] as? Int, abi > 0 else {
+            print("skipped: this host's kernel has no Landlock")
+            return
+        }
+        let shared = try temporaryDirectory("sbll-rw")
+        chmod(shared, 0o777)
+        let script = """
+            (echo 1 > $HOME/w) && echo "wrote home"; \
+            for target in /tmp/w /dev/shm/w \(shared)/w /dev/null /dev/stderr /proc/self/comm /proc/self/oom_score_adj; do               if (echo 1 > $target) 2>/dev/null; then echo "wrote $target"; else echo "denied $target"; fi; done;             dd if=/dev/zero of=/proc/self/mem bs=1 count=1 seek=4096 2>/dev/null && echo "wrote mem" || echo "denied mem";             ln -s /tmp/w $HOME/link && echo "linked"; mv /tmp/w $HOME/moved && echo "moved"
+            """
+        let id = try kernel.run(["--rw", shared, "--", "/bin/sh", "-c", script])
+        #expect(try kernel.ctl(["wait", id]).status == 0)
+        let output = try kernel.ctl(["logs", id]).stdout
+        for allowed in ["wrote home", "wrote /tmp/w", "wrote /dev/shm/w", "wrote \(shared)/w", "wrote /dev/null", "wrote /dev/stderr",
+                        "linked", "moved"] {
+            #expect(output.contains(allowed), "\(allowed): \(output)")
+        }
+        for denied in ["denied /proc/self/comm", "denied /proc/self/oom_score_adj", "denied mem"] {
+            #expect(output.contains(denied), "\(denied): \(output)")
+        }
+        let sandbox = try #require(try kernel.agent(id)["sandbox"] as? [String: Any])
+        #expect(sandbox["landlock_abi"] as? Int == abi)
+    }
 }

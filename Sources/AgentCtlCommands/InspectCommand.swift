@@ -55,6 +55,9 @@ struct InspectCommand: ParsableCommand {
             for path in sandbox.readWrite { rows.append(["writable:", path]) }
             rows.append(["privileges:", "no capabilities (bounding set empty), no_new_privs, core dumps off"])
             rows.append(["seccomp:", "profile \(sandbox.seccomp) (default deny; other ABIs killed)"])
+            rows.append(["landlock:", sandbox.landlockAbi > 0
+                ? "ABI \(sandbox.landlockAbi): writes only below the work dir, /tmp, /dev/shm and the writable paths"
+                : "not available on this host (the read-only mounts are the only write fence)"])
         }
         rows.append(["kernel run:", info.bootID])
         Output.table([], rows)

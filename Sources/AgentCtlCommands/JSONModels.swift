@@ -187,6 +187,8 @@ struct SandboxJSON: Encodable {
     var tmp_size: UInt64?
     var network: String
     var seccomp: String
+    /// 0: the host has no Landlock, so the mounts are the only write fence.
+    var landlock_abi: UInt32
 
     init(_ sandbox: Agentos_V1_Sandbox) {
         uid = sandbox.uid
@@ -198,5 +200,6 @@ struct SandboxJSON: Encodable {
         tmp_size = sandbox.hasTmpSize ? sandbox.tmpSize : nil
         network = sandbox.network
         seccomp = sandbox.seccomp
+        landlock_abi = sandbox.landlockAbi
     }
 }

@@ -151,7 +151,7 @@ public final class Kernel: Service, Sendable {
         defer { slots.close() }
         let lifecycle = Lifecycle(configuration: configuration, store: store, events: events, reactor: reactor,
                                   counters: counters, slots: slots, cgroups: cgroups, seccomp: seccomp,
-                                  bootID: bootID, logger: logger)
+                                  landlockABI: host.landlockABI, bootID: bootID, logger: logger)
         let services = KernelServices(configuration: configuration, store: store, events: events, lifecycle: lifecycle,
                                       bootID: bootID, startedAt: startedAt, pid: getpid(), uid: getuid(),
                                       counters: counters, host: host, cgroupsUsable: cgroups != nil)

@@ -62,6 +62,8 @@ actor Lifecycle {
     private let slots: AgentSlots
     private let cgroups: CgroupManager?
     private let seccomp: SeccompProfiles
+    /// The host's Landlock ABI (0: none): every agent's write fence uses it.
+    private let landlockABI: Int
     /// Applied when a run names no pids limit: a fork bomb stops here.
     static let defaultPidsLimit = 1_024
     private var connector: AgentConnector?
@@ -78,8 +80,9 @@ actor Lifecycle {
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, reactor: ProcessReactor,
          counters: AgentCounters, slots: AgentSlots, cgroups: CgroupManager?, seccomp: SeccompProfiles,
-         bootID: String, logger: Logger) {
+         landlockABI: Int, bootID: String, logger: Logger) {
         self.cgroups = cgroups
+        self.landlockABI = landlockABI
         self.seccomp = seccomp
         self.nextUID = configuration.agentUIDs.lowerBound
         self.counters = counters
@@ -211,10 +214,12 @@ actor Lifecycle {
                                  limits: Self.limitsRecord(limits, timeoutMilliseconds: timeoutMilliseconds))
         record.sandbox = Self.sandboxRecord(sandbox, uid: uid, hostname: agentName)
         record.sandbox["seccomp"] = seccompName
+        record.sandbox["landlock_abi"] = String(landlockABI)
         var helperArguments = [configuration.sandboxHelper, "--uid", String(uid), "--gid", String(uid),
                                "--root", configuration.stateDirectory + "/sandbox-root", "--hostname", agentName,
                                "--workdir", workDir, "--tmp-size", String(sandbox.tmpSize),
-                               "--net", sandbox.network, "--ready-fd", "4", "--seccomp-bpf", seccompFilter]
+                               "--net", sandbox.network, "--ready-fd", "4", "--seccomp-bpf", seccompFilter,
+                               "--landlock", String(landlockABI)]
         for path in sandbox.readOnly { helperArguments += ["--ro", path] }
         for path in sandbox.readWrite { helperArguments += ["--rw", path] }
         helperArguments += ["--", program] + request.argv.dropFirst()
@@ -669,6 +674,7 @@ actor Lifecycle {
         if let size = record["tmp_size"].flatMap(UInt64.init) { sandbox.tmpSize = size }
         sandbox.network = record["network"] ?? ""
         sandbox.seccomp = record["seccomp"] ?? ""
+        sandbox.landlockAbi = record["landlock_abi"].flatMap(UInt32.init) ?? 0
         return sandbox
     }
 

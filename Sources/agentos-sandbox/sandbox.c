@@ -6,6 +6,7 @@
 //   agentos-sandbox --uid U --gid G --root DIR [--hostname H] [--workdir D]
 //                   [--ro PATH]... [--rw PATH]... [--tmp-size BYTES]
 //                   [--net none|loopback] [--nofile N] [--ready-fd FD]
+//                   [--seccomp-bpf FILE] [--landlock ABI]
 //                   -- PROGRAM [ARGS...]
 //
 // Processes: this monitor (host pid namespace) -> init (pid 1 of the new
@@ -18,6 +19,7 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/landlock.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <poll.h>
@@ -55,6 +57,7 @@ static struct {
     unsigned long nofile;
     int ready_fd;
     const char *seccomp_path;
+    int landlock_abi;
     char **argv;
 } cfg = {.uid = (uid_t)-1, .gid = (gid_t)-1, .tmp_size = 64ULL << 20, .nofile = 1024, .ready_fd = -1};
 
@@ -107,6 +110,7 @@ static void parse(int argc, char **argv) {
         else if (strcmp(a, "--nofile") == 0) cfg.nofile = strtoul(v, NULL, 10);
         else if (strcmp(a, "--ready-fd") == 0) cfg.ready_fd = atoi(v);
         else if (strcmp(a, "--seccomp-bpf") == 0) cfg.seccomp_path = v;
+        else if (strcmp(a, "--landlock") == 0) cfg.landlock_abi = atoi(v);
         else usage("unknown option");
         i++;
     }
@@ -256,6 +260,66 @@ static void setup_network(void) {
     close(fd);
 }
 
+// Landlock: a second fence behind the read-only mounts. Writes of any kind
+// (open for writing, create, remove, rename, link, truncate, device ioctls)
+// are allowed only below the agent's writable places; reading stays as the
+// mounts allow. agentd passes the ABI it probed; anything less than that
+// ABI's full set of write rights is an error, never a weaker fence.
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
+#endif
+#ifndef LANDLOCK_ACCESS_FS_IOCTL_DEV
+#define LANDLOCK_ACCESS_FS_IOCTL_DEV (1ULL << 15)
+#endif
+#ifndef SYS_landlock_create_ruleset
+#define SYS_landlock_create_ruleset 444
+#define SYS_landlock_add_rule 445
+#define SYS_landlock_restrict_self 446
+#endif
+
+#define LANDLOCK_FILE_WRITES (LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE | LANDLOCK_ACCESS_FS_IOCTL_DEV)
+
+static unsigned long long landlock_handled(int abi) {
+    unsigned long long rights = LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |
+        LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR |
+        LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_FIFO |
+        LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_MAKE_SYM;
+    if (abi >= 2) rights |= LANDLOCK_ACCESS_FS_REFER;
+    if (abi >= 3) rights |= LANDLOCK_ACCESS_FS_TRUNCATE;
+    if (abi >= 5) rights |= LANDLOCK_ACCESS_FS_IOCTL_DEV;
+    return rights;
+}
+
+static void landlock_allow(int ruleset, const char *path, unsigned long long rights) {
+    int fd = open(path, O_PATH | O_CLOEXEC);
+    if (fd < 0) die("landlock: open %s", path);
+    struct stat st;
+    if (fstat(fd, &st) < 0) die("landlock: stat %s", path);
+    // A file rule may carry only the rights that apply to files.
+    if (!S_ISDIR(st.st_mode)) rights &= LANDLOCK_FILE_WRITES;
+    struct landlock_path_beneath_attr rule = {.allowed_access = rights, .parent_fd = fd};
+    if (syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &rule, 0) < 0)
+        die("landlock: allow writes below %s", path);
+    close(fd);
+}
+
+static void apply_landlock(void) {
+    if (cfg.landlock_abi <= 0) return;
+    unsigned long long handled = landlock_handled(cfg.landlock_abi);
+    struct landlock_ruleset_attr attributes = {.handled_access_fs = handled};
+    int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attributes, sizeof attributes, 0);
+    if (ruleset < 0) die("landlock: create a ruleset for ABI %d", cfg.landlock_abi);
+    if (cfg.workdir) landlock_allow(ruleset, cfg.workdir, handled);
+    for (int i = 0; i < cfg.bind_count; i++)
+        if (cfg.binds[i].writable) landlock_allow(ruleset, cfg.binds[i].path, handled);
+    landlock_allow(ruleset, "/tmp", handled);
+    landlock_allow(ruleset, "/dev/shm", handled);
+    static const char *devices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", NULL};
+    for (int i = 0; devices[i]; i++) landlock_allow(ruleset, devices[i], LANDLOCK_FILE_WRITES & handled);
+    if (syscall(SYS_landlock_restrict_self, ruleset, 0) < 0) die("landlock: restrict the agent");
+    close(ruleset);
+}
+
 // Runs in the agent process just before exec: become the agent's user with
 // no capability at all and no way to gain one.
 static void drop_privileges(void) {
@@ -275,6 +339,8 @@ static void drop_privileges(void) {
     if (setrlimit(RLIMIT_CORE, &core) < 0) die("RLIMIT_CORE");
     struct rlimit files = {cfg.nofile, cfg.nofile};
     if (setrlimit(RLIMIT_NOFILE, &files) < 0) die("RLIMIT_NOFILE");
+    // After no_new_privs, which landlock_restrict_self requires.
+    apply_landlock();
     // Last: the filter then also governs the exec that follows.
     if (seccomp_filter) {
         struct sock_fprog program = {.len = seccomp_length, .filter = seccomp_filter};
@@ -374,6 +440,12 @@ int main(int argc, char **argv) {
     if (cfg.ready_fd >= 0) {
         fcntl(cfg.ready_fd, F_SETFD, FD_CLOEXEC);
         error_fd = cfg.ready_fd;
+    }
+    // Output pipes come from agentd (root): give them to the agent's user,
+    // so that reopening them ("> /dev/stderr") works as on any host.
+    for (int fd = 0; fd <= 2; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && fchown(fd, cfg.uid, cfg.gid) < 0) die("give fd %d to the agent", fd);
     }
     int sync_pipe[2], status_pipe[2];
     if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(status_pipe, O_CLOEXEC) < 0) die("pipe");

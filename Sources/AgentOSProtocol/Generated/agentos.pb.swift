@@ -998,47 +998,58 @@ public nonisolated struct Agentos_V1_AgentCounts: Sendable {
   public init() {}
 }
 
-public nonisolated struct Agentos_V1_RunRequest: Sendable {
+public nonisolated struct Agentos_V1_RunRequest: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// empty: the kernel picks one
-  public var name: String = String()
+  public var name: String {
+    get {_storage._name}
+    set {_uniqueStorage()._name = newValue}
+  }
 
   /// argv[0] is the program: an absolute path, or a name looked up in PATH.
-  public var argv: [String] = []
+  public var argv: [String] {
+    get {_storage._argv}
+    set {_uniqueStorage()._argv = newValue}
+  }
 
-  public var env: Dictionary<String,String> = [:]
+  public var env: Dictionary<String,String> {
+    get {_storage._env}
+    set {_uniqueStorage()._env = newValue}
+  }
 
   /// empty: the agent's own dir in the state dir
-  public var workDir: String = String()
+  public var workDir: String {
+    get {_storage._workDir}
+    set {_uniqueStorage()._workDir = newValue}
+  }
 
   /// Unset fields take the kernel's defaults (see PROTOCOL.md).
   public var limits: Agentos_V1_ResourceLimits {
-    get {_limits ?? Agentos_V1_ResourceLimits()}
-    set {_limits = newValue}
+    get {_storage._limits ?? Agentos_V1_ResourceLimits()}
+    set {_uniqueStorage()._limits = newValue}
   }
   /// Returns true if `limits` has been explicitly set.
-  public var hasLimits: Bool {self._limits != nil}
+  public var hasLimits: Bool {_storage._limits != nil}
   /// Clears the value of `limits`. Subsequent reads from it will return its default value.
-  public mutating func clearLimits() {self._limits = nil}
+  public mutating func clearLimits() {_uniqueStorage()._limits = nil}
 
   public var sandbox: Agentos_V1_Sandbox {
-    get {_sandbox ?? Agentos_V1_Sandbox()}
-    set {_sandbox = newValue}
+    get {_storage._sandbox ?? Agentos_V1_Sandbox()}
+    set {_uniqueStorage()._sandbox = newValue}
   }
   /// Returns true if `sandbox` has been explicitly set.
-  public var hasSandbox: Bool {self._sandbox != nil}
+  public var hasSandbox: Bool {_storage._sandbox != nil}
   /// Clears the value of `sandbox`. Subsequent reads from it will return its default value.
-  public mutating func clearSandbox() {self._sandbox = nil}
+  public mutating func clearSandbox() {_uniqueStorage()._sandbox = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _limits: Agentos_V1_ResourceLimits? = nil
-  fileprivate var _sandbox: Agentos_V1_Sandbox? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// The agent's sandbox. In a RunRequest: the paths it may see beyond the
@@ -1077,6 +1088,11 @@ public nonisolated struct Agentos_V1_Sandbox: Sendable {
 
   /// profile name (Policies/seccomp/NAME.json); empty: "default"
   public var seccomp: String = String()
+
+  /// AgentInfo only: the Landlock ABI the agent's write fence uses (writes
+  /// only below its work dir, /tmp, /dev/shm and the read_write paths);
+  /// 0 when the host kernel has no Landlock.
+  public var landlockAbi: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2699,56 +2715,102 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
   public static let protoMessageName: String = _protobuf_package + ".RunRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0\u{1}limits\0\u{1}sandbox\0")
 
+  fileprivate class _StorageClass {
+    var _name: String = String()
+    var _argv: [String] = []
+    var _env: Dictionary<String,String> = [:]
+    var _workDir: String = String()
+    var _limits: Agentos_V1_ResourceLimits? = nil
+    var _sandbox: Agentos_V1_Sandbox? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _name = source._name
+      _argv = source._argv
+      _env = source._env
+      _workDir = source._workDir
+      _limits = source._limits
+      _sandbox = source._sandbox
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
-      case 2: try { try decoder.decodeRepeatedStringField(value: &self.argv) }()
-      case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.env) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.workDir) }()
-      case 5: try { try decoder.decodeSingularMessageField(value: &self._limits) }()
-      case 6: try { try decoder.decodeSingularMessageField(value: &self._sandbox) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._name) }()
+        case 2: try { try decoder.decodeRepeatedStringField(value: &_storage._argv) }()
+        case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &_storage._env) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._workDir) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._limits) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._sandbox) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.name.isEmpty {
-      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._name.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._name, fieldNumber: 1)
+      }
+      if !_storage._argv.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._argv, fieldNumber: 2)
+      }
+      if !_storage._env.isEmpty {
+        try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: _storage._env, fieldNumber: 3)
+      }
+      if !_storage._workDir.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._workDir, fieldNumber: 4)
+      }
+      try { if let v = _storage._limits {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      try { if let v = _storage._sandbox {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
     }
-    if !self.argv.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.argv, fieldNumber: 2)
-    }
-    if !self.env.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.env, fieldNumber: 3)
-    }
-    if !self.workDir.isEmpty {
-      try visitor.visitSingularStringField(value: self.workDir, fieldNumber: 4)
-    }
-    try { if let v = self._limits {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    } }()
-    try { if let v = self._sandbox {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Agentos_V1_RunRequest, rhs: Agentos_V1_RunRequest) -> Bool {
-    if lhs.name != rhs.name {return false}
-    if lhs.argv != rhs.argv {return false}
-    if lhs.env != rhs.env {return false}
-    if lhs.workDir != rhs.workDir {return false}
-    if lhs._limits != rhs._limits {return false}
-    if lhs._sandbox != rhs._sandbox {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._name != rhs_storage._name {return false}
+        if _storage._argv != rhs_storage._argv {return false}
+        if _storage._env != rhs_storage._env {return false}
+        if _storage._workDir != rhs_storage._workDir {return false}
+        if _storage._limits != rhs_storage._limits {return false}
+        if _storage._sandbox != rhs_storage._sandbox {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2756,7 +2818,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Agentos_V1_Sandbox: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Sandbox"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}read_only\0\u{3}read_write\0\u{3}tmp_size\0\u{1}network\0\u{1}uid\0\u{1}gid\0\u{1}hostname\0\u{1}seccomp\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}read_only\0\u{3}read_write\0\u{3}tmp_size\0\u{1}network\0\u{1}uid\0\u{1}gid\0\u{1}hostname\0\u{1}seccomp\0\u{3}landlock_abi\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2772,6 +2834,7 @@ nonisolated extension Agentos_V1_Sandbox: SwiftProtobuf.Message, SwiftProtobuf._
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.gid) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.hostname) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.seccomp) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.landlockAbi) }()
       default: break
       }
     }
@@ -2806,6 +2869,9 @@ nonisolated extension Agentos_V1_Sandbox: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.seccomp.isEmpty {
       try visitor.visitSingularStringField(value: self.seccomp, fieldNumber: 8)
     }
+    if self.landlockAbi != 0 {
+      try visitor.visitSingularUInt32Field(value: self.landlockAbi, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2818,6 +2884,7 @@ nonisolated extension Agentos_V1_Sandbox: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.gid != rhs.gid {return false}
     if lhs.hostname != rhs.hostname {return false}
     if lhs.seccomp != rhs.seccomp {return false}
+    if lhs.landlockAbi != rhs.landlockAbi {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
