@@ -3,7 +3,7 @@
 // Agent OS: a microkernel (agentd) that runs AI agents as confined,
 // supervised child processes, and the operator CLI (agentctl).
 // Module boundaries follow ARCHITECTURE §9; dependencies point one way:
-// protocol < confinement / store < kernel < executables.
+// protocol < confinement / store / supervision < policy < kernel < executables.
 
 import PackageDescription
 
@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.0"),
     ],
     targets: [
         // C: everything that must run between clone and exec, and the few
@@ -55,6 +56,17 @@ let package = Package(
                 "CAgentOSShim", "CAgentOSSeccomp",
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+
+        // OTP supervision as a pure state machine: specs, events in, actions
+        // out, an injected clock. No processes, no I/O, no dependencies.
+        .target(name: "AgentOSSupervision"),
+
+        // Policy files (YAML): parsed with positions, validated, turned
+        // into supervision specs and launch settings.
+        .target(
+            name: "AgentOSPolicy",
+            dependencies: ["AgentOSSupervision", .product(name: "Yams", package: "Yams")]
         ),
 
         // The kernel: socket server, lifecycle, events, logs; wires the rest.
@@ -116,6 +128,8 @@ let package = Package(
         .testTarget(name: "AgentOSProtocolTests", dependencies: ["AgentOSProtocol"]),
         .testTarget(name: "AgentOSStoreTests", dependencies: ["AgentOSStore"]),
         .testTarget(name: "AgentOSConfinementTests", dependencies: ["AgentOSConfinement"]),
+        .testTarget(name: "AgentOSSupervisionTests", dependencies: ["AgentOSSupervision"]),
+        .testTarget(name: "AgentOSPolicyTests", dependencies: ["AgentOSPolicy"]),
         .testTarget(
             name: "AgentOSKernelTests",
             dependencies: [

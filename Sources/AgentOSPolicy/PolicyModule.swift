@@ -1,0 +1,2 @@
+// Policy files: parsed, validated, turned into supervision specs (to come).
+import AgentOSSupervision
