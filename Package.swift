@@ -66,7 +66,7 @@ let package = Package(
         // into supervision specs and launch settings.
         .target(
             name: "AgentOSPolicy",
-            dependencies: ["AgentOSSupervision", .product(name: "Yams", package: "Yams")]
+            dependencies: ["AgentOSSupervision", "AgentOSProtocol", .product(name: "Yams", package: "Yams")]
         ),
 
         // The kernel: socket server, lifecycle, events, logs; wires the rest.
@@ -100,7 +100,7 @@ let package = Package(
         .target(
             name: "AgentCtlCommands",
             dependencies: [
-                "AgentOSClient", "AgentOSProtocol", "CAgentOSShim",
+                "AgentOSClient", "AgentOSProtocol", "AgentOSPolicy", "CAgentOSShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

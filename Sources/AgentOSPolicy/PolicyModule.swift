@@ -1,2 +1,0 @@
-// Policy files: parsed, validated, turned into supervision specs (to come).
-import AgentOSSupervision
