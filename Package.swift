@@ -73,7 +73,8 @@ let package = Package(
         .target(
             name: "AgentOSKernel",
             dependencies: [
-                "AgentOSProtocol", "AgentOSStore", "AgentOSConfinement", "CAgentOSShim",
+                "AgentOSProtocol", "AgentOSStore", "AgentOSConfinement", "AgentOSSupervision", "AgentOSPolicy",
+                "CAgentOSShim",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -91,8 +91,10 @@ struct Connection {
     /// spawn, which the Lifecycle actor serialises anyway.)
     private static func isQuick(_ call: KernelRequest.OneOf_Call) -> Bool {
         switch call {
-        case .status, .list, .inspect, .run, .stats: return true
-        case .stop, .kill, .wait, .logs, .events, .pause, .resume: return false
+        case .status, .list, .inspect, .run, .stats, .policies, .tree, .checkpoints, .ready, .saveCheckpoint,
+             .loadCheckpoint: return true
+        case .stop, .kill, .wait, .logs, .events, .pause, .resume, .apply, .deletePolicy, .restartChild,
+             .terminateChild, .startChild, .deleteChild, .spawnChild: return false
         }
     }
 
@@ -134,6 +136,45 @@ struct Connection {
                 var response = Agentos_V1_StatsResponse()
                 response.agents = try await services.lifecycle.stats(request.agent)
                 try await respond(id, .stats(response), queue)
+            case .apply(let request):
+                let file = request.file.isEmpty ? "<policy>" : request.file
+                try await respond(id, .apply(try await services.supervisor.apply(source: request.source, file: file,
+                                                                                  dryRun: request.dryRun)), queue)
+            case .policies:
+                var response = Agentos_V1_PolicyListResponse()
+                response.policies = await services.supervisor.list()
+                try await respond(id, .policies(response), queue)
+            case .deletePolicy(let request):
+                try await respond(id, .deletePolicy(try await services.supervisor.delete(request.name)), queue)
+            case .tree(let request):
+                var response = Agentos_V1_TreeResponse()
+                response.trees = try await services.supervisor.tree(request.policy)
+                try await respond(id, .tree(response), queue)
+            case .restartChild(let request):
+                try await respond(id, .restartChild(try await services.supervisor.child(.restart, path: request.path)), queue)
+            case .terminateChild(let request):
+                try await respond(id, .terminateChild(try await services.supervisor.child(.terminate, path: request.path)),
+                                  queue)
+            case .startChild(let request):
+                try await respond(id, .startChild(try await services.supervisor.child(.start, path: request.path)), queue)
+            case .deleteChild(let request):
+                try await respond(id, .deleteChild(try await services.supervisor.child(.delete, path: request.path)), queue)
+            case .spawnChild(let request):
+                try await respond(id, .spawnChild(try await services.supervisor.spawn(supervisor: request.supervisor,
+                                                                                       arguments: request.args)), queue)
+            case .checkpoints(let request):
+                var response = Agentos_V1_CheckpointList()
+                response.checkpoints = try await services.supervisor.checkpoints(request.path)
+                try await respond(id, .checkpoints(response), queue)
+            case .ready:
+                try await services.supervisor.ready(agentID: try agentID())
+                try await respond(id, .ready(Agentos_V1_ReadyResponse()), queue)
+            case .saveCheckpoint(let request):
+                let saved = try await services.supervisor.saveCheckpoint(agentID: try agentID(), data: [UInt8](request.data))
+                try await respond(id, .saveCheckpoint(saved), queue)
+            case .loadCheckpoint:
+                try await respond(id, .loadCheckpoint(try await services.supervisor.loadCheckpoint(agentID: try agentID())),
+                                  queue)
             }
         } catch is OutboundQueue.Closed {
             return
@@ -151,8 +192,23 @@ struct Connection {
         }
     }
 
+    /// The calling agent's id (agent calls only).
+    private func agentID() throws -> String {
+        guard case .agent(let id) = peer else {
+            throw KernelError(.permissionDenied, "permission denied: only an agent may make this call, on its own socket")
+        }
+        return id
+    }
+
     private func authorize(_ call: KernelRequest.OneOf_Call) throws {
         if case .status = call { return }
+        if call.isAgentCall {
+            guard case .agent = peer else {
+                throw KernelError(.permissionDenied,
+                                  "permission denied: '\(call.name)' is an agent call, made on an agent's own socket")
+            }
+            return
+        }
         switch peer {
         case .client(_, let uid, _, let admin):
             guard admin else {

@@ -15,6 +15,7 @@ struct KernelServices: Sendable {
     let store: StateStore
     let events: EventHub
     let lifecycle: Lifecycle
+    let supervisor: PolicySupervisor
     let bootID: String
     let startedAt: Int64
     let pid: Int32
@@ -25,12 +26,13 @@ struct KernelServices: Sendable {
     let hostStatus: Agentos_V1_HostSupport
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, lifecycle: Lifecycle,
-         bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
+         supervisor: PolicySupervisor, bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
          host: HostSupport, cgroupsUsable: Bool) {
         self.configuration = configuration
         self.store = store
         self.events = events
         self.lifecycle = lifecycle
+        self.supervisor = supervisor
         self.bootID = bootID
         self.startedAt = startedAt
         self.pid = pid
@@ -152,8 +154,9 @@ public final class Kernel: Service, Sendable {
         let lifecycle = Lifecycle(configuration: configuration, store: store, events: events, reactor: reactor,
                                   counters: counters, slots: slots, cgroups: cgroups, seccomp: seccomp,
                                   landlockABI: host.landlockABI, bootID: bootID, logger: logger)
+        let supervisor = PolicySupervisor(lifecycle: lifecycle, store: store, events: events, logger: logger)
         let services = KernelServices(configuration: configuration, store: store, events: events, lifecycle: lifecycle,
-                                      bootID: bootID, startedAt: startedAt, pid: getpid(), uid: getuid(),
+                                      supervisor: supervisor, bootID: bootID, startedAt: startedAt, pid: getpid(), uid: getuid(),
                                       counters: counters, host: host, cgroupsUsable: cgroups != nil)
         let adminGID = try resolveAdminGroup()
         let connections = ConnectionRegistry()
@@ -170,6 +173,10 @@ public final class Kernel: Service, Sendable {
                                                "state": "\(configuration.stateDirectory)",
                                                "boot": "\(bootID)", "pid": "\(getpid())"])
         ready?()
+        // Applied policies start again, each tree from its spec.
+        let restoreReason = recovery.uncleanBoots.isEmpty
+            ? "the kernel started again" : "the kernel restarted after an unclean stop (killed or crashed)"
+        Task { await supervisor.restore(reason: restoreReason) }
 
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { taskGroup in
@@ -186,6 +193,8 @@ public final class Kernel: Service, Sendable {
                 // answers), end the live feeds, then drop every connection.
                 logger.info("shutting down")
                 _ = try? events.record("kernel.stopping", "kernel stopping: stopping every agent")
+                // Trees first, each in reverse start order; then whatever is left.
+                await supervisor.stopAll(timeout: .milliseconds(configuration.shutdownGraceMilliseconds))
                 await lifecycle.shutdownAll(graceMilliseconds: configuration.shutdownGraceMilliseconds)
                 _ = await cgroups?.removeLeftovers()
                 cgroups?.removeBases()

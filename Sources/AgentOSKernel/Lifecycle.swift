@@ -460,6 +460,19 @@ actor Lifecycle {
         return try await waitForExit(record.id)
     }
 
+    /// Sends a signal and returns at once (the supervisor keeps its own
+    /// timers): SIGTERM reaches the agent through its monitor; SIGKILL goes
+    /// to every process in the agent's cgroup.
+    func signal(id: String, _ signal: Int32) async {
+        guard var agent = live[id] else { return }
+        if agent.intent == nil || signal == SIGKILL {
+            agent.intent = signal == SIGKILL ? .kill : .stop
+            live[id] = agent
+        }
+        if agent.record.state == .paused { try? await agent.cgroup?.thaw() }
+        terminate(agent, signal: signal)
+    }
+
     func wait(_ reference: String) async throws -> AgentRecord {
         let record = try resolve(reference)
         return try await waitForExit(record.id)

@@ -72,6 +72,27 @@ extension KernelRequest.OneOf_Call {
         case .pause: return "pause"
         case .resume: return "resume"
         case .stats: return "stats"
+        case .apply: return "apply"
+        case .policies: return "policies"
+        case .deletePolicy: return "delete_policy"
+        case .tree: return "tree"
+        case .restartChild: return "restart_child"
+        case .terminateChild: return "terminate_child"
+        case .startChild: return "start_child"
+        case .deleteChild: return "delete_child"
+        case .spawnChild: return "spawn_child"
+        case .checkpoints: return "checkpoints"
+        case .ready: return "ready"
+        case .saveCheckpoint: return "save_checkpoint"
+        case .loadCheckpoint: return "load_checkpoint"
+        }
+    }
+
+    /// Calls only an agent makes, on its own socket, about itself.
+    public var isAgentCall: Bool {
+        switch self {
+        case .ready, .saveCheckpoint, .loadCheckpoint: return true
+        default: return false
         }
     }
 }
@@ -101,6 +122,8 @@ extension ErrorCode {
         case .internal: return "internal"
         case .duplicateRequestID: return "duplicate_request_id"
         case .unsupported: return "unsupported"
+        case .invalidPolicy: return "invalid_policy"
+        case .conflict: return "conflict"
         case .UNRECOGNIZED(let value): return "code_\(value)"
         }
     }

@@ -94,3 +94,36 @@ public struct BootRecord: Sendable, Equatable {
     public var endedAt: Int64
     public var clean: Bool
 }
+
+/// A policy file as applied: re-read at every kernel start to restart its tree.
+public struct PolicyRecord: Sendable, Equatable {
+    public var name: String
+    public var file: String
+    public var source: String
+    public var appliedAt: Int64
+
+    public init(name: String, file: String, source: String, appliedAt: Int64) {
+        self.name = name
+        self.file = file
+        self.source = source
+        self.appliedAt = appliedAt
+    }
+}
+
+/// The last checkpoint a supervised child saved, handed to its next run.
+public struct CheckpointRecord: Sendable, Equatable {
+    public var policy: String
+    /// The child's path within the policy's tree.
+    public var path: String
+    public var agentID: String
+    public var savedAt: Int64
+    public var data: [UInt8]
+
+    public init(policy: String, path: String, agentID: String, savedAt: Int64, data: [UInt8]) {
+        self.policy = policy
+        self.path = path
+        self.agentID = agentID
+        self.savedAt = savedAt
+        self.data = data
+    }
+}

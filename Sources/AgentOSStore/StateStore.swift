@@ -82,6 +82,24 @@ public final class StateStore: Sendable {
         migrator.registerMigration("v3-agent-sandbox") { db in
             try db.execute(sql: "ALTER TABLE agents ADD COLUMN sandbox TEXT NOT NULL DEFAULT '{}'")
         }
+        migrator.registerMigration("v4-policies-checkpoints") { db in
+            try db.execute(sql: """
+                CREATE TABLE policies (
+                    name TEXT PRIMARY KEY,
+                    file TEXT NOT NULL,
+                    source TEXT NOT NULL,
+                    applied_at INTEGER NOT NULL
+                );
+                CREATE TABLE checkpoints (
+                    policy TEXT NOT NULL,
+                    path TEXT NOT NULL,
+                    agent_id TEXT NOT NULL,
+                    saved_at INTEGER NOT NULL,
+                    data BLOB NOT NULL,
+                    PRIMARY KEY (policy, path)
+                );
+                """)
+        }
         return migrator
     }
 
@@ -259,6 +277,76 @@ public final class StateStore: Sendable {
             let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM agents") ?? 0
             return Counts(live: live, ended: total - live)
         }
+    }
+
+    // MARK: Policies
+
+    /// Stores an applied policy (replacing the one of the same name) with its event.
+    @discardableResult
+    public func savePolicy(_ policy: PolicyRecord, event: EventRecord) throws -> EventRecord {
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO policies (name, file, source, applied_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT(name) DO UPDATE SET file = excluded.file, source = excluded.source,
+                    applied_at = excluded.applied_at
+                """, arguments: [policy.name, policy.file, policy.source, policy.appliedAt])
+            return try Self.insertEvent(db, event)
+        }
+    }
+
+    /// Forgets a policy and its checkpoints, with its event.
+    @discardableResult
+    public func deletePolicy(_ name: String, event: EventRecord) throws -> EventRecord {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM policies WHERE name = ?", arguments: [name])
+            try db.execute(sql: "DELETE FROM checkpoints WHERE policy = ?", arguments: [name])
+            return try Self.insertEvent(db, event)
+        }
+    }
+
+    public func policies() throws -> [PolicyRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM policies ORDER BY applied_at, name").map { row in
+                PolicyRecord(name: row["name"], file: row["file"], source: row["source"], appliedAt: row["applied_at"])
+            }
+        }
+    }
+
+    // MARK: Checkpoints
+
+    public func saveCheckpoint(_ checkpoint: CheckpointRecord) throws {
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO checkpoints (policy, path, agent_id, saved_at, data) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(policy, path) DO UPDATE SET agent_id = excluded.agent_id, saved_at = excluded.saved_at,
+                    data = excluded.data
+                """, arguments: [checkpoint.policy, checkpoint.path, checkpoint.agentID, checkpoint.savedAt,
+                                 Data(checkpoint.data)])
+        }
+    }
+
+    public func checkpoint(policy: String, path: String) throws -> CheckpointRecord? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM checkpoints WHERE policy = ? AND path = ?",
+                             arguments: [policy, path]).map(Self.checkpoint(from:))
+        }
+    }
+
+    /// Every checkpoint (of one policy, if named), oldest policy first.
+    public func checkpoints(policy: String? = nil) throws -> [CheckpointRecord] {
+        try pool.read { db in
+            if let policy {
+                return try Row.fetchAll(db, sql: "SELECT * FROM checkpoints WHERE policy = ? ORDER BY path",
+                                        arguments: [policy]).map(Self.checkpoint(from:))
+            }
+            return try Row.fetchAll(db, sql: "SELECT * FROM checkpoints ORDER BY policy, path").map(Self.checkpoint(from:))
+        }
+    }
+
+    private static func checkpoint(from row: Row) -> CheckpointRecord {
+        let data: Data = row["data"]
+        return CheckpointRecord(policy: row["policy"], path: row["path"], agentID: row["agent_id"],
+                                savedAt: row["saved_at"], data: [UInt8](data))
     }
 
     // MARK: Events

@@ -230,6 +230,12 @@ public nonisolated enum Agentos_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
 
   /// this host cannot enforce what was asked (e.g. a limit)
   case unsupported // = 33
+
+  /// a policy file that does not validate; detail "problems": one per line
+  case invalidPolicy // = 34
+
+  /// the child's state forbids it (running, restarting, already_present, ...); detail "reason"
+  case conflict // = 35
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -259,6 +265,8 @@ public nonisolated enum Agentos_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     case 31: self = .internal
     case 32: self = .duplicateRequestID
     case 33: self = .unsupported
+    case 34: self = .invalidPolicy
+    case 35: self = .conflict
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -286,6 +294,8 @@ public nonisolated enum Agentos_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     case .internal: return 31
     case .duplicateRequestID: return 32
     case .unsupported: return 33
+    case .invalidPolicy: return 34
+    case .conflict: return 35
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -313,6 +323,8 @@ public nonisolated enum Agentos_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     .internal,
     .duplicateRequestID,
     .unsupported,
+    .invalidPolicy,
+    .conflict,
   ]
 
 }
@@ -605,6 +617,118 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     set {call = .stats(newValue)}
   }
 
+  /// Supervision (policy files): operator calls.
+  public var apply: Agentos_V1_ApplyRequest {
+    get {
+      if case .apply(let v)? = call {return v}
+      return Agentos_V1_ApplyRequest()
+    }
+    set {call = .apply(newValue)}
+  }
+
+  public var policies: Agentos_V1_PolicyListRequest {
+    get {
+      if case .policies(let v)? = call {return v}
+      return Agentos_V1_PolicyListRequest()
+    }
+    set {call = .policies(newValue)}
+  }
+
+  /// stop the tree in reverse order and forget it
+  public var deletePolicy: Agentos_V1_PolicyRequest {
+    get {
+      if case .deletePolicy(let v)? = call {return v}
+      return Agentos_V1_PolicyRequest()
+    }
+    set {call = .deletePolicy(newValue)}
+  }
+
+  public var tree: Agentos_V1_TreeRequest {
+    get {
+      if case .tree(let v)? = call {return v}
+      return Agentos_V1_TreeRequest()
+    }
+    set {call = .tree(newValue)}
+  }
+
+  /// OTP restart_child: a stopped child
+  public var restartChild: Agentos_V1_ChildRequest {
+    get {
+      if case .restartChild(let v)? = call {return v}
+      return Agentos_V1_ChildRequest()
+    }
+    set {call = .restartChild(newValue)}
+  }
+
+  /// OTP terminate_child: idempotent
+  public var terminateChild: Agentos_V1_ChildRequest {
+    get {
+      if case .terminateChild(let v)? = call {return v}
+      return Agentos_V1_ChildRequest()
+    }
+    set {call = .terminateChild(newValue)}
+  }
+
+  /// a stopped child of a static supervisor, from its policy spec
+  public var startChild: Agentos_V1_ChildRequest {
+    get {
+      if case .startChild(let v)? = call {return v}
+      return Agentos_V1_ChildRequest()
+    }
+    set {call = .startChild(newValue)}
+  }
+
+  /// OTP delete_child: a stopped child
+  public var deleteChild: Agentos_V1_ChildRequest {
+    get {
+      if case .deleteChild(let v)? = call {return v}
+      return Agentos_V1_ChildRequest()
+    }
+    set {call = .deleteChild(newValue)}
+  }
+
+  /// start_child on a dynamic supervisor
+  public var spawnChild: Agentos_V1_SpawnChildRequest {
+    get {
+      if case .spawnChild(let v)? = call {return v}
+      return Agentos_V1_SpawnChildRequest()
+    }
+    set {call = .spawnChild(newValue)}
+  }
+
+  public var checkpoints: Agentos_V1_CheckpointRequest {
+    get {
+      if case .checkpoints(let v)? = call {return v}
+      return Agentos_V1_CheckpointRequest()
+    }
+    set {call = .checkpoints(newValue)}
+  }
+
+  /// Agent calls (only on an agent's own socket).
+  public var ready: Agentos_V1_ReadyRequest {
+    get {
+      if case .ready(let v)? = call {return v}
+      return Agentos_V1_ReadyRequest()
+    }
+    set {call = .ready(newValue)}
+  }
+
+  public var saveCheckpoint: Agentos_V1_SaveCheckpointRequest {
+    get {
+      if case .saveCheckpoint(let v)? = call {return v}
+      return Agentos_V1_SaveCheckpointRequest()
+    }
+    set {call = .saveCheckpoint(newValue)}
+  }
+
+  public var loadCheckpoint: Agentos_V1_LoadCheckpointRequest {
+    get {
+      if case .loadCheckpoint(let v)? = call {return v}
+      return Agentos_V1_LoadCheckpointRequest()
+    }
+    set {call = .loadCheckpoint(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Call: Equatable, Sendable {
@@ -623,6 +747,27 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     case pause(Agentos_V1_AgentRequest)
     case resume(Agentos_V1_AgentRequest)
     case stats(Agentos_V1_AgentRequest)
+    /// Supervision (policy files): operator calls.
+    case apply(Agentos_V1_ApplyRequest)
+    case policies(Agentos_V1_PolicyListRequest)
+    /// stop the tree in reverse order and forget it
+    case deletePolicy(Agentos_V1_PolicyRequest)
+    case tree(Agentos_V1_TreeRequest)
+    /// OTP restart_child: a stopped child
+    case restartChild(Agentos_V1_ChildRequest)
+    /// OTP terminate_child: idempotent
+    case terminateChild(Agentos_V1_ChildRequest)
+    /// a stopped child of a static supervisor, from its policy spec
+    case startChild(Agentos_V1_ChildRequest)
+    /// OTP delete_child: a stopped child
+    case deleteChild(Agentos_V1_ChildRequest)
+    /// start_child on a dynamic supervisor
+    case spawnChild(Agentos_V1_SpawnChildRequest)
+    case checkpoints(Agentos_V1_CheckpointRequest)
+    /// Agent calls (only on an agent's own socket).
+    case ready(Agentos_V1_ReadyRequest)
+    case saveCheckpoint(Agentos_V1_SaveCheckpointRequest)
+    case loadCheckpoint(Agentos_V1_LoadCheckpointRequest)
 
   }
 
@@ -717,6 +862,113 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     set {result = .stats(newValue)}
   }
 
+  public var apply: Agentos_V1_ApplyResponse {
+    get {
+      if case .apply(let v)? = result {return v}
+      return Agentos_V1_ApplyResponse()
+    }
+    set {result = .apply(newValue)}
+  }
+
+  public var policies: Agentos_V1_PolicyListResponse {
+    get {
+      if case .policies(let v)? = result {return v}
+      return Agentos_V1_PolicyListResponse()
+    }
+    set {result = .policies(newValue)}
+  }
+
+  public var deletePolicy: Agentos_V1_PolicySummary {
+    get {
+      if case .deletePolicy(let v)? = result {return v}
+      return Agentos_V1_PolicySummary()
+    }
+    set {result = .deletePolicy(newValue)}
+  }
+
+  public var tree: Agentos_V1_TreeResponse {
+    get {
+      if case .tree(let v)? = result {return v}
+      return Agentos_V1_TreeResponse()
+    }
+    set {result = .tree(newValue)}
+  }
+
+  public var restartChild: Agentos_V1_TreeNode {
+    get {
+      if case .restartChild(let v)? = result {return v}
+      return Agentos_V1_TreeNode()
+    }
+    set {result = .restartChild(newValue)}
+  }
+
+  public var terminateChild: Agentos_V1_TreeNode {
+    get {
+      if case .terminateChild(let v)? = result {return v}
+      return Agentos_V1_TreeNode()
+    }
+    set {result = .terminateChild(newValue)}
+  }
+
+  public var startChild: Agentos_V1_TreeNode {
+    get {
+      if case .startChild(let v)? = result {return v}
+      return Agentos_V1_TreeNode()
+    }
+    set {result = .startChild(newValue)}
+  }
+
+  /// the child as it was
+  public var deleteChild: Agentos_V1_TreeNode {
+    get {
+      if case .deleteChild(let v)? = result {return v}
+      return Agentos_V1_TreeNode()
+    }
+    set {result = .deleteChild(newValue)}
+  }
+
+  public var spawnChild: Agentos_V1_TreeNode {
+    get {
+      if case .spawnChild(let v)? = result {return v}
+      return Agentos_V1_TreeNode()
+    }
+    set {result = .spawnChild(newValue)}
+  }
+
+  public var checkpoints: Agentos_V1_CheckpointList {
+    get {
+      if case .checkpoints(let v)? = result {return v}
+      return Agentos_V1_CheckpointList()
+    }
+    set {result = .checkpoints(newValue)}
+  }
+
+  public var ready: Agentos_V1_ReadyResponse {
+    get {
+      if case .ready(let v)? = result {return v}
+      return Agentos_V1_ReadyResponse()
+    }
+    set {result = .ready(newValue)}
+  }
+
+  /// what was stored (data empty)
+  public var saveCheckpoint: Agentos_V1_Checkpoint {
+    get {
+      if case .saveCheckpoint(let v)? = result {return v}
+      return Agentos_V1_Checkpoint()
+    }
+    set {result = .saveCheckpoint(newValue)}
+  }
+
+  /// empty (no saved_at) when there is none
+  public var loadCheckpoint: Agentos_V1_Checkpoint {
+    get {
+      if case .loadCheckpoint(let v)? = result {return v}
+      return Agentos_V1_Checkpoint()
+    }
+    set {result = .loadCheckpoint(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Result: Equatable, Sendable {
@@ -731,6 +983,22 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     case pause(Agentos_V1_AgentInfo)
     case resume(Agentos_V1_AgentInfo)
     case stats(Agentos_V1_StatsResponse)
+    case apply(Agentos_V1_ApplyResponse)
+    case policies(Agentos_V1_PolicyListResponse)
+    case deletePolicy(Agentos_V1_PolicySummary)
+    case tree(Agentos_V1_TreeResponse)
+    case restartChild(Agentos_V1_TreeNode)
+    case terminateChild(Agentos_V1_TreeNode)
+    case startChild(Agentos_V1_TreeNode)
+    /// the child as it was
+    case deleteChild(Agentos_V1_TreeNode)
+    case spawnChild(Agentos_V1_TreeNode)
+    case checkpoints(Agentos_V1_CheckpointList)
+    case ready(Agentos_V1_ReadyResponse)
+    /// what was stored (data empty)
+    case saveCheckpoint(Agentos_V1_Checkpoint)
+    /// empty (no saved_at) when there is none
+    case loadCheckpoint(Agentos_V1_Checkpoint)
 
   }
 
@@ -886,6 +1154,333 @@ public nonisolated struct Agentos_V1_ResourceLimits: Sendable {
   fileprivate var _pids: UInt32? = nil
   fileprivate var _cpus: Double? = nil
   fileprivate var _timeoutMs: UInt64? = nil
+}
+
+public nonisolated struct Agentos_V1_ApplyRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the policy file's text (YAML)
+  public var source: String = String()
+
+  /// its name, for error positions (file:line:col)
+  public var file: String = String()
+
+  /// validate and show the diff, change nothing
+  public var dryRun: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_ApplyResponse: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var policy: String {
+    get {_storage._policy}
+    set {_uniqueStorage()._policy = newValue}
+  }
+
+  /// false: it was applied already
+  public var created: Bool {
+    get {_storage._created}
+    set {_uniqueStorage()._created = newValue}
+  }
+
+  /// Child paths (team/workers/w1) by what the apply did to them.
+  public var started: [String] {
+    get {_storage._started}
+    set {_uniqueStorage()._started = newValue}
+  }
+
+  public var stopped: [String] {
+    get {_storage._stopped}
+    set {_uniqueStorage()._stopped = newValue}
+  }
+
+  /// their spec changed
+  public var restarted: [String] {
+    get {_storage._restarted}
+    set {_uniqueStorage()._restarted = newValue}
+  }
+
+  public var unchanged: [String] {
+    get {_storage._unchanged}
+    set {_uniqueStorage()._unchanged = newValue}
+  }
+
+  public var tree: Agentos_V1_TreeNode {
+    get {_storage._tree ?? Agentos_V1_TreeNode()}
+    set {_uniqueStorage()._tree = newValue}
+  }
+  /// Returns true if `tree` has been explicitly set.
+  public var hasTree: Bool {_storage._tree != nil}
+  /// Clears the value of `tree`. Subsequent reads from it will return its default value.
+  public mutating func clearTree() {_uniqueStorage()._tree = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Agentos_V1_PolicyListRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_PolicyListResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var policies: [Agentos_V1_PolicySummary] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_PolicySummary: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var file: String = String()
+
+  public var appliedAtNs: Int64 = 0
+
+  /// "running", "starting", "stopping", "stopped"
+  public var state: String = String()
+
+  /// why a stopped tree ended (e.g. "reached max restart intensity")
+  public var endedReason: String = String()
+
+  /// running workers
+  public var workers: UInt32 = 0
+
+  public var supervisors: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_PolicyRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_TreeRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// empty: every applied policy
+  public var policy: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_TreeResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// one root per policy
+  public var trees: [Agentos_V1_TreeNode] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One node of a live tree: a supervisor (the root is the policy) or a worker.
+public nonisolated struct Agentos_V1_TreeNode: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// policy/child/...; the root: the policy name
+  public var path: String = String()
+
+  public var id: String = String()
+
+  public var supervisor: Bool = false
+
+  /// "starting", "running", "stopping", "restarting", "stopped"
+  public var state: String = String()
+
+  /// workers: host pid while running
+  public var pid: Int32 = 0
+
+  /// workers: the agent running it now
+  public var agentID: String = String()
+
+  /// supervisors: restarts within the current period
+  public var restartsInWindow: UInt32 = 0
+
+  /// wall clock of the current run's start
+  public var startedAtNs: Int64 = 0
+
+  /// supervisors
+  public var strategy: String = String()
+
+  /// permanent, transient, temporary
+  public var restart: String = String()
+
+  /// dynamic children
+  public var extraArgs: [String] = []
+
+  /// start order
+  public var children: [Agentos_V1_TreeNode] = []
+
+  /// how many starts this tree has made before this one
+  public var incarnation: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_ChildRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// policy/child/...
+  public var path: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_SpawnChildRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// policy/... of a dynamic supervisor
+  public var supervisor: String = String()
+
+  /// appended to the template's args
+  public var args: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_CheckpointRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// a child path: just its checkpoint; empty: all (without data)
+  public var path: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_CheckpointList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var checkpoints: [Agentos_V1_Checkpoint] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_Checkpoint: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the child path it belongs to
+  public var path: String = String()
+
+  public var savedAtNs: Int64 = 0
+
+  public var size: UInt64 = 0
+
+  public var data: Data = Data()
+
+  /// the agent that saved it
+  public var agentID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_ReadyRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_ReadyResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_SaveCheckpointRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// at most 1 MiB
+  public var data: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_LoadCheckpointRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// Ends a stream started by a request (logs, events) early.
@@ -1504,7 +2099,7 @@ nonisolated extension Agentos_V1_LogStream: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Agentos_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_HANDSHAKE_REQUIRED\0\u{1}ERROR_CODE_VERSION_MISMATCH\0\u{1}ERROR_CODE_HANDSHAKE_TIMEOUT\0\u{1}ERROR_CODE_SLOW_CONSUMER\0\u{2}\u{e}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_INVALID_ARGUMENT\0\u{1}ERROR_CODE_PERMISSION_DENIED\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_AMBIGUOUS\0\u{1}ERROR_CODE_ALREADY_EXISTS\0\u{1}ERROR_CODE_PROGRAM_NOT_FOUND\0\u{1}ERROR_CODE_PROGRAM_NOT_EXECUTABLE\0\u{1}ERROR_CODE_SPAWN_FAILED\0\u{1}ERROR_CODE_NOT_RUNNING\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_DUPLICATE_REQUEST_ID\0\u{1}ERROR_CODE_UNSUPPORTED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_HANDSHAKE_REQUIRED\0\u{1}ERROR_CODE_VERSION_MISMATCH\0\u{1}ERROR_CODE_HANDSHAKE_TIMEOUT\0\u{1}ERROR_CODE_SLOW_CONSUMER\0\u{2}\u{e}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_INVALID_ARGUMENT\0\u{1}ERROR_CODE_PERMISSION_DENIED\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_AMBIGUOUS\0\u{1}ERROR_CODE_ALREADY_EXISTS\0\u{1}ERROR_CODE_PROGRAM_NOT_FOUND\0\u{1}ERROR_CODE_PROGRAM_NOT_EXECUTABLE\0\u{1}ERROR_CODE_SPAWN_FAILED\0\u{1}ERROR_CODE_NOT_RUNNING\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_DUPLICATE_REQUEST_ID\0\u{1}ERROR_CODE_UNSUPPORTED\0\u{1}ERROR_CODE_INVALID_POLICY\0\u{1}ERROR_CODE_CONFLICT\0")
 }
 
 nonisolated extension Agentos_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -1877,7 +2472,7 @@ nonisolated extension Agentos_V1_AgentSelf: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2041,6 +2636,175 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
           self.call = .stats(v)
         }
       }()
+      case 13: try {
+        var v: Agentos_V1_ApplyRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .apply(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .apply(v)
+        }
+      }()
+      case 14: try {
+        var v: Agentos_V1_PolicyListRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .policies(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .policies(v)
+        }
+      }()
+      case 15: try {
+        var v: Agentos_V1_PolicyRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .deletePolicy(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .deletePolicy(v)
+        }
+      }()
+      case 16: try {
+        var v: Agentos_V1_TreeRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .tree(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .tree(v)
+        }
+      }()
+      case 17: try {
+        var v: Agentos_V1_ChildRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .restartChild(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .restartChild(v)
+        }
+      }()
+      case 18: try {
+        var v: Agentos_V1_ChildRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .terminateChild(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .terminateChild(v)
+        }
+      }()
+      case 19: try {
+        var v: Agentos_V1_ChildRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .startChild(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .startChild(v)
+        }
+      }()
+      case 20: try {
+        var v: Agentos_V1_ChildRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .deleteChild(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .deleteChild(v)
+        }
+      }()
+      case 21: try {
+        var v: Agentos_V1_SpawnChildRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .spawnChild(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .spawnChild(v)
+        }
+      }()
+      case 22: try {
+        var v: Agentos_V1_CheckpointRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .checkpoints(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .checkpoints(v)
+        }
+      }()
+      case 23: try {
+        var v: Agentos_V1_ReadyRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .ready(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .ready(v)
+        }
+      }()
+      case 24: try {
+        var v: Agentos_V1_SaveCheckpointRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .saveCheckpoint(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .saveCheckpoint(v)
+        }
+      }()
+      case 25: try {
+        var v: Agentos_V1_LoadCheckpointRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .loadCheckpoint(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .loadCheckpoint(v)
+        }
+      }()
       default: break
       }
     }
@@ -2100,6 +2864,58 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
       guard case .stats(let v)? = self.call else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
     }()
+    case .apply?: try {
+      guard case .apply(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
+    case .policies?: try {
+      guard case .policies(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
+    case .deletePolicy?: try {
+      guard case .deletePolicy(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
+    case .tree?: try {
+      guard case .tree(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case .restartChild?: try {
+      guard case .restartChild(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+    }()
+    case .terminateChild?: try {
+      guard case .terminateChild(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+    }()
+    case .startChild?: try {
+      guard case .startChild(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+    }()
+    case .deleteChild?: try {
+      guard case .deleteChild(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
+    case .spawnChild?: try {
+      guard case .spawnChild(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+    }()
+    case .checkpoints?: try {
+      guard case .checkpoints(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+    }()
+    case .ready?: try {
+      guard case .ready(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+    }()
+    case .saveCheckpoint?: try {
+      guard case .saveCheckpoint(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+    }()
+    case .loadCheckpoint?: try {
+      guard case .loadCheckpoint(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -2114,7 +2930,7 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2252,6 +3068,175 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
           self.result = .stats(v)
         }
       }()
+      case 11: try {
+        var v: Agentos_V1_ApplyResponse?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .apply(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .apply(v)
+        }
+      }()
+      case 12: try {
+        var v: Agentos_V1_PolicyListResponse?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .policies(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .policies(v)
+        }
+      }()
+      case 13: try {
+        var v: Agentos_V1_PolicySummary?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .deletePolicy(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .deletePolicy(v)
+        }
+      }()
+      case 14: try {
+        var v: Agentos_V1_TreeResponse?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .tree(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .tree(v)
+        }
+      }()
+      case 15: try {
+        var v: Agentos_V1_TreeNode?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .restartChild(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .restartChild(v)
+        }
+      }()
+      case 16: try {
+        var v: Agentos_V1_TreeNode?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .terminateChild(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .terminateChild(v)
+        }
+      }()
+      case 17: try {
+        var v: Agentos_V1_TreeNode?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .startChild(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .startChild(v)
+        }
+      }()
+      case 18: try {
+        var v: Agentos_V1_TreeNode?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .deleteChild(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .deleteChild(v)
+        }
+      }()
+      case 19: try {
+        var v: Agentos_V1_TreeNode?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .spawnChild(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .spawnChild(v)
+        }
+      }()
+      case 20: try {
+        var v: Agentos_V1_CheckpointList?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .checkpoints(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .checkpoints(v)
+        }
+      }()
+      case 21: try {
+        var v: Agentos_V1_ReadyResponse?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .ready(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .ready(v)
+        }
+      }()
+      case 22: try {
+        var v: Agentos_V1_Checkpoint?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .saveCheckpoint(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .saveCheckpoint(v)
+        }
+      }()
+      case 23: try {
+        var v: Agentos_V1_Checkpoint?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .loadCheckpoint(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .loadCheckpoint(v)
+        }
+      }()
       default: break
       }
     }
@@ -2302,6 +3287,58 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
     case .stats?: try {
       guard case .stats(let v)? = self.result else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .apply?: try {
+      guard case .apply(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .policies?: try {
+      guard case .policies(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .deletePolicy?: try {
+      guard case .deletePolicy(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
+    case .tree?: try {
+      guard case .tree(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
+    case .restartChild?: try {
+      guard case .restartChild(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
+    case .terminateChild?: try {
+      guard case .terminateChild(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case .startChild?: try {
+      guard case .startChild(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+    }()
+    case .deleteChild?: try {
+      guard case .deleteChild(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+    }()
+    case .spawnChild?: try {
+      guard case .spawnChild(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+    }()
+    case .checkpoints?: try {
+      guard case .checkpoints(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
+    case .ready?: try {
+      guard case .ready(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+    }()
+    case .saveCheckpoint?: try {
+      guard case .saveCheckpoint(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+    }()
+    case .loadCheckpoint?: try {
+      guard case .loadCheckpoint(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
     }()
     case nil: break
     }
@@ -2493,6 +3530,709 @@ nonisolated extension Agentos_V1_ResourceLimits: SwiftProtobuf.Message, SwiftPro
     if lhs._pids != rhs._pids {return false}
     if lhs._cpus != rhs._cpus {return false}
     if lhs._timeoutMs != rhs._timeoutMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ApplyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ApplyRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}source\0\u{1}file\0\u{3}dry_run\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.source) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.file) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.dryRun) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.source.isEmpty {
+      try visitor.visitSingularStringField(value: self.source, fieldNumber: 1)
+    }
+    if !self.file.isEmpty {
+      try visitor.visitSingularStringField(value: self.file, fieldNumber: 2)
+    }
+    if self.dryRun != false {
+      try visitor.visitSingularBoolField(value: self.dryRun, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ApplyRequest, rhs: Agentos_V1_ApplyRequest) -> Bool {
+    if lhs.source != rhs.source {return false}
+    if lhs.file != rhs.file {return false}
+    if lhs.dryRun != rhs.dryRun {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ApplyResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ApplyResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}policy\0\u{1}created\0\u{1}started\0\u{1}stopped\0\u{1}restarted\0\u{1}unchanged\0\u{1}tree\0")
+
+  fileprivate class _StorageClass {
+    var _policy: String = String()
+    var _created: Bool = false
+    var _started: [String] = []
+    var _stopped: [String] = []
+    var _restarted: [String] = []
+    var _unchanged: [String] = []
+    var _tree: Agentos_V1_TreeNode? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _policy = source._policy
+      _created = source._created
+      _started = source._started
+      _stopped = source._stopped
+      _restarted = source._restarted
+      _unchanged = source._unchanged
+      _tree = source._tree
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._policy) }()
+        case 2: try { try decoder.decodeSingularBoolField(value: &_storage._created) }()
+        case 3: try { try decoder.decodeRepeatedStringField(value: &_storage._started) }()
+        case 4: try { try decoder.decodeRepeatedStringField(value: &_storage._stopped) }()
+        case 5: try { try decoder.decodeRepeatedStringField(value: &_storage._restarted) }()
+        case 6: try { try decoder.decodeRepeatedStringField(value: &_storage._unchanged) }()
+        case 7: try { try decoder.decodeSingularMessageField(value: &_storage._tree) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._policy.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._policy, fieldNumber: 1)
+      }
+      if _storage._created != false {
+        try visitor.visitSingularBoolField(value: _storage._created, fieldNumber: 2)
+      }
+      if !_storage._started.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._started, fieldNumber: 3)
+      }
+      if !_storage._stopped.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._stopped, fieldNumber: 4)
+      }
+      if !_storage._restarted.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._restarted, fieldNumber: 5)
+      }
+      if !_storage._unchanged.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._unchanged, fieldNumber: 6)
+      }
+      try { if let v = _storage._tree {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ApplyResponse, rhs: Agentos_V1_ApplyResponse) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._policy != rhs_storage._policy {return false}
+        if _storage._created != rhs_storage._created {return false}
+        if _storage._started != rhs_storage._started {return false}
+        if _storage._stopped != rhs_storage._stopped {return false}
+        if _storage._restarted != rhs_storage._restarted {return false}
+        if _storage._unchanged != rhs_storage._unchanged {return false}
+        if _storage._tree != rhs_storage._tree {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_PolicyListRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PolicyListRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_PolicyListRequest, rhs: Agentos_V1_PolicyListRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_PolicyListResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PolicyListResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}policies\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.policies) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.policies.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.policies, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_PolicyListResponse, rhs: Agentos_V1_PolicyListResponse) -> Bool {
+    if lhs.policies != rhs.policies {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_PolicySummary: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PolicySummary"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}file\0\u{3}applied_at_ns\0\u{1}state\0\u{3}ended_reason\0\u{1}workers\0\u{1}supervisors\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.file) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.appliedAtNs) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.endedReason) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.workers) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.supervisors) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.file.isEmpty {
+      try visitor.visitSingularStringField(value: self.file, fieldNumber: 2)
+    }
+    if self.appliedAtNs != 0 {
+      try visitor.visitSingularInt64Field(value: self.appliedAtNs, fieldNumber: 3)
+    }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 4)
+    }
+    if !self.endedReason.isEmpty {
+      try visitor.visitSingularStringField(value: self.endedReason, fieldNumber: 5)
+    }
+    if self.workers != 0 {
+      try visitor.visitSingularUInt32Field(value: self.workers, fieldNumber: 6)
+    }
+    if self.supervisors != 0 {
+      try visitor.visitSingularUInt32Field(value: self.supervisors, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_PolicySummary, rhs: Agentos_V1_PolicySummary) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.file != rhs.file {return false}
+    if lhs.appliedAtNs != rhs.appliedAtNs {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.endedReason != rhs.endedReason {return false}
+    if lhs.workers != rhs.workers {return false}
+    if lhs.supervisors != rhs.supervisors {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_PolicyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PolicyRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_PolicyRequest, rhs: Agentos_V1_PolicyRequest) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_TreeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TreeRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}policy\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.policy) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.policy.isEmpty {
+      try visitor.visitSingularStringField(value: self.policy, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_TreeRequest, rhs: Agentos_V1_TreeRequest) -> Bool {
+    if lhs.policy != rhs.policy {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_TreeResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TreeResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}trees\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.trees) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.trees.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.trees, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_TreeResponse, rhs: Agentos_V1_TreeResponse) -> Bool {
+    if lhs.trees != rhs.trees {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_TreeNode: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TreeNode"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}path\0\u{1}id\0\u{1}supervisor\0\u{1}state\0\u{1}pid\0\u{3}agent_id\0\u{3}restarts_in_window\0\u{3}started_at_ns\0\u{1}strategy\0\u{1}restart\0\u{3}extra_args\0\u{1}children\0\u{1}incarnation\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.supervisor) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 5: try { try decoder.decodeSingularInt32Field(value: &self.pid) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.agentID) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.restartsInWindow) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.startedAtNs) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.strategy) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.restart) }()
+      case 11: try { try decoder.decodeRepeatedStringField(value: &self.extraArgs) }()
+      case 12: try { try decoder.decodeRepeatedMessageField(value: &self.children) }()
+      case 13: try { try decoder.decodeSingularUInt64Field(value: &self.incarnation) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 1)
+    }
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 2)
+    }
+    if self.supervisor != false {
+      try visitor.visitSingularBoolField(value: self.supervisor, fieldNumber: 3)
+    }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 4)
+    }
+    if self.pid != 0 {
+      try visitor.visitSingularInt32Field(value: self.pid, fieldNumber: 5)
+    }
+    if !self.agentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.agentID, fieldNumber: 6)
+    }
+    if self.restartsInWindow != 0 {
+      try visitor.visitSingularUInt32Field(value: self.restartsInWindow, fieldNumber: 7)
+    }
+    if self.startedAtNs != 0 {
+      try visitor.visitSingularInt64Field(value: self.startedAtNs, fieldNumber: 8)
+    }
+    if !self.strategy.isEmpty {
+      try visitor.visitSingularStringField(value: self.strategy, fieldNumber: 9)
+    }
+    if !self.restart.isEmpty {
+      try visitor.visitSingularStringField(value: self.restart, fieldNumber: 10)
+    }
+    if !self.extraArgs.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.extraArgs, fieldNumber: 11)
+    }
+    if !self.children.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.children, fieldNumber: 12)
+    }
+    if self.incarnation != 0 {
+      try visitor.visitSingularUInt64Field(value: self.incarnation, fieldNumber: 13)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_TreeNode, rhs: Agentos_V1_TreeNode) -> Bool {
+    if lhs.path != rhs.path {return false}
+    if lhs.id != rhs.id {return false}
+    if lhs.supervisor != rhs.supervisor {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.pid != rhs.pid {return false}
+    if lhs.agentID != rhs.agentID {return false}
+    if lhs.restartsInWindow != rhs.restartsInWindow {return false}
+    if lhs.startedAtNs != rhs.startedAtNs {return false}
+    if lhs.strategy != rhs.strategy {return false}
+    if lhs.restart != rhs.restart {return false}
+    if lhs.extraArgs != rhs.extraArgs {return false}
+    if lhs.children != rhs.children {return false}
+    if lhs.incarnation != rhs.incarnation {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ChildRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ChildRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}path\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ChildRequest, rhs: Agentos_V1_ChildRequest) -> Bool {
+    if lhs.path != rhs.path {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_SpawnChildRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SpawnChildRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}supervisor\0\u{1}args\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.supervisor) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.args) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.supervisor.isEmpty {
+      try visitor.visitSingularStringField(value: self.supervisor, fieldNumber: 1)
+    }
+    if !self.args.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.args, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_SpawnChildRequest, rhs: Agentos_V1_SpawnChildRequest) -> Bool {
+    if lhs.supervisor != rhs.supervisor {return false}
+    if lhs.args != rhs.args {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_CheckpointRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CheckpointRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}path\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_CheckpointRequest, rhs: Agentos_V1_CheckpointRequest) -> Bool {
+    if lhs.path != rhs.path {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_CheckpointList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CheckpointList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}checkpoints\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.checkpoints) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.checkpoints.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.checkpoints, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_CheckpointList, rhs: Agentos_V1_CheckpointList) -> Bool {
+    if lhs.checkpoints != rhs.checkpoints {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_Checkpoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Checkpoint"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}path\0\u{3}saved_at_ns\0\u{1}size\0\u{1}data\0\u{3}agent_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.savedAtNs) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.size) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.data) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.agentID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 1)
+    }
+    if self.savedAtNs != 0 {
+      try visitor.visitSingularInt64Field(value: self.savedAtNs, fieldNumber: 2)
+    }
+    if self.size != 0 {
+      try visitor.visitSingularUInt64Field(value: self.size, fieldNumber: 3)
+    }
+    if !self.data.isEmpty {
+      try visitor.visitSingularBytesField(value: self.data, fieldNumber: 4)
+    }
+    if !self.agentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.agentID, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_Checkpoint, rhs: Agentos_V1_Checkpoint) -> Bool {
+    if lhs.path != rhs.path {return false}
+    if lhs.savedAtNs != rhs.savedAtNs {return false}
+    if lhs.size != rhs.size {return false}
+    if lhs.data != rhs.data {return false}
+    if lhs.agentID != rhs.agentID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ReadyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReadyRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ReadyRequest, rhs: Agentos_V1_ReadyRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ReadyResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReadyResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ReadyResponse, rhs: Agentos_V1_ReadyResponse) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_SaveCheckpointRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SaveCheckpointRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.data) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.data.isEmpty {
+      try visitor.visitSingularBytesField(value: self.data, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_SaveCheckpointRequest, rhs: Agentos_V1_SaveCheckpointRequest) -> Bool {
+    if lhs.data != rhs.data {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_LoadCheckpointRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LoadCheckpointRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_LoadCheckpointRequest, rhs: Agentos_V1_LoadCheckpointRequest) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
