@@ -24,7 +24,7 @@ public struct AgentCtl: ParsableCommand {
         subcommands: [
             StatusCommand.self, RunCommand.self, PsCommand.self, InspectCommand.self, StopCommand.self,
             KillCommand.self, WaitCommand.self, LogsCommand.self, EventsCommand.self, PauseCommand.self,
-            ResumeCommand.self, StatsCommand.self,
+            ResumeCommand.self, StatsCommand.self, PolicyCommand.self,
         ]
     )
 
