@@ -24,9 +24,9 @@ public struct AgentCtl: ParsableCommand {
         subcommands: [
             StatusCommand.self, RunCommand.self, PsCommand.self, InspectCommand.self, StopCommand.self,
             KillCommand.self, WaitCommand.self, LogsCommand.self, EventsCommand.self, PauseCommand.self,
-            ResumeCommand.self, StatsCommand.self, ApplyCommand.self, TreeCommand.self, DeleteCommand.self,
-            RestartChildCommand.self, TerminateChildCommand.self, StartChildCommand.self, DeleteChildCommand.self,
-            SpawnCommand.self, CheckpointCommand.self,
+            ResumeCommand.self, StatsCommand.self, PolicyCommand.self, ApplyCommand.self, TreeCommand.self,
+            DeleteCommand.self, RestartChildCommand.self, TerminateChildCommand.self, StartChildCommand.self,
+            DeleteChildCommand.self, SpawnCommand.self, CheckpointCommand.self,
         ]
     )
 

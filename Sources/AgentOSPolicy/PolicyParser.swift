@@ -50,10 +50,13 @@ public struct PolicyParser: Sendable {
 
     /// The file's text: UTF-8, not too large.
     static func read(_ path: String) throws(ReadError) -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ReadError(description: "no such file")
+        }
+        guard !isDirectory.boolValue else { throw ReadError(description: "is a directory, not a policy file") }
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            var isDirectory: ObjCBool = false
-            let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-            throw ReadError(description: !exists ? "no such file" : isDirectory.boolValue ? "is a directory" : "cannot be read")
+            throw ReadError(description: "cannot be read (permission denied?)")
         }
         defer { try? handle.close() }
         let data: Data

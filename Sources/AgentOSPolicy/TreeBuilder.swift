@@ -68,10 +68,12 @@ final class TreeBuilder {
             guard let childReader = MappingReader(node, childPath, values: values,
                                                   expected: "a child spec (a mapping with id: and program: or supervisor:)",
                                                   allowed: PolicyKeys.child, elsewhere: Self.childHints) else { continue }
-            if let id = childReader.value("id").flatMap({ $0.isNull ? nil : $0.scalar?.string }), !seen.insert(id).inserted {
+            guard let child = child(childReader, parent: path, depth: depth) else { continue }
+            // Only children in the spec take part in its duplicate-id rule.
+            if !seen.insert(child.id).inserted {
                 repeatedIDs.append((childReader.markOf("id"), childPath.key("id")))
             }
-            if let child = child(childReader, parent: path, depth: depth) { children.append(child) }
+            children.append(child)
         }
         let template = templateReader.flatMap { child($0, parent: path, depth: depth) }
 

@@ -286,3 +286,22 @@ struct ProblemReportTests {
         #expect(found.map { $0.split(separator: ":")[1] } == ["1", "2", "4", "7", "8", "9"])
     }
 }
+
+extension ProblemReportTests {
+    @Test func keysInTheWrongMappingSayWhereTheyBelong() {
+        #expect(problems("""
+            version: 1
+            name: t
+            strategy: one_for_all
+            supervisor:
+              children:
+                - id: sub
+                  supervisor:
+                    restart: transient
+                    children: []
+            """) == [
+                "p.yaml:3:1: strategy: unknown key 'strategy' ('strategy' belongs in supervisor:)",
+                "p.yaml:8:9: supervisor.children[0].supervisor.restart: unknown key 'restart' ('restart' belongs in the child entry that holds this supervisor:)",
+            ])
+    }
+}

@@ -222,3 +222,22 @@ struct SupervisionRuleTests {
             ])
     }
 }
+
+extension SupervisionRuleTests {
+    @Test func invalidIDsDoNotShiftDuplicatePositions() {
+        #expect(problems("""
+            version: 1
+            name: t
+            supervisor:
+              children:
+                - {id: x, program: sh}
+                - {id: a/b, program: sh}
+                - {id: a/b, program: sh}
+                - {id: x, program: sh}
+            """) == [
+                "p.yaml:6:12: supervisor.children[1].id: invalid id 'a/b': use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
+                "p.yaml:7:12: supervisor.children[2].id: invalid id 'a/b': use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
+                "p.yaml:8:12: supervisor.children[3].id: duplicate child id 'x'",
+            ])
+    }
+}
