@@ -6,6 +6,9 @@ import Foundation
 /// kernel gave it (AGENTOS_FD), prints what it learned about itself, asks the
 /// kernel for its status, then works (prints a line per tick) until told to
 /// stop. The quick-start demo and the integration tests run it.
+///
+/// Under a supervisor (AGENTOS_CHILD_PATH set) it also resumes from its last
+/// checkpoint, says it is ready, and saves a checkpoint at every tick.
 @main
 struct DemoAgent {
     static func main() {
@@ -19,24 +22,41 @@ struct DemoAgent {
             work(ticks: ticks, interval: interval)
             return
         }
+        let kernel: KernelClient
+        var first = 1
         do {
-            let kernel = try KernelClient.adopt(fd: fd, client: "agentos-demo-agent \(AgentOSVersion.release)")
+            kernel = try KernelClient.adopt(fd: fd, client: "agentos-demo-agent \(AgentOSVersion.release)")
             let me = kernel.welcome.agent
             print("hello from \(me.name) (\(me.id)): kernel \(kernel.welcome.kernelVersion), protocol \(kernel.welcome.version)")
             if case .status(let status) = try kernel.call(.status(.init())) {
                 print("kernel pid \(status.pid) has \(status.agents.running) running agent(s)")
             }
+            if let path = environment["AGENTOS_CHILD_PATH"] {
+                if case .loadCheckpoint(let checkpoint) = try kernel.call(.loadCheckpoint(.init())),
+                   checkpoint.savedAtNs != 0, let last = Int(String(decoding: checkpoint.data, as: UTF8.self)) {
+                    first = last + 1
+                    print("\(path): resumed at tick \(first) from the checkpoint of agent \(checkpoint.agentID)")
+                }
+                _ = try kernel.call(.ready(.init()))
+            }
         } catch {
             FileHandle.standardError.write(Data("demo agent: \(error)\n".utf8))
             exit(2)
         }
-        work(ticks: ticks, interval: interval)
+        let supervised = environment["AGENTOS_CHILD_PATH"] != nil
+        work(from: first, ticks: ticks, interval: interval) { tick in
+            guard supervised else { return }
+            var save = Agentos_V1_SaveCheckpointRequest()
+            save.data = Data(String(tick).utf8)
+            _ = try? kernel.call(.saveCheckpoint(save))
+        }
     }
 
-    static func work(ticks: Int, interval: Double) {
-        for tick in 1...max(1, ticks) {
+    static func work(from first: Int = 1, ticks: Int, interval: Double, each: (Int) -> Void = { _ in }) {
+        for tick in first...max(first, ticks) {
             print("tick \(tick)/\(ticks)")
             fflush(nil)
+            each(tick)
             Thread.sleep(forTimeInterval: interval)
         }
         print("done")

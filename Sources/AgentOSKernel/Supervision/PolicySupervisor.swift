@@ -470,6 +470,7 @@ actor PolicySupervisor {
             return ("supervision.start-failed", "\(name(path)) failed to start: \(reason)", ["path": name(path), "reason": reason])
         case .exited(let path, let status, let outcome):
             var data = ["path": name(path), "outcome": outcome.rawValue]
+            if let agent = entry.current[path.joined(separator: "/")]?.agentID { data["agent"] = agent }
             if let status { data["status"] = status.description }
             let how = status.map { " (\($0))" } ?? ""
             return ("supervision.exited", "\(name(path)) exited\(how): \(outcome.rawValue)", data)
@@ -497,12 +498,23 @@ actor PolicySupervisor {
         }
     }
 
+    /// The machine's errors, worded with the full child path (policy included).
     private static func kernelError(_ error: SupervisionError, path: String) -> KernelError {
+        let reason = ["reason": error.code]
         switch error {
-        case .notFound: return KernelError(.notFound, error.description)
-        case .invalidSpec: return KernelError(.invalidPolicy, error.description)
-        case .notRunning: return KernelError(.conflict, error.description, detail: ["reason": error.code])
-        default: return KernelError(.conflict, error.description, detail: ["reason": error.code])
+        case .notFound: return KernelError(.notFound, "\(path): no such child (see agentctl tree)")
+        case .invalidSpec(let message): return KernelError(.invalidPolicy, "\(path): \(message)")
+        case .running: return KernelError(.conflict, "\(path) is running (terminate it first)", detail: reason)
+        case .restarting: return KernelError(.conflict, "\(path) is restarting", detail: reason)
+        case .alreadyPresent:
+            return KernelError(.conflict, "\(path) is already present and stopped: use agentctl restart", detail: reason)
+        case .alreadyStarted: return KernelError(.conflict, "\(path) is already started", detail: reason)
+        case .notSupported:
+            return KernelError(.conflict, "\(path): not supported on a child of a dynamic supervisor (use terminate)",
+                               detail: reason)
+        case .maxChildren: return KernelError(.conflict, "\(path) has max_children children already", detail: reason)
+        case .notDynamic: return KernelError(.conflict, "\(path) is not a dynamic supervisor", detail: reason)
+        case .notRunning: return KernelError(.conflict, "\(path): its supervisor is stopping", detail: reason)
         }
     }
 
