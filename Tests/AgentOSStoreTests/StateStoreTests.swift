@@ -23,7 +23,41 @@ private func event(_ kind: String, _ agentID: String = "") -> EventRecord {
 struct StateStoreTests {
     @Test func appliesEveryMigrationOnAFreshDatabase() throws {
         let store = try StateStore(directory: try temporaryDirectory())
-        #expect(try store.appliedMigrations() == ["v1-agents-events-boots", "v2-agent-limits", "v3-agent-sandbox"])
+        #expect(try store.appliedMigrations() == ["v1-agents-events-boots", "v2-agent-limits", "v3-agent-sandbox",
+                                                  "v4-policies-checkpoints"])
+    }
+
+    @Test func policiesAreReplacedByNameAndSurviveAReopen() throws {
+        let directory = try temporaryDirectory()
+        do {
+            let store = try StateStore(directory: directory)
+            try store.savePolicy(PolicyRecord(name: "team", file: "/a.yaml", source: "v1", appliedAt: 10),
+                                 event: event("policy.applied"))
+            try store.savePolicy(PolicyRecord(name: "team", file: "/a.yaml", source: "v2", appliedAt: 20),
+                                 event: event("policy.applied"))
+            try store.savePolicy(PolicyRecord(name: "pool", file: "/b.yaml", source: "p", appliedAt: 15),
+                                 event: event("policy.applied"))
+        }
+        let store = try StateStore(directory: directory)
+        #expect(try store.policies().map(\.name) == ["pool", "team"])
+        #expect(try store.policies().last?.source == "v2")
+        #expect(try store.events().filter { $0.kind == "policy.applied" }.count == 3)
+    }
+
+    @Test func checkpointsKeepTheLastAndGoWithTheirPolicy() throws {
+        let store = try StateStore(directory: try temporaryDirectory())
+        try store.savePolicy(PolicyRecord(name: "team", file: "/a.yaml", source: "v1", appliedAt: 10),
+                             event: event("policy.applied"))
+        try store.saveCheckpoint(CheckpointRecord(policy: "team", path: "w", agentID: "a1", savedAt: 1, data: [1, 2]))
+        try store.saveCheckpoint(CheckpointRecord(policy: "team", path: "w", agentID: "a2", savedAt: 2, data: [3]))
+        try store.saveCheckpoint(CheckpointRecord(policy: "other", path: "x", agentID: "a3", savedAt: 3, data: []))
+        #expect(try store.checkpoint(policy: "team", path: "w")?.data == [3])
+        #expect(try store.checkpoint(policy: "team", path: "w")?.agentID == "a2")
+        #expect(try store.checkpoints().count == 2)
+        try store.deletePolicy("team", event: event("policy.deleted"))
+        #expect(try store.checkpoint(policy: "team", path: "w") == nil)
+        #expect(try store.checkpoints().map(\.policy) == ["other"])
+        #expect(try store.policies().isEmpty)
     }
 
     @Test func usesWriteAheadLogging() throws {
