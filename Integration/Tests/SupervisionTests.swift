@@ -315,6 +315,37 @@ struct SupervisionTests {
         #expect(try kernel.ctl(["restart", "nopath"]).stderr.contains("invalid child path"))
     }
 
+    @Test func reApplyingChangesOnlyWhatChanged() throws {
+        let kernel = try KernelProcess(label: "svreapply")
+        defer { kernel.stop() }
+        func policy(_ children: [(String, String)]) -> String {
+            "version: 1\nname: edit\nsupervisor:\n  children:\n" + children.map { id, seconds in
+                "    - id: \(id)\n      program: /bin/sleep\n      args: [\"\(seconds)\"]\n"
+            }.joined()
+        }
+        let file = try kernel.writePolicy(policy([("a", "311"), ("b", "312"), ("c", "313")]), name: "edit.yaml")
+        #expect(try kernel.ctl(["apply", file]).status == 0)
+        let before = try kernel.treeNodes("edit")
+        #expect(try kernel.ctl(["apply", file]).stdout.contains("policy edit is unchanged"))
+        try policy([("a", "311"), ("d", "314"), ("b", "315")]).write(toFile: file, atomically: true, encoding: .utf8)
+        let dry = try kernel.json(["apply", "--dry-run", file]) as? [String: Any]
+        #expect(dry?["restarted"] as? [String] == ["b"])
+        #expect(try kernel.treeNodes("edit")["edit/b"]?["pid"] as? Int == before["edit/b"]?["pid"] as? Int)
+        let result = try #require(try kernel.json(["apply", file]) as? [String: Any])
+        #expect(result["restarted"] as? [String] == ["b"])
+        #expect(result["started"] as? [String] == ["d"])
+        #expect(result["stopped"] as? [String] == ["c"])
+        let after = try kernel.treeNodes("edit")
+        #expect(after["edit/a"]?["pid"] as? Int == before["edit/a"]?["pid"] as? Int)
+        #expect(after["edit/b"]?["pid"] as? Int != before["edit/b"]?["pid"] as? Int)
+        #expect(after["edit/c"] == nil)
+        #expect(after["edit/d"]?["state"] as? String == "running")
+        #expect(hostPids(commandLine: ["/bin/sleep", "313"]).isEmpty)
+        _ = try waitForHostPid(["/bin/sleep", "315"])
+        let order = try #require(try kernel.json(["tree", "edit"]) as? [[String: Any]]).first?["children"] as? [[String: Any]]
+        #expect(order?.compactMap { $0["id"] as? String } == ["a", "d", "b"])
+    }
+
     @Test func aDynamicPoolStartsChildrenWithTheirArgumentsUpToItsMaximum() throws {
         let kernel = try KernelProcess(label: "svpool")
         defer { kernel.stop() }

@@ -210,6 +210,64 @@ public final class SupervisionTree {
         return (supervisorPath + [spec.id], drain())
     }
 
+    // MARK: Re-applying a changed spec
+
+    /// Brings a running tree to a new spec in place: children the new spec
+    /// drops stop (newest first) and go; children whose own settings
+    /// changed (`changed`: their paths) stop and start again from the new
+    /// spec; new children start at their place in the start order; every
+    /// other child keeps running, untouched. Subtrees recurse. A changed
+    /// root (its own flags) is not handled here: restart the tree.
+    public func reconcile(_ newRoot: SupervisorSpec, changed: Set<[String]>, now: Int64) -> [SupervisionAction] {
+        self.now = now
+        if let root = nodes[""], root.phase == .running || root.phase == .booting {
+            reconcile(root, with: newRoot, changed: changed)
+        }
+        return drain()
+    }
+
+    private func reconcile(_ node: Node, with spec: SupervisorSpec, changed: Set<[String]>) {
+        guard spec.strategy != .dynamic else {
+            node.spec = spec
+            return
+        }
+        let wanted = Set(spec.children.map(\.id))
+        var steps: [Step] = []
+        // Dropped children: stop newest first; the spec goes with the stop.
+        for child in node.children.reversed() where !wanted.contains(child.spec.id) {
+            steps.append(.terminate(child.spec.id, .removal))
+        }
+        var reordered: [Child] = []
+        for newSpec in spec.children {
+            let path = node.path + [newSpec.id]
+            if var existing = node.children.first(where: { $0.spec.id == newSpec.id }) {
+                if changed.contains(path) {
+                    // Its new settings apply from its next start.
+                    steps.append(.terminate(newSpec.id, .replacement))
+                    steps.append(.start(newSpec.id, .restart))
+                    existing.spec = newSpec
+                } else if case .supervisor(let nested) = newSpec.kind, let sub = nodes[Self.key(path)] {
+                    existing.spec = newSpec
+                    reconcile(sub, with: nested, changed: changed)
+                } else {
+                    existing.spec = newSpec
+                }
+                reordered.append(existing)
+            } else {
+                var added = Child(spec: newSpec, launch: Self.key(path), extraArguments: [])
+                added.status = .restarting
+                reordered.append(added)
+                steps.append(.start(newSpec.id, .manual))
+            }
+        }
+        // Dropped children stay listed until their stop step has run.
+        for child in node.children where !wanted.contains(child.spec.id) { reordered.append(child) }
+        node.children = reordered
+        node.spec = spec
+        node.queue += steps
+        advance(node)
+    }
+
     // MARK: Queries
 
     /// which_children: in reverse start order, as OTP answers.
@@ -278,6 +336,10 @@ extension SupervisionTree {
         case manual
         /// Its supervisor is ending.
         case shutdown
+        /// A re-applied policy dropped it: its spec goes once it stopped.
+        case removal
+        /// A re-applied policy changed it: stopped, then started from the new spec.
+        case replacement
     }
 
     enum ChildStatus: Hashable {
@@ -331,7 +393,7 @@ extension SupervisionTree {
 
     final class Node {
         let path: [String]
-        let spec: SupervisorSpec
+        var spec: SupervisorSpec
         var children: [Child]
         var restarts: [Int64] = []
         var queue: [Step] = []
@@ -527,7 +589,11 @@ extension SupervisionTree {
     private func settleStopped(_ node: Node, index: Int, mode: StopMode) {
         let child = node.children[index]
         node.children[index].startedAt = nil
-        if mode != .shutdown, child.spec.restart == .temporary || node.spec.strategy == .dynamic {
+        if mode == .removal {
+            node.children.remove(at: index)
+        } else if mode == .replacement {
+            node.children[index].status = .restarting
+        } else if mode != .shutdown, child.spec.restart == .temporary || node.spec.strategy == .dynamic {
             node.children.remove(at: index)
         } else {
             node.children[index].status = mode == .sibling ? .restarting : .stopped

@@ -207,3 +207,42 @@ struct SupervisionBehaviourTests {
         }
     }
 }
+
+@Suite("Re-applying a changed spec")
+struct ReconcileTests {
+    @Test func onlyWhatChangedStopsOrStarts() throws {
+        let world = FakeWorld(sup(.oneForOne, 3, 5_000, [worker("a"), worker("b"), worker("c")]))
+        world.boot()
+        let (a, b) = (world.pid("a"), world.pid("b"))
+        world.clearLog()
+        let updated = sup(.oneForOne, 3, 5_000, [worker("a"), worker("d"), worker("b", .transient)])
+        world.feed { world.tree.reconcile(updated, changed: [["b"]], now: world.now) }
+        #expect(world.processLog == ["terminate c", "start d", "terminate b", "start b"])
+        #expect(world.pid("a") == a)
+        #expect(world.pid("b") != b && world.pid("b") != nil)
+        #expect(try world.tree.whichChildren([]).map(\.id) == ["b", "d", "a"])
+        // The new spec rules from now on: b is transient now.
+        world.exit("b", .exited(0))
+        #expect(world.pid("b") == nil)
+        #expect(world.tree.snapshot().restartsInWindow == 0)
+    }
+
+    @Test func subtreesAreReconciledInPlace() throws {
+        let inner = sup(.oneForAll, 3, 5_000, [worker("x"), worker("y")])
+        let world = FakeWorld(sup(.oneForOne, 3, 5_000, [worker("a"), .supervisor("s", inner)]))
+        world.boot()
+        let x = world.pid("s/x")
+        world.clearLog()
+        let newInner = sup(.oneForAll, 3, 5_000, [worker("x"), worker("y"), worker("z")])
+        world.feed {
+            world.tree.reconcile(sup(.oneForOne, 3, 5_000, [worker("a"), .supervisor("s", newInner)]), changed: [["s", "y"]],
+                                 now: world.now)
+        }
+        #expect(world.processLog == ["terminate s/y", "start s/y", "start s/z"])
+        #expect(world.pid("s/x") == x)
+        // The subtree's strategy still applies to the new member.
+        world.clearLog()
+        world.crash("s/z")
+        #expect(world.processLog == ["terminate s/y", "terminate s/x", "start s/x", "start s/y", "start s/z"])
+    }
+}

@@ -9,8 +9,44 @@ struct PolicyDiff {
     var removed: [String] = []
     var changed: [String] = []
     var unchanged: [String] = []
+    /// The root supervisor's own flags changed: the tree restarts whole.
+    var rootChanged = false
 
-    var isEmpty: Bool { added.isEmpty && removed.isEmpty && changed.isEmpty }
+    var isEmpty: Bool { added.isEmpty && removed.isEmpty && changed.isEmpty && !rootChanged }
+
+    var summary: String {
+        var parts: [String] = []
+        if rootChanged { parts.append("root flags changed") }
+        if !changed.isEmpty { parts.append("restarted " + changed.joined(separator: ", ")) }
+        if !added.isEmpty { parts.append("added " + added.joined(separator: ", ")) }
+        if !removed.isEmpty { parts.append("removed " + removed.joined(separator: ", ")) }
+        return parts.isEmpty ? "unchanged" : parts.joined(separator: "; ")
+    }
+
+    /// The paths to stop and start again: changed children, where a
+    /// changed template stands for its dynamic supervisor (its children
+    /// were made from the old one).
+    func restartPaths(in document: PolicyDocument) -> [String] {
+        changed.map { path in
+            let parent = path.split(separator: "/").dropLast().map(String.init)
+            if !parent.isEmpty, let spec = Self.supervisor(document.root, parent), spec.strategy == .dynamic,
+               spec.template?.id == path.split(separator: "/").last.map(String.init) {
+                return parent.joined(separator: "/")
+            }
+            return path
+        }
+    }
+
+    private static func supervisor(_ root: SupervisorSpec, _ path: [String]) -> SupervisorSpec? {
+        var spec = root
+        for id in path {
+            guard let child = spec.children.first(where: { $0.id == id }), case .supervisor(let nested) = child.kind else {
+                return nil
+            }
+            spec = nested
+        }
+        return spec
+    }
 
     init(old: PolicyDocument?, new: PolicyDocument) {
         let before = old.map { Self.flatten($0) } ?? [:]
@@ -23,6 +59,7 @@ struct PolicyDiff {
             }
         }
         removed = before.keys.filter { after[$0] == nil }.sorted()
+        if let old { rootChanged = Self.flags(old.root) != Self.flags(new.root) }
     }
 
     /// Each child's own settings, keyed by its path.

@@ -115,8 +115,22 @@ actor PolicySupervisor {
                 response.tree = treeNode(document.name)
                 return response
             }
-            // The tree restarts with the new spec (children whose spec did
-            // not change restart too: in-place edits are not done yet).
+            if current.tree.ended == nil, current.booted, !diff.rootChanged {
+                // In place: only what changed stops or starts.
+                let appliedAt = unixNanoseconds()
+                try store.savePolicy(PolicyRecord(name: document.name, file: document.file, source: document.source,
+                                                  appliedAt: appliedAt),
+                                     event: EventRecord(time: appliedAt, kind: "policy.reapplied", message:
+                                         "policy \(document.name) re-applied: \(diff.summary)",
+                                                        data: ["policy": document.name, "file": document.file]))
+                current.document = document
+                let changed = Set(diff.restartPaths(in: document).map { $0.split(separator: "/").map(String.init) })
+                feed(document.name) { tree, now in tree.reconcile(document.root, changed: changed, now: now) }
+                try await waitUntilSettled(document.name)
+                response.tree = treeNode(document.name)
+                return response
+            }
+            // The root's own flags changed (or the tree had ended): start it again.
             try await stopTree(document.name, reason: "re-applied with a changed spec")
         } else {
             response.created = true
@@ -549,6 +563,17 @@ actor PolicySupervisor {
         }
     }
 
+    /// Waits (bounded) until no child is starting, restarting or stopping.
+    private func waitUntilSettled(_ policy: String) async throws {
+        func busy(_ node: Agentos_V1_TreeNode) -> Bool {
+            ["starting", "stopping"].contains(node.state) || node.children.contains(where: busy)
+        }
+        let deadline = clock.now + .seconds(60)
+        while let entry = applied[policy], entry.tree.ended == nil, busy(treeNode(policy)), clock.now < deadline {
+            await withCheckedContinuation { entry.changeWaiters.append($0) }
+        }
+    }
+
     private func findNode(_ node: Agentos_V1_TreeNode, path: String) -> Agentos_V1_TreeNode? {
         if node.path == path { return node }
         for child in node.children {
@@ -629,7 +654,8 @@ actor PolicySupervisor {
 
 /// One applied policy's live state. Owned by the PolicySupervisor actor.
 final class AppliedPolicy {
-    let document: PolicyDocument
+    /// The spec in force (replaced by a re-apply).
+    var document: PolicyDocument
     let tree: SupervisionTree
     let appliedAt: Int64
     var booted = false
