@@ -96,6 +96,25 @@ show agentctl run -- /no/such/program
 show agentctl inspect nobody
 set -e
 
+step "supervision trees from a policy file (Policies/examples/demo.yaml)"
+show agentctl policy validate Policies/examples/demo.yaml
+show agentctl apply Policies/examples/demo.yaml
+echo "(waiting 5 s: 'flaky' crashes every 4 s and is restarted after its back-off)"
+sleep 5
+show agentctl tree demo
+# (--json keys are sorted: a node's "pid" follows its "path")
+ticker_pid=$(agentctl tree demo --json | tr -d ' \n' | grep -o '"path":"demo/ticker","pid":[0-9]*' | grep -o '[0-9]*$')
+show kill -9 "$ticker_pid"
+sleep 0.3
+echo "(the ticker was killed from outside: its supervisor started a new one, the others kept their pids)"
+show agentctl tree demo
+show agentctl terminate demo/pair/steady
+show agentctl restart demo/pair/steady
+set +e
+show agentctl restart demo/pair/steady
+set -e
+agentctl events --limit 200 | grep -E 'supervision|policy' | tail -n 12
+
 step "crash safety: kill -9 the kernel while an agent runs, then restart it"
 show agentctl run --name survivor -- /bin/sleep 300
 agent_pid=$(pid_of survivor)
@@ -106,8 +125,11 @@ echo "agent pid $agent_pid died with the kernel (PR_SET_PDEATHSIG)"
 start_kernel
 show agentctl ps -a
 show agentctl events --limit 3
+sleep 0.5
+echo "(the applied policy's tree started again from its spec)"
+show agentctl tree demo
 
-step "clean shutdown: SIGTERM stops every agent and leaves nothing behind"
+step "clean shutdown: SIGTERM stops every tree and agent and leaves nothing behind"
 show agentctl run --name last -- /bin/sleep 300
 last_pid=$(pid_of last)
 kill -TERM "$kernel_pid"; wait "$kernel_pid"; kernel_pid=""

@@ -172,3 +172,69 @@ struct AgentCgroupTests {
         await cleanUp()
     }
 }
+
+/// The pure cgroup v2 path, which this hybrid build host cannot run for
+/// real: the files the manager writes, against a directory laid out like a
+/// cgroup2 mount (regular files stand in for the kernel's).
+@Suite("cgroup v2 files")
+struct CgroupV2FileTests {
+    private func fakeV2Host() throws -> (CgroupHost, String) {
+        let root = NSTemporaryDirectory() + "agentos-fake-cgroup2-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root + "/system.slice/agentd.service", withIntermediateDirectories: true)
+        let host = CgroupHost(mode: .v2, unified: .init(mountPoint: root, ownPath: "/system.slice/agentd.service"),
+                              unifiedControllers: ["memory", "pids", "cpu"], v1: [:])
+        return (host, root)
+    }
+
+    private func read(_ path: String) -> String? {
+        try? String(contentsOfFile: path, encoding: .utf8)
+    }
+
+    /// What the kernel does on mkdir in cgroupfs: the interface files appear.
+    private func makeCgroup(_ directory: String, files: [String]) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for file in files { _ = FileManager.default.createFile(atPath: directory + "/" + file, contents: nil) }
+    }
+
+    @Test func prepareDelegatesTheControllersAndCreateWritesEveryLimit() throws {
+        let (host, root) = try fakeV2Host()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let own = root + "/system.slice/agentd.service"
+        try makeCgroup(own, files: ["cgroup.subtree_control", "cgroup.procs"])
+        try makeCgroup(own + "/agentos-test", files: ["cgroup.subtree_control", "cgroup.procs"])
+        try makeCgroup(own + "/agentos-test/a1", files: ["cgroup.procs", "memory.max", "memory.swap.max", "pids.max", "cpu.max"])
+        let manager = CgroupManager(host: host, baseName: "agentos-test")
+        try manager.prepare()
+        #expect(read(own + "/cgroup.subtree_control") == "+memory +pids +cpu")
+        #expect(read(own + "/agentos-test/cgroup.subtree_control") == "+memory +pids +cpu")
+        let cgroup = try manager.create(agentID: "a1", limits: ResourceLimits(memoryBytes: 64 << 20, pids: 32, cpus: 0.5))
+        let directory = own + "/agentos-test/a1"
+        #expect(cgroup.paths == [directory])
+        #expect(cgroup.procsFiles == [directory + "/cgroup.procs"])
+        #expect(read(directory + "/memory.max") == String(64 << 20))
+        #expect(read(directory + "/memory.swap.max") == "0")
+        #expect(read(directory + "/pids.max") == "32")
+        #expect(read(directory + "/cpu.max") == "50000 100000")
+        // No v1 file anywhere.
+        #expect(read(directory + "/memory.limit_in_bytes") == nil)
+    }
+
+    @Test func aLimitWithoutItsV2ControllerIsAnErrorAndLeavesNothing() throws {
+        let root = NSTemporaryDirectory() + "agentos-fake-cgroup2-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let host = CgroupHost(mode: .v2, unified: .init(mountPoint: root, ownPath: "/"),
+                              unifiedControllers: ["pids"], v1: [:])
+        try makeCgroup(root, files: ["cgroup.subtree_control"])
+        try makeCgroup(root + "/agentos-test", files: ["cgroup.subtree_control"])
+        let manager = CgroupManager(host: host, baseName: "agentos-test")
+        try manager.prepare()
+        #expect(throws: ConfinementError.self) {
+            try manager.create(agentID: "a2", limits: ResourceLimits(memoryBytes: 64 << 20))
+        }
+        #expect(!FileManager.default.fileExists(atPath: root + "/agentos-test/a2"))
+        try makeCgroup(root + "/agentos-test/a3", files: ["pids.max"])
+        _ = try manager.create(agentID: "a3", limits: ResourceLimits(pids: 8))
+        #expect(read(root + "/agentos-test/a3/pids.max") == "8")
+    }
+}

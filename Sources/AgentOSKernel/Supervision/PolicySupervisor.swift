@@ -13,7 +13,7 @@ import Logging
 actor PolicySupervisor {
     /// Exits this soon after exec, while the tree boots, count as failed
     /// starts: "started" for a plain process means it survived its exec.
-    static let bootSettleMilliseconds: Int64 = 20
+    static let bootSettleMilliseconds: Int64 = 10
     /// Largest checkpoint an agent may save.
     static let maximumCheckpointBytes = 1 << 20
 
@@ -28,6 +28,8 @@ actor PolicySupervisor {
     /// Live workers: agent id → (policy, child ref).
     private var workers: [String: (policy: String, ref: ChildRef)] = [:]
     private var stopping = false
+    /// Policies an apply or delete is working on: one at a time per name.
+    private var inProgress: Set<String> = []
 
     init(lifecycle: Lifecycle, store: StateStore, events: EventHub, parser: PolicyParser = PolicyParser(),
          logger: Logger) {
@@ -98,6 +100,11 @@ actor PolicySupervisor {
             throw KernelError(.invalidPolicy, problems.first.map { problems.count > 1 ? "\($0) (and \(problems.count - 1) more)" : $0 }
                                   ?? "invalid policy", detail: ["problems": problems.joined(separator: "\n")])
         }
+        guard inProgress.insert(document.name).inserted else {
+            throw KernelError(.conflict, "policy '\(document.name)' is being applied or deleted right now: try again",
+                              detail: ["reason": "busy"])
+        }
+        defer { inProgress.remove(document.name) }
         var response = Agentos_V1_ApplyResponse()
         response.policy = document.name
         if let current = applied[document.name] {
@@ -167,6 +174,11 @@ actor PolicySupervisor {
             throw KernelError(.notFound, "no policy '\(name)' is applied"
                                   + (known.isEmpty ? "" : " (applied: \(known.joined(separator: ", ")))"))
         }
+        guard inProgress.insert(name).inserted else {
+            throw KernelError(.conflict, "policy '\(name)' is being applied or deleted right now: try again",
+                              detail: ["reason": "busy"])
+        }
+        defer { inProgress.remove(name) }
         try await stopTree(name, reason: "deleted")
         var last = applied[name].map(summary) ?? Agentos_V1_PolicySummary()
         last.state = "stopped"
@@ -390,7 +402,12 @@ actor PolicySupervisor {
         }
         defer { timeout.cancel() }
         return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            readinessResults[agentID] = continuation
+            // It may have exited already (its exit watcher ran first).
+            if workers[agentID] == nil {
+                continuation.resume(returning: false)
+            } else {
+                readinessResults[agentID] = continuation
+            }
         }
     }
 
