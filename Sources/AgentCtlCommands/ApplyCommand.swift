@@ -60,8 +60,9 @@ struct ApplyCommand: ParsableCommand {
         }
         let verb = dryRun ? "would be" : "is"
         if response.created {
+            let count = response.started.count
             Output.line("policy \(response.policy) \(dryRun ? "would be applied" : "applied"): "
-                + "\(response.started.count) child(ren) started")
+                + "\(count) \(count == 1 ? "child" : "children") \(dryRun ? "to start" : "started")")
         } else if response.started.isEmpty && response.stopped.isEmpty && response.restarted.isEmpty {
             Output.line("policy \(response.policy) \(verb) unchanged")
         } else {
