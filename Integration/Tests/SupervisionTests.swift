@@ -346,6 +346,38 @@ struct SupervisionTests {
         #expect(order?.compactMap { $0["id"] as? String } == ["a", "d", "b"])
     }
 
+    @Test func aCrashLoopWithBackoffKeepsTheKernelNearIdle() throws {
+        let kernel = try KernelProcess(label: "svloop")
+        defer { kernel.stop() }
+        try kernel.apply("""
+            version: 1
+            name: loop
+            supervisor:
+              intensity: 1000
+              period: 60s
+              children:
+                - id: crasher
+                  program: /bin/sh
+                  args: [-c, 'sleep 0.05; exit 1']
+                  backoff: {initial: 200ms, max: 800ms, steps: 2}
+            """)
+        func cpuTicks() -> Int {
+            let stat = (try? String(contentsOfFile: "/proc/\(kernel.pid)/stat", encoding: .utf8)) ?? ""
+            let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+            // utime and stime: fields 14 and 15 of stat, 12 and 13 after the ")".
+            return fields.count > 13 ? (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0) : 0
+        }
+        Thread.sleep(forTimeInterval: 1)
+        let before = cpuTicks()
+        Thread.sleep(forTimeInterval: 4)
+        let used = Double(cpuTicks() - before) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        let restarts = try kernel.eventList().filter { $0.kind == "supervision.restarting" && $0.path == "loop/crasher" }
+        #expect(restarts.count >= 4, "the crasher was not restarted: \(restarts.count)")
+        #expect(restarts.contains { $0.message.contains("in 800 ms") })
+        // Four seconds of a crash loop: agentd itself used well under a tenth of a CPU.
+        #expect(used < 0.4, "agentd used \(used) s of CPU in 4 s")
+    }
+
     @Test func aDynamicPoolStartsChildrenWithTheirArgumentsUpToItsMaximum() throws {
         let kernel = try KernelProcess(label: "svpool")
         defer { kernel.stop() }
