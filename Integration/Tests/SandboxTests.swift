@@ -22,6 +22,7 @@ struct SandboxTests {
             (["--seccomp", "nosuch", "--", "/bin/true"], "no seccomp profile 'nosuch' (available: default)"),
             (["--", kernel.directory + "/nowhere/tool"], "does not exist"),
             (["--", Binaries.agentctl], "is not inside the agent's sandbox: add --ro"),
+            (["--rw", "/etc/hostname", "--", "/bin/true"], "--rw /etc/hostname: inside /etc, which agents see read-only"),
         ]
         for (arguments, expected) in cases {
             let result = try kernel.ctl(["run"] + arguments)
@@ -104,6 +105,15 @@ struct SandboxTests {
         } catch let error as ClientError {
             #expect(error.kernelCode == .programNotExecutable)
         }
+    }
+
+    @Test func aReadOnlyPathInsideASystemDirIsAcceptedAndVisible() throws {
+        let kernel = try KernelProcess(label: "sbsys")
+        defer { kernel.stop() }
+        let id = try kernel.run(["--ro", "/etc/hostname", "--ro", "/usr/bin", "--", "/bin/cat", "/etc/hostname"])
+        #expect(try kernel.ctl(["wait", id]).status == 0)
+        let sandbox = try #require(try kernel.agent(id)["sandbox"] as? [String: Any])
+        #expect(sandbox["read_only"] as? [String] == ["/etc/hostname", "/usr/bin"])
     }
 
     @Test func devIsReadOnlyButItsDevicesWork() throws {

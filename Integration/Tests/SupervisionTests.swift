@@ -346,6 +346,34 @@ struct SupervisionTests {
         #expect(order?.compactMap { $0["id"] as? String } == ["a", "d", "b"])
     }
 
+    @Test func aSignificantChildEndingShutsTheTreeDown() throws {
+        let kernel = try KernelProcess(label: "svsig")
+        defer { kernel.stop() }
+        try kernel.apply("""
+            version: 1
+            name: job
+            supervisor:
+              auto_shutdown: any_significant
+              children:
+                - id: helper
+                  program: /bin/sleep
+                  args: ["316"]
+                - id: main
+                  program: /bin/sh
+                  args: [-c, 'sleep 0.3; exit 0']
+                  restart: transient
+                  significant: true
+            """)
+        #expect(eventually {
+            let list = (try? kernel.json(["policy", "ls"]) as? [[String: Any]]) ?? []
+            return list.first?["state"] as? String == "stopped"
+        })
+        let list = try #require(try kernel.json(["policy", "ls"]) as? [[String: Any]])
+        #expect((list.first?["ended_reason"] as? String)?.hasPrefix("auto_shutdown") == true)
+        #expect(try kernel.eventList().contains { $0.kind == "supervision.auto-shutdown" && $0.path == "job" })
+        #expect(hostPids(commandLine: ["/bin/sleep", "316"]).isEmpty)
+    }
+
     @Test func aCrashLoopWithBackoffKeepsTheKernelNearIdle() throws {
         let kernel = try KernelProcess(label: "svloop")
         defer { kernel.stop() }

@@ -12,6 +12,8 @@ struct TreeNodeJSON: Encodable {
     var restart: String?
     var strategy: String?
     var restarts_in_window: UInt32?
+    var intensity: UInt32?
+    var period_ms: UInt64?
     var started_at: String?
     var extra_args: [String]?
     var children: [TreeNodeJSON]?
@@ -26,6 +28,8 @@ struct TreeNodeJSON: Encodable {
         restart = node.restart.isEmpty ? nil : node.restart
         strategy = node.strategy.isEmpty ? nil : node.strategy
         restarts_in_window = node.supervisor ? node.restartsInWindow : nil
+        intensity = node.supervisor ? node.intensity : nil
+        period_ms = node.supervisor ? node.periodMs : nil
         started_at = node.startedAtNs == 0 ? nil : Output.timestamp(node.startedAtNs)
         extra_args = node.extraArgs.isEmpty ? nil : node.extraArgs
         children = node.supervisor ? node.children.map(TreeNodeJSON.init) : nil
@@ -88,6 +92,13 @@ enum TreePrinter {
         Output.table(["NODE", "STATE", "PID", "AGENT", "RESTARTS", "UP"], rows)
     }
 
+    /// A period the way policy files write it (5s, 250ms, 2m).
+    private static func window(_ milliseconds: UInt64) -> String {
+        if milliseconds % 60_000 == 0 { return "\(milliseconds / 60_000)m" }
+        if milliseconds % 1_000 == 0 { return "\(milliseconds / 1_000)s" }
+        return "\(milliseconds)ms"
+    }
+
     private static func collect(_ node: Agentos_V1_TreeNode, prefix: String, isLast: Bool, isRoot: Bool,
                                 into rows: inout [[String]]) {
         let branch = isRoot ? "" : prefix + (isLast ? "└─ " : "├─ ")
@@ -98,7 +109,7 @@ enum TreePrinter {
             ? Output.duration(nanoseconds: Output.now() - node.startedAtNs) : ""
         rows.append([label, node.state, node.pid == 0 ? "" : String(node.pid),
                      node.agentID.isEmpty ? "" : String(node.agentID.prefix(12)),
-                     node.supervisor ? "\(node.restartsInWindow) in window" : "", uptime])
+                     node.supervisor ? "\(node.restartsInWindow)/\(node.intensity) in \(window(node.periodMs))" : "", uptime])
         let childPrefix = isRoot ? "" : prefix + (isLast ? "   " : "│  ")
         for (index, child) in node.children.enumerated() {
             collect(child, prefix: childPrefix, isLast: index == node.children.count - 1, isRoot: false, into: &rows)

@@ -220,7 +220,8 @@ actor Lifecycle {
                                "--workdir", workDir, "--tmp-size", String(sandbox.tmpSize),
                                "--net", sandbox.network, "--ready-fd", "4", "--seccomp-bpf", seccompFilter,
                                "--landlock", String(landlockABI)]
-        for path in sandbox.readOnly { helperArguments += ["--ro", path] }
+        // A path inside a system dir is visible read-only already (no bind needed).
+        for path in sandbox.readOnly where !Self.isInsideSystemDirectory(path) { helperArguments += ["--ro", path] }
         for path in sandbox.readWrite { helperArguments += ["--rw", path] }
         helperArguments += ["--", program] + request.argv.dropFirst()
         let spec = SpawnSpec(executable: configuration.sandboxHelper, arguments: helperArguments,
@@ -622,6 +623,11 @@ actor Lifecycle {
         }
         request.readOnly = try wire.readOnly.map { try checked($0, "--ro") }
         request.readWrite = try wire.readWrite.map { try checked($0, "--rw") }
+        if let path = request.readWrite.first(where: Self.isInsideSystemDirectory),
+           let system = Self.systemDirectories.first(where: { path == $0 || path.hasPrefix($0 + "/") }) {
+            throw KernelError(.invalidArgument,
+                              "--rw \(path): inside \(system), which agents see read-only; a system dir cannot be made writable")
+        }
         if wire.hasTmpSize {
             guard wire.tmpSize >= 1 << 20, wire.tmpSize <= 64 << 30 else {
                 throw KernelError(.invalidArgument, "invalid /tmp size \(wire.tmpSize) bytes: give 1M to 64G")
@@ -635,6 +641,11 @@ actor Lifecycle {
             throw KernelError(.invalidArgument, "invalid network '\(wire.network)': use none or loopback")
         }
         return request
+    }
+
+    /// Whether `path` (normalized) is a system dir or below one.
+    static func isInsideSystemDirectory(_ path: String) -> Bool {
+        systemDirectories.contains { path == $0 || path.hasPrefix($0 + "/") }
     }
 
     /// Paths no agent may be given: the host root, the kernel's own

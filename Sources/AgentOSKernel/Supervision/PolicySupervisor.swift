@@ -641,7 +641,11 @@ actor PolicySupervisor {
             }
             if let restarts = info.restartsInWindow { node.restartsInWindow = UInt32(restarts) }
             if let started = info.startedAt { node.startedAtNs = wallNow - (monotonicNow - started) * 1_000_000 }
-            if let supervisor { node.strategy = supervisor.strategy.rawValue }
+            if let supervisor {
+                node.strategy = supervisor.strategy.rawValue
+                node.intensity = UInt32(max(0, supervisor.intensity))
+                node.periodMs = UInt64(max(0, supervisor.periodMilliseconds))
+            }
             if let spec { node.restart = spec.restart.rawValue }
             node.extraArgs = info.extraArguments
             node.incarnation = info.incarnation

@@ -1359,6 +1359,11 @@ public nonisolated struct Agentos_V1_TreeNode: Sendable {
   /// how many starts this tree has made before this one
   public var incarnation: UInt64 = 0
 
+  /// supervisors: restarts allowed within period_ms
+  public var intensity: UInt32 = 0
+
+  public var periodMs: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -3888,7 +3893,7 @@ nonisolated extension Agentos_V1_TreeResponse: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Agentos_V1_TreeNode: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TreeNode"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}path\0\u{1}id\0\u{1}supervisor\0\u{1}state\0\u{1}pid\0\u{3}agent_id\0\u{3}restarts_in_window\0\u{3}started_at_ns\0\u{1}strategy\0\u{1}restart\0\u{3}extra_args\0\u{1}children\0\u{1}incarnation\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}path\0\u{1}id\0\u{1}supervisor\0\u{1}state\0\u{1}pid\0\u{3}agent_id\0\u{3}restarts_in_window\0\u{3}started_at_ns\0\u{1}strategy\0\u{1}restart\0\u{3}extra_args\0\u{1}children\0\u{1}incarnation\0\u{1}intensity\0\u{3}period_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3909,6 +3914,8 @@ nonisolated extension Agentos_V1_TreeNode: SwiftProtobuf.Message, SwiftProtobuf.
       case 11: try { try decoder.decodeRepeatedStringField(value: &self.extraArgs) }()
       case 12: try { try decoder.decodeRepeatedMessageField(value: &self.children) }()
       case 13: try { try decoder.decodeSingularUInt64Field(value: &self.incarnation) }()
+      case 14: try { try decoder.decodeSingularUInt32Field(value: &self.intensity) }()
+      case 15: try { try decoder.decodeSingularUInt64Field(value: &self.periodMs) }()
       default: break
       }
     }
@@ -3954,6 +3961,12 @@ nonisolated extension Agentos_V1_TreeNode: SwiftProtobuf.Message, SwiftProtobuf.
     if self.incarnation != 0 {
       try visitor.visitSingularUInt64Field(value: self.incarnation, fieldNumber: 13)
     }
+    if self.intensity != 0 {
+      try visitor.visitSingularUInt32Field(value: self.intensity, fieldNumber: 14)
+    }
+    if self.periodMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.periodMs, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3971,6 +3984,8 @@ nonisolated extension Agentos_V1_TreeNode: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.extraArgs != rhs.extraArgs {return false}
     if lhs.children != rhs.children {return false}
     if lhs.incarnation != rhs.incarnation {return false}
+    if lhs.intensity != rhs.intensity {return false}
+    if lhs.periodMs != rhs.periodMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
