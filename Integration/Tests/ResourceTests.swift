@@ -141,4 +141,56 @@ struct ResourceTests {
         #expect(eventually(timeout: 5) { cgroups.allSatisfy { !FileManager.default.fileExists(atPath: $0) } })
         #expect(try kernel.agent(id)["state"] as? String == "lost")
     }
+
+    /// Opt-in host tuning: agentd remounts cgroup2 with favordynmods and
+    /// says so in status; the mount is put back as it was afterwards.
+    @Test func favordynmodsIsSetOnlyWhenAskedAndReported() throws {
+        let host = CgroupHostProbe()
+        guard let mountPoint = host.unifiedMountPoint, let original = host.options(mountPoint) else {
+            print("skipped: no cgroup2 hierarchy on this host")
+            return
+        }
+        defer { host.remount(mountPoint, original) }
+        if original.contains("favordynmods") { host.remount(mountPoint, original.filter { $0 != "favordynmods" }) }
+        let plain = try KernelProcess(label: "rsfav0")
+        let before = try #require(try plain.json(["status"]) as? [String: Any])["host"] as? [String: Any]
+        plain.stop()
+        #expect((before?["cgroup_detail"] as? String)?.contains("favordynmods") == false)
+        #expect(host.options(mountPoint)?.contains("favordynmods") == false)
+        let tuned = try KernelProcess(label: "rsfav1", arguments: ["--cgroup-favordynmods"])
+        defer { tuned.stop() }
+        #expect(host.options(mountPoint)?.contains("favordynmods") == true)
+        let after = try #require(try tuned.json(["status"]) as? [String: Any])["host"] as? [String: Any]
+        #expect((after?["cgroup_detail"] as? String)?.contains("favordynmods") == true)
+        // Other options are kept.
+        #expect(Set(host.options(mountPoint) ?? []).isSuperset(of: Set(original.filter { $0 != "ro" })))
+        #expect(try tuned.ctl(["wait", try tuned.run(["--memory", "16M", "--", "/bin/true"])]).status == 0)
+    }
+}
+
+/// The host's cgroup2 mount, read and put back by the tests.
+struct CgroupHostProbe {
+    var unifiedMountPoint: String? {
+        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        for line in mounts.split(separator: "\n") where line.contains(" - cgroup2 ") {
+            return String(line.split(separator: " ")[4])
+        }
+        return nil
+    }
+
+    func options(_ mountPoint: String) -> [String]? {
+        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        for line in mounts.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 4, fields[4] == mountPoint, let dash = fields.firstIndex(of: "-"),
+                  fields.count > dash + 3 else { continue }
+            return fields[dash + 3].split(separator: ",").map(String.init)
+        }
+        return nil
+    }
+
+    func remount(_ mountPoint: String, _ options: [String]) {
+        let data = options.filter { $0 != "rw" && $0 != "ro" }.joined(separator: ",")
+        _ = data.withCString { mount(nil, mountPoint, nil, UInt(MS_REMOUNT), $0) }
+    }
 }

@@ -40,7 +40,11 @@ struct KernelServices: Sendable {
         self.counters = counters
         var hostStatus = Agentos_V1_HostSupport()
         hostStatus.cgroupMode = cgroupsUsable ? host.cgroups.mode.rawValue : "none"
-        hostStatus.cgroupDetail = cgroupsUsable ? host.cgroups.summary : "unusable: " + host.cgroups.summary
+        var detail = host.cgroups.summary
+        if let unified = host.cgroups.unified, CgroupTuning.favorsDynamicModifications(unified.mountPoint) {
+            detail += "; favordynmods"
+        }
+        hostStatus.cgroupDetail = cgroupsUsable ? detail : "unusable: " + detail
         hostStatus.landlockAbi = UInt32(host.landlockABI)
         hostStatus.userNamespaces = host.userNamespaces
         self.hostStatus = hostStatus
@@ -144,6 +148,19 @@ public final class Kernel: Service, Sendable {
         if orphans > 0 { logger.info("removed \(orphans) agent dir(s) and log(s) no agent owns") }
         let seccomp = try SeccompProfiles.compile(from: configuration.seccompProfilesDirectory,
                                                   into: configuration.stateDirectory + "/seccomp", logger: logger)
+        if configuration.cgroupFavorDynamicModifications {
+            if let unified = CgroupHost.detect().unified {
+                do {
+                    if try CgroupTuning.enableFavorDynamicModifications(unified.mountPoint) {
+                        logger.notice("remounted \(unified.mountPoint) with favordynmods (--cgroup-favordynmods)")
+                    }
+                } catch {
+                    logger.warning("--cgroup-favordynmods: \(error)")
+                }
+            } else {
+                logger.warning("--cgroup-favordynmods: no cgroup2 hierarchy on this host")
+            }
+        }
         let host = HostSupport.detect()
         let cgroups = await prepareCgroups(host: host.cgroups, stateDirectory: configuration.stateDirectory)
         // After the cgroup clean-up: slots come with their cgroups made.

@@ -22,6 +22,8 @@ public struct KernelConfiguration: Sendable {
     public var agentUIDs: ClosedRange<UInt32>
     /// Where seccomp profiles (NAME.json) are read from; "default" must exist.
     public var seccompProfilesDirectory: String
+    /// Remount cgroup2 with favordynmods at start (see CgroupTuning).
+    public var cgroupFavorDynamicModifications: Bool
 
     public init(stateDirectory: String, socketPath: String, adminGroup: String? = nil,
                 maximumFrameSize: Int = Frame.defaultMaximumPayloadSize,
@@ -31,7 +33,7 @@ public struct KernelConfiguration: Sendable {
                 logFileMaximumBytes: Int = 16 * 1024 * 1024,
                 sandboxHelper: String,
                 agentUIDs: ClosedRange<UInt32> = 200_000...265_535,
-                seccompProfilesDirectory: String) {
+                seccompProfilesDirectory: String, cgroupFavorDynamicModifications: Bool = false) {
         self.stateDirectory = stateDirectory
         self.socketPath = socketPath
         self.adminGroup = adminGroup
@@ -43,5 +45,6 @@ public struct KernelConfiguration: Sendable {
         self.sandboxHelper = sandboxHelper
         self.agentUIDs = agentUIDs
         self.seccompProfilesDirectory = seccompProfilesDirectory
+        self.cgroupFavorDynamicModifications = cgroupFavorDynamicModifications
     }
 }

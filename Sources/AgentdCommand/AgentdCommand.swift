@@ -68,6 +68,10 @@ public struct AgentdCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Host uids given to agents, one each (never 0).", valueName: "first-last"))
     var agentUids: String = "200000-265535"
 
+    @Flag(name: .customLong("cgroup-favordynmods"),
+          help: ArgumentHelp("Remount the host's cgroup2 hierarchy with favordynmods: agent starts and restarts skip an RCU grace period (about 10 ms after idle), every fork and exit on the host pays a little. Host-wide; it stays after agentd stops."))
+    var cgroupFavorDynmods = false
+
     public init() {}
 
     public func validate() throws {
@@ -116,7 +120,8 @@ public struct AgentdCommand: AsyncParsableCommand {
             sandboxHelper: Self.absolute(sandboxHelper ?? ownDirectory + "/agentos-sandbox"),
             agentUIDs: bounds[0]...bounds[1],
             seccompProfilesDirectory: Self.absolute(policiesDirectory(ownDirectory: ownDirectory, environment: environment))
-                + "/seccomp")
+                + "/seccomp",
+            cgroupFavorDynamicModifications: cgroupFavorDynmods)
     }
 
     /// --policies, else $AGENTOS_POLICIES, else the checkout agentd was

@@ -130,8 +130,9 @@ struct RestartBench: ParsableCommand {
         }
         lines += [
             "",
-            "\(restarts) restarts per supervisor. Target: Agent OS ≤ 1.5× daemontools' median (stretch ≤ 1.0×), "
-                + "no one-second penalty for early deaths.",
+            "\(restarts) restarts per supervisor; cgroup2 `favordynmods` was "
+                + (Self.favordynmodsOn ? "on" : "off (agentd's default; see `agentd --cgroup-favordynmods`)")
+                + ". Target: Agent OS ≤ 1.5× daemontools' median (stretch ≤ 1.0×), no one-second penalty for early deaths.",
             "",
             "| \(treeSize)-worker tree (confined `/bin/sleep`s, one_for_one) | time |",
             "|---|---:|",
@@ -146,6 +147,11 @@ struct RestartBench: ParsableCommand {
             try Bench.replaceSection(in: updateReadme, marker: "restart", with: table)
             FileHandle.standardError.write(Data("updated \(updateReadme)\n".utf8))
         }
+    }
+
+    static var favordynmodsOn: Bool {
+        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        return mounts.split(separator: "\n").contains { $0.contains(" - cgroup2 ") && $0.contains("favordynmods") }
     }
 
     private func apply(_ client: KernelClient, _ source: String) throws {

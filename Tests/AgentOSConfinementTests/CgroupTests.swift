@@ -238,3 +238,12 @@ struct CgroupV2FileTests {
         #expect(read(root + "/agentos-test/a3/pids.max") == "8")
     }
 }
+
+@Suite("cgroup tuning")
+struct CgroupTuningTests {
+    @Test func superOptionsComeFromTheMountsOwnLine() {
+        let options = CgroupTuning.superOptions(of: "/sys/fs/cgroup/unified", mountinfo: CgroupHostTests.hybridMountinfo)
+        #expect(options == ["rw", "nsdelegate"])
+        #expect(CgroupTuning.superOptions(of: "/nowhere", mountinfo: CgroupHostTests.hybridMountinfo) == nil)
+    }
+}
