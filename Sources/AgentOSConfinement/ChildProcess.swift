@@ -12,6 +12,9 @@ public final class ChildProcess: Sendable {
     private struct State {
         var pidfd: Int32
         var exit: ProcessExit?
+        /// Told by the sandbox monitor before it is reaped (it still waits
+        /// for the sandbox's namespaces to be torn down).
+        var reported: ProcessExit?
         var waiters: [CheckedContinuation<ProcessExit, Never>] = []
     }
 
@@ -22,8 +25,8 @@ public final class ChildProcess: Sendable {
         self.state = Mutex(State(pidfd: pidfd))
     }
 
-    /// The exit status once reaped, nil while running.
-    public var exitStatus: ProcessExit? { state.withLock { $0.exit } }
+    /// The exit status once reaped (or reported), nil while running.
+    public var exitStatus: ProcessExit? { state.withLock { $0.exit ?? $0.reported } }
 
     /// Sends `signal` to the child. Returns false when it has already exited.
     @discardableResult
@@ -49,16 +52,29 @@ public final class ChildProcess: Sendable {
         }
     }
 
-    /// Waits until the child has exited and been reaped.
+    /// Waits until the child has exited and been reaped, or (a sandbox
+    /// monitor) has reported how the agent it watched ended.
     public func exit() async -> ProcessExit {
         await withCheckedContinuation { continuation in
             let done: ProcessExit? = state.withLock { state in
-                if let exit = state.exit { return exit }
+                if let exit = state.exit ?? state.reported { return exit }
                 state.waiters.append(continuation)
                 return nil
             }
             if let done { continuation.resume(returning: done) }
         }
+    }
+
+    /// The sandbox monitor's report of the agent's end: the waiters learn it
+    /// now; the monitor itself is reaped when it exits.
+    func report(_ exit: ProcessExit) {
+        let waiters = state.withLock { state -> [CheckedContinuation<ProcessExit, Never>] in
+            guard state.exit == nil, state.reported == nil else { return [] }
+            state.reported = exit
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: exit) }
     }
 
     /// Called by the reactor thread once the pidfd is readable. Reaping and
@@ -78,7 +94,7 @@ public final class ChildProcess: Sendable {
             let exit: ProcessExit = rc != 0 ? .exited(code: -1)
                 : exited != 0 ? .exited(code: status)
                 : .signaled(signal: status, coreDumped: core != 0)
-            state.exit = exit
+            state.exit = state.reported ?? exit
             if state.pidfd >= 0 { close(state.pidfd) }
             state.pidfd = -1
             defer { state.waiters.removeAll() }

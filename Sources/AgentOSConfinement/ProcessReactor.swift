@@ -86,6 +86,8 @@ public final class ProcessReactor: Sendable {
         case child = 1
         case output = 2
         case ready = 3
+        /// The ready pipe after "ok": the monitor's "exit STATUS" line.
+        case exitReport = 4
     }
 
     /// A spawn waiting for its sandbox to say the agent runs.
@@ -115,6 +117,7 @@ public final class ProcessReactor: Sendable {
         var children: [Int32: ChildProcess] = [:]    // by pidfd
         var pipes: [Int32: OutputPipe] = [:]         // by read end
         var readiness: [Int32: PendingReady] = [:]   // by read end
+        var reports: [Int32: (child: ChildProcess, received: [UInt8])] = [:]   // by read end
         var tokens = [UInt64](repeating: 0, count: 64)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
         defer { buffer.deallocate() }
@@ -180,10 +183,38 @@ public final class ProcessReactor: Sendable {
                     } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
                         continue
                     }
+                    readiness[fd] = nil
+                    // After "ok" the same pipe brings the agent's exit, ahead of the monitor's.
+                    let started = Self.resolve(pending)
+                    if started, let rest = Self.afterFirstLine(pending.received) {
+                        reports[fd] = (pending.child, rest)
+                        _ = aos_epoll_remove(epollFD, fd)
+                        _ = aos_epoll_add(epollFD, fd, Self.token(.exitReport, fd))
+                        if let exit = Self.exitReport(rest) {
+                            pending.child.report(exit)
+                            _ = aos_epoll_remove(epollFD, fd)
+                            close(fd)
+                            reports[fd] = nil
+                        }
+                    } else {
+                        _ = aos_epoll_remove(epollFD, fd)
+                        close(fd)
+                    }
+                } else if token >> 32 == TokenKind.exitReport.rawValue {
+                    guard var report = reports[fd] else { continue }
+                    let n = read(fd, buffer.baseAddress, buffer.count)
+                    if n > 0 {
+                        report.received += UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                        reports[fd] = report
+                        guard let exit = Self.exitReport(report.received) else { continue }
+                        report.child.report(exit)
+                    } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
+                        continue
+                    }
+                    // Reported, or EOF without a report (the pidfd tells then).
                     _ = aos_epoll_remove(epollFD, fd)
                     close(fd)
-                    readiness[fd] = nil
-                    Self.resolve(pending)
+                    reports[fd] = nil
                 } else if token >> 32 == TokenKind.output.rawValue {
                     guard let pipe = pipes[fd] else { continue }
                     let n = read(fd, buffer.baseAddress, buffer.count)
@@ -201,13 +232,31 @@ public final class ProcessReactor: Sendable {
         }
     }
 
+    /// What came after the first line, if the first line is complete.
+    private static func afterFirstLine(_ bytes: [UInt8]) -> [UInt8]? {
+        guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        return Array(bytes[(newline + 1)...])
+    }
+
+    /// "exit STATUS\n": the agent's wait status, as the monitor will end.
+    private static func exitReport(_ bytes: [UInt8]) -> ProcessExit? {
+        guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        let line = String(decoding: bytes[..<newline], as: UTF8.self)
+        guard line.hasPrefix("exit "), let status = Int32(line.dropFirst(5)) else { return nil }
+        let signal = status & 0x7f
+        if signal == 0 { return .exited(code: (status >> 8) & 0xff) }
+        return .signaled(signal: signal, coreDumped: status & 0x80 != 0)
+    }
+
     /// The sandbox's first line: "ok", or why the agent could not start.
-    private static func resolve(_ pending: PendingReady) {
+    /// Returns whether the agent started.
+    @discardableResult
+    private static func resolve(_ pending: PendingReady) -> Bool {
         let text = String(decoding: pending.received, as: UTF8.self)
-        let line = text.split(separator: "\n").first.map(String.init) ?? ""
+        let line = text.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
         if line == "ok" {
             pending.continuation.resume(returning: pending.child)
-            return
+            return true
         }
         // "error ERRNO: what: why" from the sandbox helper.
         var reason = line.isEmpty ? "the sandbox exited before the agent started" : line
@@ -224,6 +273,7 @@ public final class ProcessReactor: Sendable {
         default: code = .spawnFailed
         }
         pending.continuation.resume(throwing: ConfinementError(code, "sandbox: \(reason)", errno: number == 0 ? nil : number))
+        return false
     }
 
     private func finish(pipes: [Int32: OutputPipe]) {

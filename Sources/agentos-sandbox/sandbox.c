@@ -12,7 +12,9 @@
 // Processes: this monitor (host pid namespace) -> init (pid 1 of the new
 // pid namespace: reaps, forwards signals) -> the agent (pid 2).
 // --ready-fd receives "ok\n" once the agent has exec'd, or one line
-// "error: ..." if the sandbox could not be built; then it is closed.
+// "error ERRNO: ..." if the sandbox could not be built (then it is closed);
+// after "ok", "exit STATUS\n" (the agent's wait status) as soon as init
+// reports it, before the namespaces are torn down and this monitor exits.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -426,8 +428,14 @@ static void run_init(int status_fd) {
             break;
         }
     }
-    // The agent is gone: so is everything it left in the namespace.
+    // The agent is gone: so is everything it left in the namespace, reaped
+    // before the report, so that no process of the agent outlives it.
     kill(-1, SIGKILL);
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
+    // Our copies of the agent's output and socket: its log ends with it.
+    close(1);
+    close(2);
+    if (status_fd != 3) close(3);
     char report[32];
     int length = snprintf(report, sizeof report, "status %d\n", agent_status);
     if (write(status_fd, report, (size_t)length) < 0) { /* monitor gone */ }
@@ -510,14 +518,33 @@ int main(int argc, char **argv) {
             *newline = 0;
             if (strncmp(buffer, "status ", 7) == 0) {
                 agent_status = atoi(buffer + 7);
+                // Tell agentd now: init still has to tear the namespaces
+                // down (milliseconds) before we can be reaped. Our copies
+                // of the agent's output and socket go too, so its log ends.
+                if (cfg.ready_fd >= 0) {
+                    dprintf(cfg.ready_fd, "exit %d\n", agent_status);
+                    close(cfg.ready_fd);
+                    cfg.ready_fd = -1;
+                }
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+                if (null >= 0) {
+                    dup2(null, 1);
+                    dup2(null, 2);
+                    close(null);
+                }
+                struct stat socket_stat;
+                if (fstat(3, &socket_stat) == 0 && S_ISSOCK(socket_stat.st_mode)) close(3);
             } else if (!ready_sent) {
                 const char *reply = strcmp(buffer, "exec ok") == 0 ? "ok" : buffer;
                 if (cfg.ready_fd >= 0) {
                     dprintf(cfg.ready_fd, "%s\n", reply);
-                    close(cfg.ready_fd);
-                    cfg.ready_fd = -1;
-                } else if (reply != buffer + 0 || strcmp(reply, "ok") != 0) {
-                    if (strcmp(reply, "ok") != 0) fprintf(stderr, "agentos-sandbox: %s\n", reply);
+                    // After "ok" the same fd carries the agent's exit.
+                    if (strcmp(reply, "ok") != 0) {
+                        close(cfg.ready_fd);
+                        cfg.ready_fd = -1;
+                    }
+                } else if (strcmp(reply, "ok") != 0) {
+                    fprintf(stderr, "agentos-sandbox: %s\n", reply);
                 }
                 ready_sent = 1;
             }
