@@ -160,7 +160,7 @@ public final class ProcessReactor: Sendable {
                                 continuation.resume(throwing: error)
                             }
                         case .stop:
-                            finish(pipes: pipes)
+                            finish(pipes: pipes, readiness: readiness, reports: reports)
                             if devNull >= 0 { close(devNull) }
                             return
                         }
@@ -276,7 +276,15 @@ public final class ProcessReactor: Sendable {
         return false
     }
 
-    private func finish(pipes: [Int32: OutputPipe]) {
+    private func finish(pipes: [Int32: OutputPipe], readiness: [Int32: PendingReady],
+                        reports: [Int32: (child: ChildProcess, received: [UInt8])]) {
+        // Spawns waiting for their sandbox's first line get an answer; the
+        // pipes go (their children stay owned by their ChildProcess).
+        for (fd, pending) in readiness {
+            close(fd)
+            pending.continuation.resume(throwing: ConfinementError(.reactorStopped, "the process reactor has stopped"))
+        }
+        for fd in reports.keys { close(fd) }
         // Refuse spawns queued after stop; end every capture so readers stop
         // waiting. Live children stay owned by their ChildProcess.
         let leftover = shared.withLock { shared -> [Command] in

@@ -128,6 +128,13 @@ public final class SupervisionTree {
             break
         case .restarting, .backoff, .stopped:
             if case .backoff(let timer) = node.children[index].status { cancelTimer(timer) }
+            // An exit still waiting for its restart decision is dropped, as OTP does.
+            let id = node.children[index].spec.id
+            node.queue.removeAll { step in
+                if case .handleExit(id, _, _) = step { return true }
+                if case .start(id, .restart) = step { return true }
+                return false
+            }
             node.children[index].status = .stopped
             if node.children[index].spec.restart == .temporary || node.spec.strategy == .dynamic {
                 node.children.remove(at: index)
@@ -242,10 +249,11 @@ public final class SupervisionTree {
             let path = node.path + [newSpec.id]
             if var existing = node.children.first(where: { $0.spec.id == newSpec.id }) {
                 if changed.contains(path) {
-                    // Its new settings apply from its next start.
+                    // Stopped as it was (its old kind and shutdown), then
+                    // started from the new spec.
                     steps.append(.terminate(newSpec.id, .replacement))
+                    steps.append(.replace(newSpec))
                     steps.append(.start(newSpec.id, .restart))
-                    existing.spec = newSpec
                 } else if case .supervisor(let nested) = newSpec.kind, let sub = nodes[Self.key(path)] {
                     existing.spec = newSpec
                     reconcile(sub, with: nested, changed: changed)
@@ -372,6 +380,8 @@ extension SupervisionTree {
         /// Wait before the starts of a group restart (back-off).
         case delay(Int64)
         case bootDone
+        /// A re-apply's new spec for a child, once its old run has stopped.
+        case replace(ChildSpec)
         /// Stop every child (reverse order), then end with this reason.
         case stopAll(SupervisorExit)
         case finish(SupervisorExit)
@@ -484,11 +494,19 @@ extension SupervisionTree {
             guard let index = node.index(of: id) else { return }
             stopChild(node, index: index, mode: mode)
         case .terminateAllAtOnce:
+            // Busy while the stops go out, so that a child ending at once
+            // does not let the node run ahead to its finish.
+            node.busy = .stopping([])
             var waiting: Set<String> = []
-            for index in node.children.indices.reversed() {
-                if stopChild(node, index: index, mode: .shutdown, wait: false) { waiting.insert(node.children[index].spec.id) }
+            for id in node.children.reversed().map(\.spec.id) {
+                guard let index = node.index(of: id) else { continue }
+                if stopChild(node, index: index, mode: .shutdown, wait: false) { waiting.insert(id) }
             }
-            if !waiting.isEmpty { node.busy = .stopping(waiting) }
+            waiting = waiting.filter { id in
+                guard let index = node.index(of: id), case .stopping = node.children[index].status else { return false }
+                return true
+            }
+            node.busy = waiting.isEmpty ? nil : .stopping(waiting)
         case .handleExit(let id, let incarnation, let outcome):
             guard let index = node.index(of: id), node.children[index].incarnation == incarnation,
                   case .stopped = node.children[index].status else { return }
@@ -499,6 +517,10 @@ extension SupervisionTree {
         case .bootDone:
             node.phase = .running
             supervisorStarted(node)
+        case .replace(let spec):
+            guard let index = node.index(of: spec.id) else { return }
+            node.children[index].spec = spec
+            if case .supervisor = spec.kind {} else { removeSubtree(node.path + [spec.id]) }
         case .stopAll(let reason):
             node.phase = .stopping
             var steps: [Step] = []
@@ -545,13 +567,25 @@ extension SupervisionTree {
         case .running(let pid):
             var timer: TimerID?
             if case .supervisor = child.spec.kind {
+                let id = child.spec.id
                 if case .timeout(let milliseconds) = child.spec.shutdown {
-                    timer = startTimer(after: milliseconds, .shutdownTimeout(node: node.key, child: child.spec.id))
+                    timer = startTimer(after: milliseconds, .shutdownTimeout(node: node.key, child: id))
                 }
                 node.children[index].status = .stopping(pid: nil, timer: timer, mode: mode)
-                if let sub = nodes[Self.key(path)] { stopSupervisor(sub, reason: .shutdown) }
-                // It may have ended at once (no children running).
-                guard case .stopping = node.children[index].status else { return false }
+                guard let sub = nodes[Self.key(path)] else {
+                    // No subtree left to stop: it has stopped.
+                    childStopped(node, index: index, mode: mode)
+                    return false
+                }
+                stopSupervisor(sub, reason: .shutdown)
+                // It may have ended at once (no children running), and the
+                // node may have moved on meanwhile: look the child up again.
+                guard let current = node.index(of: id), case .stopping = node.children[current].status else {
+                    return false
+                }
+                if child.spec.shutdown == .brutalKill { killSubtree(node, index: current) }
+                if wait { node.busy = .stopping([id]) }
+                return true
             } else {
                 let ref = ChildRef(path: path, incarnation: child.incarnation)
                 switch child.spec.shutdown {

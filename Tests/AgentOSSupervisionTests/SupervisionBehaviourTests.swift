@@ -246,3 +246,58 @@ struct ReconcileTests {
         #expect(world.processLog == ["terminate s/y", "terminate s/x", "start s/x", "start s/y", "start s/z"])
     }
 }
+
+@Suite("Supervision edge cases from review")
+struct SupervisionEdgeCaseTests {
+    private func emptyPool() -> ChildSpec {
+        .supervisor("pool", SupervisorSpec(strategy: .dynamic, template: worker("t")))
+    }
+
+    @Test func droppingAnEmptyNestedSupervisorEndsItAtOnce() throws {
+        let world = FakeWorld(sup(.oneForOne, 3, 5_000, [worker("w"), emptyPool()]))
+        world.boot()
+        world.clearLog()
+        world.feed { world.tree.reconcile(sup(.oneForOne, 3, 5_000, [worker("w")]), changed: [], now: world.now) }
+        #expect(try world.tree.whichChildren([]).map(\.id) == ["w"])
+        #expect(world.processLog.isEmpty)
+        // Still working afterwards.
+        world.crash("w")
+        #expect(world.pid("w") != nil)
+    }
+
+    @Test func terminatingATemporaryEmptySupervisorThatIsLastDoesNotTrip() throws {
+        var pool = emptyPool()
+        pool.restart = .temporary
+        let world = FakeWorld(sup(.oneForOne, 3, 5_000, [worker("w"), pool]))
+        world.boot()
+        try world.admin { try $0.terminateChild(["pool"], now: $1) }
+        #expect(try world.tree.whichChildren([]).map(\.id) == ["w"])
+        world.feed { world.tree.shutdown(now: world.now) }
+        #expect(world.tree.ended == .shutdown)
+    }
+
+    @Test func aChildThatChangesKindIsStoppedAsItWasAndStartedAsItIs() throws {
+        let world = FakeWorld(sup(.oneForOne, 3, 5_000, [worker("x")]))
+        world.boot()
+        world.clearLog()
+        let nested = ChildSpec.supervisor("x", sup(.oneForOne, 3, 5_000, [worker("inner")]))
+        world.feed { world.tree.reconcile(sup(.oneForOne, 3, 5_000, [nested]), changed: [["x"]], now: world.now) }
+        #expect(world.processLog == ["terminate x", "start x/inner"])
+        #expect(try world.tree.whichChildren([]).first?.isSupervisor == true)
+        world.clearLog()
+        world.feed { world.tree.reconcile(sup(.oneForOne, 3, 5_000, [worker("x")]), changed: [["x"]], now: world.now) }
+        #expect(world.processLog == ["terminate x/inner", "start x"])
+    }
+
+    @Test func aBrutalKillSupervisorChildKillsItsSubtree() {
+        var sub = ChildSpec.supervisor("s", sup(.oneForOne, 3, 5_000, [worker("a"), worker("b")]))
+        sub.shutdown = .brutalKill
+        let world = FakeWorld(sup(.oneForOne, 3, 5_000, [sub]))
+        world.ignoresTerm = ["s/a", "s/b"]
+        world.boot()
+        world.clearLog()
+        world.feed { world.tree.shutdown(now: world.now) }
+        #expect(world.processLog.contains("kill s/a") && world.processLog.contains("kill s/b"))
+        #expect(world.tree.ended == .shutdown)
+    }
+}

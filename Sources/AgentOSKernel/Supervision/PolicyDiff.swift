@@ -29,7 +29,8 @@ struct PolicyDiff {
     func restartPaths(in document: PolicyDocument) -> [String] {
         changed.map { path in
             let parent = path.split(separator: "/").dropLast().map(String.init)
-            if !parent.isEmpty, let spec = Self.supervisor(document.root, parent), spec.strategy == .dynamic,
+            // (An empty parent is the root: "" then means the whole tree.)
+            if let spec = parent.isEmpty ? document.root : Self.supervisor(document.root, parent), spec.strategy == .dynamic,
                spec.template?.id == path.split(separator: "/").last.map(String.init) {
                 return parent.joined(separator: "/")
             }

@@ -122,7 +122,8 @@ actor PolicySupervisor {
                 response.tree = treeNode(document.name)
                 return response
             }
-            if current.tree.ended == nil, current.booted, !diff.rootChanged {
+            let restartPaths = diff.restartPaths(in: document)
+            if current.tree.ended == nil, current.booted, !diff.rootChanged, !restartPaths.contains("") {
                 // In place: only what changed stops or starts.
                 let appliedAt = unixNanoseconds()
                 try store.savePolicy(PolicyRecord(name: document.name, file: document.file, source: document.source,
@@ -131,7 +132,7 @@ actor PolicySupervisor {
                                          "policy \(document.name) re-applied: \(diff.summary)",
                                                         data: ["policy": document.name, "file": document.file]))
                 current.document = document
-                let changed = Set(diff.restartPaths(in: document).map { $0.split(separator: "/").map(String.init) })
+                let changed = Set(restartPaths.map { $0.split(separator: "/").map(String.init) })
                 feed(document.name) { tree, now in tree.reconcile(document.root, changed: changed, now: now) }
                 try await waitUntilSettled(document.name)
                 response.tree = treeNode(document.name)
@@ -256,7 +257,10 @@ actor PolicySupervisor {
 
     // MARK: Agent calls
 
-    func ready(agentID: String) throws {
+    func ready(agentID: String) async throws {
+        // Its start may not have registered it yet (the agent can be faster
+        // than the actor hop after the spawn).
+        for _ in 0..<40 where workers[agentID] == nil { try? await Task.sleep(for: .milliseconds(5)) }
         guard workers[agentID] != nil else {
             throw KernelError(.invalidArgument, "ready: this agent is not a supervised child")
         }
@@ -330,8 +334,10 @@ actor PolicySupervisor {
                 }
                 let request = runRequest(policy: policy, ref: ref, settings, extraArguments: extra)
                 let settle = entry.booted ? 0 : Self.bootSettleMilliseconds
-                Task { await self.startWorker(policy: policy, ref: ref, request: request, readiness: settings.readiness,
-                                              startTimeout: settings.startTimeoutMilliseconds, settle: settle) }
+                let tree = ObjectIdentifier(entry)
+                Task { await self.startWorker(policy: policy, tree: tree, ref: ref, request: request,
+                                              readiness: settings.readiness, startTimeout: settings.startTimeoutMilliseconds,
+                                              settle: settle) }
             case .terminate(let ref):
                 let lifecycle = self.lifecycle
                 if let agentID = entry.agents[ref] { Task { await lifecycle.signal(id: agentID, SIGTERM) } }
@@ -358,16 +364,18 @@ actor PolicySupervisor {
         feed(policy) { tree, now in tree.timerFired(id, now: now) }
     }
 
-    private func startWorker(policy: String, ref: ChildRef, request: Agentos_V1_RunRequest,
+    private func startWorker(policy: String, tree: ObjectIdentifier, ref: ChildRef, request: Agentos_V1_RunRequest,
                              readiness: WorkerLaunch.Readiness, startTimeout: Int64, settle: Int64) async {
         let record: AgentRecord
         do {
             record = try await lifecycle.run(request)
         } catch {
+            guard let entry = applied[policy], ObjectIdentifier(entry) == tree else { return }
             feed(policy) { tree, now in tree.startFailed(ref, reason: KernelError.from(error).message, now: now) }
             return
         }
-        guard let entry = applied[policy] else {
+        guard let entry = applied[policy], ObjectIdentifier(entry) == tree else {
+            // The tree it was started for is gone (deleted, or replaced by a new one of that name).
             await lifecycle.signal(id: record.id, SIGKILL)
             return
         }
@@ -375,7 +383,7 @@ actor PolicySupervisor {
         entry.current[ref.pathString] = (ref, record.id)
         workers[record.id] = (policy, ref)
         let agentID = record.id
-        Task { await self.watchExit(policy: policy, ref: ref, agentID: agentID) }
+        Task { await self.watchExit(policy: policy, tree: tree, ref: ref, agentID: agentID) }
         switch readiness {
         case .notify:
             let ready = await waitForReadiness(agentID: agentID, timeoutMilliseconds: startTimeout)
@@ -417,12 +425,12 @@ actor PolicySupervisor {
         readinessResults.removeValue(forKey: agentID)?.resume(returning: false)
     }
 
-    private func watchExit(policy: String, ref: ChildRef, agentID: String) async {
+    private func watchExit(policy: String, tree: ObjectIdentifier, ref: ChildRef, agentID: String) async {
         let record = try? await lifecycle.wait(agentID)
         workers[agentID] = nil
         // An exit before readiness ends the wait for it.
         readinessResults.removeValue(forKey: agentID)?.resume(returning: false)
-        guard let entry = applied[policy] else { return }
+        guard let entry = applied[policy], ObjectIdentifier(entry) == tree else { return }
         let status = Self.exitStatus(record?.exit)
         feed(policy) { tree, now in tree.exited(ref, status: status, now: now) }
         entry.agents[ref] = nil
@@ -465,13 +473,13 @@ actor PolicySupervisor {
         request.env["AGENTOS_CHILD_PATH"] = ([policy] + ref.path).joined(separator: "/")
         request.env["AGENTOS_INCARNATION"] = String(ref.incarnation)
         if let workdir = settings.workdir { request.workDir = workdir }
-        if let memory = settings.limits.memoryBytes { request.limits.memoryBytes = UInt64(memory) }
-        if let pids = settings.limits.pids { request.limits.pids = UInt32(pids) }
+        if let memory = settings.limits.memoryBytes { request.limits.memoryBytes = UInt64(clamping: memory) }
+        if let pids = settings.limits.pids { request.limits.pids = UInt32(clamping: pids) }
         if let cpus = settings.limits.cpus { request.limits.cpus = cpus }
-        if let timeout = settings.limits.timeoutMilliseconds { request.limits.timeoutMs = UInt64(timeout) }
+        if let timeout = settings.limits.timeoutMilliseconds { request.limits.timeoutMs = UInt64(clamping: timeout) }
         request.sandbox.readOnly = settings.sandbox.readOnly
         request.sandbox.readWrite = settings.sandbox.readWrite
-        if let size = settings.sandbox.tmpSizeBytes { request.sandbox.tmpSize = UInt64(size) }
+        if let size = settings.sandbox.tmpSizeBytes { request.sandbox.tmpSize = UInt64(clamping: size) }
         request.sandbox.network = settings.sandbox.network
         request.sandbox.seccomp = settings.sandbox.seccomp
         return request
@@ -573,10 +581,25 @@ actor PolicySupervisor {
     /// through this actor, so each change is a moment to look again.
     private func waitUntil(_ policy: String, path: String,
                            _ condition: (Agentos_V1_TreeNode?) -> Bool) async throws {
-        let deadline = clock.now + .seconds(60)
+        let deadline = clock.now + Self.answerDeadline
+        let wake = wakeAt(deadline, policy: policy)
+        defer { wake.cancel() }
         while let entry = applied[policy], entry.tree.ended == nil, !condition(findNode(treeNode(policy), path: path)) {
             guard clock.now < deadline else { return }
             await withCheckedContinuation { entry.changeWaiters.append($0) }
+        }
+    }
+
+    /// How long an admin call waits for the tree to settle before answering
+    /// with the state it is in (a child with `shutdown: infinity` may never stop).
+    static let answerDeadline: Duration = .seconds(60)
+
+    /// Wakes a policy's change waiters at `deadline`, so that they look at the clock.
+    private func wakeAt(_ deadline: ContinuousClock.Instant, policy: String) -> Task<Void, Never> {
+        Task {
+            try? await Task.sleep(until: deadline, clock: .continuous)
+            guard !Task.isCancelled else { return }
+            self.applied[policy]?.changed()
         }
     }
 
@@ -585,7 +608,9 @@ actor PolicySupervisor {
         func busy(_ node: Agentos_V1_TreeNode) -> Bool {
             ["starting", "stopping"].contains(node.state) || node.children.contains(where: busy)
         }
-        let deadline = clock.now + .seconds(60)
+        let deadline = clock.now + Self.answerDeadline
+        let wake = wakeAt(deadline, policy: policy)
+        defer { wake.cancel() }
         while let entry = applied[policy], entry.tree.ended == nil, busy(treeNode(policy)), clock.now < deadline {
             await withCheckedContinuation { entry.changeWaiters.append($0) }
         }
@@ -643,8 +668,8 @@ actor PolicySupervisor {
             if let started = info.startedAt { node.startedAtNs = wallNow - (monotonicNow - started) * 1_000_000 }
             if let supervisor {
                 node.strategy = supervisor.strategy.rawValue
-                node.intensity = UInt32(max(0, supervisor.intensity))
-                node.periodMs = UInt64(max(0, supervisor.periodMilliseconds))
+                node.intensity = UInt32(clamping: supervisor.intensity)
+                node.periodMs = UInt64(clamping: supervisor.periodMilliseconds)
             }
             if let spec { node.restart = spec.restart.rawValue }
             node.extraArgs = info.extraArguments
