@@ -23,6 +23,8 @@ struct SandboxTests {
             (["--", kernel.directory + "/nowhere/tool"], "does not exist"),
             (["--", Binaries.agentctl], "is not inside the agent's sandbox: add --ro"),
             (["--rw", "/etc/hostname", "--", "/bin/true"], "--rw /etc/hostname: inside /etc, which agents see read-only"),
+            (Array(repeating: ["--ro", "/srv"], count: 64).flatMap { $0 } + ["--", "/bin/true"],
+             "64 --ro/--rw paths: at most 63"),
         ]
         for (arguments, expected) in cases {
             let result = try kernel.ctl(["run"] + arguments)

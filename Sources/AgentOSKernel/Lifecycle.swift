@@ -621,6 +621,11 @@ actor Lifecycle {
             try checkShareable(normalized, flag)
             return normalized
         }
+        // The sandbox helper binds at most 64 paths; the work dir is one.
+        guard wire.readOnly.count + wire.readWrite.count <= Self.maximumSharedPaths else {
+            throw KernelError(.invalidArgument, "\(wire.readOnly.count + wire.readWrite.count) --ro/--rw paths: "
+                                  + "at most \(Self.maximumSharedPaths); share a common parent instead")
+        }
         request.readOnly = try wire.readOnly.map { try checked($0, "--ro") }
         request.readWrite = try wire.readWrite.map { try checked($0, "--rw") }
         if let path = request.readWrite.first(where: Self.isInsideSystemDirectory),
@@ -642,6 +647,9 @@ actor Lifecycle {
         }
         return request
     }
+
+    /// --ro and --rw paths one agent may have (agentos-sandbox's MAX_BINDS, less the work dir).
+    static let maximumSharedPaths = 63
 
     /// Whether `path` (normalized) is a system dir or below one.
     static func isInsideSystemDirectory(_ path: String) -> Bool {
