@@ -565,6 +565,13 @@ actor Lifecycle {
             throw KernelError.from(error)
         }
         guard var current = live[record.id] else { return try resolve(record.id) }
+        // A stop that began while the freezer settled wins: thaw, so the
+        // agent sees its SIGTERM.
+        if paused, current.intent != nil {
+            try? await cgroup.thaw()
+            throw KernelError(.notRunning, "\(record.name) (\(record.id)) is being stopped, not running",
+                              detail: ["agent": record.id])
+        }
         current.record.state = wanted
         live[record.id] = current
         let kind = paused ? "agent.paused" : "agent.resumed"

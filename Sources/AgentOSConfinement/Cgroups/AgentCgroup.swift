@@ -224,6 +224,7 @@ public final class AgentCgroup: Sendable {
             for _ in 0..<400 {
                 let events = CgroupFiles.keyValues(directory + "/cgroup.events")
                 if events["frozen"] == (frozen ? 1 : 0) { return }
+                if Task.isCancelled { throw ConfinementError(.system, "cancelled while the freezer settled") }
                 try? await Task.sleep(for: .milliseconds(5))
             }
             throw ConfinementError(.system, "the agent's cgroup did not \(frozen ? "freeze" : "thaw") within 2 s")
@@ -232,6 +233,7 @@ public final class AgentCgroup: Sendable {
             for _ in 0..<400 {
                 let state = CgroupFiles.read(directory + "/freezer.state")?.trimmingCharacters(in: .whitespacesAndNewlines)
                 if state == (frozen ? "FROZEN" : "THAWED") { return }
+                if Task.isCancelled { throw ConfinementError(.system, "cancelled while the freezer settled") }
                 try? await Task.sleep(for: .milliseconds(5))
             }
             throw ConfinementError(.system, "the agent's cgroup did not \(frozen ? "freeze" : "thaw") within 2 s")
