@@ -344,10 +344,13 @@ extension Bench {
         return (Sample(values: a), Sample(values: b))
     }
 
-    static func startProcess(_ path: String, _ arguments: [String]) throws -> Process {
+    /// Starts a program; `directory` is its working directory (where an
+    /// Erlang VM, say, drops its crash dump).
+    static func startProcess(_ path: String, _ arguments: [String], directory: String? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         try process.run()
         return process
     }

@@ -301,7 +301,7 @@ enum Baseline: String, CaseIterable {
         case .erlang:
             let script = work + "/stampsup.escript"
             try Stamp.erlangSupervisor.write(toFile: script, atomically: true, encoding: .utf8)
-            let process = try Bench.startProcess(program, [script, stamp, file])
+            let process = try Bench.startProcess(program, [script, stamp, file], directory: work)
             return Subject(name: "Erlang/OTP supervisor (port)", file: file, commandLine: nil, process: process)
         }
     }
