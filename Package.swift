@@ -121,7 +121,7 @@ let package = Package(
         .executableTarget(
             name: "agentos-bench",
             dependencies: [
-                "AgentOSClient", "AgentOSProtocol", "CAgentOSShim",
+                "AgentOSClient", "AgentOSProtocol", "AgentOSConfinement", "CAgentOSShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -144,7 +144,8 @@ let package = Package(
         // End-to-end: the real agentd and agentctl binaries, as a user runs them.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["AgentOSClient", "AgentOSProtocol"],
+            // AgentOSConfinement only to read and put back host cgroup mount options.
+            dependencies: ["AgentOSClient", "AgentOSProtocol", "AgentOSConfinement"],
             path: "Integration/Tests",
             exclude: ["Escapes"]   // hostile C programs, compiled by the tests with the system cc
         ),

@@ -1,3 +1,4 @@
+import AgentOSConfinement
 import AgentOSClient
 import AgentOSProtocol
 import Foundation
@@ -170,27 +171,9 @@ struct ResourceTests {
 
 /// The host's cgroup2 mount, read and put back by the tests.
 struct CgroupHostProbe {
-    var unifiedMountPoint: String? {
-        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        for line in mounts.split(separator: "\n") where line.contains(" - cgroup2 ") {
-            return String(line.split(separator: " ")[4])
-        }
-        return nil
-    }
+    var unifiedMountPoint: String? { CgroupHost.detect().unified?.mountPoint }
 
-    func options(_ mountPoint: String) -> [String]? {
-        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        for line in mounts.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            guard fields.count > 4, fields[4] == mountPoint, let dash = fields.firstIndex(of: "-"),
-                  fields.count > dash + 3 else { continue }
-            return fields[dash + 3].split(separator: ",").map(String.init)
-        }
-        return nil
-    }
+    func options(_ mountPoint: String) -> [String]? { CgroupTuning.superOptions(of: mountPoint) }
 
-    func remount(_ mountPoint: String, _ options: [String]) {
-        let data = options.filter { $0 != "rw" && $0 != "ro" }.joined(separator: ",")
-        _ = data.withCString { mount(nil, mountPoint, nil, UInt(MS_REMOUNT), $0) }
-    }
+    func remount(_ mountPoint: String, _ options: [String]) { try? CgroupTuning.remount(mountPoint, options: options) }
 }

@@ -94,11 +94,12 @@ public final class ChildProcess: Sendable {
             let exit: ProcessExit = rc != 0 ? .exited(code: -1)
                 : exited != 0 ? .exited(code: status)
                 : .signaled(signal: status, coreDumped: core != 0)
-            state.exit = state.reported ?? exit
+            let recorded = state.reported ?? exit
+            state.exit = recorded
             if state.pidfd >= 0 { close(state.pidfd) }
             state.pidfd = -1
             defer { state.waiters.removeAll() }
-            return .exited(exit, state.waiters)
+            return .exited(recorded, state.waiters)
         }
         switch outcome {
         case .running:

@@ -148,8 +148,9 @@ public final class Kernel: Service, Sendable {
         if orphans > 0 { logger.info("removed \(orphans) agent dir(s) and log(s) no agent owns") }
         let seccomp = try SeccompProfiles.compile(from: configuration.seccompProfilesDirectory,
                                                   into: configuration.stateDirectory + "/seccomp", logger: logger)
+        let host = HostSupport.detect()
         if configuration.cgroupFavorDynamicModifications {
-            if let unified = CgroupHost.detect().unified {
+            if let unified = host.cgroups.unified {
                 do {
                     if try CgroupTuning.enableFavorDynamicModifications(unified.mountPoint) {
                         logger.notice("remounted \(unified.mountPoint) with favordynmods (--cgroup-favordynmods)")
@@ -161,7 +162,6 @@ public final class Kernel: Service, Sendable {
                 logger.warning("--cgroup-favordynmods: no cgroup2 hierarchy on this host")
             }
         }
-        let host = HostSupport.detect()
         let cgroups = await prepareCgroups(host: host.cgroups, stateDirectory: configuration.stateDirectory)
         // After the cgroup clean-up: slots come with their cgroups made.
         let slots = AgentSlots(agentsDirectory: agentsDirectory, logsDirectory: logsDirectory,

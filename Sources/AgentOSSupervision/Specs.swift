@@ -168,6 +168,26 @@ public struct SupervisorSpec: Sendable, Hashable {
     }
 }
 
+extension SupervisorSpec {
+    /// The supervisor at `path` (child ids from this one; [] is this one).
+    public func supervisor(at path: [String]) -> SupervisorSpec? {
+        var spec = self
+        for id in path {
+            guard let child = spec.children.first(where: { $0.id == id }), case .supervisor(let nested) = child.kind else {
+                return nil
+            }
+            spec = nested
+        }
+        return spec
+    }
+
+    /// The static child at `path` (child ids from this supervisor).
+    public func child(at path: [String]) -> ChildSpec? {
+        guard let id = path.last else { return nil }
+        return supervisor(at: Array(path.dropLast()))?.children.first { $0.id == id }
+    }
+}
+
 /// A rule of conformance scenario 25 that a spec breaks.
 public struct SpecProblem: Sendable, Hashable, CustomStringConvertible {
     /// Where: child ids from the root, e.g. ["team", "workers"].

@@ -1,4 +1,5 @@
 import AgentOSClient
+import AgentOSConfinement
 import AgentOSProtocol
 import ArgumentParser
 import Foundation
@@ -150,8 +151,7 @@ struct RestartBench: ParsableCommand {
     }
 
     static var favordynmodsOn: Bool {
-        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        return mounts.split(separator: "\n").contains { $0.contains(" - cgroup2 ") && $0.contains("favordynmods") }
+        CgroupHost.detect().unified.map { CgroupTuning.favorsDynamicModifications($0.mountPoint) } ?? false
     }
 
     private func apply(_ client: KernelClient, _ source: String) throws {

@@ -63,6 +63,9 @@ static struct {
     char **argv;
 } cfg = {.uid = (uid_t)-1, .gid = (gid_t)-1, .tmp_size = 64ULL << 20, .nofile = 1024, .ready_fd = -1};
 
+// The harmless devices every sandbox's /dev has (and the only ones writable).
+static const char *const devices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", NULL};
+
 // Where setup errors go (the ready fd, else stderr).
 static int error_fd = -1;
 
@@ -209,7 +212,6 @@ static void setup_filesystem(void) {
     snprintf(target, sizeof target, "%s/dev", root);
     mkdir(target, 0755);
     if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k") < 0) die("mount /dev");
-    static const char *devices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", NULL};
     for (int i = 0; devices[i]; i++) {
         make_path(root, devices[i], 1);
         snprintf(target, sizeof target, "%s%s", root, devices[i]);
@@ -316,7 +318,6 @@ static void apply_landlock(void) {
         if (cfg.binds[i].writable) landlock_allow(ruleset, cfg.binds[i].path, handled);
     landlock_allow(ruleset, "/tmp", handled);
     landlock_allow(ruleset, "/dev/shm", handled);
-    static const char *devices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", NULL};
     for (int i = 0; devices[i]; i++) landlock_allow(ruleset, devices[i], LANDLOCK_FILE_WRITES & handled);
     if (syscall(SYS_landlock_restrict_self, ruleset, 0) < 0) die("landlock: restrict the agent");
     close(ruleset);

@@ -40,12 +40,17 @@ public enum CgroupTuning {
             throw ConfinementError(.unsupported, "no cgroup2 mount at \(mountPoint)")
         }
         if options.contains(favorDynamicModifications) { return false }
-        let kept = options.filter { $0 != "rw" && $0 != "ro" } + [favorDynamicModifications]
-        let data = kept.joined(separator: ",")
+        try remount(mountPoint, options: options + [favorDynamicModifications])
+        return true
+    }
+
+    /// Remounts the cgroup2 hierarchy at `mountPoint` with exactly these
+    /// super options (as `superOptions` lists them; rw/ro are the mount's own).
+    public static func remount(_ mountPoint: String, options: [String]) throws(ConfinementError) {
+        let data = options.filter { $0 != "rw" && $0 != "ro" }.joined(separator: ",")
         let rc = data.withCString { mount(nil, mountPoint, nil, UInt(MS_REMOUNT), $0) }
         guard rc == 0 else {
-            throw ConfinementError.system("remount \(mountPoint) with \(favorDynamicModifications)", errno: errno)
+            throw ConfinementError.system("remount \(mountPoint) with '\(data)'", errno: errno)
         }
-        return true
     }
 }

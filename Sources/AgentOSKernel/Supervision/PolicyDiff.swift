@@ -30,23 +30,12 @@ struct PolicyDiff {
         changed.map { path in
             let parent = path.split(separator: "/").dropLast().map(String.init)
             // (An empty parent is the root: "" then means the whole tree.)
-            if let spec = parent.isEmpty ? document.root : Self.supervisor(document.root, parent), spec.strategy == .dynamic,
+            if let spec = document.root.supervisor(at: parent), spec.strategy == .dynamic,
                spec.template?.id == path.split(separator: "/").last.map(String.init) {
                 return parent.joined(separator: "/")
             }
             return path
         }
-    }
-
-    private static func supervisor(_ root: SupervisorSpec, _ path: [String]) -> SupervisorSpec? {
-        var spec = root
-        for id in path {
-            guard let child = spec.children.first(where: { $0.id == id }), case .supervisor(let nested) = child.kind else {
-                return nil
-            }
-            spec = nested
-        }
-        return spec
     }
 
     init(old: PolicyDocument?, new: PolicyDocument) {

@@ -212,7 +212,7 @@ actor PolicySupervisor {
                 perform(actions, policy: policy)
                 try await waitUntil(policy, path: path) { $0 == nil || $0?.state == "stopped" }
             case .start:
-                guard let spec = Self.childSpec(entry.document.root, childPath) else {
+                guard let spec = entry.document.root.child(at: childPath) else {
                     throw KernelError(.notFound, "\(path): no such child in policy \(policy)'s spec")
                 }
                 let actions = try entry.tree.startChild(under: Array(childPath.dropLast()), spec, now: now)
@@ -340,10 +340,10 @@ actor PolicySupervisor {
                                               settle: settle) }
             case .terminate(let ref):
                 let lifecycle = self.lifecycle
-                if let agentID = entry.agents[ref] { Task { await lifecycle.signal(id: agentID, SIGTERM) } }
+                if let agentID = entry.agentID(of: ref) { Task { await lifecycle.signal(id: agentID, SIGTERM) } }
             case .kill(let ref):
                 let lifecycle = self.lifecycle
-                if let agentID = entry.agents[ref] { Task { await lifecycle.signal(id: agentID, SIGKILL) } }
+                if let agentID = entry.agentID(of: ref) { Task { await lifecycle.signal(id: agentID, SIGKILL) } }
             case .startTimer(let id, let at):
                 let delay = max(0, at - now)
                 entry.timers[id] = Task {
@@ -379,7 +379,6 @@ actor PolicySupervisor {
             await lifecycle.signal(id: record.id, SIGKILL)
             return
         }
-        entry.agents[ref] = record.id
         entry.current[ref.pathString] = (ref, record.id)
         workers[record.id] = (policy, ref)
         let agentID = record.id
@@ -433,7 +432,6 @@ actor PolicySupervisor {
         guard let entry = applied[policy], ObjectIdentifier(entry) == tree else { return }
         let status = Self.exitStatus(record?.exit)
         feed(policy) { tree, now in tree.exited(ref, status: status, now: now) }
-        entry.agents[ref] = nil
         if entry.current[ref.pathString]?.agentID == agentID { entry.current[ref.pathString] = nil }
     }
 
@@ -566,17 +564,6 @@ actor PolicySupervisor {
         return (policy, Array(parts.dropFirst()))
     }
 
-    static func childSpec(_ root: SupervisorSpec, _ path: [String]) -> ChildSpec? {
-        var spec = root
-        for (index, id) in path.enumerated() {
-            guard let child = spec.children.first(where: { $0.id == id }) else { return nil }
-            if index == path.count - 1 { return child }
-            guard case .supervisor(let nested) = child.kind else { return nil }
-            spec = nested
-        }
-        return nil
-    }
-
     /// Waits (bounded) until a child reaches a state; the tree changes only
     /// through this actor, so each change is a moment to look again.
     private func waitUntil(_ policy: String, path: String,
@@ -705,15 +692,19 @@ final class AppliedPolicy {
     let tree: SupervisionTree
     let appliedAt: Int64
     var booted = false
-    /// Worker starts → the agent running them.
-    var agents: [ChildRef: String] = [:]
-    /// Child path → its current start and agent.
+    /// Child path → its current start and the agent running it.
     var current: [String: (ref: ChildRef, agentID: String)] = [:]
     var timers: [TimerID: Task<Void, Never>] = [:]
     var bootWaiters: [CheckedContinuation<Void, Never>] = []
     var endWaiters: [CheckedContinuation<Void, Never>] = []
     /// Waiting for the tree to change (admin calls that answer with the child's new state).
     var changeWaiters: [CheckedContinuation<Void, Never>] = []
+
+    /// The agent running this start of a worker, if it still runs.
+    func agentID(of ref: ChildRef) -> String? {
+        guard let entry = current[ref.pathString], entry.ref == ref else { return nil }
+        return entry.agentID
+    }
 
     init(document: PolicyDocument, appliedAt: Int64) {
         self.document = document
