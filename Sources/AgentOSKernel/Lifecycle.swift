@@ -221,7 +221,7 @@ actor Lifecycle {
                                "--net", sandbox.network, "--ready-fd", "4", "--seccomp-bpf", seccompFilter,
                                "--landlock", String(landlockABI)]
         // A path inside a system dir is visible read-only already (no bind needed).
-        for path in sandbox.readOnly where !Self.isInsideSystemDirectory(path) { helperArguments += ["--ro", path] }
+        for path in sandbox.readOnly where Self.systemDirectory(containing: path) == nil { helperArguments += ["--ro", path] }
         for path in sandbox.readWrite { helperArguments += ["--rw", path] }
         helperArguments += ["--", program] + request.argv.dropFirst()
         let spec = SpawnSpec(executable: configuration.sandboxHelper, arguments: helperArguments,
@@ -635,8 +635,8 @@ actor Lifecycle {
         }
         request.readOnly = try wire.readOnly.map { try checked($0, "--ro") }
         request.readWrite = try wire.readWrite.map { try checked($0, "--rw") }
-        if let path = request.readWrite.first(where: Self.isInsideSystemDirectory),
-           let system = Self.systemDirectories.first(where: { path == $0 || path.hasPrefix($0 + "/") }) {
+        for path in request.readWrite {
+            guard let system = Self.systemDirectory(containing: path) else { continue }
             throw KernelError(.invalidArgument,
                               "--rw \(path): inside \(system), which agents see read-only; a system dir cannot be made writable")
         }
@@ -658,9 +658,9 @@ actor Lifecycle {
     /// --ro and --rw paths one agent may have (agentos-sandbox's MAX_BINDS, less the work dir).
     static let maximumSharedPaths = 63
 
-    /// Whether `path` (normalized) is a system dir or below one.
-    static func isInsideSystemDirectory(_ path: String) -> Bool {
-        systemDirectories.contains { path == $0 || path.hasPrefix($0 + "/") }
+    /// The system dir `path` (normalized) is, or is below; nil for any other path.
+    static func systemDirectory(containing path: String) -> String? {
+        systemDirectories.first { path == $0 || path.hasPrefix($0 + "/") }
     }
 
     /// Paths no agent may be given: the host root, the kernel's own
