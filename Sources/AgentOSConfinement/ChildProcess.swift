@@ -28,6 +28,16 @@ public final class ChildProcess: Sendable {
     /// The exit status once reaped (or reported), nil while running.
     public var exitStatus: ProcessExit? { state.withLock { $0.exit ?? $0.reported } }
 
+    /// Whether the child has ended, reaped yet or not (a pidfd is readable
+    /// from the moment its process exits).
+    public var hasEnded: Bool {
+        state.withLock { state in
+            if state.exit != nil || state.reported != nil || state.pidfd < 0 { return true }
+            var descriptor = pollfd(fd: state.pidfd, events: Int16(POLLIN), revents: 0)
+            return poll(&descriptor, 1, 0) > 0
+        }
+    }
+
     /// Sends `signal` to the child. Returns false when it has already exited.
     @discardableResult
     public func signal(_ signal: Int32) throws(ConfinementError) -> Bool {

@@ -15,6 +15,8 @@ import Glibc
 public final class ProcessReactor: Sendable {
     private enum Command {
         case spawn(SpawnSpec, CheckedContinuation<ChildProcess, any Error>)
+        case hold(SpawnSpec, CheckedContinuation<HeldSandbox, any Error>)
+        case awaitStart(ChildProcess, StartPipes, CheckedContinuation<ChildProcess, any Error>)
         case stop
     }
 
@@ -52,16 +54,79 @@ public final class ProcessReactor: Sendable {
     /// Starts a child per `spec`; returns once it has exec'd.
     public func spawn(_ spec: SpawnSpec) async throws -> ChildProcess {
         try await withCheckedThrowingContinuation { continuation in
-            let accepted = shared.withLock { shared -> Bool in
-                guard shared.running else { return false }
-                shared.commands.append(.spawn(spec, continuation))
-                return true
+            submit(.spawn(spec, continuation)) { continuation.resume(throwing: $0) }
+        }
+    }
+
+    /// Starts a sandbox helper that prepares itself and then waits for its
+    /// request (`spec` has a ready, an exec and a request pipe target);
+    /// returns at once. `release` sends the request, `HeldSandbox.discard`
+    /// ends it.
+    public func hold(_ spec: SpawnSpec) async throws -> HeldSandbox {
+        guard spec.readyPipeTarget != nil, spec.execPipeTarget != nil, spec.requestPipeTarget != nil else {
+            throw ConfinementError(.spawnFailed, "a held sandbox needs a ready, an exec and a request pipe")
+        }
+        return try await withCheckedThrowingContinuation { continuation in
+            submit(.hold(spec, continuation)) { continuation.resume(throwing: $0) }
+        }
+    }
+
+    /// Gives a held sandbox its request; returns once the agent has exec'd
+    /// (or throws why it could not start, as `spawn` does).
+    public func release(_ held: HeldSandbox, request: [UInt8]) async throws -> ChildProcess {
+        try await awaitStart(try send(held, request: request))
+    }
+
+    /// The first half of `release`: sends the request at once, so that the
+    /// caller can work while the sandbox finishes itself. `awaitStart` (or
+    /// `abandon`) must follow.
+    public func send(_ held: HeldSandbox, request: [UInt8]) throws(ConfinementError) -> StartTicket {
+        guard request.count <= held.requestCapacity else {
+            throw ConfinementError(.spawnFailed, "the request (\(request.count) bytes) does not fit the held sandbox's pipe")
+        }
+        guard let (requestFD, pipes) = held.take() else {
+            throw ConfinementError(.spawnFailed, "the held sandbox was already used or discarded")
+        }
+        let written = request.withUnsafeBytes { bytes -> Int in
+            var done = 0
+            while done < bytes.count {
+                let n = write(requestFD, bytes.baseAddress.map { $0 + done }, bytes.count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                done += n
             }
-            if accepted {
-                wake()
-            } else {
-                continuation.resume(throwing: ConfinementError(.reactorStopped, "the process reactor has stopped"))
+            return done
+        }
+        let writeErrno = errno
+        close(requestFD)
+        guard written == request.count else {
+            pipes.close()
+            _ = try? held.child.signal(SIGKILL)
+            throw ConfinementError.system("send the request to the held sandbox", errno: writeErrno)
+        }
+        return StartTicket(child: held.child, pipes: pipes)
+    }
+
+    /// The second half of `release`: returns once the agent has exec'd.
+    public func awaitStart(_ ticket: StartTicket) async throws -> ChildProcess {
+        try await withCheckedThrowingContinuation { continuation in
+            submit(.awaitStart(ticket.child, ticket.pipes, continuation)) { error in
+                ticket.pipes.close()
+                continuation.resume(throwing: error)
             }
+        }
+    }
+
+    private func submit(_ command: Command, refused: (ConfinementError) -> Void) {
+        let accepted = shared.withLock { shared -> Bool in
+            guard shared.running else { return false }
+            shared.commands.append(command)
+            return true
+        }
+        if accepted {
+            wake()
+        } else {
+            refused(ConfinementError(.reactorStopped, "the process reactor has stopped"))
         }
     }
 
@@ -90,11 +155,16 @@ public final class ProcessReactor: Sendable {
         case exitReport = 4
     }
 
-    /// A spawn waiting for its sandbox to say the agent runs.
+    /// A spawn waiting for its sandbox to say the agent runs: on the exec
+    /// pipe when there is one (its end of file: the agent exec'd; a line:
+    /// why not), else on the ready pipe ("ok" or why not).
     private struct PendingReady {
         let child: ChildProcess
         let continuation: CheckedContinuation<ChildProcess, any Error>
         var received: [UInt8] = []
+        /// With an exec pipe (the fd watched): the ready pipe, for the
+        /// sandbox's own setup errors and then the exit report.
+        let readyFD: Int32?
     }
 
     private struct OutputPipe {
@@ -123,6 +193,38 @@ public final class ProcessReactor: Sendable {
         defer { buffer.deallocate() }
         let devNull = open("/dev/null", O_RDWR | O_CLOEXEC)
 
+        func awaitStart(_ child: ChildProcess, _ pipes: StartPipes,
+                        _ continuation: CheckedContinuation<ChildProcess, any Error>) {
+            let watched = pipes.exec ?? pipes.ready
+            readiness[watched] = PendingReady(child: child, continuation: continuation,
+                                              readyFD: pipes.exec == nil ? nil : pipes.ready)
+            _ = aos_epoll_add(epollFD, watched, Self.token(.ready, watched))
+        }
+
+        /// The ready pipe after the start: it brings the agent's exit,
+        /// ahead of the monitor's own.
+        func watchReport(_ fd: Int32, _ child: ChildProcess, _ received: [UInt8]) {
+            if let exit = Self.exitReport(received) {
+                child.report(exit)
+                close(fd)
+                return
+            }
+            reports[fd] = (child, received)
+            _ = aos_epoll_add(epollFD, fd, Self.token(.exitReport, fd))
+        }
+
+        func watch(_ child: ChildProcess, _ readEnds: ReadEnds?, _ output: (any OutputSink)?) {
+            children[child.pidfd] = child
+            _ = aos_epoll_add(epollFD, child.pidfd, Self.token(.child, child.pidfd))
+            if let readEnds, let sink = output {
+                let group = OutputGroup(sink: sink)
+                pipes[readEnds.stdout] = OutputPipe(group: group, stream: .stdout)
+                pipes[readEnds.stderr] = OutputPipe(group: group, stream: .stderr)
+                _ = aos_epoll_add(epollFD, readEnds.stdout, Self.token(.output, readEnds.stdout))
+                _ = aos_epoll_add(epollFD, readEnds.stderr, Self.token(.output, readEnds.stderr))
+            }
+        }
+
         while true {
             let count = aos_epoll_wait(epollFD, &tokens, 64, -1)
             if count < 0 { continue }
@@ -140,25 +242,32 @@ public final class ProcessReactor: Sendable {
                         switch command {
                         case .spawn(let spec, let continuation):
                             do {
-                                let (child, readEnds, readyEnd) = try spawnNow(spec, devNull: devNull)
-                                children[child.pidfd] = child
-                                _ = aos_epoll_add(epollFD, child.pidfd, Self.token(.child, child.pidfd))
-                                if let readEnds, let sink = spec.output {
-                                    let group = OutputGroup(sink: sink)
-                                    pipes[readEnds.stdout] = OutputPipe(group: group, stream: .stdout)
-                                    pipes[readEnds.stderr] = OutputPipe(group: group, stream: .stderr)
-                                    _ = aos_epoll_add(epollFD, readEnds.stdout, Self.token(.output, readEnds.stdout))
-                                    _ = aos_epoll_add(epollFD, readEnds.stderr, Self.token(.output, readEnds.stderr))
-                                }
-                                if let readyEnd {
-                                    readiness[readyEnd] = PendingReady(child: child, continuation: continuation)
-                                    _ = aos_epoll_add(epollFD, readyEnd, Self.token(.ready, readyEnd))
+                                let started = try spawnNow(spec, devNull: devNull)
+                                watch(started.child, started.output, spec.output)
+                                if let ready = started.ready {
+                                    awaitStart(started.child, StartPipes(ready: ready, exec: started.exec), continuation)
                                 } else {
-                                    continuation.resume(returning: child)
+                                    continuation.resume(returning: started.child)
                                 }
                             } catch {
                                 continuation.resume(throwing: error)
                             }
+                        case .hold(let spec, let continuation):
+                            do {
+                                let started = try spawnNow(spec, devNull: devNull)
+                                watch(started.child, started.output, spec.output)
+                                if let ready = started.ready, let exec = started.exec, let request = started.request {
+                                    continuation.resume(returning: HeldSandbox(
+                                        child: started.child, requestFD: request.fd, requestCapacity: request.capacity,
+                                        pipes: StartPipes(ready: ready, exec: exec)))
+                                } else {
+                                    continuation.resume(throwing: ConfinementError(.spawnFailed, "no pipes for a held sandbox"))
+                                }
+                            } catch {
+                                continuation.resume(throwing: error)
+                            }
+                        case .awaitStart(let child, let pipes, let continuation):
+                            awaitStart(child, pipes, continuation)
                         case .stop:
                             finish(pipes: pipes, readiness: readiness, reports: reports)
                             if devNull >= 0 { close(devNull) }
@@ -184,21 +293,30 @@ public final class ProcessReactor: Sendable {
                         continue
                     }
                     readiness[fd] = nil
-                    // After "ok" the same pipe brings the agent's exit, ahead of the monitor's.
-                    let started = Self.resolve(pending)
-                    if started, let rest = Self.afterFirstLine(pending.received) {
-                        reports[fd] = (pending.child, rest)
-                        _ = aos_epoll_remove(epollFD, fd)
-                        _ = aos_epoll_add(epollFD, fd, Self.token(.exitReport, fd))
-                        if let exit = Self.exitReport(rest) {
-                            pending.child.report(exit)
-                            _ = aos_epoll_remove(epollFD, fd)
-                            close(fd)
-                            reports[fd] = nil
-                        }
-                    } else {
-                        _ = aos_epoll_remove(epollFD, fd)
+                    _ = aos_epoll_remove(epollFD, fd)
+                    if let readyFD = pending.readyFD {
                         close(fd)
+                        // The exec pipe ended. Nothing on it: the agent exec'd,
+                        // unless the sandbox failed before it (said on the
+                        // ready pipe, or it ended without a word).
+                        let early = Self.readAvailable(readyFD, buffer)
+                        if !pending.received.isEmpty {
+                            close(readyFD)
+                            Self.failStart(pending.continuation, Self.firstLine(pending.received))
+                        } else if Self.firstLine(early).hasPrefix("error ")
+                                    || (early.isEmpty && pending.child.hasEnded) {
+                            close(readyFD)
+                            Self.failStart(pending.continuation, Self.firstLine(early))
+                        } else {
+                            pending.continuation.resume(returning: pending.child)
+                            watchReport(readyFD, pending.child, early)
+                        }
+                    } else if Self.firstLine(pending.received) == "ok" {
+                        pending.continuation.resume(returning: pending.child)
+                        watchReport(fd, pending.child, Self.afterFirstLine(pending.received) ?? [])
+                    } else {
+                        close(fd)
+                        Self.failStart(pending.continuation, Self.firstLine(pending.received))
                     }
                 } else if token >> 32 == TokenKind.exitReport.rawValue {
                     guard var report = reports[fd] else { continue }
@@ -248,17 +366,29 @@ public final class ProcessReactor: Sendable {
         return .signaled(signal: signal, coreDumped: status & 0x80 != 0)
     }
 
-    /// The sandbox's first line: "ok", or why the agent could not start.
-    /// Returns whether the agent started.
-    @discardableResult
-    private static func resolve(_ pending: PendingReady) -> Bool {
-        let text = String(decoding: pending.received, as: UTF8.self)
-        let line = text.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
-        if line == "ok" {
-            pending.continuation.resume(returning: pending.child)
-            return true
+    static func firstLine(_ bytes: [UInt8]) -> String {
+        let end = bytes.firstIndex(of: UInt8(ascii: "\n")) ?? bytes.endIndex
+        return String(decoding: bytes[..<end], as: UTF8.self)
+    }
+
+    /// What a non-blocking pipe holds right now.
+    private static func readAvailable(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> [UInt8] {
+        var bytes: [UInt8] = []
+        while true {
+            let n = read(fd, buffer.baseAddress, buffer.count)
+            if n > 0 {
+                bytes += UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else {
+                return bytes
+            }
         }
-        // "error ERRNO: what: why" from the sandbox helper.
+    }
+
+    /// The agent did not start: `line` is the sandbox's "error ERRNO: what:
+    /// why", or empty when it ended without a word.
+    private static func failStart(_ continuation: CheckedContinuation<ChildProcess, any Error>, _ line: String) {
         var reason = line.isEmpty ? "the sandbox exited before the agent started" : line
         var number: Int32 = 0
         if line.hasPrefix("error "), let colon = line.firstIndex(of: ":") {
@@ -272,8 +402,7 @@ public final class ProcessReactor: Sendable {
         case EACCES where isExec, ENOEXEC where isExec: code = .programNotExecutable
         default: code = .spawnFailed
         }
-        pending.continuation.resume(throwing: ConfinementError(code, "sandbox: \(reason)", errno: number == 0 ? nil : number))
-        return false
+        continuation.resume(throwing: ConfinementError(code, "sandbox: \(reason)", errno: number == 0 ? nil : number))
     }
 
     private func finish(pipes: [Int32: OutputPipe], readiness: [Int32: PendingReady],
@@ -282,6 +411,7 @@ public final class ProcessReactor: Sendable {
         // pipes go (their children stay owned by their ChildProcess).
         for (fd, pending) in readiness {
             close(fd)
+            if let readyFD = pending.readyFD { close(readyFD) }
             pending.continuation.resume(throwing: ConfinementError(.reactorStopped, "the process reactor has stopped"))
         }
         for fd in reports.keys { close(fd) }
@@ -291,8 +421,16 @@ public final class ProcessReactor: Sendable {
             defer { shared.commands.removeAll() }
             return shared.commands
         }
-        for case .spawn(_, let continuation) in leftover {
-            continuation.resume(throwing: ConfinementError(.reactorStopped, "the process reactor has stopped"))
+        let stopped = ConfinementError(.reactorStopped, "the process reactor has stopped")
+        for command in leftover {
+            switch command {
+            case .spawn(_, let continuation): continuation.resume(throwing: stopped)
+            case .hold(_, let continuation): continuation.resume(throwing: stopped)
+            case .awaitStart(_, let pipes, let continuation):
+                pipes.close()
+                continuation.resume(throwing: stopped)
+            case .stop: break
+            }
         }
         var finished = Set<ObjectIdentifier>()
         for (fd, pipe) in pipes {
@@ -308,73 +446,95 @@ public final class ProcessReactor: Sendable {
         let stderr: Int32
     }
 
-    private func spawnNow(_ spec: SpawnSpec, devNull: Int32) throws(ConfinementError) -> (ChildProcess, ReadEnds?, Int32?) {
+    /// A started child and the parent's ends of its pipes.
+    private struct Started {
+        let child: ChildProcess
+        let output: ReadEnds?
+        /// Read end of the ready pipe (the sandbox's errors, "ok", the exit report).
+        let ready: Int32?
+        /// Read end of the exec pipe: end of file once the agent has exec'd.
+        let exec: Int32?
+        /// Write end of a held sandbox's request pipe and what it holds.
+        let request: (fd: Int32, capacity: Int)?
+    }
+
+    private func spawnNow(_ spec: SpawnSpec, devNull: Int32) throws(ConfinementError) -> Started {
         guard devNull >= 0 else { throw ConfinementError(.spawnFailed, "cannot open /dev/null") }
-        var outPipe: [Int32] = [-1, -1]
-        var errPipe: [Int32] = [-1, -1]
-        var readEnds: ReadEnds?
-        if spec.output != nil {
-            let outRC = aos_pipe(&outPipe)
-            guard outRC == 0 else { throw .system("pipe2", errno: -outRC) }
-            let errRC = aos_pipe(&errPipe)
-            guard errRC == 0 else {
-                close(outPipe[0]); close(outPipe[1])
-                outPipe = [-1, -1]
-                throw .system("pipe2", errno: -errRC)
-            }
-            _ = fcntl(outPipe[0], F_SETFL, O_NONBLOCK)
-            _ = fcntl(errPipe[0], F_SETFL, O_NONBLOCK)
-            readEnds = ReadEnds(stdout: outPipe[0], stderr: errPipe[0])
-        }
-        var readyPipe: [Int32] = [-1, -1]
-        if spec.readyPipeTarget != nil {
-            let rc = aos_pipe(&readyPipe)
+        // Every fd made here: the parent's ends are kept on success, the
+        // child's ends always closed once it has its copies.
+        var parentEnds: [Int32] = []
+        var childEnds: [Int32] = []
+        defer { for fd in childEnds { close(fd) } }
+        func pipe(parentReads: Bool) throws(ConfinementError) -> (parent: Int32, child: Int32) {
+            var fds: [Int32] = [-1, -1]
+            let rc = aos_pipe(&fds)
             guard rc == 0 else {
-                if let readEnds { close(readEnds.stdout); close(readEnds.stderr) }
-                close(outPipe[1]); close(errPipe[1])
-                outPipe = [-1, -1]
-                errPipe = [-1, -1]
+                for fd in parentEnds { close(fd) }
+                parentEnds = []
                 throw .system("pipe2", errno: -rc)
             }
-            _ = fcntl(readyPipe[0], F_SETFL, O_NONBLOCK)
+            let ends = parentReads ? (parent: fds[0], child: fds[1]) : (parent: fds[1], child: fds[0])
+            parentEnds.append(ends.parent)
+            childEnds.append(ends.child)
+            _ = fcntl(ends.parent, F_SETFL, O_NONBLOCK)
+            return ends
         }
-        // The parent's copies of the child's ends close whatever happens.
-        defer {
-            if outPipe[1] >= 0 { close(outPipe[1]) }
-            if errPipe[1] >= 0 { close(errPipe[1]) }
-            if readyPipe[1] >= 0 { close(readyPipe[1]) }
+        var extraFDs: [Int32] = []
+        var extraTargets: [Int32] = []
+        if let socket = spec.protocolSocket {
+            extraFDs.append(socket)
+            extraTargets.append(spec.protocolSocketTarget)
+        }
+        var output: (stdout: (parent: Int32, child: Int32), stderr: (parent: Int32, child: Int32))?
+        if spec.output != nil { output = (try pipe(parentReads: true), try pipe(parentReads: true)) }
+        /// A pipe whose child end goes to `target` in the child; its parent end.
+        func pipe(to target: Int32?, parentReads: Bool) throws(ConfinementError) -> Int32? {
+            guard let target else { return nil }
+            let ends = try pipe(parentReads: parentReads)
+            extraFDs.append(ends.child)
+            extraTargets.append(target)
+            return ends.parent
+        }
+        let ready = try pipe(to: spec.readyPipeTarget, parentReads: true)
+        let exec = try pipe(to: spec.execPipeTarget, parentReads: true)
+        // A request never blocks the kernel: it is written only if it fits
+        // the pipe (1 MiB where the host allows, 64 KiB at least).
+        let request = try pipe(to: spec.requestPipeTarget, parentReads: false).map { fd -> (fd: Int32, capacity: Int) in
+            let size = aos_pipe_set_size(fd, 1 << 20)
+            return (fd, size > 0 ? Int(size) : 65_536)
         }
         let argv = CStringArray(spec.arguments)
         let envp = CStringArray(spec.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
         var result = aos_spawn_result()
         let cgroupFDs = spec.cgroupProcsFDs
         let rc: Int32 = spec.executable.withCString { path in
-            withOptionalCString(spec.workingDirectory) { cwd in cgroupFDs.withUnsafeBufferPointer { cgroups in
-                var request = aos_spawn_request()
-                request.path = path
-                request.argv = UnsafePointer(argv.pointer)
-                request.envp = UnsafePointer(envp.pointer)
-                request.cwd = cwd
-                request.stdin_fd = devNull
-                request.stdout_fd = outPipe[1] >= 0 ? outPipe[1] : devNull
-                request.stderr_fd = errPipe[1] >= 0 ? errPipe[1] : devNull
-                request.extra_fd = spec.protocolSocket ?? -1
-                request.extra_fd_target = spec.protocolSocketTarget
-                request.second_fd = readyPipe[1]
-                request.second_fd_target = spec.readyPipeTarget ?? -1
-                request.pdeath_signal = SIGKILL
-                request.new_session = 1
-                request.cgroup_procs_fds = cgroups.baseAddress
-                request.cgroup_procs_count = Int32(cgroups.count)
-                return aos_spawn(&request, &result)
-            } }
+            withOptionalCString(spec.workingDirectory) { cwd in
+                cgroupFDs.withUnsafeBufferPointer { cgroups in
+                    extraFDs.withUnsafeBufferPointer { fds in
+                        extraTargets.withUnsafeBufferPointer { targets in
+                            var request = aos_spawn_request()
+                            request.path = path
+                            request.argv = UnsafePointer(argv.pointer)
+                            request.envp = UnsafePointer(envp.pointer)
+                            request.cwd = cwd
+                            request.stdin_fd = devNull
+                            request.stdout_fd = output?.stdout.child ?? devNull
+                            request.stderr_fd = output?.stderr.child ?? devNull
+                            request.extra_fds = fds.baseAddress
+                            request.extra_fd_targets = targets.baseAddress
+                            request.extra_fd_count = Int32(fds.count)
+                            request.pdeath_signal = SIGKILL
+                            request.new_session = 1
+                            request.cgroup_procs_fds = cgroups.baseAddress
+                            request.cgroup_procs_count = Int32(cgroups.count)
+                            return aos_spawn(&request, &result)
+                        }
+                    }
+                }
+            }
         }
         guard rc == 0 else {
-            if let readEnds {
-                close(readEnds.stdout)
-                close(readEnds.stderr)
-            }
-            if readyPipe[0] >= 0 { close(readyPipe[0]) }
+            for fd in parentEnds { close(fd) }
             let code = result.error
             let text = errnoDescription(code)
             switch result.stage {
@@ -393,7 +553,9 @@ public final class ProcessReactor: Sendable {
                                        errno: code)
             }
         }
-        return (ChildProcess(pid: result.pid, pidfd: result.pidfd), readEnds, readyPipe[0] >= 0 ? readyPipe[0] : nil)
+        return Started(child: ChildProcess(pid: result.pid, pidfd: result.pidfd),
+                       output: output.map { ReadEnds(stdout: $0.stdout.parent, stderr: $0.stderr.parent) },
+                       ready: ready, exec: exec, request: request)
     }
 
     private func stageName(_ stage: aos_spawn_stage) -> String {

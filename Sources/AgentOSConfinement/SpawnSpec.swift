@@ -20,11 +20,18 @@ public struct SpawnSpec: Sendable {
     /// sandbox helper's --ready-fd); spawn then returns only once a line
     /// came back: "ok" (the agent runs) or the reason it could not start.
     public var readyPipeTarget: Int32?
+    /// Where to give the child the write end of an exec pipe (the sandbox
+    /// helper's --exec-fd; needs `readyPipeTarget`): its end of file, with
+    /// nothing written, says the agent exec'd, straight from the agent.
+    public var execPipeTarget: Int32?
+    /// Where to give the child the read end of a request pipe (a held
+    /// sandbox's --request-fd); only for `ProcessReactor.hold`.
+    public var requestPipeTarget: Int32?
 
     public init(executable: String, arguments: [String], environment: [String: String],
                 workingDirectory: String? = nil, output: (any OutputSink)? = nil,
                 protocolSocket: Int32? = nil, protocolSocketTarget: Int32 = 3, cgroupProcsFDs: [Int32] = [],
-                readyPipeTarget: Int32? = nil) {
+                readyPipeTarget: Int32? = nil, execPipeTarget: Int32? = nil, requestPipeTarget: Int32? = nil) {
         self.executable = executable
         self.arguments = arguments
         self.environment = environment
@@ -34,6 +41,8 @@ public struct SpawnSpec: Sendable {
         self.protocolSocketTarget = protocolSocketTarget
         self.cgroupProcsFDs = cgroupProcsFDs
         self.readyPipeTarget = readyPipeTarget
+        self.execPipeTarget = execPipeTarget
+        self.requestPipeTarget = requestPipeTarget
     }
 }
 

@@ -7,10 +7,14 @@ import Synchronization
 ///
 /// Creating a directory or a file costs about 0.2 ms on an ordinary ext4
 /// disk, and a cgroup as much in each of up to six hierarchies: more than the
-/// rest of a spawn's preparation together. A few prepared slots take that
-/// off the spawn path, and are refilled in the background; the limits are
-/// written when a slot is taken. Slots never used are removed at shutdown, or at the next
-/// start if the kernel died (`removeUnrecorded`).
+/// rest of a spawn's preparation together. The sandbox helper is dearer
+/// still (its exec, seven namespaces, the uid maps, a root with the system
+/// dirs: 2-3 ms), so a slot made in the background also holds one, started
+/// and waiting for its agent (`SandboxLauncher.hold`). A few prepared slots
+/// take all that off the spawn path and are refilled in the background; the
+/// limits are written when a slot is taken. Slots never used are removed at
+/// shutdown, or at the next start if the kernel died (`removeUnrecorded`;
+/// their held helpers die with the kernel).
 final class AgentSlots: Sendable {
     struct Slot: Sendable {
         let id: String
@@ -18,6 +22,9 @@ final class AgentSlots: Sendable {
         let log: AgentLog
         /// Made with no limits; nil without usable cgroups.
         let cgroup: AgentCgroup?
+        /// A sandbox helper waiting for this slot's agent; nil for a slot
+        /// made on the spawn path (or when holding one failed).
+        var prepared: SandboxLauncher.Prepared?
     }
 
     private let agentsDirectory: String
@@ -25,12 +32,14 @@ final class AgentSlots: Sendable {
     private let logMaximumBytes: Int
     private let capacity: Int
     private let cgroups: CgroupManager?
+    private let launcher: SandboxLauncher?
     private let logger: Logger
-    private let state = Mutex<(ready: [Slot], refilling: Bool, closed: Bool)>(([], false, false))
+    private let state = Mutex<(ready: [Slot], refilling: Bool, closed: Bool, holdFailed: Bool)>(([], false, false, false))
 
     init(agentsDirectory: String, logsDirectory: String, logMaximumBytes: Int, capacity: Int = 4,
-         cgroups: CgroupManager? = nil, logger: Logger) {
+         cgroups: CgroupManager? = nil, launcher: SandboxLauncher? = nil, logger: Logger) {
         self.cgroups = cgroups
+        self.launcher = launcher
         self.agentsDirectory = agentsDirectory
         self.logsDirectory = logsDirectory
         self.logMaximumBytes = logMaximumBytes
@@ -39,12 +48,26 @@ final class AgentSlots: Sendable {
     }
 
     /// A slot whose id `isTaken` does not reject: a prepared one if there is
-    /// one, else made now. Starts a refill either way.
-    func take(isTaken: (String) -> Bool) throws -> Slot {
+    /// one (with a held sandbox still waiting, unless `cold`), else made now.
+    /// Starts a refill either way.
+    func take(cold: Bool = false, isTaken: (String) -> Bool) throws -> Slot {
         defer { refill() }
-        while let slot = state.withLock({ $0.ready.popLast() }) {
+        // One with a held sandbox first (a cold slot would need a uid a held
+        // one may have), the oldest first: its helper has had the most time
+        // to get ready. A cold spawn takes one without (its log must not be
+        // a held helper's, which ends when that helper does).
+        while let slot = state.withLock({ state -> Slot? in
+            let index = cold ? state.ready.firstIndex { $0.prepared == nil }
+                : state.ready.firstIndex { $0.prepared != nil } ?? (state.ready.isEmpty ? nil : 0)
+            return index.map { state.ready.remove(at: $0) }
+        }) {
+            // A held sandbox that died while it waited cannot serve: its slot goes.
+            if let prepared = slot.prepared, !prepared.held.isWaiting {
+                drop(slot)
+                continue
+            }
             if !isTaken(slot.id) { return slot }
-            discard(slot)
+            drop(slot)
         }
         var id = randomHexID()
         while isTaken(id) { id = randomHexID() }
@@ -58,7 +81,7 @@ final class AgentSlots: Sendable {
             state.ready.append(slot)
             return true
         }
-        if !kept { discard(slot) }
+        if !kept { drop(slot) }
     }
 
     /// Tops the pool up to capacity on a background task, one refill at a time.
@@ -72,13 +95,24 @@ final class AgentSlots: Sendable {
         Task.detached(priority: .background) { [self] in
             while state.withLock({ !$0.closed && $0.ready.count < capacity }) {
                 do {
-                    let slot = try make(id: randomHexID())
+                    var slot = try make(id: randomHexID())
+                    if let launcher {
+                        do {
+                            slot.prepared = try await launcher.hold(directory: slot.directory, log: slot.log,
+                                                                    cgroup: slot.cgroup)
+                        } catch {
+                            // The slot still serves, with a cold helper; say so once.
+                            if state.withLock({ state in defer { state.holdFailed = true }; return !state.holdFailed }) {
+                                logger.warning("cannot hold a sandbox ahead of time (spawns exec it cold): \(error)")
+                            }
+                        }
+                    }
                     let kept = state.withLock { state -> Bool in
                         guard !state.closed else { return false }
                         state.ready.append(slot)
                         return true
                     }
-                    if !kept { discard(slot) }
+                    if !kept { await discard(slot) }
                 } catch {
                     logger.warning("cannot prepare an agent slot: \(error)")
                     break
@@ -88,14 +122,24 @@ final class AgentSlots: Sendable {
         }
     }
 
-    /// Removes the slots never used; no more are made.
-    func close() {
-        let unused = state.withLock { state -> [Slot] in
+    /// Removes the slots never used (their held helpers exit first); no
+    /// more are made.
+    func close() async {
+        for slot in markClosed() { await discard(slot) }
+    }
+
+    /// `close` for a kernel that failed to start: held helpers are told to
+    /// end but not waited for (what they leave, the next start removes).
+    func closeWithoutWaiting() {
+        for slot in markClosed() { drop(slot) }
+    }
+
+    private func markClosed() -> [Slot] {
+        state.withLock { state -> [Slot] in
             state.closed = true
             defer { state.ready.removeAll() }
             return state.ready
         }
-        for slot in unused { discard(slot) }
     }
 
     private func make(id: String) throws -> Slot {
@@ -119,12 +163,15 @@ final class AgentSlots: Sendable {
         }
     }
 
-    /// Removes a taken slot that will not be used (its dir, log, cgroups).
+    /// Removes a taken slot that will not be used (its helper, dir, log,
+    /// cgroups), in the background.
     func drop(_ slot: Slot) {
-        discard(slot)
+        if let prepared = slot.prepared { prepared.held.discard() }
+        Task.detached { await self.discard(slot) }
     }
 
-    private func discard(_ slot: Slot) {
+    private func discard(_ slot: Slot) async {
+        if let prepared = slot.prepared, let launcher { await launcher.discard(prepared) }
         slot.cgroup?.removeDirectories()
         slot.log.finish()
         unlink(slot.log.path)

@@ -163,12 +163,20 @@ public final class Kernel: Service, Sendable {
             }
         }
         let cgroups = await prepareCgroups(host: host.cgroups, stateDirectory: configuration.stateDirectory)
-        // After the cgroup clean-up: slots come with their cgroups made.
+        // A held sandbox whose helper died is found by a failed write: EPIPE, not a signal.
+        signal(SIGPIPE, SIG_IGN)
+        let launcher = SandboxLauncher(helper: configuration.sandboxHelper,
+                                       root: configuration.stateDirectory + "/sandbox-root", reactor: reactor,
+                                       uids: AgentUIDs(range: configuration.agentUIDs))
+        // After the cgroup clean-up: slots come with their cgroups made
+        // (and their sandboxes held, unless --sandbox-pool 0).
+        let pool = configuration.sandboxPoolSize
         let slots = AgentSlots(agentsDirectory: agentsDirectory, logsDirectory: logsDirectory,
-                               logMaximumBytes: configuration.logFileMaximumBytes, cgroups: cgroups, logger: logger)
+                               logMaximumBytes: configuration.logFileMaximumBytes, capacity: max(pool, 1),
+                               cgroups: cgroups, launcher: pool > 0 ? launcher : nil, logger: logger)
         slots.refill()
-        defer { slots.close() }
-        let lifecycle = Lifecycle(configuration: configuration, store: store, events: events, reactor: reactor,
+        defer { slots.closeWithoutWaiting() }
+        let lifecycle = Lifecycle(configuration: configuration, store: store, events: events, launcher: launcher,
                                   counters: counters, slots: slots, cgroups: cgroups, seccomp: seccomp,
                                   landlockABI: host.landlockABI, bootID: bootID, logger: logger)
         let supervisor = PolicySupervisor(lifecycle: lifecycle, store: store, events: events, logger: logger)
@@ -213,6 +221,7 @@ public final class Kernel: Service, Sendable {
                 // Trees first, each in reverse start order; then whatever is left.
                 await supervisor.stopAll(timeout: .milliseconds(configuration.shutdownGraceMilliseconds))
                 await lifecycle.shutdownAll(graceMilliseconds: configuration.shutdownGraceMilliseconds)
+                await slots.close()
                 _ = await cgroups?.removeLeftovers()
                 cgroups?.removeBases()
                 events.finishAll()

@@ -20,6 +20,8 @@ public struct KernelConfiguration: Sendable {
     public var sandboxHelper: String
     /// Host uids (and gids) handed out to agents, one each while they live.
     public var agentUIDs: ClosedRange<UInt32>
+    /// Sandboxes started ahead of their agents (see AgentSlots); 0: none.
+    public var sandboxPoolSize: Int
     /// Where seccomp profiles (NAME.json) are read from; "default" must exist.
     public var seccompProfilesDirectory: String
     /// Remount cgroup2 with favordynmods at start (see CgroupTuning).
@@ -32,7 +34,7 @@ public struct KernelConfiguration: Sendable {
                 shutdownGraceMilliseconds: Int64 = 5_000,
                 logFileMaximumBytes: Int = 16 * 1024 * 1024,
                 sandboxHelper: String,
-                agentUIDs: ClosedRange<UInt32> = 200_000...265_535,
+                agentUIDs: ClosedRange<UInt32> = 200_000...265_535, sandboxPoolSize: Int = 4,
                 seccompProfilesDirectory: String, cgroupFavorDynamicModifications: Bool = false) {
         self.stateDirectory = stateDirectory
         self.socketPath = socketPath
@@ -44,6 +46,7 @@ public struct KernelConfiguration: Sendable {
         self.logFileMaximumBytes = logFileMaximumBytes
         self.sandboxHelper = sandboxHelper
         self.agentUIDs = agentUIDs
+        self.sandboxPoolSize = sandboxPoolSize
         self.seccompProfilesDirectory = seccompProfilesDirectory
         self.cgroupFavorDynamicModifications = cgroupFavorDynamicModifications
     }

@@ -55,7 +55,7 @@ actor Lifecycle {
     private let configuration: KernelConfiguration
     private let store: StateStore
     private let events: EventHub
-    private let reactor: ProcessReactor
+    private let launcher: SandboxLauncher
     private let counters: AgentCounters
     private let bootID: String
     private let logger: Logger
@@ -71,25 +71,22 @@ actor Lifecycle {
     private var reservedNames: Set<String> = []
     private var accepting = true
     private var nextWaiter: UInt64 = 0
-    private var uidsInUse: Set<UInt32> = []
-    private var nextUID: UInt32
     /// What every sandbox shows besides the agent's own paths.
     static let systemDirectories = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"]
     /// The monitor and init the sandbox adds to the agent's processes.
     static let sandboxProcesses = 2
 
-    init(configuration: KernelConfiguration, store: StateStore, events: EventHub, reactor: ProcessReactor,
+    init(configuration: KernelConfiguration, store: StateStore, events: EventHub, launcher: SandboxLauncher,
          counters: AgentCounters, slots: AgentSlots, cgroups: CgroupManager?, seccomp: SeccompProfiles,
          landlockABI: Int, bootID: String, logger: Logger) {
         self.cgroups = cgroups
         self.landlockABI = landlockABI
         self.seccomp = seccomp
-        self.nextUID = configuration.agentUIDs.lowerBound
         self.counters = counters
         self.configuration = configuration
         self.store = store
         self.events = events
-        self.reactor = reactor
+        self.launcher = launcher
         self.bootID = bootID
         self.logger = logger
         self.slots = slots
@@ -108,6 +105,14 @@ actor Lifecycle {
         }
         for key in request.env.keys where !Self.isValidEnvironmentName(key) {
             throw KernelError(.invalidArgument, "invalid environment variable name '\(key)'")
+        }
+        // C strings end at NUL: an argument or value holding one would not
+        // reach the program as given.
+        if let bad = request.argv.first(where: { $0.utf8.contains(0) }) {
+            throw KernelError(.invalidArgument, "argument '\(bad.replacingOccurrences(of: "\0", with: "\\0"))' contains a NUL byte")
+        }
+        if let bad = request.env.first(where: { $0.value.utf8.contains(0) }) {
+            throw KernelError(.invalidArgument, "the value of \(bad.key) contains a NUL byte")
         }
         let name = request.name.isEmpty ? nil : request.name
         if let name, !Self.isValidName(name) {
@@ -142,7 +147,12 @@ actor Lifecycle {
             throw KernelError(.programNotFound,
                               "program \(program) is not inside the agent's sandbox: add --ro \((program as NSString).deletingLastPathComponent)")
         }
-        let slot = try slots.take { live[$0] != nil }
+        // A request that may not fit a held sandbox's pipe (64 KiB at least) runs cold.
+        let requestEstimate = request.argv.reduce(0) { $0 + $1.utf8.count + 1 }
+            + request.env.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 8 }
+            + (sandbox.readOnly + sandbox.readWrite).reduce(0) { $0 + $1.utf8.count + 6 }
+            + seccomp.filter(for: seccompName).count + 4_096
+        let slot = try slots.take(cold: requestEstimate > 65_536) { live[$0] != nil }
         let id = slot.id
         let agentName = name ?? Self.defaultName(program: program, id: id)
         if reservedNames.contains(agentName) || live.values.contains(where: { $0.record.name == agentName }) {
@@ -158,18 +168,6 @@ actor Lifecycle {
         // lives outside it, where the agent cannot rewrite its own history.
         let workDir = workDirOverride ?? slot.directory
         let log = slot.log
-        guard let uid = allocateUID() else {
-            slots.giveBack(slot)
-            throw KernelError(.unsupported,
-                              "no free agent uid: all of \(configuration.agentUIDs.lowerBound)-\(configuration.agentUIDs.upperBound) are in use")
-        }
-        var uidHeld = true
-        defer { if uidHeld { uidsInUse.remove(uid) } }
-        if workDirOverride == nil, chown(workDir, uid, uid) != 0 {
-            slots.giveBack(slot)
-            throw KernelError(.spawnFailed, "cannot give \(workDir) to uid \(uid): \(errnoDescription(errno))")
-        }
-
         var environment = [
             "PATH": ProgramLookup.defaultSearchPath,
             "HOME": workDir,
@@ -178,6 +176,32 @@ actor Lifecycle {
         environment[AgentEnvironment.socketFD] = String(AgentEnvironment.socketFDNumber)
         environment[AgentEnvironment.agentID] = id
         environment[AgentEnvironment.agentName] = agentName
+        let agentOptions = SandboxLauncher.AgentOptions(
+            hostname: agentName, workDir: workDir, sandbox: sandbox, landlockABI: landlockABI, program: program,
+            arguments: Array(request.argv.dropFirst()), environment: environment)
+
+        // The slot's held sandbox (if any) gets the rest as its request.
+        let prepared = slot.prepared
+        let heldRequest = prepared == nil ? [] : launcher.request(agentOptions, filter: seccomp.filter(for: seccompName))
+
+        let uid: UInt32
+        if let prepared {
+            uid = prepared.uid   // its dir is the uid's already
+        } else {
+            guard let allocated = launcher.uids.allocate() else {
+                slots.giveBack(slot)
+                throw KernelError(.unsupported, launcher.uids.exhaustedMessage)
+            }
+            uid = allocated
+        }
+        // A uid allocated here is given back if the spawn fails; a held
+        // sandbox's goes back once its helper has exited.
+        var uidHeld = prepared == nil
+        defer { if uidHeld { launcher.uids.release(uid) } }
+        if prepared == nil, workDirOverride == nil, chown(workDir, uid, uid) != 0 {
+            slots.giveBack(slot)
+            throw KernelError(.spawnFailed, "cannot give \(workDir) to uid \(uid): \(errnoDescription(errno))")
+        }
 
         let cgroup: AgentCgroup?
         var cgroupFDs: [Int32] = []
@@ -190,7 +214,8 @@ actor Lifecycle {
             } else {
                 cgroup = try cgroups?.create(agentID: id, limits: enforced)
             }
-            cgroupFDs = try cgroup?.openProcsFiles() ?? []
+            // A held helper is in its cgroups already.
+            if prepared == nil { cgroupFDs = try cgroup?.openProcsFiles() ?? [] }
         } catch {
             // Partly limited or failed: not fit to hand to another agent.
             slots.drop(slot)
@@ -198,14 +223,21 @@ actor Lifecycle {
         }
         defer { for fd in cgroupFDs { close(fd) } }
 
-        var pair: [Int32] = [-1, -1]
-        let pairRC = aos_socketpair(&pair)
-        guard pairRC == 0 else {
-            log.finish()
-            await cgroup?.killAndRemove()
-            throw KernelError(.spawnFailed, "socketpair: \(errnoDescription(-pairRC))")
+        let kernelEnd: Int32, agentEnd: Int32
+        if let prepared {
+            kernelEnd = prepared.kernelEnd
+            agentEnd = -1
+        } else {
+            var pair: [Int32] = [-1, -1]
+            let pairRC = aos_socketpair(&pair)
+            guard pairRC == 0 else {
+                log.finish()
+                await cgroup?.killAndRemove()
+                throw KernelError(.spawnFailed, "socketpair: \(errnoDescription(-pairRC))")
+            }
+            kernelEnd = pair[0]
+            agentEnd = pair[1]
         }
-        let kernelEnd = pair[0], agentEnd = pair[1]
 
         let created = unixNanoseconds()
         var record = AgentRecord(id: id, name: agentName, state: .pending, program: program, argv: request.argv,
@@ -215,35 +247,44 @@ actor Lifecycle {
         record.sandbox = Self.sandboxRecord(sandbox, uid: uid, hostname: agentName)
         record.sandbox["seccomp"] = seccompName
         record.sandbox["landlock_abi"] = String(landlockABI)
-        var helperArguments = [configuration.sandboxHelper, "--uid", String(uid), "--gid", String(uid),
-                               "--root", configuration.stateDirectory + "/sandbox-root", "--hostname", agentName,
-                               "--workdir", workDir, "--tmp-size", String(sandbox.tmpSize),
-                               "--net", sandbox.network, "--ready-fd", "4", "--seccomp-bpf", seccompFilter,
-                               "--landlock", String(landlockABI)]
-        // A path inside a system dir is visible read-only already (no bind needed).
-        for path in sandbox.readOnly where Self.systemDirectory(containing: path) == nil { helperArguments += ["--ro", path] }
-        for path in sandbox.readWrite { helperArguments += ["--rw", path] }
-        helperArguments += ["--", program] + request.argv.dropFirst()
-        let spec = SpawnSpec(executable: configuration.sandboxHelper, arguments: helperArguments,
-                             environment: environment, workingDirectory: "/", output: log, protocolSocket: agentEnd,
-                             protocolSocketTarget: AgentEnvironment.socketFDNumber, cgroupProcsFDs: cgroupFDs,
-                             readyPipeTarget: 4)
         let child: ChildProcess
+        // The start, once written to the store (with a held sandbox, while
+        // it finishes itself: the helper's pid is the agent's pid already).
+        var spawned: EventRecord?
         do {
-            child = try await reactor.spawn(spec)
-            close(agentEnd)
+            if let prepared {
+                let ticket = try launcher.reactor.send(prepared.held, request: heldRequest)
+                do {
+                    spawned = try recordSpawn(&record, pid: ticket.child.pid)
+                } catch {
+                    ticket.abandon()
+                    throw error
+                }
+                child = try await launcher.reactor.awaitStart(ticket)
+            } else {
+                let spec = launcher.coldSpec(agentOptions, uid: uid, seccompPath: seccompFilter, log: log,
+                                             socket: agentEnd, cgroupFDs: cgroupFDs)
+                child = try await launcher.reactor.spawn(spec)
+            }
+            if agentEnd >= 0 { close(agentEnd) }
+            uidHeld = true   // the agent's now, whichever way it started
         } catch {
-            close(agentEnd)
+            if agentEnd >= 0 { close(agentEnd) }
             close(kernelEnd)
             log.finish()
             await cgroup?.killAndRemove()
+            if let prepared {
+                _ = await prepared.held.child.exit()
+                launcher.uids.release(prepared.uid)
+            }
             let kernelError = KernelError.from(error)
             record.state = .failed
             record.endedAt = unixNanoseconds()
             record.exit = ExitRecord(reason: "spawn-failed", detail: kernelError.message)
-            if let event = try? store.insert(record, event: EventRecord(
-                time: record.endedAt, kind: "agent.spawn-failed", agentID: id,
-                message: "\(agentName) failed to start: \(kernelError.message)", data: ["name": agentName])) {
+            let failed = EventRecord(time: record.endedAt, kind: "agent.spawn-failed", agentID: id,
+                                     message: "\(agentName) failed to start: \(kernelError.message)",
+                                     data: ["name": agentName])
+            if let event = try? (spawned == nil ? store.insert(record, event: failed) : store.update(record, event: failed)) {
                 events.publish(event)
                 counters.failedToStart()
             }
@@ -251,15 +292,9 @@ actor Lifecycle {
                               detail: ["agent": id])
         }
 
-        record.state = .running
-        record.pid = child.pid
-        record.startedAt = unixNanoseconds()
         do {
-            let event = try store.insert(record, event: EventRecord(
-                time: record.startedAt, kind: "agent.spawned", agentID: id,
-                message: "\(agentName) spawned: pid \(child.pid), \(request.argv.joined(separator: " "))",
-                data: ["name": agentName, "pid": String(child.pid), "program": program]))
-            events.publish(event)
+            // Told to subscribers only now that the agent runs.
+            events.publish(try spawned ?? recordSpawn(&record, pid: child.pid))
         } catch {
             // Not recorded means not acknowledged: the agent must not run.
             _ = try? child.signal(SIGKILL)
@@ -292,6 +327,17 @@ actor Lifecycle {
             await self.childExited(id: id, exit: exit)
         }
         return record
+    }
+
+    /// Writes a start: the record, running with `pid`, and its event.
+    private func recordSpawn(_ record: inout AgentRecord, pid: Int32) throws -> EventRecord {
+        record.state = .running
+        record.pid = pid
+        record.startedAt = unixNanoseconds()
+        return try store.insert(record, event: EventRecord(
+            time: record.startedAt, kind: "agent.spawned", agentID: record.id,
+            message: "\(record.name) spawned: pid \(pid), \(record.argv.joined(separator: " "))",
+            data: ["name": record.name, "pid": String(pid), "program": record.program]))
     }
 
     private func attachConnection(id: String, close: (@Sendable () -> Void)?) {
@@ -350,7 +396,7 @@ actor Lifecycle {
             logger.error("cannot record the exit of agent \(id): \(error)")
         }
         live[id] = nil
-        if let uid = record.sandbox["uid"].flatMap(UInt32.init) { uidsInUse.remove(uid) }
+        if let uid = record.sandbox["uid"].flatMap(UInt32.init) { launcher.uids.release(uid) }
         counters.ended()
         current.closeConnection?()
         if !agent.log.isFinished { agent.log.finish() }
@@ -678,22 +724,6 @@ actor Lifecycle {
         }
     }
 
-    /// The lowest-surprise free uid: round robin through the range, so a
-    /// uid just given up is not handed out again at once.
-    private func allocateUID() -> UInt32? {
-        let range = configuration.agentUIDs
-        let count = Int(range.upperBound - range.lowerBound) + 1
-        for _ in 0..<count {
-            let candidate = nextUID
-            nextUID = candidate >= range.upperBound ? range.lowerBound : candidate + 1
-            if candidate != 0 && !uidsInUse.contains(candidate) {
-                uidsInUse.insert(candidate)
-                return candidate
-            }
-        }
-        return nil
-    }
-
     static func sandboxRecord(_ sandbox: SandboxRequest, uid: UInt32, hostname: String) -> [String: String] {
         [
             "uid": String(uid), "gid": String(uid), "hostname": hostname,
@@ -846,3 +876,4 @@ actor Lifecycle {
         !name.isEmpty && !name.contains("=") && !name.contains("\0")
     }
 }
+

@@ -68,6 +68,10 @@ public struct AgentdCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Host uids given to agents, one each (never 0).", valueName: "first-last"))
     var agentUids: String = "200000-265535"
 
+    @Option(name: .long, help: ArgumentHelp("Sandboxes kept started and waiting for their agent: a spawn then skips the helper's exec, the namespaces and the base mounts. Each holds an agent uid, a dir and cgroups; 0 starts every sandbox on the spawn path.",
+                                            valueName: "n"))
+    var sandboxPool: Int = 4
+
     @Flag(name: .customLong("cgroup-favordynmods"),
           help: ArgumentHelp("Remount the host's cgroup2 hierarchy with favordynmods: agent starts and restarts skip an RCU grace period (about 10 ms after idle), every fork and exit on the host pays a little. Host-wide; it stays after agentd stops."))
     var cgroupFavorDynmods = false
@@ -96,6 +100,7 @@ public struct AgentdCommand: AsyncParsableCommand {
         }
         let logMax = try parsed("log-max-size") { () throws(Units.ParseError) in try Units.bytes(logMaxSize) }
         guard logMax >= 4_096 else { throw ValidationError("--log-max-size must be at least 4K") }
+        guard (0...64).contains(sandboxPool) else { throw ValidationError("--sandbox-pool \(sandboxPool): give 0 to 64") }
         let bounds = agentUids.split(separator: "-").compactMap { UInt32($0) }
         guard bounds.count == 2, bounds[0] > 0, bounds[0] <= bounds[1] else {
             throw ValidationError("--agent-uids \(agentUids): give a range like 200000-265535 (never 0)")
@@ -119,6 +124,7 @@ public struct AgentdCommand: AsyncParsableCommand {
             logFileMaximumBytes: logMax,
             sandboxHelper: Self.absolute(sandboxHelper ?? ownDirectory + "/agentos-sandbox"),
             agentUIDs: bounds[0]...bounds[1],
+            sandboxPoolSize: sandboxPool,
             seccompProfilesDirectory: Self.absolute(policiesDirectory(ownDirectory: ownDirectory, environment: environment))
                 + "/seccomp",
             cgroupFavorDynamicModifications: cgroupFavorDynmods)

@@ -67,6 +67,12 @@ int aos_seccomp_compile(int default_errno, const aos_seccomp_rule *rules, int co
     // Other ABIs (i386 via int 0x80, x32) are not in the filter: killed.
     int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
     if (rc < 0) { seccomp_release(ctx); return fail(error, error_length, "bad-arch action", NULL, rc); }
+    // A binary search over the syscall numbers instead of one long chain:
+    // each syscall is decided in a few comparisons, and installing the
+    // filter (the kernel runs it for every syscall number to build its
+    // cache) takes a fraction of the time.
+    rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+    if (rc < 0) { seccomp_release(ctx); return fail(error, error_length, "binary-tree optimization", NULL, rc); }
     for (int i = 0; i < count; i++) {
         const aos_seccomp_rule *rule = &rules[i];
         int nr = seccomp_syscall_resolve_name(rule->syscall);

@@ -23,6 +23,11 @@ int aos_pipe(int fds[2]) {
     return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
 }
 
+int aos_pipe_set_size(int fd, int bytes) {
+    int size = fcntl(fd, F_SETPIPE_SZ, bytes);
+    return size >= 0 ? size : -errno;
+}
+
 int aos_socketpair(int fds[2]) {
     return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0 ? 0 : -errno;
 }

@@ -76,12 +76,14 @@ static int aos_child(void *opaque) {
     // Move every source fd above the targets first, so that placing one
     // never clobbers another that is still to be placed.
     const int floor_fd = 16;
-    int sources[5] = {req->stdin_fd, req->stdout_fd, req->stderr_fd, -1, -1};
-    int targets[5] = {0, 1, 2, -1, -1};
-    int moved[5] = {-1, -1, -1, -1, -1};
+    int sources[3 + AOS_MAX_EXTRA_FDS] = {req->stdin_fd, req->stdout_fd, req->stderr_fd};
+    int targets[3 + AOS_MAX_EXTRA_FDS] = {0, 1, 2};
+    int moved[3 + AOS_MAX_EXTRA_FDS];
     int count = 3;
-    if (req->extra_fd >= 0) { sources[count] = req->extra_fd; targets[count++] = req->extra_fd_target; }
-    if (req->second_fd >= 0) { sources[count] = req->second_fd; targets[count++] = req->second_fd_target; }
+    for (int i = 0; i < req->extra_fd_count && i < AOS_MAX_EXTRA_FDS; i++) {
+        sources[count] = req->extra_fds[i];
+        targets[count++] = req->extra_fd_targets[i];
+    }
     for (int i = 0; i < count; i++) {
         moved[i] = fcntl(sources[i], F_DUPFD_CLOEXEC, floor_fd);
         if (moved[i] < 0) { ctx->stage = AOS_STAGE_FDS; goto fail; }

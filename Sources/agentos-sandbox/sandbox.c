@@ -6,8 +6,19 @@
 //   agentos-sandbox --uid U --gid G --root DIR [--hostname H] [--workdir D]
 //                   [--ro PATH]... [--rw PATH]... [--tmp-size BYTES]
 //                   [--net none|loopback] [--nofile N] [--ready-fd FD]
-//                   [--seccomp-bpf FILE] [--landlock ABI]
-//                   -- PROGRAM [ARGS...]
+//                   [--exec-fd FD] [--seccomp-bpf FILE] [--landlock ABI]
+//                   [--env K=V]... -- PROGRAM [ARGS...]
+//   agentos-sandbox --uid U --gid G --root DIR --ready-fd FD --exec-fd FD
+//                   --request-fd FD
+//
+// The second form is a held sandbox (agentd keeps a few ready): it does
+// everything that does not depend on the agent (the namespaces, the uid
+// maps, the root with the system dirs, /proc and /dev) and then waits for
+// the rest on the request fd: a little-endian u32 length of the options
+// block, a u32 length of the BPF filter, the options block (the options of
+// the first form from --hostname on, each NUL-terminated, ending with
+// "--", the program and its arguments) and the filter. End of file before
+// a request: exit 0 without starting anything.
 //
 // Processes: this monitor (host pid namespace) -> init (pid 1 of the new
 // pid namespace: reaps, forwards signals) -> the agent (pid 2).
@@ -15,6 +26,10 @@
 // "error ERRNO: ..." if the sandbox could not be built (then it is closed);
 // after "ok", "exit STATUS\n" (the agent's wait status) as soon as init
 // reports it, before the namespaces are torn down and this monitor exits.
+// With --exec-fd the agent itself tells, two process hops sooner: that fd
+// is held by the agent alone and closed by its exec (end of file: it runs),
+// or it gets the "error" line of the agent's own setup; --ready-fd then
+// carries only errors of the sandbox's setup and the exit report.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +43,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,8 +76,13 @@ static struct {
     int ready_fd;
     const char *seccomp_path;
     int landlock_abi;
+    int request_fd;
+    int exec_fd;
+    char **envp;      // --env entries; NULL: the helper's own environment
+    int env_count;
     char **argv;
-} cfg = {.uid = (uid_t)-1, .gid = (gid_t)-1, .tmp_size = 64ULL << 20, .nofile = 1024, .ready_fd = -1};
+} cfg = {.uid = (uid_t)-1, .gid = (gid_t)-1, .tmp_size = 64ULL << 20, .nofile = 1024, .ready_fd = -1,
+         .request_fd = -1, .exec_fd = -1};
 
 // The harmless devices every sandbox's /dev has (and the only ones writable).
 static const char *const devices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", NULL};
@@ -95,31 +116,52 @@ static void usage(const char *problem) {
     _exit(125);
 }
 
-static void parse(int argc, char **argv) {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--") == 0) { cfg.argv = &argv[i + 1]; break; }
-        if (v == NULL) usage("option without a value");
+// Options (a command line's or a request's) into cfg. Returns the problem,
+// or NULL. `strings` stay referenced: they must outlive the sandbox setup.
+static const char *parse_options(int count, char **strings) {
+    for (int i = 0; i < count; i++) {
+        const char *a = strings[i];
+        const char *v = i + 1 < count ? strings[i + 1] : NULL;
+        if (strcmp(a, "--") == 0) { cfg.argv = &strings[i + 1]; break; }
+        if (v == NULL) return "option without a value";
         if (strcmp(a, "--uid") == 0) cfg.uid = (uid_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--gid") == 0) cfg.gid = (gid_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--root") == 0) cfg.root = v;
         else if (strcmp(a, "--hostname") == 0) cfg.hostname = v;
         else if (strcmp(a, "--workdir") == 0) cfg.workdir = v;
         else if (strcmp(a, "--ro") == 0 || strcmp(a, "--rw") == 0) {
-            if (cfg.bind_count == MAX_BINDS) usage("too many --ro/--rw paths");
+            if (cfg.bind_count == MAX_BINDS) return "too many --ro/--rw paths";
             cfg.binds[cfg.bind_count++] = (struct bind){v, a[3] == 'w'};
         }
         else if (strcmp(a, "--tmp-size") == 0) cfg.tmp_size = strtoull(v, NULL, 10);
         else if (strcmp(a, "--net") == 0) cfg.loopback = strcmp(v, "loopback") == 0;
         else if (strcmp(a, "--nofile") == 0) cfg.nofile = strtoul(v, NULL, 10);
         else if (strcmp(a, "--ready-fd") == 0) cfg.ready_fd = atoi(v);
+        else if (strcmp(a, "--request-fd") == 0) cfg.request_fd = atoi(v);
+        else if (strcmp(a, "--exec-fd") == 0) cfg.exec_fd = atoi(v);
         else if (strcmp(a, "--seccomp-bpf") == 0) cfg.seccomp_path = v;
         else if (strcmp(a, "--landlock") == 0) cfg.landlock_abi = atoi(v);
-        else usage("unknown option");
+        else if (strcmp(a, "--env") == 0) {
+            if (cfg.envp == NULL) {
+                // At most one entry per two strings, plus the NULL.
+                cfg.envp = calloc((size_t)count / 2 + 1, sizeof(char *));
+                if (cfg.envp == NULL) return "out of memory";
+            }
+            cfg.envp[cfg.env_count++] = (char *)v;
+        }
+        else return "unknown option";
         i++;
     }
-    if (cfg.argv == NULL || cfg.argv[0] == NULL) usage("no program after --");
+    return NULL;
+}
+
+static void parse(int argc, char **argv) {
+    const char *problem = parse_options(argc - 1, argv + 1);
+    if (problem) usage(problem);
+    if (cfg.request_fd < 0 && (cfg.argv == NULL || cfg.argv[0] == NULL)) usage("no program after --");
+    if (cfg.request_fd >= 0 && (cfg.argv != NULL || cfg.ready_fd < 0 || cfg.exec_fd < 0))
+        usage("--request-fd needs --ready-fd, --exec-fd and no program");
+    if (cfg.exec_fd >= 0 && cfg.ready_fd < 0) usage("--exec-fd needs --ready-fd");
     if (cfg.uid == 0 || cfg.uid == (uid_t)-1 || cfg.gid == 0 || cfg.gid == (gid_t)-1)
         usage("--uid and --gid must name an unprivileged user (never 0)");
     if (cfg.root == NULL) usage("--root is required");
@@ -181,7 +223,8 @@ static void system_dir(const char *root, const char *path) {
     bind_path(root, path, 0, 1);
 }
 
-static void setup_filesystem(void) {
+// What every sandbox has: the root with the system dirs, /proc and /dev.
+static void setup_base_filesystem(void) {
     // Nothing we mount may propagate back to the host.
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) die("make / private");
     const char *root = cfg.root;
@@ -231,7 +274,13 @@ static void setup_filesystem(void) {
     snprintf(target, sizeof target, "%s/dev", root);
     if (mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL) < 0)
         die("remount /dev read-only");
+}
 
+// What this agent has (/tmp of its size, its work dir and paths), then the
+// switch to the new root.
+static void finish_filesystem(void) {
+    const char *root = cfg.root;
+    char target[4096];
     // A size-capped /tmp.
     snprintf(target, sizeof target, "%s/tmp", root);
     mkdir(target, 01777);
@@ -323,14 +372,19 @@ static void apply_landlock(void) {
     close(ruleset);
 }
 
-// Runs in the agent process just before exec: become the agent's user with
-// no capability at all and no way to gain one.
-static void drop_privileges(void) {
-    if (setgroups(0, NULL) < 0) die("setgroups");
+// Early in the sandbox (no exec happens before the agent's): no capability
+// can come back through an exec. The sandbox's setup keeps what it holds.
+static void drop_bounding_set(void) {
     for (int cap = 0; cap <= 63; cap++) {
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) die("drop capability %d from the bounding set", cap);
     }
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) die("clear ambient capabilities");
+}
+
+// Runs in the agent process just before exec: become the agent's user with
+// no capability at all and no way to gain one.
+static void drop_privileges(void) {
+    if (setgroups(0, NULL) < 0) die("setgroups");
     if (setresgid(cfg.gid, cfg.gid, cfg.gid) < 0) die("setresgid %u", cfg.gid);
     if (setresuid(cfg.uid, cfg.uid, cfg.uid) < 0) die("setresuid %u", cfg.uid);
     struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
@@ -367,6 +421,67 @@ static void read_seccomp(void) {
     close(fd);
 }
 
+// Reads up to `length` bytes; fewer only at end of file.
+static size_t read_fully(int fd, void *buffer, size_t length) {
+    size_t done = 0;
+    while (done < length) {
+        ssize_t n = read(fd, (char *)buffer + done, length - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) die("read the request");
+        if (n == 0) break;
+        done += (size_t)n;
+    }
+    return done;
+}
+
+static void read_all(int fd, void *buffer, size_t length) {
+    if (read_fully(fd, buffer, length) == length) return;
+    errno = EPROTO;
+    die("the request ended early");
+}
+
+// A held sandbox's request (see the top of this file): the agent's options.
+static void read_request(void) {
+    unsigned char header[8];
+    size_t got = read_fully(cfg.request_fd, header, sizeof header);
+    if (got == 0) _exit(0);   // closed without a request: nothing to start
+    if (got < sizeof header) {
+        errno = EPROTO;
+        die("the request ended early");
+    }
+    uint32_t options_length = (uint32_t)header[0] | (uint32_t)header[1] << 8 | (uint32_t)header[2] << 16 | (uint32_t)header[3] << 24;
+    uint32_t filter_length = (uint32_t)header[4] | (uint32_t)header[5] << 8 | (uint32_t)header[6] << 16 | (uint32_t)header[7] << 24;
+    if (options_length == 0 || options_length > (16U << 20) || filter_length > 65535U * sizeof(struct sock_filter) ||
+        filter_length % sizeof(struct sock_filter) != 0) {
+        errno = EPROTO;
+        die("request of %u option bytes and %u filter bytes", options_length, filter_length);
+    }
+    char *options = malloc(options_length + 1);
+    if (options == NULL) die("allocate the request");
+    read_all(cfg.request_fd, options, options_length);
+    options[options_length] = 0;
+    if (filter_length > 0) {
+        seccomp_filter = malloc(filter_length);
+        if (seccomp_filter == NULL) die("allocate the seccomp filter");
+        read_all(cfg.request_fd, seccomp_filter, filter_length);
+        seccomp_length = (unsigned short)(filter_length / sizeof(struct sock_filter));
+    }
+    close(cfg.request_fd);
+    // NUL-terminated strings into an array, as a command line.
+    int count = 0;
+    for (uint32_t i = 0; i < options_length; i++) if (options[i] == 0) count++;
+    if (options[options_length - 1] != 0) count++;
+    char **strings = calloc((size_t)count + 1, sizeof(char *));
+    if (strings == NULL) die("allocate the request");
+    int index = 0;
+    for (char *p = options; p < options + options_length; p += strlen(p) + 1) strings[index++] = p;
+    const char *problem = parse_options(index, strings);
+    errno = EINVAL;
+    if (problem) die("request: %s", problem);
+    if (cfg.argv == NULL || cfg.argv[0] == NULL) die("request: no program after --");
+    if (cfg.seccomp_path) die("request: the filter comes in the request, not from --seccomp-bpf");
+}
+
 static volatile pid_t forward_to = 0;
 
 static void forward(int sig) {
@@ -383,24 +498,61 @@ static void forward_signals(void) {
 }
 
 // pid 1 inside: start the agent, reap everything, report the agent's status.
+// The agent process (pid 2) from its fork to its exec: the rest of the
+// sandbox (a held one reads what that is first), then the agent's identity.
+__attribute__((noreturn))
+static void become_agent(void) {
+    signal(SIGTERM, SIG_DFL);
+    if (setsid() < 0) die("setsid");
+    if (cfg.request_fd >= 0) read_request();
+    finish_filesystem();
+    if (cfg.hostname && sethostname(cfg.hostname, strlen(cfg.hostname)) < 0) die("sethostname");
+    setup_network();
+    drop_privileges();
+    if (cfg.workdir && chdir(cfg.workdir) < 0) die("chdir %s", cfg.workdir);
+    if (cfg.envp) execve(cfg.argv[0], cfg.argv, cfg.envp);
+    else execvp(cfg.argv[0], cfg.argv);
+    die("exec %s", cfg.argv[0]);
+}
+
+// Closes this process's copies of the agent's stdout, stderr and socket (3).
+static void close_agent_fds(void) {
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 1);
+        dup2(null, 2);
+        close(null);
+    } else {
+        close(1);
+        close(2);
+    }
+    struct stat socket_stat;
+    if (fstat(3, &socket_stat) == 0 && S_ISSOCK(socket_stat.st_mode)) close(3);
+}
+
+// pid 1 inside: fork the agent, reap everything, report the agent's status.
 __attribute__((noreturn))
 static void run_init(int status_fd) {
-    int exec_report[2];
-    if (pipe2(exec_report, O_CLOEXEC) < 0) die("pipe");
+    // Without --exec-fd the agent reports its exec (end of file) or why it
+    // failed to init, which passes it up through the monitor.
+    int exec_report[2] = {-1, -1};
+    if (cfg.exec_fd < 0 && pipe2(exec_report, O_CLOEXEC) < 0) die("pipe");
     pid_t agent = fork();
     if (agent < 0) die("fork the agent");
     if (agent == 0) {
-        close(exec_report[0]);
+        if (exec_report[0] >= 0) close(exec_report[0]);
         close(status_fd);
-        error_fd = exec_report[1];
-        signal(SIGTERM, SIG_DFL);
-        if (setsid() < 0) die("setsid");
-        drop_privileges();
-        if (cfg.workdir && chdir(cfg.workdir) < 0) die("chdir %s", cfg.workdir);
-        execvp(cfg.argv[0], cfg.argv);
-        die("exec %s", cfg.argv[0]);
+        error_fd = cfg.exec_fd >= 0 ? cfg.exec_fd : exec_report[1];
+        become_agent();
     }
-    close(exec_report[1]);
+    if (cfg.request_fd >= 0) close(cfg.request_fd);
+    if (cfg.exec_fd >= 0) close(cfg.exec_fd);
+    if (exec_report[1] >= 0) close(exec_report[1]);
+    // The agent's output and socket are the agent's: with no copy here its
+    // log ends when it (and what it started) does.
+    close_agent_fds();
+    // A report agentd no longer reads (a discarded held sandbox) is no reason to die.
+    signal(SIGPIPE, SIG_IGN);
     // init needs no capability from here on.
     struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
     struct __user_cap_data_struct none[2];
@@ -408,14 +560,16 @@ static void run_init(int status_fd) {
     if (syscall(SYS_capset, &header, none) < 0) die("drop init's capabilities");
     forward_to = agent;
     forward_signals();
-    // The agent's exec (EOF) or its setup error, passed up to the monitor.
-    char line[600];
-    ssize_t n;
-    do { n = read(exec_report[0], line, sizeof line); } while (n < 0 && errno == EINTR);
-    close(exec_report[0]);
-    if (n > 0) {
-        if (write(status_fd, line, (size_t)n) < 0) { /* monitor gone */ }
-    } else if (write(status_fd, "exec ok\n", 8) < 0) { /* monitor gone */ }
+    if (exec_report[0] >= 0) {
+        // The agent's exec (EOF) or its setup error, passed up to the monitor.
+        char line[600];
+        ssize_t n;
+        do { n = read(exec_report[0], line, sizeof line); } while (n < 0 && errno == EINTR);
+        close(exec_report[0]);
+        if (n > 0) {
+            if (write(status_fd, line, (size_t)n) < 0) { /* monitor gone */ }
+        } else if (write(status_fd, "exec ok\n", 8) < 0) { /* monitor gone */ }
+    }
     int agent_status = 0;
     for (;;) {
         int status;
@@ -433,12 +587,14 @@ static void run_init(int status_fd) {
     // before the report, so that no process of the agent outlives it.
     kill(-1, SIGKILL);
     while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
-    // Our copies of the agent's output and socket: its log ends with it.
-    close(1);
-    close(2);
-    if (status_fd != 3) close(3);
     char report[32];
-    int length = snprintf(report, sizeof report, "status %d\n", agent_status);
+    int length;
+    if (cfg.exec_fd >= 0 && cfg.ready_fd >= 0) {
+        // Straight to agentd, a process hop sooner than through the monitor.
+        length = snprintf(report, sizeof report, "exit %d\n", agent_status);
+        if (write(cfg.ready_fd, report, (size_t)length) < 0) { /* agentd gone */ }
+    }
+    length = snprintf(report, sizeof report, "status %d\n", agent_status);
     if (write(status_fd, report, (size_t)length) < 0) { /* monitor gone */ }
     _exit(0);
 }
@@ -450,6 +606,8 @@ int main(int argc, char **argv) {
         fcntl(cfg.ready_fd, F_SETFD, FD_CLOEXEC);
         error_fd = cfg.ready_fd;
     }
+    if (cfg.request_fd >= 0) fcntl(cfg.request_fd, F_SETFD, FD_CLOEXEC);
+    if (cfg.exec_fd >= 0) fcntl(cfg.exec_fd, F_SETFD, FD_CLOEXEC);
     // Output pipes come from agentd (root): give them to the agent's user,
     // so that reopening them ("> /dev/stderr") works as on any host.
     for (int fd = 0; fd <= 2; fd++) {
@@ -483,13 +641,14 @@ int main(int argc, char **argv) {
         struct pollfd monitor = {.fd = sync_pipe[0], .events = POLLIN};
         if (poll(&monitor, 1, 0) > 0 && (monitor.revents & POLLHUP)) _exit(126);
         close(sync_pipe[0]);
-        setup_filesystem();
-        if (cfg.hostname && sethostname(cfg.hostname, strlen(cfg.hostname)) < 0) die("sethostname");
-        setup_network();
+        setup_base_filesystem();
+        drop_bounding_set();
         run_init(status_pipe[1]);
     }
     close(sync_pipe[0]);
     close(status_pipe[1]);
+    if (cfg.request_fd >= 0) close(cfg.request_fd);   // the sandbox reads it
+    if (cfg.exec_fd >= 0) close(cfg.exec_fd);         // only the agent holds it
 
     // The agent's user only, mapped to itself: never host root.
     char path[64], map[64];
@@ -502,6 +661,10 @@ int main(int argc, char **argv) {
     forward_to = child;
     forward_signals();
     if (write(sync_pipe[1], "g", 1) != 1) die("release the sandbox");
+    // Reporting goes through the ready fd: the agent's output and socket
+    // need no copy here (the stderr of a manual run stays).
+    if (cfg.ready_fd >= 0) close_agent_fds();
+    signal(SIGPIPE, SIG_IGN);   // after the clone: the sandbox keeps the default
     // sync_pipe[1] stays open until we exit: init watches it to know we live.
 
     // First line: the agent exec'd (EOF of its report) or an error.
@@ -519,22 +682,14 @@ int main(int argc, char **argv) {
             *newline = 0;
             if (strncmp(buffer, "status ", 7) == 0) {
                 agent_status = atoi(buffer + 7);
-                // Tell agentd now: init still has to tear the namespaces
-                // down (milliseconds) before we can be reaped. Our copies
-                // of the agent's output and socket go too, so its log ends.
+                // Tell agentd now (init did, with --exec-fd): init still
+                // has to tear the namespaces down (milliseconds) before we
+                // can be reaped.
                 if (cfg.ready_fd >= 0) {
-                    dprintf(cfg.ready_fd, "exit %d\n", agent_status);
+                    if (cfg.exec_fd < 0) dprintf(cfg.ready_fd, "exit %d\n", agent_status);
                     close(cfg.ready_fd);
                     cfg.ready_fd = -1;
                 }
-                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-                if (null >= 0) {
-                    dup2(null, 1);
-                    dup2(null, 2);
-                    close(null);
-                }
-                struct stat socket_stat;
-                if (fstat(3, &socket_stat) == 0 && S_ISSOCK(socket_stat.st_mode)) close(3);
             } else if (!ready_sent) {
                 const char *reply = strcmp(buffer, "exec ok") == 0 ? "ok" : buffer;
                 if (cfg.ready_fd >= 0) {
@@ -561,7 +716,8 @@ int main(int argc, char **argv) {
     if (agent_status < 0) {
         // init died before reporting (killed from outside).
         if (WIFSIGNALED(status)) agent_status = status;
-        else return 126;
+        // A held sandbox whose request never came ends quietly.
+        else return !ready_sent && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 126;
     }
     if (WIFSIGNALED(agent_status)) {
         int sig = WTERMSIG(agent_status);

@@ -34,7 +34,7 @@ struct AgentSlotsTests {
         #expect(entries(agents).contains(slot.id))
         #expect(entries(logs).contains(slot.id + ".log"))
         #expect(await eventually { entries(agents).count == 4 })   // refilled behind the take
-        slots.close()
+        await slots.close()
         #expect(entries(agents) == [slot.id])
         #expect(entries(logs) == [slot.id + ".log"])
     }

@@ -335,9 +335,20 @@ actor PolicySupervisor {
                 let request = runRequest(policy: policy, ref: ref, settings, extraArguments: extra)
                 let settle = entry.booted ? 0 : Self.bootSettleMilliseconds
                 let tree = ObjectIdentifier(entry)
-                Task { await self.startWorker(policy: policy, tree: tree, ref: ref, request: request,
-                                              readiness: settings.readiness, startTimeout: settings.startTimeoutMilliseconds,
-                                              settle: settle) }
+                let lifecycle = self.lifecycle
+                // Detached: the spawn begins now, not once this actor has
+                // written the events of the rest of this step's actions.
+                Task.detached {
+                    let started: Result<AgentRecord, KernelError>
+                    do {
+                        started = .success(try await lifecycle.run(request))
+                    } catch {
+                        started = .failure(KernelError.from(error))
+                    }
+                    await self.startWorker(policy: policy, tree: tree, ref: ref, started: started,
+                                           readiness: settings.readiness, startTimeout: settings.startTimeoutMilliseconds,
+                                           settle: settle)
+                }
             case .terminate(let ref):
                 let lifecycle = self.lifecycle
                 if let agentID = entry.agentID(of: ref) { Task { await lifecycle.signal(id: agentID, SIGTERM) } }
@@ -364,14 +375,18 @@ actor PolicySupervisor {
         feed(policy) { tree, now in tree.timerFired(id, now: now) }
     }
 
-    private func startWorker(policy: String, tree: ObjectIdentifier, ref: ChildRef, request: Agentos_V1_RunRequest,
+    /// A worker's spawn ended (`started`): tell the tree, once the worker is
+    /// ready if its readiness is notify.
+    private func startWorker(policy: String, tree: ObjectIdentifier, ref: ChildRef,
+                             started: Result<AgentRecord, KernelError>,
                              readiness: WorkerLaunch.Readiness, startTimeout: Int64, settle: Int64) async {
         let record: AgentRecord
-        do {
-            record = try await lifecycle.run(request)
-        } catch {
+        switch started {
+        case .success(let spawned):
+            record = spawned
+        case .failure(let error):
             guard let entry = applied[policy], ObjectIdentifier(entry) == tree else { return }
-            feed(policy) { tree, now in tree.startFailed(ref, reason: KernelError.from(error).message, now: now) }
+            feed(policy) { tree, now in tree.startFailed(ref, reason: error.message, now: now) }
             return
         }
         guard let entry = applied[policy], ObjectIdentifier(entry) == tree else {

@@ -26,6 +26,8 @@ typedef enum {
     AOS_STAGE_CGROUP = 9,
 } aos_spawn_stage;
 
+enum { AOS_MAX_EXTRA_FDS = 8 };
+
 /// Everything the child needs, prepared by the parent before clone (the
 /// child must not allocate). Strings and arrays stay owned by the caller.
 typedef struct {
@@ -36,10 +38,9 @@ typedef struct {
     int stdin_fd;               // placed at 0
     int stdout_fd;              // placed at 1
     int stderr_fd;              // placed at 2
-    int extra_fd;               // -1 or a fd placed at extra_fd_target (the protocol socket)
-    int extra_fd_target;
-    int second_fd;              // -1 or a fd placed at second_fd_target (the sandbox's ready pipe)
-    int second_fd_target;
+    const int *extra_fds;       // more fds (the protocol socket, the sandbox's pipes) ...
+    const int *extra_fd_targets;  // ... each placed at its target (above 2, distinct)
+    int extra_fd_count;         // at most AOS_MAX_EXTRA_FDS
     int pdeath_signal;          // 0: none
     int new_session;            // non-zero: setsid() (own session and process group, no ctty)
     const int *cgroup_procs_fds;  // cgroup.procs files (opened by the parent) the child joins before exec
@@ -91,6 +92,8 @@ int aos_epoll_create(void);
 int aos_eventfd(void);
 int aos_pipe(int fds[2]);
 int aos_socketpair(int fds[2]);
+/// Grows a pipe to hold `bytes` (F_SETPIPE_SZ); returns its new size or -errno.
+int aos_pipe_set_size(int fd, int bytes);
 
 /// epoll with a 64-bit token per fd (Swift imports the packed
 /// struct epoll_event awkwardly). Return 0 or an errno / the event count.

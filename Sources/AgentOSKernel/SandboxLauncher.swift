@@ -1,0 +1,140 @@
+import AgentOSConfinement
+import AgentOSProtocol
+import CAgentOSShim
+import Foundation
+
+/// How agentd starts `agentos-sandbox` for an agent: from a held sandbox
+/// (started ahead of time for an agent slot, see `HeldSandbox`) or cold,
+/// exec'd on the spawn path with everything on its command line. The helper
+/// gets the same options either way; only when it learns them differs.
+struct SandboxLauncher: Sendable {
+    let helper: String
+    /// The empty dir each sandbox mounts its root on (in its own namespace).
+    let root: String
+    let reactor: ProcessReactor
+    let uids: AgentUIDs
+
+    /// fds the helper gets: 3 is the agent's protocol socket (fixed by the protocol).
+    static let readyFD: Int32 = 4
+    static let requestFD: Int32 = 5
+    static let execFD: Int32 = 6
+
+    /// A held sandbox with what it was made for: its uid (in use until it
+    /// exits, then the agent's) and the kernel's end of its protocol socket.
+    struct Prepared: Sendable {
+        let held: HeldSandbox
+        let uid: UInt32
+        let kernelEnd: Int32
+    }
+
+    /// What the helper learns about one agent besides its uid.
+    struct AgentOptions {
+        var hostname: String
+        var workDir: String
+        var sandbox: Lifecycle.SandboxRequest
+        var landlockABI: Int
+        var program: String
+        /// argv after argv[0] (the program's path is argv[0] inside).
+        var arguments: [String]
+        var environment: [String: String]
+
+        /// The options both forms share, from --hostname to before "--".
+        var helperOptions: [String] {
+            var options = ["--hostname", hostname, "--workdir", workDir, "--tmp-size", String(sandbox.tmpSize),
+                           "--net", sandbox.network, "--landlock", String(landlockABI)]
+            // A path inside a system dir is visible read-only already (no bind needed).
+            for path in sandbox.readOnly where Lifecycle.systemDirectory(containing: path) == nil {
+                options += ["--ro", path]
+            }
+            for path in sandbox.readWrite { options += ["--rw", path] }
+            return options
+        }
+    }
+
+    /// Starts a helper for an agent slot: its own uid (given the slot's dir),
+    /// in the slot's cgroups, writing to its log, holding its socket.
+    func hold(directory: String, log: AgentLog, cgroup: AgentCgroup?) async throws -> Prepared {
+        guard let uid = uids.allocate() else { throw KernelError(.unsupported, uids.exhaustedMessage) }
+        var handedOver = false
+        defer { if !handedOver { uids.release(uid) } }
+        guard chown(directory, uid, uid) == 0 else {
+            throw KernelError(.spawnFailed, "cannot give \(directory) to uid \(uid): \(errnoDescription(errno))")
+        }
+        var pair: [Int32] = [-1, -1]
+        let pairRC = aos_socketpair(&pair)
+        guard pairRC == 0 else { throw KernelError(.spawnFailed, "socketpair: \(errnoDescription(-pairRC))") }
+        let cgroupFDs: [Int32]
+        do {
+            cgroupFDs = try cgroup?.openProcsFiles() ?? []
+        } catch {
+            close(pair[0])
+            close(pair[1])
+            throw KernelError.from(error)
+        }
+        defer { for fd in cgroupFDs { close(fd) } }
+        let arguments = [helper, "--uid", String(uid), "--gid", String(uid), "--root", root,
+                         "--ready-fd", String(Self.readyFD), "--exec-fd", String(Self.execFD),
+                         "--request-fd", String(Self.requestFD)]
+        let spec = SpawnSpec(executable: helper, arguments: arguments, environment: [:], workingDirectory: "/",
+                             output: log, protocolSocket: pair[1], protocolSocketTarget: AgentEnvironment.socketFDNumber,
+                             cgroupProcsFDs: cgroupFDs, readyPipeTarget: Self.readyFD, execPipeTarget: Self.execFD,
+                             requestPipeTarget: Self.requestFD)
+        do {
+            let held = try await reactor.hold(spec)
+            close(pair[1])
+            handedOver = true
+            return Prepared(held: held, uid: uid, kernelEnd: pair[0])
+        } catch {
+            close(pair[0])
+            close(pair[1])
+            throw KernelError.from(error)
+        }
+    }
+
+    /// Ends a held sandbox that will not be used; returns once it has exited
+    /// (killed if it has not within two seconds) and its uid is free again.
+    func discard(_ prepared: Prepared) async {
+        prepared.held.discard()
+        close(prepared.kernelEnd)
+        let child = prepared.held.child
+        let killer = Task {
+            try await Task.sleep(for: .seconds(2))
+            _ = try? child.signal(SIGKILL)
+        }
+        _ = await child.exit()
+        killer.cancel()
+        uids.release(prepared.uid)
+    }
+
+    /// A held sandbox's request: the options block, then the BPF filter
+    /// (the format is at the top of agentos-sandbox's sandbox.c).
+    func request(_ agent: AgentOptions, filter: [UInt8]) -> [UInt8] {
+        var strings = agent.helperOptions
+        for (key, value) in agent.environment.sorted(by: { $0.key < $1.key }) { strings += ["--env", "\(key)=\(value)"] }
+        strings += ["--", agent.program] + agent.arguments
+        var block: [UInt8] = []
+        for string in strings {
+            block += string.utf8
+            block.append(0)
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(8 + block.count + filter.count)
+        for length in [UInt32(block.count), UInt32(filter.count)] {
+            withUnsafeBytes(of: length.littleEndian) { bytes += $0 }
+        }
+        return bytes + block + filter
+    }
+
+    /// The cold form: everything on the helper's command line (the
+    /// environment is the helper's own, which it passes on).
+    func coldSpec(_ agent: AgentOptions, uid: UInt32, seccompPath: String, log: AgentLog, socket: Int32,
+                  cgroupFDs: [Int32]) -> SpawnSpec {
+        let arguments = [helper, "--uid", String(uid), "--gid", String(uid), "--root", root,
+                         "--ready-fd", String(Self.readyFD), "--exec-fd", String(Self.execFD),
+                         "--seccomp-bpf", seccompPath]
+            + agent.helperOptions + ["--", agent.program] + agent.arguments
+        return SpawnSpec(executable: helper, arguments: arguments, environment: agent.environment, workingDirectory: "/",
+                         output: log, protocolSocket: socket, protocolSocketTarget: AgentEnvironment.socketFDNumber,
+                         cgroupProcsFDs: cgroupFDs, readyPipeTarget: Self.readyFD, execPipeTarget: Self.execFD)
+    }
+}
