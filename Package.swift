@@ -58,6 +58,10 @@ let package = Package(
             ]
         ),
 
+        // Capabilities: the URI form, what a grant covers, what a delegation
+        // may narrow. Pure: the kernel's table holds and enforces them.
+        .target(name: "AgentOSCapabilities", dependencies: ["AgentOSProtocol"]),
+
         // OTP supervision as a pure state machine: specs, events in, actions
         // out, an injected clock. No processes, no I/O, no dependencies.
         .target(name: "AgentOSSupervision"),
@@ -66,7 +70,8 @@ let package = Package(
         // into supervision specs and launch settings.
         .target(
             name: "AgentOSPolicy",
-            dependencies: ["AgentOSSupervision", "AgentOSProtocol", .product(name: "Yams", package: "Yams")]
+            dependencies: ["AgentOSSupervision", "AgentOSProtocol", "AgentOSCapabilities",
+                           .product(name: "Yams", package: "Yams")]
         ),
 
         // The kernel: socket server, lifecycle, events, logs; wires the rest.
@@ -130,6 +135,7 @@ let package = Package(
         .testTarget(name: "AgentOSStoreTests", dependencies: ["AgentOSStore"]),
         .testTarget(name: "AgentOSConfinementTests", dependencies: ["AgentOSConfinement"]),
         .testTarget(name: "AgentOSSupervisionTests", dependencies: ["AgentOSSupervision"]),
+        .testTarget(name: "AgentOSCapabilitiesTests", dependencies: ["AgentOSCapabilities"]),
         .testTarget(name: "AgentOSPolicyTests", dependencies: ["AgentOSPolicy"]),
         .testTarget(
             name: "AgentOSKernelTests",

@@ -24,7 +24,6 @@ enum PolicyKeys {
     static let backoff = ["initial", "max", "steps"]
 
     /// Capability kinds (ARCHITECTURE §6).
-    static let capabilityKinds = ["file", "http", "shell", "agent", "memory", "tool", "model", "bus"]
 
     /// The PATH bare program names are looked up in.
     static let systemPath = ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]

@@ -179,9 +179,9 @@ struct ProblemReportTests {
                     - capability://shell?timeout=30s
                     - capability://file/srv/data/*?action=read
             """) == [
-                "p.yaml:8:11: supervisor.children[0].capabilities[0]: unknown capability kind 'fiel': use one of file, http, shell, agent, memory, tool, model, bus (did you mean 'file'?)",
-                "p.yaml:9:11: supervisor.children[0].capabilities[1]: a capability starts with 'capability://', e.g. capability://file/srv/data/*?action=read",
-                "p.yaml:10:11: supervisor.children[0].capabilities[2]: no action: add action=..., e.g. ?action=read",
+                "p.yaml:8:11: supervisor.children[0].capabilities[0]: unknown capability kind 'fiel': use one of file, http, shell, agent, memory, tool, model, topic (did you mean 'file'?)",
+                "p.yaml:9:11: supervisor.children[0].capabilities[1]: a capability starts with 'capability://', e.g. capability://file/srv/data/**?action=read",
+                "p.yaml:10:11: supervisor.children[0].capabilities[2]: no action: add action=execute (shell actions: execute)",
             ])
     }
 

@@ -22,10 +22,10 @@ struct SuggestionAndCapabilityTests {
     @Test func capabilityForms() {
         for good in ["capability://file/srv/data/*?action=read",
                      "capability://http/api.example.com/*?action=request&rate=100/min",
-                     "capability://shell?action=execute&timeout=30s&allowlist=ls,cat,grep",
+                     "capability://shell?action=execute&timeout=30s&allowlist=/bin/ls,/bin/cat,/bin/grep",
                      "capability://agent?action=spawn&max=3",
                      "capability://memory/shared/team?action=read,write",
-                     "capability://bus/events?action=publish"] {
+                     "capability://topic/events?action=publish"] {
             #expect(CapabilityURI.problem(in: good) == nil, "\(good)")
         }
         #expect(CapabilityURI.problem(in: "capability://?action=read")?.hasPrefix("no kind") == true)
