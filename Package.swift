@@ -79,7 +79,7 @@ let package = Package(
             name: "AgentOSKernel",
             dependencies: [
                 "AgentOSProtocol", "AgentOSStore", "AgentOSConfinement", "AgentOSSupervision", "AgentOSPolicy",
-                "CAgentOSShim",
+                "AgentOSCapabilities", "CAgentOSShim",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -25,7 +25,8 @@ struct SandboxPoolTests {
         "/bin/sh", "-c",
         "echo env=$GREETING; echo uid=$(id -u); echo host=$(hostname); echo pwd=$(pwd); "
             + "grep '^Seccomp:' /proc/self/status; grep '^CapEff' /proc/self/status; "
-            + "cat /srv-probe/file; (echo x > /srv-probe/file) 2>/dev/null || echo ro-denied; echo $$",   // the agent is pid 2 (init is 1)
+            + "cat /srv-probe/file; (echo x > /srv-probe/file) 2>/dev/null || echo ro-denied; "
+            + "echo fds=$(ls /proc/self/fd | wc -l); echo $$",   // the agent is pid 2 (init is 1)
     ]
 
     func probeFacts(_ kernel: KernelProcess, shared: String) throws -> [String] {
@@ -43,8 +44,9 @@ struct SandboxPoolTests {
         return shared
     }
 
+    /// fds=5: 0, 1, 2, the socket and ls's own directory handle; nothing else.
     static let expectedFacts = ["env=hello there", "host=probe", "Seccomp:\t2", "CapEff:\t0000000000000000",
-                                "from the host", "ro-denied", "2"]
+                                "from the host", "ro-denied", "fds=5", "2"]
 
     @Test func heldSandboxesServeSpawnsAndLeaveNothingBehind() throws {
         let kernel = try KernelProcess(label: "poolheld", arguments: ["--sandbox-pool", "3"])
@@ -94,6 +96,26 @@ struct SandboxPoolTests {
         #expect(try kernel.ctl(["logs", id]).stdout == "still-works\n")
     }
 
+    /// A held sandbox copied the host's mounts when it started: one mounted
+    /// later must still be what an agent's --ro shows.
+    @Test func aMountMadeAfterTheSandboxesWereHeldIsWhatTheAgentSees() throws {
+        let kernel = try KernelProcess(label: "poolmount", arguments: ["--sandbox-pool", "2"])
+        defer { kernel.stop() }
+        #expect(eventually { heldHelpers(kernel).count == 6 })
+        let target = try temporaryDirectory("poolmnt")
+        chmod(target, 0o755)
+        guard mount("tmpfs", target, "tmpfs", 0, "size=1m,mode=0755") == 0 else {
+            print("skipped: cannot mount a tmpfs here (errno \(errno))")
+            return
+        }
+        defer { umount2(target, Int32(MNT_DETACH)) }
+        try "mounted later\n".write(toFile: target + "/file", atomically: true, encoding: .utf8)
+        chmod(target + "/file", 0o644)
+        let id = try kernel.run(["--ro", target, "--", "/bin/cat", target + "/file"])
+        #expect(try kernel.ctl(["wait", id]).status == 0)
+        #expect(try kernel.ctl(["logs", id]).stdout == "mounted later\n")
+    }
+
     @Test func aNULInAnArgumentOrValueIsRefused() throws {
         let kernel = try KernelProcess(label: "poolnul")
         defer { kernel.stop() }
@@ -104,6 +126,47 @@ struct SandboxPoolTests {
         request.argv = ["/bin/true"]
         request.env = ["X": "1\0--rw\0/etc"]
         #expect(throws: (any Error).self) { try client.call(.run(request)) }
+        // Paths: the part before the NUL exists, the rest would be options.
+        request.env = [:]
+        request.workDir = "/tmp\0--rw\0/var/tmp"
+        #expect(throws: (any Error).self) { try client.call(.run(request)) }
+        request.workDir = ""
+        request.sandbox.readOnly = ["/opt\0--landlock\00"]
+        #expect(throws: (any Error).self) { try client.call(.run(request)) }
         #expect(try #require(try kernel.json(["ps", "-a"]) as? [[String: Any]]).isEmpty)
+    }
+
+    /// The helper itself refuses a request that tries to set what only its
+    /// command line may (its uid, root, fds), an option twice, or no filter.
+    @Test func aRequestCarriesOnlyTheAgentsOptions() throws {
+        let root = try temporaryDirectory("poolreq")
+        func send(_ options: [String], filter: [UInt8] = [UInt8](repeating: 0, count: 8)) throws -> String {
+            var block: [UInt8] = []
+            for option in options { block += Array(option.utf8) + [0] }
+            var bytes: [UInt8] = []
+            for length in [UInt32(block.count), UInt32(filter.count)] { withUnsafeBytes(of: length.littleEndian) { bytes += $0 } }
+            bytes += block + filter
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Binaries.directory + "/agentos-sandbox")
+            // stdin carries the request, stdout is the ready fd, stderr the exec fd.
+            process.arguments = ["--uid", "60123", "--gid", "60123", "--root", root, "--request-fd", "0",
+                                 "--ready-fd", "1", "--exec-fd", "2"]
+            let input = Pipe(), ready = Pipe(), exec = Pipe()
+            process.standardInput = input
+            process.standardOutput = ready
+            process.standardError = exec
+            try process.run()
+            input.fileHandleForWriting.write(Data(bytes))
+            try input.fileHandleForWriting.close()
+            let said = String(decoding: exec.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return said
+        }
+        let program = ["--", "/bin/true"]
+        #expect(try send(["--uid", "0"] + program).contains("request: an option a request may not carry"))
+        #expect(try send(["--root", "/"] + program).contains("request: an option a request may not carry"))
+        #expect(try send(["--ready-fd", "9"] + program).contains("request: an option a request may not carry"))
+        #expect(try send(["--landlock", "7", "--landlock", "0"] + program).contains("request: an option given twice"))
+        #expect(try send(program, filter: []).contains("0 filter bytes"))
     }
 }

@@ -26,7 +26,7 @@ public struct AgentCtl: ParsableCommand {
             KillCommand.self, WaitCommand.self, LogsCommand.self, EventsCommand.self, PauseCommand.self,
             ResumeCommand.self, StatsCommand.self, PolicyCommand.self, ApplyCommand.self, TreeCommand.self,
             DeleteCommand.self, RestartChildCommand.self, TerminateChildCommand.self, StartChildCommand.self,
-            DeleteChildCommand.self, SpawnCommand.self, CheckpointCommand.self,
+            DeleteChildCommand.self, SpawnCommand.self, CheckpointCommand.self, CapabilityCommand.self,
         ]
     )
 

@@ -67,6 +67,11 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Seccomp profile from the Policies dir (default: default).", valueName: "name"))
     var seccomp: String?
 
+    @Option(name: .customLong("cap"),
+            help: ArgumentHelp("Grant a capability at start, before the agent's first call (repeatable; quote it).",
+                               valueName: "uri"))
+    var capabilities: [String] = []
+
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
 
@@ -168,6 +173,7 @@ struct RunCommand: ParsableCommand {
         request.env = try environment()
         request.limits = try limits()
         request.sandbox = try sandbox()
+        request.capabilities = capabilities
         if let workdir {
             request.workDir = workdir.hasPrefix("/") ? workdir : cwd + "/" + workdir
         }

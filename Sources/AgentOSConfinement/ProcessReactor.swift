@@ -100,8 +100,15 @@ public final class ProcessReactor: Sendable {
         let writeErrno = errno
         close(requestFD)
         guard written == request.count else {
+            // Most likely it died first: its own reason beats "broken pipe".
+            var reason = [UInt8](repeating: 0, count: 700)
+            let n = read(pipes.ready, &reason, reason.count)
             pipes.close()
             _ = try? held.child.signal(SIGKILL)
+            let line = n > 0 ? Self.firstLine(Array(reason[0..<n])) : ""
+            if line.hasPrefix("error ") {
+                throw ConfinementError(.spawnFailed, "the held sandbox failed before its request: \(line)")
+            }
             throw ConfinementError.system("send the request to the held sandbox", errno: writeErrno)
         }
         return StartTicket(child: held.child, pipes: pipes)
@@ -299,12 +306,13 @@ public final class ProcessReactor: Sendable {
                         // The exec pipe ended. Nothing on it: the agent exec'd,
                         // unless the sandbox failed before it (said on the
                         // ready pipe, or it ended without a word).
-                        let early = Self.readAvailable(readyFD, buffer)
+                        let (early, ended) = Self.readAvailable(readyFD, buffer)
                         if !pending.received.isEmpty {
                             close(readyFD)
                             Self.failStart(pending.continuation, Self.firstLine(pending.received))
                         } else if Self.firstLine(early).hasPrefix("error ")
-                                    || (early.isEmpty && pending.child.hasEnded) {
+                                    || (early.isEmpty && (ended || pending.child.hasEnded)) {
+                            // (A ready pipe at its end: every sandbox process is gone.)
                             close(readyFD)
                             Self.failStart(pending.continuation, Self.firstLine(early))
                         } else {
@@ -371,8 +379,9 @@ public final class ProcessReactor: Sendable {
         return String(decoding: bytes[..<end], as: UTF8.self)
     }
 
-    /// What a non-blocking pipe holds right now.
-    private static func readAvailable(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> [UInt8] {
+    /// What a non-blocking pipe holds right now, and whether it is at its
+    /// end (every writer gone).
+    private static func readAvailable(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> ([UInt8], Bool) {
         var bytes: [UInt8] = []
         while true {
             let n = read(fd, buffer.baseAddress, buffer.count)
@@ -381,7 +390,7 @@ public final class ProcessReactor: Sendable {
             } else if n < 0 && errno == EINTR {
                 continue
             } else {
-                return bytes
+                return (bytes, n == 0)
             }
         }
     }

@@ -25,6 +25,8 @@ final class AgentSlots: Sendable {
         /// A sandbox helper waiting for this slot's agent; nil for a slot
         /// made on the spawn path (or when holding one failed).
         var prepared: SandboxLauncher.Prepared?
+        /// The host's mount-table generation when the helper was started.
+        var mountGeneration: UInt64 = 0
     }
 
     private let agentsDirectory: String
@@ -33,6 +35,7 @@ final class AgentSlots: Sendable {
     private let capacity: Int
     private let cgroups: CgroupManager?
     private let launcher: SandboxLauncher?
+    private let mounts: MountWatcher?
     private let logger: Logger
     private let state = Mutex<(ready: [Slot], refilling: Bool, closed: Bool, holdFailed: Bool)>(([], false, false, false))
 
@@ -40,6 +43,7 @@ final class AgentSlots: Sendable {
          cgroups: CgroupManager? = nil, launcher: SandboxLauncher? = nil, logger: Logger) {
         self.cgroups = cgroups
         self.launcher = launcher
+        self.mounts = launcher == nil ? nil : MountWatcher.start()
         self.agentsDirectory = agentsDirectory
         self.logsDirectory = logsDirectory
         self.logMaximumBytes = logMaximumBytes
@@ -61,8 +65,11 @@ final class AgentSlots: Sendable {
                 : state.ready.firstIndex { $0.prepared != nil } ?? (state.ready.isEmpty ? nil : 0)
             return index.map { state.ready.remove(at: $0) }
         }) {
-            // A held sandbox that died while it waited cannot serve: its slot goes.
-            if let prepared = slot.prepared, !prepared.held.isWaiting {
+            // A held sandbox that died while it waited cannot serve, nor can
+            // one that predates a change to the host's mounts (its copy of
+            // them is stale): its slot goes.
+            if let prepared = slot.prepared,
+               !prepared.held.isWaiting || mounts == nil || mounts?.generation != slot.mountGeneration {
                 drop(slot)
                 continue
             }
@@ -97,6 +104,9 @@ final class AgentSlots: Sendable {
                 do {
                     var slot = try make(id: randomHexID())
                     if let launcher {
+                        // Read before the helper copies the mount table: a
+                        // change in between makes the slot stale, never the reverse.
+                        slot.mountGeneration = mounts?.generation ?? 0
                         do {
                             slot.prepared = try await launcher.hold(directory: slot.directory, log: slot.log,
                                                                     cgroup: slot.cgroup)
@@ -171,7 +181,12 @@ final class AgentSlots: Sendable {
     }
 
     private func discard(_ slot: Slot) async {
-        if let prepared = slot.prepared, let launcher { await launcher.discard(prepared) }
+        if let prepared = slot.prepared, let launcher {
+            await launcher.discard(prepared)
+            // Its uid is free once nothing of the sandbox runs any more.
+            await slot.cgroup?.killAndRemove()
+            launcher.uids.release(prepared.uid)
+        }
         slot.cgroup?.removeDirectories()
         slot.log.finish()
         unlink(slot.log.path)

@@ -12,10 +12,12 @@ final class AgentUIDs: Sendable {
     }
 
     /// The lowest-surprise free uid: round robin through the range, so a
-    /// uid just given up is not handed out again at once. nil: all in use.
-    func allocate() -> UInt32? {
+    /// uid just given up is not handed out again at once. nil: all in use,
+    /// or fewer than `keepingFree` would be left free.
+    func allocate(keepingFree: Int = 0) -> UInt32? {
         let count = Int(range.upperBound - range.lowerBound) + 1
         return state.withLock { state in
+            guard count - state.inUse.count > keepingFree else { return nil }
             for _ in 0..<count {
                 let candidate = state.next
                 state.next = candidate >= range.upperBound ? range.lowerBound : candidate + 1

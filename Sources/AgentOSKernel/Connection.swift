@@ -92,7 +92,7 @@ struct Connection {
     private static func isQuick(_ call: KernelRequest.OneOf_Call) -> Bool {
         switch call {
         case .status, .list, .inspect, .run, .stats, .policies, .tree, .checkpoints, .ready, .saveCheckpoint,
-             .loadCheckpoint: return true
+             .loadCheckpoint, .capGrant, .capList, .capRevoke, .capExplain: return true
         case .stop, .kill, .wait, .logs, .events, .pause, .resume, .apply, .deletePolicy, .restartChild,
              .terminateChild, .startChild, .deleteChild, .spawnChild: return false
         }
@@ -175,6 +175,14 @@ struct Connection {
             case .loadCheckpoint:
                 try await respond(id, .loadCheckpoint(try await services.supervisor.loadCheckpoint(agentID: try agentID())),
                                   queue)
+            case .capGrant(let request):
+                try await respond(id, .capGrant(try await CapabilityCalls(services: services).grant(request)), queue)
+            case .capList(let request):
+                try await respond(id, .capList(try await CapabilityCalls(services: services).list(request)), queue)
+            case .capRevoke(let request):
+                try await respond(id, .capRevoke(try CapabilityCalls(services: services).revoke(request)), queue)
+            case .capExplain(let request):
+                try await respond(id, .capExplain(try await CapabilityCalls(services: services).explain(request)), queue)
             }
         } catch is OutboundQueue.Closed {
             return

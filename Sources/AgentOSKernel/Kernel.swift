@@ -16,6 +16,7 @@ struct KernelServices: Sendable {
     let events: EventHub
     let lifecycle: Lifecycle
     let supervisor: PolicySupervisor
+    let capabilities: CapabilityTable
     let bootID: String
     let startedAt: Int64
     let pid: Int32
@@ -26,13 +27,14 @@ struct KernelServices: Sendable {
     let hostStatus: Agentos_V1_HostSupport
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, lifecycle: Lifecycle,
-         supervisor: PolicySupervisor, bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
+         supervisor: PolicySupervisor, capabilities: CapabilityTable, bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
          host: HostSupport, cgroupsUsable: Bool) {
         self.configuration = configuration
         self.store = store
         self.events = events
         self.lifecycle = lifecycle
         self.supervisor = supervisor
+        self.capabilities = capabilities
         self.bootID = bootID
         self.startedAt = startedAt
         self.pid = pid
@@ -176,12 +178,14 @@ public final class Kernel: Service, Sendable {
                                cgroups: cgroups, launcher: pool > 0 ? launcher : nil, logger: logger)
         slots.refill()
         defer { slots.closeWithoutWaiting() }
+        let capabilities = try CapabilityTable(store: store, events: events, logger: logger)
         let lifecycle = Lifecycle(configuration: configuration, store: store, events: events, launcher: launcher,
+                                  capabilities: capabilities,
                                   counters: counters, slots: slots, cgroups: cgroups, seccomp: seccomp,
                                   landlockABI: host.landlockABI, bootID: bootID, logger: logger)
         let supervisor = PolicySupervisor(lifecycle: lifecycle, store: store, events: events, logger: logger)
         let services = KernelServices(configuration: configuration, store: store, events: events, lifecycle: lifecycle,
-                                      supervisor: supervisor, bootID: bootID, startedAt: startedAt, pid: getpid(), uid: getuid(),
+                                      supervisor: supervisor, capabilities: capabilities, bootID: bootID, startedAt: startedAt, pid: getpid(), uid: getuid(),
                                       counters: counters, host: host, cgroupsUsable: cgroups != nil)
         let adminGID = try resolveAdminGroup()
         let connections = ConnectionRegistry()

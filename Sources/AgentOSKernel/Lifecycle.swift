@@ -1,3 +1,4 @@
+import AgentOSCapabilities
 import AgentOSConfinement
 import AgentOSProtocol
 import AgentOSStore
@@ -76,8 +77,10 @@ actor Lifecycle {
     /// The monitor and init the sandbox adds to the agent's processes.
     static let sandboxProcesses = 2
 
+    private let capabilities: CapabilityTable
+
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, launcher: SandboxLauncher,
-         counters: AgentCounters, slots: AgentSlots, cgroups: CgroupManager?, seccomp: SeccompProfiles,
+         capabilities: CapabilityTable, counters: AgentCounters, slots: AgentSlots, cgroups: CgroupManager?, seccomp: SeccompProfiles,
          landlockABI: Int, bootID: String, logger: Logger) {
         self.cgroups = cgroups
         self.landlockABI = landlockABI
@@ -87,6 +90,7 @@ actor Lifecycle {
         self.store = store
         self.events = events
         self.launcher = launcher
+        self.capabilities = capabilities
         self.bootID = bootID
         self.logger = logger
         self.slots = slots
@@ -114,6 +118,13 @@ actor Lifecycle {
         if let bad = request.env.first(where: { $0.value.utf8.contains(0) }) {
             throw KernelError(.invalidArgument, "the value of \(bad.key) contains a NUL byte")
         }
+        for uri in request.capabilities {
+            do {
+                _ = try Capability(parsing: uri)
+            } catch {
+                throw KernelError(.invalidArgument, "capability \(uri): \(error.message)")
+            }
+        }
         let name = request.name.isEmpty ? nil : request.name
         if let name, !Self.isValidName(name) {
             throw KernelError(.invalidArgument,
@@ -121,6 +132,9 @@ actor Lifecycle {
         }
         let workDirOverride = request.workDir.isEmpty ? nil : request.workDir
         if let workDirOverride {
+            guard !workDirOverride.utf8.contains(0) else {
+                throw KernelError(.invalidArgument, "--workdir: a path with a NUL byte")
+            }
             var isDirectory: ObjCBool = false
             guard workDirOverride.hasPrefix("/"),
                   FileManager.default.fileExists(atPath: workDirOverride, isDirectory: &isDirectory),
@@ -182,7 +196,13 @@ actor Lifecycle {
 
         // The slot's held sandbox (if any) gets the rest as its request.
         let prepared = slot.prepared
-        let heldRequest = prepared == nil ? [] : launcher.request(agentOptions, filter: seccomp.filter(for: seccompName))
+        let heldRequest: [UInt8]
+        do {
+            heldRequest = prepared == nil ? [] : try launcher.request(agentOptions, filter: seccomp.filter(for: seccompName))
+        } catch {
+            slots.giveBack(slot)
+            throw error
+        }
 
         let uid: UInt32
         if let prepared {
@@ -262,7 +282,7 @@ actor Lifecycle {
                 }
                 child = try await launcher.reactor.awaitStart(ticket)
             } else {
-                let spec = launcher.coldSpec(agentOptions, uid: uid, seccompPath: seccompFilter, log: log,
+                let spec = try launcher.coldSpec(agentOptions, uid: uid, seccompPath: seccompFilter, log: log,
                                              socket: agentEnd, cgroupFDs: cgroupFDs)
                 child = try await launcher.reactor.spawn(spec)
             }
@@ -274,6 +294,9 @@ actor Lifecycle {
             log.finish()
             await cgroup?.killAndRemove()
             if let prepared {
+                // Not waiting for its request any more (if it never got it).
+                prepared.held.discard()
+                _ = try? prepared.held.child.signal(SIGKILL)
                 _ = await prepared.held.child.exit()
                 launcher.uids.release(prepared.uid)
             }
@@ -305,6 +328,20 @@ actor Lifecycle {
         }
         live[id] = LiveAgent(record: record, child: child, log: log, cgroup: cgroup, limits: limits)
         uidHeld = false   // released when the agent has ended
+        // Before its socket is served: its first call already finds them.
+        let source = request.capabilitySource.isEmpty ? "operator" : request.capabilitySource
+        for uri in request.capabilities {
+            do {
+                try capabilities.grant(uri, to: id, agentName: agentName, source: source)
+            } catch {
+                // Only a store failure gets here (the URIs parsed above): an
+                // agent without its grants is not the agent asked for.
+                logger.error("cannot grant \(uri) to \(id): \(error); killing it")
+                live[id]?.intent = .kill
+                if let agent = live[id] { terminate(agent, signal: SIGKILL) }
+                break
+            }
+        }
         if let timeoutMilliseconds {
             Task {
                 try? await Task.sleep(for: .milliseconds(timeoutMilliseconds))
@@ -396,6 +433,7 @@ actor Lifecycle {
             logger.error("cannot record the exit of agent \(id): \(error)")
         }
         live[id] = nil
+        capabilities.revokeAll(of: id, reason: "the agent ended")
         if let uid = record.sandbox["uid"].flatMap(UInt32.init) { launcher.uids.release(uid) }
         counters.ended()
         current.closeConnection?()
@@ -664,6 +702,9 @@ actor Lifecycle {
     private func sandboxRequest(_ wire: Agentos_V1_Sandbox) throws -> SandboxRequest {
         var request = SandboxRequest()
         func checked(_ path: String, _ flag: String) throws -> String {
+            guard !path.utf8.contains(0) else {
+                throw KernelError(.invalidArgument, "\(flag): a path with a NUL byte")
+            }
             guard path.hasPrefix("/"), !path.split(separator: "/").contains("..") else {
                 throw KernelError(.invalidArgument, "\(flag) \(path): give an absolute path without '..'")
             }

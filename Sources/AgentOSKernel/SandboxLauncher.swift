@@ -18,6 +18,7 @@ struct SandboxLauncher: Sendable {
     static let readyFD: Int32 = 4
     static let requestFD: Int32 = 5
     static let execFD: Int32 = 6
+    static let uidsKeptFree = 8
 
     /// A held sandbox with what it was made for: its uid (in use until it
     /// exits, then the agent's) and the kernel's end of its protocol socket.
@@ -38,8 +39,23 @@ struct SandboxLauncher: Sendable {
         var arguments: [String]
         var environment: [String: String]
 
+        /// What the helper learns about the agent, as options: from
+        /// --hostname to the program's arguments after "--". A string with a
+        /// NUL byte is refused: it would end early as a C string, and in a
+        /// request it would split into strings of its own (options).
+        func agentStrings() throws(KernelError) -> [String] {
+            var strings = helperOptions
+            for (key, value) in environment.sorted(by: { $0.key < $1.key }) { strings += ["--env", "\(key)=\(value)"] }
+            strings += ["--", program] + arguments
+            if let bad = strings.first(where: { $0.utf8.contains(0) }) {
+                throw KernelError(.invalidArgument,
+                                  "'\(bad.replacingOccurrences(of: "\0", with: "\\0"))' contains a NUL byte")
+            }
+            return strings
+        }
+
         /// The options both forms share, from --hostname to before "--".
-        var helperOptions: [String] {
+        private var helperOptions: [String] {
             var options = ["--hostname", hostname, "--workdir", workDir, "--tmp-size", String(sandbox.tmpSize),
                            "--net", sandbox.network, "--landlock", String(landlockABI)]
             // A path inside a system dir is visible read-only already (no bind needed).
@@ -54,7 +70,11 @@ struct SandboxLauncher: Sendable {
     /// Starts a helper for an agent slot: its own uid (given the slot's dir),
     /// in the slot's cgroups, writing to its log, holding its socket.
     func hold(directory: String, log: AgentLog, cgroup: AgentCgroup?) async throws -> Prepared {
-        guard let uid = uids.allocate() else { throw KernelError(.unsupported, uids.exhaustedMessage) }
+        // Held sandboxes never take the last free uids: a run must not be
+        // refused a uid that a sandbox waiting for some later run holds.
+        guard let uid = uids.allocate(keepingFree: Self.uidsKeptFree) else {
+            throw KernelError(.unsupported, uids.exhaustedMessage)
+        }
         var handedOver = false
         defer { if !handedOver { uids.release(uid) } }
         guard chown(directory, uid, uid) == 0 else {
@@ -91,8 +111,9 @@ struct SandboxLauncher: Sendable {
         }
     }
 
-    /// Ends a held sandbox that will not be used; returns once it has exited
-    /// (killed if it has not within two seconds) and its uid is free again.
+    /// Ends a held sandbox that will not be used; returns once its monitor
+    /// has exited (killed if it has not within two seconds). Its uid is the
+    /// caller's to release, once nothing of it runs (its cgroup is empty).
     func discard(_ prepared: Prepared) async {
         prepared.held.discard()
         close(prepared.kernelEnd)
@@ -103,15 +124,12 @@ struct SandboxLauncher: Sendable {
         }
         _ = await child.exit()
         killer.cancel()
-        uids.release(prepared.uid)
     }
 
     /// A held sandbox's request: the options block, then the BPF filter
     /// (the format is at the top of agentos-sandbox's sandbox.c).
-    func request(_ agent: AgentOptions, filter: [UInt8]) -> [UInt8] {
-        var strings = agent.helperOptions
-        for (key, value) in agent.environment.sorted(by: { $0.key < $1.key }) { strings += ["--env", "\(key)=\(value)"] }
-        strings += ["--", agent.program] + agent.arguments
+    func request(_ agent: AgentOptions, filter: [UInt8]) throws(KernelError) -> [UInt8] {
+        let strings = try agent.agentStrings()
         var block: [UInt8] = []
         for string in strings {
             block += string.utf8
@@ -125,15 +143,15 @@ struct SandboxLauncher: Sendable {
         return bytes + block + filter
     }
 
-    /// The cold form: everything on the helper's command line (the
-    /// environment is the helper's own, which it passes on).
+    /// The cold form: everything on the helper's command line. The helper
+    /// itself (root until it builds the sandbox) runs with an empty
+    /// environment: nothing of the agent's, such as LD_PRELOAD, reaches it.
     func coldSpec(_ agent: AgentOptions, uid: UInt32, seccompPath: String, log: AgentLog, socket: Int32,
-                  cgroupFDs: [Int32]) -> SpawnSpec {
+                  cgroupFDs: [Int32]) throws(KernelError) -> SpawnSpec {
         let arguments = [helper, "--uid", String(uid), "--gid", String(uid), "--root", root,
                          "--ready-fd", String(Self.readyFD), "--exec-fd", String(Self.execFD),
-                         "--seccomp-bpf", seccompPath]
-            + agent.helperOptions + ["--", agent.program] + agent.arguments
-        return SpawnSpec(executable: helper, arguments: arguments, environment: agent.environment, workingDirectory: "/",
+                         "--seccomp-bpf", seccompPath] + (try agent.agentStrings())
+        return SpawnSpec(executable: helper, arguments: arguments, environment: [:], workingDirectory: "/",
                          output: log, protocolSocket: socket, protocolSocketTarget: AgentEnvironment.socketFDNumber,
                          cgroupProcsFDs: cgroupFDs, readyPipeTarget: Self.readyFD, execPipeTarget: Self.execFD)
     }

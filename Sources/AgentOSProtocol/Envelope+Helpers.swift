@@ -85,6 +85,10 @@ extension KernelRequest.OneOf_Call {
         case .ready: return "ready"
         case .saveCheckpoint: return "save_checkpoint"
         case .loadCheckpoint: return "load_checkpoint"
+        case .capGrant: return "cap_grant"
+        case .capList: return "cap_list"
+        case .capRevoke: return "cap_revoke"
+        case .capExplain: return "cap_explain"
         }
     }
 

@@ -8,7 +8,7 @@ import GRDB
 public final class StateStore: Sendable {
     public static let fileName = "state.sqlite"
 
-    private let pool: DatabasePool
+    let pool: DatabasePool
     public let path: String
 
     public init(directory: String) throws {
@@ -98,6 +98,23 @@ public final class StateStore: Sendable {
                     data BLOB NOT NULL,
                     PRIMARY KEY (policy, path)
                 );
+                """)
+        }
+        migrator.registerMigration("v5-capabilities") { db in
+            try db.execute(sql: """
+                CREATE TABLE capabilities (
+                    id TEXT PRIMARY KEY,
+                    agent_id TEXT NOT NULL,
+                    uri TEXT NOT NULL,
+                    parent_id TEXT REFERENCES capabilities(id),
+                    source TEXT NOT NULL,
+                    granted_at INTEGER NOT NULL,
+                    revoked_at INTEGER,
+                    revoke_reason TEXT NOT NULL DEFAULT '',
+                    uses INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX capabilities_by_agent ON capabilities(agent_id);
+                CREATE INDEX capabilities_by_parent ON capabilities(parent_id);
                 """)
         }
         return migrator
@@ -382,7 +399,7 @@ public final class StateStore: Sendable {
 
     // MARK: Rows
 
-    private static func insertEvent(_ db: Database, _ event: EventRecord) throws -> EventRecord {
+    static func insertEvent(_ db: Database, _ event: EventRecord) throws -> EventRecord {
         try db.cachedStatement(sql: "INSERT INTO events (time, kind, agent_id, message, data) VALUES (?, ?, ?, ?, ?)")
             .execute(arguments: [event.time, event.kind, event.agentID, event.message, json(event.data)])
         var stored = event

@@ -93,7 +93,13 @@ static int aos_child(void *opaque) {
         if (dup2(moved[i], targets[i]) < 0) { ctx->stage = AOS_STAGE_FDS; goto fail; }
         if (targets[i] > max_target) max_target = targets[i];
     }
-    // Close everything else (this process has its own fd table: no CLONE_FILES).
+    // Close everything else (this process has its own fd table: no
+    // CLONE_FILES): the gaps between the targets, then all above them.
+    for (int fd = 3; fd < max_target; fd++) {
+        int is_target = 0;
+        for (int i = 0; i < count; i++) if (targets[i] == fd) is_target = 1;
+        if (!is_target) (void)close(fd);
+    }
     if (syscall(SYS_close_range, (unsigned int)max_target + 1, ~0U, 0) != 0) {
         for (int fd = max_target + 1; fd < 65536; fd++) (void)close(fd);
     }

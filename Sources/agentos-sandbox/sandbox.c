@@ -58,6 +58,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
 #define MAX_BINDS 64
 
 struct bind { const char *path; int writable; };
@@ -112,18 +116,43 @@ static void die(const char *format, ...) {
 }
 
 static void usage(const char *problem) {
+    // On the ready fd too, when it is known: agentd learns why at once.
+    if (cfg.ready_fd >= 0) dprintf(cfg.ready_fd, "error %d: usage: %s\n", EINVAL, problem);
     fprintf(stderr, "agentos-sandbox: %s\n", problem);
     _exit(125);
 }
 
-// Options (a command line's or a request's) into cfg. Returns the problem,
-// or NULL. `strings` stay referenced: they must outlive the sandbox setup.
-static const char *parse_options(int count, char **strings) {
+// The options a held sandbox's request may carry: what depends on the
+// agent. Its identity (uid, gid), the root and the fds are fixed when the
+// helper starts and cannot be changed by a request.
+static int request_option(const char *option) {
+    static const char *const allowed[] = {"--hostname", "--workdir", "--ro", "--rw", "--tmp-size", "--net",
+                                          "--nofile", "--landlock", "--env", NULL};
+    for (int i = 0; allowed[i]; i++) if (strcmp(option, allowed[i]) == 0) return 1;
+    return 0;
+}
+
+// Options that may be given more than once.
+static int repeatable_option(const char *option) {
+    return strcmp(option, "--ro") == 0 || strcmp(option, "--rw") == 0 || strcmp(option, "--env") == 0;
+}
+
+// Options (a command line's or, `from_request`, a request's) into cfg.
+// Returns the problem, or NULL. `strings` stay referenced: they must outlive
+// the sandbox setup. No option but --ro, --rw and --env may come twice.
+static const char *parse_options(int count, char **strings, int from_request) {
+    const char *seen[64];
+    int seen_count = 0;
     for (int i = 0; i < count; i++) {
         const char *a = strings[i];
         const char *v = i + 1 < count ? strings[i + 1] : NULL;
         if (strcmp(a, "--") == 0) { cfg.argv = &strings[i + 1]; break; }
         if (v == NULL) return "option without a value";
+        if (from_request && !request_option(a)) return "an option a request may not carry";
+        if (!repeatable_option(a)) {
+            for (int j = 0; j < seen_count; j++) if (strcmp(seen[j], a) == 0) return "an option given twice";
+            if (seen_count < 64) seen[seen_count++] = a;
+        }
         if (strcmp(a, "--uid") == 0) cfg.uid = (uid_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--gid") == 0) cfg.gid = (gid_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--root") == 0) cfg.root = v;
@@ -156,11 +185,15 @@ static const char *parse_options(int count, char **strings) {
 }
 
 static void parse(int argc, char **argv) {
-    const char *problem = parse_options(argc - 1, argv + 1);
+    const char *problem = parse_options(argc - 1, argv + 1, 0);
     if (problem) usage(problem);
     if (cfg.request_fd < 0 && (cfg.argv == NULL || cfg.argv[0] == NULL)) usage("no program after --");
     if (cfg.request_fd >= 0 && (cfg.argv != NULL || cfg.ready_fd < 0 || cfg.exec_fd < 0))
         usage("--request-fd needs --ready-fd, --exec-fd and no program");
+    // A held sandbox learns everything about its agent from the request.
+    if (cfg.request_fd >= 0 && (cfg.hostname || cfg.workdir || cfg.bind_count || cfg.envp || cfg.seccomp_path ||
+                                cfg.landlock_abi))
+        usage("with --request-fd, the agent's options come in the request");
     if (cfg.exec_fd >= 0 && cfg.ready_fd < 0) usage("--exec-fd needs --ready-fd");
     if (cfg.uid == 0 || cfg.uid == (uid_t)-1 || cfg.gid == 0 || cfg.gid == (gid_t)-1)
         usage("--uid and --gid must name an unprivileged user (never 0)");
@@ -451,8 +484,9 @@ static void read_request(void) {
     }
     uint32_t options_length = (uint32_t)header[0] | (uint32_t)header[1] << 8 | (uint32_t)header[2] << 16 | (uint32_t)header[3] << 24;
     uint32_t filter_length = (uint32_t)header[4] | (uint32_t)header[5] << 8 | (uint32_t)header[6] << 16 | (uint32_t)header[7] << 24;
-    if (options_length == 0 || options_length > (16U << 20) || filter_length > 65535U * sizeof(struct sock_filter) ||
-        filter_length % sizeof(struct sock_filter) != 0) {
+    // A filter is required: no agent runs without one.
+    if (options_length == 0 || options_length > (16U << 20) || filter_length == 0 ||
+        filter_length > 65535U * sizeof(struct sock_filter) || filter_length % sizeof(struct sock_filter) != 0) {
         errno = EPROTO;
         die("request of %u option bytes and %u filter bytes", options_length, filter_length);
     }
@@ -460,7 +494,7 @@ static void read_request(void) {
     if (options == NULL) die("allocate the request");
     read_all(cfg.request_fd, options, options_length);
     options[options_length] = 0;
-    if (filter_length > 0) {
+    {
         seccomp_filter = malloc(filter_length);
         if (seccomp_filter == NULL) die("allocate the seccomp filter");
         read_all(cfg.request_fd, seccomp_filter, filter_length);
@@ -475,7 +509,7 @@ static void read_request(void) {
     if (strings == NULL) die("allocate the request");
     int index = 0;
     for (char *p = options; p < options + options_length; p += strlen(p) + 1) strings[index++] = p;
-    const char *problem = parse_options(index, strings);
+    const char *problem = parse_options(index, strings, 1);
     errno = EINVAL;
     if (problem) die("request: %s", problem);
     if (cfg.argv == NULL || cfg.argv[0] == NULL) die("request: no program after --");
@@ -518,14 +552,12 @@ static void become_agent(void) {
 // Closes this process's copies of the agent's stdout, stderr and socket (3).
 static void close_agent_fds(void) {
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null >= 0) {
-        dup2(null, 1);
-        dup2(null, 2);
-        close(null);
-    } else {
-        close(1);
-        close(2);
+    for (int fd = 1; fd <= 2; fd++) {
+        if (fd == cfg.ready_fd || fd == cfg.exec_fd || fd == cfg.request_fd) continue;   // a caller's own plumbing
+        if (null >= 0) dup2(null, fd);
+        else close(fd);
     }
+    if (null >= 0) close(null);
     struct stat socket_stat;
     if (fstat(3, &socket_stat) == 0 && S_ISSOCK(socket_stat.st_mode)) close(3);
 }
@@ -599,8 +631,25 @@ static void run_init(int status_fd) {
     _exit(0);
 }
 
+// Closes every fd above 2 that is not one this helper was told about (3 is
+// the agent's socket): nothing else agentd had open reaches the agent.
+static void close_unknown_fds(void) {
+    int highest = 3;
+    int known[] = {3, cfg.ready_fd, cfg.request_fd, cfg.exec_fd};
+    for (int i = 0; i < 4; i++) if (known[i] > highest) highest = known[i];
+    for (int fd = 4; fd < highest; fd++) {
+        int keep = 0;
+        for (int i = 0; i < 4; i++) if (known[i] == fd) keep = 1;
+        if (!keep) close(fd);
+    }
+    if (syscall(SYS_close_range, (unsigned int)highest + 1, ~0U, 0) != 0) {
+        for (int fd = highest + 1; fd < 65536; fd++) close(fd);
+    }
+}
+
 int main(int argc, char **argv) {
     parse(argc, argv);
+    close_unknown_fds();
     read_seccomp();
     if (cfg.ready_fd >= 0) {
         fcntl(cfg.ready_fd, F_SETFD, FD_CLOEXEC);

@@ -729,6 +729,41 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     set {call = .loadCheckpoint(newValue)}
   }
 
+  /// Capabilities: operator calls.
+  public var capGrant: Agentos_V1_CapGrantRequest {
+    get {
+      if case .capGrant(let v)? = call {return v}
+      return Agentos_V1_CapGrantRequest()
+    }
+    set {call = .capGrant(newValue)}
+  }
+
+  public var capList: Agentos_V1_CapListRequest {
+    get {
+      if case .capList(let v)? = call {return v}
+      return Agentos_V1_CapListRequest()
+    }
+    set {call = .capList(newValue)}
+  }
+
+  /// the grant and everything delegated from it
+  public var capRevoke: Agentos_V1_CapRevokeRequest {
+    get {
+      if case .capRevoke(let v)? = call {return v}
+      return Agentos_V1_CapRevokeRequest()
+    }
+    set {call = .capRevoke(newValue)}
+  }
+
+  /// which grant allows an ask, or why none does; counts nothing
+  public var capExplain: Agentos_V1_CapExplainRequest {
+    get {
+      if case .capExplain(let v)? = call {return v}
+      return Agentos_V1_CapExplainRequest()
+    }
+    set {call = .capExplain(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Call: Equatable, Sendable {
@@ -768,6 +803,13 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     case ready(Agentos_V1_ReadyRequest)
     case saveCheckpoint(Agentos_V1_SaveCheckpointRequest)
     case loadCheckpoint(Agentos_V1_LoadCheckpointRequest)
+    /// Capabilities: operator calls.
+    case capGrant(Agentos_V1_CapGrantRequest)
+    case capList(Agentos_V1_CapListRequest)
+    /// the grant and everything delegated from it
+    case capRevoke(Agentos_V1_CapRevokeRequest)
+    /// which grant allows an ask, or why none does; counts nothing
+    case capExplain(Agentos_V1_CapExplainRequest)
 
   }
 
@@ -969,6 +1011,38 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     set {result = .loadCheckpoint(newValue)}
   }
 
+  public var capGrant: Agentos_V1_CapabilityInfo {
+    get {
+      if case .capGrant(let v)? = result {return v}
+      return Agentos_V1_CapabilityInfo()
+    }
+    set {result = .capGrant(newValue)}
+  }
+
+  public var capList: Agentos_V1_CapabilityList {
+    get {
+      if case .capList(let v)? = result {return v}
+      return Agentos_V1_CapabilityList()
+    }
+    set {result = .capList(newValue)}
+  }
+
+  public var capRevoke: Agentos_V1_CapRevokeResponse {
+    get {
+      if case .capRevoke(let v)? = result {return v}
+      return Agentos_V1_CapRevokeResponse()
+    }
+    set {result = .capRevoke(newValue)}
+  }
+
+  public var capExplain: Agentos_V1_CapExplainResponse {
+    get {
+      if case .capExplain(let v)? = result {return v}
+      return Agentos_V1_CapExplainResponse()
+    }
+    set {result = .capExplain(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Result: Equatable, Sendable {
@@ -999,6 +1073,10 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     case saveCheckpoint(Agentos_V1_Checkpoint)
     /// empty (no saved_at) when there is none
     case loadCheckpoint(Agentos_V1_Checkpoint)
+    case capGrant(Agentos_V1_CapabilityInfo)
+    case capList(Agentos_V1_CapabilityList)
+    case capRevoke(Agentos_V1_CapRevokeResponse)
+    case capExplain(Agentos_V1_CapExplainResponse)
 
   }
 
@@ -1154,6 +1232,181 @@ public nonisolated struct Agentos_V1_ResourceLimits: Sendable {
   fileprivate var _pids: UInt32? = nil
   fileprivate var _cpus: Double? = nil
   fileprivate var _timeoutMs: UInt64? = nil
+}
+
+public nonisolated struct Agentos_V1_CapGrantRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// id, unique id prefix, or name of a live agent
+  public var agent: String = String()
+
+  /// capability://KIND/RESOURCE?action=...
+  public var uri: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_CapListRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// empty: the live grants of every agent
+  public var agent: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_CapRevokeRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// a grant's id
+  public var id: String = String()
+
+  /// recorded with the revocation
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_CapExplainRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var agent: String = String()
+
+  /// e.g. read
+  public var action: String = String()
+
+  /// KIND/RESOURCE, e.g. file/srv/data/a.txt or http/api.example.com/v1
+  public var resource: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A live grant and what it has left.
+public nonisolated struct Agentos_V1_CapabilityInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var agent: String = String()
+
+  public var agentName: String = String()
+
+  /// canonical form
+  public var uri: String = String()
+
+  /// the grant it was delegated from, if any
+  public var parentID: String = String()
+
+  /// operator | policy:NAME/PATH | delegated
+  public var source: String = String()
+
+  public var grantedAtNs: Int64 = 0
+
+  public var uses: UInt64 = 0
+
+  /// with max
+  public var remainingUses: UInt64 {
+    get {_remainingUses ?? 0}
+    set {_remainingUses = newValue}
+  }
+  /// Returns true if `remainingUses` has been explicitly set.
+  public var hasRemainingUses: Bool {self._remainingUses != nil}
+  /// Clears the value of `remainingUses`. Subsequent reads from it will return its default value.
+  public mutating func clearRemainingUses() {self._remainingUses = nil}
+
+  /// with rate: uses left in the current window
+  public var remainingInWindow: UInt64 {
+    get {_remainingInWindow ?? 0}
+    set {_remainingInWindow = newValue}
+  }
+  /// Returns true if `remainingInWindow` has been explicitly set.
+  public var hasRemainingInWindow: Bool {self._remainingInWindow != nil}
+  /// Clears the value of `remainingInWindow`. Subsequent reads from it will return its default value.
+  public mutating func clearRemainingInWindow() {self._remainingInWindow = nil}
+
+  /// with expires (unix ms)
+  public var expiresAtMs: Int64 {
+    get {_expiresAtMs ?? 0}
+    set {_expiresAtMs = newValue}
+  }
+  /// Returns true if `expiresAtMs` has been explicitly set.
+  public var hasExpiresAtMs: Bool {self._expiresAtMs != nil}
+  /// Clears the value of `expiresAtMs`. Subsequent reads from it will return its default value.
+  public mutating func clearExpiresAtMs() {self._expiresAtMs = nil}
+
+  /// approve=operator
+  public var needsApproval: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _remainingUses: UInt64? = nil
+  fileprivate var _remainingInWindow: UInt64? = nil
+  fileprivate var _expiresAtMs: Int64? = nil
+}
+
+public nonisolated struct Agentos_V1_CapabilityList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var capabilities: [Agentos_V1_CapabilityInfo] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_CapRevokeResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the grant first, then what was delegated from it
+  public var revoked: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_CapExplainResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var allowed: Bool = false
+
+  /// the grant that allows it
+  public var grantID: String = String()
+
+  public var needsApproval: Bool = false
+
+  /// when not allowed: one per grant of that kind, or why the ask is unusable
+  public var reasons: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Agentos_V1_ApplyRequest: Sendable {
@@ -1644,6 +1897,19 @@ public nonisolated struct Agentos_V1_RunRequest: @unchecked Sendable {
   public var hasSandbox: Bool {_storage._sandbox != nil}
   /// Clears the value of `sandbox`. Subsequent reads from it will return its default value.
   public mutating func clearSandbox() {_uniqueStorage()._sandbox = nil}
+
+  /// Capability URIs granted to the agent before it can make its first call
+  /// (source "operator", or "policy:NAME/PATH" for a policy's workers).
+  public var capabilities: [String] {
+    get {_storage._capabilities}
+    set {_uniqueStorage()._capabilities = newValue}
+  }
+
+  /// empty: operator
+  public var capabilitySource: String {
+    get {_storage._capabilitySource}
+    set {_uniqueStorage()._capabilitySource = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2477,7 +2743,7 @@ nonisolated extension Agentos_V1_AgentSelf: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2810,6 +3076,58 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
           self.call = .loadCheckpoint(v)
         }
       }()
+      case 26: try {
+        var v: Agentos_V1_CapGrantRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .capGrant(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .capGrant(v)
+        }
+      }()
+      case 27: try {
+        var v: Agentos_V1_CapListRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .capList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .capList(v)
+        }
+      }()
+      case 28: try {
+        var v: Agentos_V1_CapRevokeRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .capRevoke(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .capRevoke(v)
+        }
+      }()
+      case 29: try {
+        var v: Agentos_V1_CapExplainRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .capExplain(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .capExplain(v)
+        }
+      }()
       default: break
       }
     }
@@ -2921,6 +3239,22 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
       guard case .loadCheckpoint(let v)? = self.call else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
     }()
+    case .capGrant?: try {
+      guard case .capGrant(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
+    }()
+    case .capList?: try {
+      guard case .capList(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
+    }()
+    case .capRevoke?: try {
+      guard case .capRevoke(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
+    }()
+    case .capExplain?: try {
+      guard case .capExplain(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -2935,7 +3269,7 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3242,6 +3576,58 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
           self.result = .loadCheckpoint(v)
         }
       }()
+      case 24: try {
+        var v: Agentos_V1_CapabilityInfo?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .capGrant(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .capGrant(v)
+        }
+      }()
+      case 25: try {
+        var v: Agentos_V1_CapabilityList?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .capList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .capList(v)
+        }
+      }()
+      case 26: try {
+        var v: Agentos_V1_CapRevokeResponse?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .capRevoke(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .capRevoke(v)
+        }
+      }()
+      case 27: try {
+        var v: Agentos_V1_CapExplainResponse?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .capExplain(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .capExplain(v)
+        }
+      }()
       default: break
       }
     }
@@ -3344,6 +3730,22 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
     case .loadCheckpoint?: try {
       guard case .loadCheckpoint(let v)? = self.result else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+    }()
+    case .capGrant?: try {
+      guard case .capGrant(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+    }()
+    case .capList?: try {
+      guard case .capList(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+    }()
+    case .capRevoke?: try {
+      guard case .capRevoke(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
+    }()
+    case .capExplain?: try {
+      guard case .capExplain(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
     }()
     case nil: break
     }
@@ -3535,6 +3937,340 @@ nonisolated extension Agentos_V1_ResourceLimits: SwiftProtobuf.Message, SwiftPro
     if lhs._pids != rhs._pids {return false}
     if lhs._cpus != rhs._cpus {return false}
     if lhs._timeoutMs != rhs._timeoutMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_CapGrantRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CapGrantRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}agent\0\u{1}uri\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.agent) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.uri) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.agent.isEmpty {
+      try visitor.visitSingularStringField(value: self.agent, fieldNumber: 1)
+    }
+    if !self.uri.isEmpty {
+      try visitor.visitSingularStringField(value: self.uri, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_CapGrantRequest, rhs: Agentos_V1_CapGrantRequest) -> Bool {
+    if lhs.agent != rhs.agent {return false}
+    if lhs.uri != rhs.uri {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_CapListRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CapListRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}agent\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.agent) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.agent.isEmpty {
+      try visitor.visitSingularStringField(value: self.agent, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_CapListRequest, rhs: Agentos_V1_CapListRequest) -> Bool {
+    if lhs.agent != rhs.agent {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_CapRevokeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CapRevokeRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_CapRevokeRequest, rhs: Agentos_V1_CapRevokeRequest) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_CapExplainRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CapExplainRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}agent\0\u{1}action\0\u{1}resource\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.agent) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.action) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.resource) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.agent.isEmpty {
+      try visitor.visitSingularStringField(value: self.agent, fieldNumber: 1)
+    }
+    if !self.action.isEmpty {
+      try visitor.visitSingularStringField(value: self.action, fieldNumber: 2)
+    }
+    if !self.resource.isEmpty {
+      try visitor.visitSingularStringField(value: self.resource, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_CapExplainRequest, rhs: Agentos_V1_CapExplainRequest) -> Bool {
+    if lhs.agent != rhs.agent {return false}
+    if lhs.action != rhs.action {return false}
+    if lhs.resource != rhs.resource {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_CapabilityInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CapabilityInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}agent\0\u{3}agent_name\0\u{1}uri\0\u{3}parent_id\0\u{1}source\0\u{3}granted_at_ns\0\u{1}uses\0\u{3}remaining_uses\0\u{3}remaining_in_window\0\u{3}expires_at_ms\0\u{3}needs_approval\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.agent) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.agentName) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.uri) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.parentID) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.source) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.grantedAtNs) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.uses) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self._remainingUses) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self._remainingInWindow) }()
+      case 11: try { try decoder.decodeSingularInt64Field(value: &self._expiresAtMs) }()
+      case 12: try { try decoder.decodeSingularBoolField(value: &self.needsApproval) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.agent.isEmpty {
+      try visitor.visitSingularStringField(value: self.agent, fieldNumber: 2)
+    }
+    if !self.agentName.isEmpty {
+      try visitor.visitSingularStringField(value: self.agentName, fieldNumber: 3)
+    }
+    if !self.uri.isEmpty {
+      try visitor.visitSingularStringField(value: self.uri, fieldNumber: 4)
+    }
+    if !self.parentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.parentID, fieldNumber: 5)
+    }
+    if !self.source.isEmpty {
+      try visitor.visitSingularStringField(value: self.source, fieldNumber: 6)
+    }
+    if self.grantedAtNs != 0 {
+      try visitor.visitSingularInt64Field(value: self.grantedAtNs, fieldNumber: 7)
+    }
+    if self.uses != 0 {
+      try visitor.visitSingularUInt64Field(value: self.uses, fieldNumber: 8)
+    }
+    try { if let v = self._remainingUses {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 9)
+    } }()
+    try { if let v = self._remainingInWindow {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 10)
+    } }()
+    try { if let v = self._expiresAtMs {
+      try visitor.visitSingularInt64Field(value: v, fieldNumber: 11)
+    } }()
+    if self.needsApproval != false {
+      try visitor.visitSingularBoolField(value: self.needsApproval, fieldNumber: 12)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_CapabilityInfo, rhs: Agentos_V1_CapabilityInfo) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.agent != rhs.agent {return false}
+    if lhs.agentName != rhs.agentName {return false}
+    if lhs.uri != rhs.uri {return false}
+    if lhs.parentID != rhs.parentID {return false}
+    if lhs.source != rhs.source {return false}
+    if lhs.grantedAtNs != rhs.grantedAtNs {return false}
+    if lhs.uses != rhs.uses {return false}
+    if lhs._remainingUses != rhs._remainingUses {return false}
+    if lhs._remainingInWindow != rhs._remainingInWindow {return false}
+    if lhs._expiresAtMs != rhs._expiresAtMs {return false}
+    if lhs.needsApproval != rhs.needsApproval {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_CapabilityList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CapabilityList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}capabilities\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.capabilities) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.capabilities.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.capabilities, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_CapabilityList, rhs: Agentos_V1_CapabilityList) -> Bool {
+    if lhs.capabilities != rhs.capabilities {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_CapRevokeResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CapRevokeResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}revoked\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.revoked) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.revoked.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.revoked, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_CapRevokeResponse, rhs: Agentos_V1_CapRevokeResponse) -> Bool {
+    if lhs.revoked != rhs.revoked {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_CapExplainResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CapExplainResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}allowed\0\u{3}grant_id\0\u{3}needs_approval\0\u{1}reasons\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.allowed) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.grantID) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.needsApproval) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.reasons) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.allowed != false {
+      try visitor.visitSingularBoolField(value: self.allowed, fieldNumber: 1)
+    }
+    if !self.grantID.isEmpty {
+      try visitor.visitSingularStringField(value: self.grantID, fieldNumber: 2)
+    }
+    if self.needsApproval != false {
+      try visitor.visitSingularBoolField(value: self.needsApproval, fieldNumber: 3)
+    }
+    if !self.reasons.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.reasons, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_CapExplainResponse, rhs: Agentos_V1_CapExplainResponse) -> Bool {
+    if lhs.allowed != rhs.allowed {return false}
+    if lhs.grantID != rhs.grantID {return false}
+    if lhs.needsApproval != rhs.needsApproval {return false}
+    if lhs.reasons != rhs.reasons {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4468,7 +5204,7 @@ nonisolated extension Agentos_V1_AgentCounts: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RunRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0\u{1}limits\0\u{1}sandbox\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0\u{1}limits\0\u{1}sandbox\0\u{1}capabilities\0\u{3}capability_source\0")
 
   fileprivate class _StorageClass {
     var _name: String = String()
@@ -4477,6 +5213,8 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
     var _workDir: String = String()
     var _limits: Agentos_V1_ResourceLimits? = nil
     var _sandbox: Agentos_V1_Sandbox? = nil
+    var _capabilities: [String] = []
+    var _capabilitySource: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4493,6 +5231,8 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
       _workDir = source._workDir
       _limits = source._limits
       _sandbox = source._sandbox
+      _capabilities = source._capabilities
+      _capabilitySource = source._capabilitySource
     }
   }
 
@@ -4517,6 +5257,8 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
         case 4: try { try decoder.decodeSingularStringField(value: &_storage._workDir) }()
         case 5: try { try decoder.decodeSingularMessageField(value: &_storage._limits) }()
         case 6: try { try decoder.decodeSingularMessageField(value: &_storage._sandbox) }()
+        case 7: try { try decoder.decodeRepeatedStringField(value: &_storage._capabilities) }()
+        case 8: try { try decoder.decodeSingularStringField(value: &_storage._capabilitySource) }()
         default: break
         }
       }
@@ -4547,6 +5289,12 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
       try { if let v = _storage._sandbox {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
       } }()
+      if !_storage._capabilities.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._capabilities, fieldNumber: 7)
+      }
+      if !_storage._capabilitySource.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._capabilitySource, fieldNumber: 8)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4562,6 +5310,8 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
         if _storage._workDir != rhs_storage._workDir {return false}
         if _storage._limits != rhs_storage._limits {return false}
         if _storage._sandbox != rhs_storage._sandbox {return false}
+        if _storage._capabilities != rhs_storage._capabilities {return false}
+        if _storage._capabilitySource != rhs_storage._capabilitySource {return false}
         return true
       }
       if !storagesAreEqual {return false}

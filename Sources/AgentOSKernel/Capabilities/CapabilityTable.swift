@@ -1,0 +1,303 @@
+import AgentOSCapabilities
+import AgentOSStore
+import Foundation
+import Logging
+import Synchronization
+
+/// The kernel's capability table: which agent holds which grant, what each
+/// grant has left, and the check every ask of an agent goes through.
+///
+/// Grants live in the store (they survive a kernel restart, with their use
+/// counts); the table keeps the live ones in memory for checks, plus each
+/// grant's recent uses for `rate`. An agent names a grant by its id, a
+/// handle the kernel looks up for that agent only: holding an id grants
+/// nothing to anyone else.
+final class CapabilityTable: Sendable {
+    /// A grant and what it has used.
+    struct Grant: Sendable {
+        var record: CapabilityRecord
+        let capability: Capability
+        /// Times (unix ms) of the uses inside its rate window (with `rate`).
+        var recentUses: [Int64] = []
+    }
+
+    /// The answer to one ask.
+    enum Decision: Sendable, Equatable {
+        /// Allowed by this grant (its use is counted); `approval`: an
+        /// operator must approve it first.
+        case allowed(grantID: String, approval: Bool)
+        /// Why nothing allows it, one reason per grant of that kind (or why
+        /// the ask itself is unusable).
+        case denied([String])
+    }
+
+    private let store: StateStore
+    private let events: EventHub
+    private let logger: Logger
+    private let grants: Mutex<[String: Grant]>
+
+    init(store: StateStore, events: EventHub, logger: Logger) throws(KernelError) {
+        self.store = store
+        self.events = events
+        self.logger = logger
+        var live: [String: Grant] = [:]
+        do {
+            for record in try store.capabilities() {
+                // Stored in canonical form by this kernel: one that no longer
+                // parses (a newer kernel's) is skipped, not widened.
+                guard let capability = try? Capability(parsing: record.uri) else {
+                    logger.warning("capability \(record.id) (\(record.uri)) no longer parses: not loaded")
+                    continue
+                }
+                live[record.id] = Grant(record: record, capability: capability)
+            }
+        } catch {
+            throw KernelError.from(error)
+        }
+        grants = Mutex(live)
+    }
+
+    // MARK: Grant, delegate, revoke
+
+    /// Gives `agentID` the capability `uri`; `source` says who gave it.
+    @discardableResult
+    func grant(_ uri: String, to agentID: String, agentName: String, source: String,
+               parentID: String? = nil) throws(KernelError) -> CapabilityRecord {
+        let capability: Capability
+        do {
+            capability = try Capability(parsing: uri)
+        } catch {
+            throw KernelError(.invalidArgument, "\(uri): \(error.message)")
+        }
+        let record = CapabilityRecord(id: randomHexID(), agentID: agentID, uri: capability.description,
+                                      parentID: parentID, source: source, grantedAt: unixNanoseconds())
+        do {
+            let event = try store.insertCapability(record, event: EventRecord(
+                time: record.grantedAt, kind: "capability.granted", agentID: agentID,
+                message: "\(agentName) was granted \(record.uri) (\(record.id), \(source))",
+                data: ["capability": record.id, "uri": record.uri, "source": source, "parent": parentID ?? ""]))
+            grants.withLock { $0[record.id] = Grant(record: record, capability: capability) }
+            events.publish(event)
+        } catch {
+            throw KernelError.from(error)
+        }
+        return record
+    }
+
+    /// Hands `childID` a capability within grant `parentID`, which
+    /// `holderID` must hold: never more than it (see Capability.problem(delegating:)).
+    @discardableResult
+    func delegate(_ uri: String, from parentID: String, holder holderID: String, to childID: String,
+                  childName: String) throws(KernelError) -> CapabilityRecord {
+        guard let parent = grants.withLock({ $0[parentID] }), parent.record.agentID == holderID,
+              parent.record.revokedAt == nil else {
+            throw KernelError(.notFound, "no capability \(parentID) held by this agent")
+        }
+        let child: Capability
+        do {
+            child = try Capability(parsing: uri)
+        } catch {
+            throw KernelError(.invalidArgument, "\(uri): \(error.message)")
+        }
+        if let problem = parent.capability.problem(delegating: child) {
+            throw KernelError(.permissionDenied, "cannot delegate \(uri) from \(parentID): \(problem)")
+        }
+        return try grant(uri, to: childID, agentName: childName, source: "delegated", parentID: parentID)
+    }
+
+    /// Revokes a grant and everything delegated from it, at once: the next
+    /// check no longer finds them. Returns the ids revoked, the grant first.
+    @discardableResult
+    func revoke(_ id: String, reason: String) throws(KernelError) -> [String] {
+        let ids = grants.withLock { grants -> [String] in
+            guard grants[id] != nil else { return [] }
+            var revoked = [id]
+            var index = 0
+            while index < revoked.count {
+                let parent = revoked[index]
+                revoked += grants.values.filter { $0.record.parentID == parent }.map(\.record.id).sorted()
+                index += 1
+            }
+            for id in revoked { grants[id] = nil }
+            return revoked
+        }
+        guard let first = ids.first else { throw KernelError(.notFound, "no live capability \(id)") }
+        do {
+            let event = try store.revokeCapabilities(ids, at: unixNanoseconds(), reason: reason, event: EventRecord(
+                time: unixNanoseconds(), kind: "capability.revoked", agentID: "",
+                message: "capability \(first) revoked (\(reason))"
+                    + (ids.count > 1 ? ", and \(ids.count - 1) delegated from it" : ""),
+                data: ["capability": first, "revoked": ids.joined(separator: ","), "reason": reason]))
+            events.publish(event)
+        } catch {
+            // Out of the table already: the revocation holds until restart
+            // even if the store could not record it.
+            logger.error("cannot record the revocation of \(ids): \(error)")
+            throw KernelError.from(error)
+        }
+        return ids
+    }
+
+    /// Revokes what an agent holds once it has ended (and what it delegated
+    /// from it): an ended agent holds nothing. Nothing written when it held
+    /// nothing.
+    func revokeAll(of agentID: String, reason: String) {
+        for grant in grants(of: agentID) where grant.record.parentID == nil || !isHeld(grant.record.parentID, by: agentID) {
+            do {
+                try revoke(grant.record.id, reason: reason)
+            } catch {
+                // Already gone with a grant revoked before it in this loop.
+                if error.code != .notFound { logger.error("cannot revoke \(grant.record.id): \(error)") }
+            }
+        }
+    }
+
+    private func isHeld(_ id: String?, by agentID: String) -> Bool {
+        guard let id else { return false }
+        return grants.withLock { $0[id]?.record.agentID == agentID }
+    }
+
+    /// Every live grant, oldest first.
+    func allGrants() -> [Grant] {
+        grants.withLock { Array($0.values) }
+            .sorted { ($0.record.grantedAt, $0.record.id) < ($1.record.grantedAt, $1.record.id) }
+    }
+
+    /// Live grants of an agent, oldest first.
+    func grants(of agentID: String) -> [Grant] {
+        grants.withLock { $0.values.filter { $0.record.agentID == agentID } }
+            .sorted { ($0.record.grantedAt, $0.record.id) < ($1.record.grantedAt, $1.record.id) }
+    }
+
+    // MARK: Checks
+
+    /// Checks and, when allowed, counts one use: `action` on `resource` of
+    /// `kind` by `agentID`. Every denial is an event.
+    func check(agentID: String, agentName: String, kind: Capability.Kind, action: String, resource: String,
+               now: Int64 = unixMilliseconds()) -> Decision {
+        let decision = decide(agentID: agentID, kind: kind, action: action, resource: resource, now: now, use: true)
+        switch decision {
+        case .allowed(let id, _):
+            // The use counts for the grant and every grant it came from.
+            for counted in lineage(of: id) {
+                do {
+                    try store.recordCapabilityUse(counted)
+                } catch {
+                    logger.error("cannot record a use of capability \(counted): \(error)")
+                }
+            }
+        case .denied(let reasons):
+            _ = try? events.record("capability.denied", agentID: agentID,
+                                   "\(agentName) was denied \(action) on \(kind)/\(resource)",
+                                   data: ["action": action, "kind": kind.rawValue, "resource": resource,
+                                          "reasons": reasons.joined(separator: "; ")])
+        }
+        return decision
+    }
+
+    /// A grant's id, then the ids of the grants it was delegated from.
+    private func lineage(of id: String) -> [String] {
+        grants.withLock { grants in
+            var ids: [String] = []
+            var cursor: String? = id
+            while let current = cursor, let grant = grants[current] {
+                ids.append(current)
+                cursor = grant.record.parentID
+            }
+            return ids
+        }
+    }
+
+    /// What `check` would answer, without counting a use or recording.
+    func explain(agentID: String, kind: Capability.Kind, action: String, resource: String,
+                 now: Int64 = unixMilliseconds()) -> Decision {
+        decide(agentID: agentID, kind: kind, action: action, resource: resource, now: now, use: false)
+    }
+
+    private func decide(agentID: String, kind: Capability.Kind, action: String, resource: String, now: Int64,
+                        use: Bool) -> Decision {
+        var target = resource
+        if kind == .file || kind == .shell {
+            do {
+                target = try FilePaths.canonical(resource)
+            } catch {
+                return .denied([error.message])
+            }
+        }
+        return grants.withLock { grants -> Decision in
+            let held = grants.values.filter { $0.record.agentID == agentID && $0.capability.kind == kind }
+                .sorted { ($0.record.grantedAt, $0.record.id) < ($1.record.grantedAt, $1.record.id) }
+            guard !held.isEmpty else { return .denied(["\(agentID) holds no \(kind) capability"]) }
+            var reasons: [String] = []
+            for grant in held {
+                guard grant.capability.covers(action: action, resource: target) else {
+                    reasons.append("\(grant.record.id) (\(grant.record.uri)) does not cover \(action) on \(target)")
+                    continue
+                }
+                // The grant and every grant it was delegated from must have budget left.
+                var chain: [String] = []
+                var cursor: String? = grant.record.id
+                var exhausted: String?
+                while let id = cursor, let link = grants[id] {
+                    if let reason = Self.exhausted(link, now: now) {
+                        exhausted = link.record.id == grant.record.id ? reason : "\(reason) (the grant it came from, \(id))"
+                        break
+                    }
+                    chain.append(id)
+                    cursor = link.record.parentID
+                }
+                if let exhausted {
+                    reasons.append("\(grant.record.id) (\(grant.record.uri)): \(exhausted)")
+                    continue
+                }
+                if use {
+                    for id in chain {
+                        guard var link = grants[id] else { continue }
+                        link.record.uses += 1
+                        if let rate = link.capability.constraints.rate {
+                            let windowStart = now - Int64(rate.windowSeconds) * 1_000
+                            link.recentUses.removeAll { $0 <= windowStart }
+                            link.recentUses.append(now)
+                        }
+                        grants[id] = link
+                    }
+                }
+                return .allowed(grantID: grant.record.id, approval: grant.capability.constraints.approval == .operator)
+            }
+            return .denied(reasons)
+        }
+    }
+
+    /// Why a grant cannot be used now, or nil.
+    private static func exhausted(_ grant: Grant, now: Int64) -> String? {
+        let constraints = grant.capability.constraints
+        if constraints.hasExpired(atMilliseconds: now) { return "expired" }
+        if let max = constraints.max, grant.record.uses >= max { return "used all \(max) of its uses" }
+        if let rate = constraints.rate {
+            let windowStart = now - Int64(rate.windowSeconds) * 1_000
+            let inWindow = grant.recentUses.filter { $0 > windowStart }
+            if inWindow.count >= rate.count {
+                let wait = (inWindow.min() ?? now) - windowStart
+                return "rate \(rate) reached (the next use in \(max(1, wait / 1_000)) s)"
+            }
+        }
+        return nil
+    }
+
+    /// What a grant has left now: uses (with `max`), uses in the current
+    /// rate window (with `rate`).
+    func remaining(_ grant: Grant, now: Int64 = unixMilliseconds()) -> (uses: Int?, rate: Int?) {
+        let constraints = grant.capability.constraints
+        let uses = constraints.max.map { Swift.max(0, $0 - grant.record.uses) }
+        let rate = constraints.rate.map { rate -> Int in
+            let windowStart = now - Int64(rate.windowSeconds) * 1_000
+            return Swift.max(0, rate.count - grant.recentUses.filter { $0 > windowStart }.count)
+        }
+        return (uses, rate)
+    }
+}
+
+/// Unix time in milliseconds (capability expiry and rate windows).
+func unixMilliseconds() -> Int64 {
+    unixNanoseconds() / 1_000_000
+}
