@@ -115,6 +115,20 @@ show agentctl restart demo/pair/steady
 set -e
 agentctl events --limit 200 | grep -E 'supervision|policy' | tail -n 12
 
+step "capabilities: what each agent may ask the kernel for, checked exactly"
+echo "(demo.ticker got its policy's capabilities when it started)"
+show agentctl cap ls
+http_cap=$(agentctl cap grant demo.ticker 'capability://http/*.example.com/v1/**?action=get&rate=10/min')
+echo "granted $http_cap"
+show agentctl cap explain demo.ticker read file/usr/share/common-licenses/GPL-3
+set +e
+show agentctl cap explain demo.ticker read file/etc/shadow
+show agentctl cap explain demo.ticker get http/api.example.com/v2/items
+show agentctl cap grant demo.ticker 'capability://file/etc?action=fly'
+set -e
+show agentctl cap revoke "$http_cap" --reason "demo over"
+show agentctl cap ls demo.ticker
+
 step "crash safety: kill -9 the kernel while an agent runs, then restart it"
 show agentctl run --name survivor -- /bin/sleep 300
 agent_pid=$(pid_of survivor)
