@@ -34,14 +34,18 @@ extension Capability {
             guard rawResource.count > 1 || kind == .shell else {
                 throw fail("a file capability names its paths, e.g. \(kind.example)")
             }
-            let path = rawResource.isEmpty ? "/**" : rawResource
+            let path = rawResource.isEmpty ? "/**" : Self.withoutTrailingSlash(rawResource)
             if let problem = Self.pathProblem(path) { throw fail(problem) }
             resource = Glob(path, separator: "/")
         case .http:
             let authorityAndPath = rawResource.drop { $0 == "/" }
             let slash = authorityAndPath.firstIndex(of: "/") ?? authorityAndPath.endIndex
             let authority = authorityAndPath[..<slash]
-            let path = slash == authorityAndPath.endIndex ? "/**" : String(authorityAndPath[slash...])
+            let path = slash == authorityAndPath.endIndex ? "/**" : Self.withoutTrailingSlash(String(authorityAndPath[slash...]))
+            guard authority.allSatisfy({ $0.isLetter || $0.isNumber || "-.*:".contains($0) }) else {
+                throw fail("host '\(authority)' may hold letters, digits, '-', '.', '*' and a :port only "
+                               + "(no user@, no [IPv6] literals)")
+            }
             var hostPart = authority
             if let colon = authority.lastIndex(of: ":") {
                 let portText = authority[authority.index(after: colon)...]
@@ -99,6 +103,12 @@ extension Capability {
             }
         }
         self.init(kind: kind, resource: resource, host: host, port: port, actions: actions, constraints: constraints)
+    }
+
+    /// `/srv/data/` names the directory `/srv/data` (as canonical paths
+    /// are written), not a name ending in an empty segment.
+    static func withoutTrailingSlash(_ path: String) -> String {
+        path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
     }
 
     /// Why an absolute path pattern is unsafe or malformed, or nil.

@@ -56,6 +56,13 @@ struct CapabilityParsingTests {
         ("capability://http/api_x.com/?action=get", "host 'api_x.com'"),
         ("capability://file/a b?action=read", "no spaces"),
         ("capability://agent/../x?action=message", "'..'"),
+        // Hostile forms: escaped dots, userinfo, an IPv6 literal, a doubled slash after file:.
+        ("capability://file/srv/%2e%2e/etc?action=read", "'..'"),
+        ("capability://file/srv/%2E%2E?action=read", "'..'"),
+        ("capability://http/user@api.example.com/?action=get", "host 'user@api.example.com'"),
+        ("capability://http/[::1]/?action=get", "host '[::1]'"),
+        ("capability://file//etc/passwd?action=read", "empty segment"),
+        ("capability://file/srv/%ZZ?action=read", "bad %-escape"),
     ])
     func badURIsAreOneLineErrorsThatSayWhatIsWrong(uri: String, expected: String) {
         #expect {
@@ -64,6 +71,26 @@ struct CapabilityParsingTests {
             guard let error = error as? CapabilityError else { return false }
             return error.code == .invalidURI && error.message.contains(expected) && !error.message.contains("\n")
         }
+    }
+
+    @Test func hostileButValidFormsMeanOnlyWhatTheySay() throws {
+        // A trailing slash names the directory itself.
+        let dir = try Capability(parsing: "capability://file/srv/data/?action=read")
+        #expect(dir.resource.pattern == "/srv/data")
+        #expect(dir.covers(action: "read", resource: "/srv/data"))
+        #expect(!dir.covers(action: "read", resource: "/srv/data/x"))
+        // Host case is folded; an IP literal is a host like any other.
+        let upper = try Capability(parsing: "capability://http/API.Example.COM/v1?action=get")
+        #expect(upper.covers(action: "get", resource: "api.example.com/v1"))
+        let ip = try Capability(parsing: "capability://http/127.0.0.1:8080/**?action=get")
+        #expect(ip.covers(action: "get", resource: "127.0.0.1:8080/x"))
+        #expect(!ip.covers(action: "get", resource: "127.0.0.10:8080/x"))
+        // A look-alike (Cyrillic "е") is another host, never the Latin one.
+        let lookalike = try Capability(parsing: "capability://http/\u{0435}xample.com?action=get")
+        #expect(!lookalike.covers(action: "get", resource: "example.com/"))
+        // Path case is significant.
+        let lower = try Capability(parsing: "capability://file/srv/data/**?action=read")
+        #expect(!lower.covers(action: "read", resource: "/srv/DATA/x"))
     }
 
     @Test func percentEscapesReachTheResource() throws {

@@ -108,6 +108,28 @@ struct CapabilityTableTests {
         #expect(try store.capabilities(includeRevoked: true).map(\.revokeReason) == ["test", "test"])
     }
 
+    @Test func manyGrantsStayApartByAgentAndDelegation() throws {
+        let caps = try table()
+        var firsts: [String] = []
+        for agent in 0..<200 {
+            for tool in 0..<5 {
+                let record = try caps.grant("capability://tool/t\(agent).\(tool)?action=call", to: "a\(agent)",
+                                            agentName: "a\(agent)", source: "operator")
+                if tool == 0 { firsts.append(record.id) }
+            }
+        }
+        #expect(caps.allGrants().count == 1_000)
+        #expect(allowed(caps.check(agentID: "a7", agentName: "a7", kind: .tool, action: "call", resource: "t7.4")))
+        #expect(!allowed(caps.check(agentID: "a7", agentName: "a7", kind: .tool, action: "call", resource: "t8.4")))
+        #expect(reasons(caps.check(agentID: "a7", agentName: "a7", kind: .tool, action: "call", resource: "t8.4"))
+                    .split(separator: ";").count == 5, "only a7's five grants were looked at")
+        let child = try caps.delegate("capability://tool/t7.0?action=call", from: firsts[7], holder: "a7", to: "b", childName: "b")
+        #expect(try caps.revoke(firsts[7], reason: "test") == [firsts[7], child.id])
+        #expect(caps.grants(of: "a7").count == 4)
+        #expect(caps.grants(of: "b").isEmpty)
+        #expect(caps.grants(of: "a8").count == 5)
+    }
+
     @Test func approvalIsSaidWithTheAllowance() throws {
         let caps = try table()
         try caps.grant("capability://shell?action=execute&approve=operator", to: "a1", agentName: "one", source: "operator")

@@ -31,16 +31,49 @@ final class CapabilityTable: Sendable {
         case denied([String])
     }
 
+    /// The live grants, indexed so that a check looks only at the asking
+    /// agent's grants and a revocation only at what was delegated.
+    struct Index: Sendable {
+        private(set) var byID: [String: Grant] = [:]
+        private var byAgent: [String: Set<String>] = [:]
+        private var delegated: [String: Set<String>] = [:]
+
+        subscript(id: String) -> Grant? {
+            get { byID[id] }
+            set {
+                if let old = byID[id] {
+                    byAgent[old.record.agentID]?.remove(id)
+                    if byAgent[old.record.agentID]?.isEmpty == true { byAgent[old.record.agentID] = nil }
+                    if let parent = old.record.parentID { delegated[parent]?.remove(id) }
+                }
+                byID[id] = newValue
+                if let grant = newValue {
+                    byAgent[grant.record.agentID, default: []].insert(id)
+                    if let parent = grant.record.parentID { delegated[parent, default: []].insert(id) }
+                }
+            }
+        }
+
+        /// An agent's grants, oldest first.
+        func held(by agentID: String) -> [Grant] {
+            (byAgent[agentID] ?? []).compactMap { byID[$0] }
+                .sorted { ($0.record.grantedAt, $0.record.id) < ($1.record.grantedAt, $1.record.id) }
+        }
+
+        /// Ids of the grants delegated from `id`.
+        func delegated(from id: String) -> [String] { (delegated[id] ?? []).sorted() }
+    }
+
     private let store: StateStore
     private let events: EventHub
     private let logger: Logger
-    private let grants: Mutex<[String: Grant]>
+    private let grants: Mutex<Index>
 
     init(store: StateStore, events: EventHub, logger: Logger) throws(KernelError) {
         self.store = store
         self.events = events
         self.logger = logger
-        var live: [String: Grant] = [:]
+        var live = Index()
         do {
             for record in try store.capabilities() {
                 // Stored in canonical form by this kernel: one that no longer
@@ -114,8 +147,7 @@ final class CapabilityTable: Sendable {
             var revoked = [id]
             var index = 0
             while index < revoked.count {
-                let parent = revoked[index]
-                revoked += grants.values.filter { $0.record.parentID == parent }.map(\.record.id).sorted()
+                revoked += grants.delegated(from: revoked[index])
                 index += 1
             }
             for id in revoked { grants[id] = nil }
@@ -159,14 +191,13 @@ final class CapabilityTable: Sendable {
 
     /// Every live grant, oldest first.
     func allGrants() -> [Grant] {
-        grants.withLock { Array($0.values) }
+        grants.withLock { Array($0.byID.values) }
             .sorted { ($0.record.grantedAt, $0.record.id) < ($1.record.grantedAt, $1.record.id) }
     }
 
     /// Live grants of an agent, oldest first.
     func grants(of agentID: String) -> [Grant] {
-        grants.withLock { $0.values.filter { $0.record.agentID == agentID } }
-            .sorted { ($0.record.grantedAt, $0.record.id) < ($1.record.grantedAt, $1.record.id) }
+        grants.withLock { $0.held(by: agentID) }
     }
 
     // MARK: Checks
@@ -225,8 +256,7 @@ final class CapabilityTable: Sendable {
             }
         }
         return grants.withLock { grants -> Decision in
-            let held = grants.values.filter { $0.record.agentID == agentID && $0.capability.kind == kind }
-                .sorted { ($0.record.grantedAt, $0.record.id) < ($1.record.grantedAt, $1.record.id) }
+            let held = grants.held(by: agentID).filter { $0.capability.kind == kind }
             guard !held.isEmpty else { return .denied(["\(agentID) holds no \(kind) capability"]) }
             var reasons: [String] = []
             for grant in held {
