@@ -11,6 +11,7 @@ packages=(
     pkg-config       # how the system libraries are found
     util-linux       # setpriv, used by the permission tests
     procps           # ps/pgrep, used by the demo
+    sqlite3          # the CLI the audit-chain tests tamper with the store through
 )
 
 missing=()

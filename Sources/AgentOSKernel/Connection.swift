@@ -92,9 +92,9 @@ struct Connection {
     private static func isQuick(_ call: KernelRequest.OneOf_Call) -> Bool {
         switch call {
         case .status, .list, .inspect, .run, .stats, .policies, .tree, .checkpoints, .ready, .saveCheckpoint,
-             .loadCheckpoint, .capGrant, .capList, .capRevoke, .capExplain: return true
+             .loadCheckpoint, .capGrant, .capList, .capRevoke, .capExplain, .audit: return true
         case .stop, .kill, .wait, .logs, .events, .pause, .resume, .apply, .deletePolicy, .restartChild,
-             .terminateChild, .startChild, .deleteChild, .spawnChild: return false
+             .terminateChild, .startChild, .deleteChild, .spawnChild, .auditVerify: return false
         }
     }
 
@@ -183,6 +183,10 @@ struct Connection {
                 try await respond(id, .capRevoke(try CapabilityCalls(services: services).revoke(request)), queue)
             case .capExplain(let request):
                 try await respond(id, .capExplain(try await CapabilityCalls(services: services).explain(request)), queue)
+            case .audit(let request):
+                try await respond(id, .audit(try await AuditCalls(services: services).list(request)), queue)
+            case .auditVerify:
+                try await respond(id, .auditVerify(try AuditCalls(services: services).verify()), queue)
             }
         } catch is OutboundQueue.Closed {
             return

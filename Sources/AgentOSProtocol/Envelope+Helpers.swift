@@ -89,6 +89,8 @@ extension KernelRequest.OneOf_Call {
         case .capList: return "cap_list"
         case .capRevoke: return "cap_revoke"
         case .capExplain: return "cap_explain"
+        case .audit: return "audit"
+        case .auditVerify: return "audit_verify"
         }
     }
 

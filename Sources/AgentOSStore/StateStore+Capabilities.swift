@@ -56,10 +56,15 @@ extension StateStore {
         }
     }
 
-    /// Counts one use of a grant (what `max` limits; kept across restarts).
-    public func recordCapabilityUse(_ id: String) throws {
+    /// Counts one allowed use of a grant and of those it was delegated from
+    /// (what `max` limits; kept across restarts), with its audit record.
+    public func recordCapabilityUse(_ ids: [String], time: Int64, agentID: String, message: String,
+                                    data: [String: String]) throws {
         try pool.write { db in
-            try db.execute(sql: "UPDATE capabilities SET uses = uses + 1 WHERE id = ?", arguments: [id])
+            for id in ids {
+                try db.execute(sql: "UPDATE capabilities SET uses = uses + 1 WHERE id = ?", arguments: [id])
+            }
+            try Self.appendAudit(db, time: time, kind: "capability.allowed", agentID: agentID, message: message, data: data)
         }
     }
 

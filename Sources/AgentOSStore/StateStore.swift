@@ -117,6 +117,23 @@ public final class StateStore: Sendable {
                 CREATE INDEX capabilities_by_parent ON capabilities(parent_id);
                 """)
         }
+        migrator.registerMigration("v6-audit-chain") { db in
+            // No AUTOINCREMENT: seq is set by the chain (the last one + 1), so
+            // a removed record leaves a gap that verification names.
+            try db.execute(sql: """
+                CREATE TABLE audit (
+                    seq INTEGER PRIMARY KEY,
+                    time INTEGER NOT NULL,
+                    kind TEXT NOT NULL,
+                    agent_id TEXT NOT NULL DEFAULT '',
+                    message TEXT NOT NULL,
+                    data TEXT NOT NULL,
+                    previous_hash TEXT NOT NULL,
+                    hash TEXT NOT NULL
+                );
+                CREATE INDEX audit_by_agent ON audit(agent_id);
+                """)
+        }
         return migrator
     }
 
@@ -399,11 +416,15 @@ public final class StateStore: Sendable {
 
     // MARK: Rows
 
+    /// An event, and its record in the audit chain, in the caller's transaction.
     static func insertEvent(_ db: Database, _ event: EventRecord) throws -> EventRecord {
         try db.cachedStatement(sql: "INSERT INTO events (time, kind, agent_id, message, data) VALUES (?, ?, ?, ?, ?)")
             .execute(arguments: [event.time, event.kind, event.agentID, event.message, json(event.data)])
+        let seq = db.lastInsertedRowID
+        try appendAudit(db, time: event.time, kind: event.kind, agentID: event.agentID, message: event.message,
+                        data: event.data)
         var stored = event
-        stored.seq = db.lastInsertedRowID
+        stored.seq = seq
         return stored
     }
 
@@ -470,7 +491,7 @@ public final class StateStore: Sendable {
         return out + "\""
     }
 
-    private static func decode<T: Decodable>(_ text: String?) -> T? {
+    static func decode<T: Decodable>(_ text: String?) -> T? {
         guard let text else { return nil }
         return try? JSONDecoder().decode(T.self, from: Data(text.utf8))
     }

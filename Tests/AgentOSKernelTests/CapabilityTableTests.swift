@@ -42,6 +42,12 @@ struct CapabilityTableTests {
         #expect(reasons(caps.check(agentID: "a1", agentName: "one", kind: .http, action: "get", resource: "x.com/")) != "")
         let kinds = try store.events().map(\.kind)
         #expect(kinds == ["capability.granted", "capability.denied", "capability.denied", "capability.denied"])
+        // The audit chain has every event, and the allowed check with the grant that decided it.
+        let audit = try store.audit()
+        #expect(audit.map(\.kind) == ["capability.granted", "capability.allowed", "capability.denied",
+                                       "capability.denied", "capability.denied"])
+        #expect(audit[1].data["capability"] == grant.id)
+        #expect(try store.verifyAudit().firstBad == nil)
     }
 
     @Test func aSymlinkOutOfAGrantedDirIsOutside() throws {

@@ -209,13 +209,15 @@ final class CapabilityTable: Sendable {
         let decision = decide(agentID: agentID, kind: kind, action: action, resource: resource, now: now, use: true)
         switch decision {
         case .allowed(let id, _):
-            // The use counts for the grant and every grant it came from.
-            for counted in lineage(of: id) {
-                do {
-                    try store.recordCapabilityUse(counted)
-                } catch {
-                    logger.error("cannot record a use of capability \(counted): \(error)")
-                }
+            // The use counts for the grant and every grant it came from; the
+            // audit chain gets the check with the grant that decided it.
+            do {
+                try store.recordCapabilityUse(lineage(of: id), time: unixNanoseconds(), agentID: agentID,
+                                              message: "\(agentName) was allowed \(action) on \(kind)/\(resource) by \(id)",
+                                              data: ["action": action, "kind": kind.rawValue, "resource": resource,
+                                                     "capability": id])
+            } catch {
+                logger.error("cannot record a use of capability \(id): \(error)")
             }
         case .denied(let reasons):
             _ = try? events.record("capability.denied", agentID: agentID,

@@ -764,6 +764,23 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     set {call = .capExplain(newValue)}
   }
 
+  /// The audit chain: operator calls.
+  public var audit: Agentos_V1_AuditRequest {
+    get {
+      if case .audit(let v)? = call {return v}
+      return Agentos_V1_AuditRequest()
+    }
+    set {call = .audit(newValue)}
+  }
+
+  public var auditVerify: Agentos_V1_AuditVerifyRequest {
+    get {
+      if case .auditVerify(let v)? = call {return v}
+      return Agentos_V1_AuditVerifyRequest()
+    }
+    set {call = .auditVerify(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Call: Equatable, Sendable {
@@ -810,6 +827,9 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     case capRevoke(Agentos_V1_CapRevokeRequest)
     /// which grant allows an ask, or why none does; counts nothing
     case capExplain(Agentos_V1_CapExplainRequest)
+    /// The audit chain: operator calls.
+    case audit(Agentos_V1_AuditRequest)
+    case auditVerify(Agentos_V1_AuditVerifyRequest)
 
   }
 
@@ -1043,6 +1063,22 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     set {result = .capExplain(newValue)}
   }
 
+  public var audit: Agentos_V1_AuditList {
+    get {
+      if case .audit(let v)? = result {return v}
+      return Agentos_V1_AuditList()
+    }
+    set {result = .audit(newValue)}
+  }
+
+  public var auditVerify: Agentos_V1_AuditVerifyResponse {
+    get {
+      if case .auditVerify(let v)? = result {return v}
+      return Agentos_V1_AuditVerifyResponse()
+    }
+    set {result = .auditVerify(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Result: Equatable, Sendable {
@@ -1077,6 +1113,8 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     case capList(Agentos_V1_CapabilityList)
     case capRevoke(Agentos_V1_CapRevokeResponse)
     case capExplain(Agentos_V1_CapExplainResponse)
+    case audit(Agentos_V1_AuditList)
+    case auditVerify(Agentos_V1_AuditVerifyResponse)
 
   }
 
@@ -1403,6 +1441,101 @@ public nonisolated struct Agentos_V1_CapExplainResponse: Sendable {
 
   /// when not allowed: one per grant of that kind, or why the ask is unusable
   public var reasons: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_AuditRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// empty: every record; else an agent (id, prefix or name)
+  public var agent: String = String()
+
+  /// records at or after this time
+  public var sinceNs: Int64 = 0
+
+  /// records after this seq (paging: the last seq seen)
+  public var afterSeq: Int64 = 0
+
+  /// 0: 1000; at most 10000
+  public var limit: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_AuditRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var seq: Int64 = 0
+
+  public var timeNs: Int64 = 0
+
+  public var kind: String = String()
+
+  public var agentID: String = String()
+
+  public var message: String = String()
+
+  public var data: Dictionary<String,String> = [:]
+
+  /// hex SHA-256; 64 zeros for the first
+  public var previousHash: String = String()
+
+  public var hash: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_AuditList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var records: [Agentos_V1_AuditRecord] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_AuditVerifyRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_AuditVerifyResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var intact: Bool = false
+
+  /// records walked (up to the first bad one)
+  public var records: UInt64 = 0
+
+  /// 0 when intact
+  public var firstBadSeq: Int64 = 0
+
+  /// changed, removed or reordered, in words
+  public var problem: String = String()
+
+  /// the hash of the last good record
+  public var lastHash: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2743,7 +2876,7 @@ nonisolated extension Agentos_V1_AgentSelf: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3128,6 +3261,32 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
           self.call = .capExplain(v)
         }
       }()
+      case 30: try {
+        var v: Agentos_V1_AuditRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .audit(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .audit(v)
+        }
+      }()
+      case 31: try {
+        var v: Agentos_V1_AuditVerifyRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .auditVerify(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .auditVerify(v)
+        }
+      }()
       default: break
       }
     }
@@ -3255,6 +3414,14 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
       guard case .capExplain(let v)? = self.call else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
     }()
+    case .audit?: try {
+      guard case .audit(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+    }()
+    case .auditVerify?: try {
+      guard case .auditVerify(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -3269,7 +3436,7 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3628,6 +3795,32 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
           self.result = .capExplain(v)
         }
       }()
+      case 28: try {
+        var v: Agentos_V1_AuditList?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .audit(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .audit(v)
+        }
+      }()
+      case 29: try {
+        var v: Agentos_V1_AuditVerifyResponse?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .auditVerify(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .auditVerify(v)
+        }
+      }()
       default: break
       }
     }
@@ -3746,6 +3939,14 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
     case .capExplain?: try {
       guard case .capExplain(let v)? = self.result else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
+    }()
+    case .audit?: try {
+      guard case .audit(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
+    }()
+    case .auditVerify?: try {
+      guard case .auditVerify(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
     }()
     case nil: break
     }
@@ -4271,6 +4472,215 @@ nonisolated extension Agentos_V1_CapExplainResponse: SwiftProtobuf.Message, Swif
     if lhs.grantID != rhs.grantID {return false}
     if lhs.needsApproval != rhs.needsApproval {return false}
     if lhs.reasons != rhs.reasons {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_AuditRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AuditRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}agent\0\u{3}since_ns\0\u{3}after_seq\0\u{1}limit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.agent) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.sinceNs) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.afterSeq) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.agent.isEmpty {
+      try visitor.visitSingularStringField(value: self.agent, fieldNumber: 1)
+    }
+    if self.sinceNs != 0 {
+      try visitor.visitSingularInt64Field(value: self.sinceNs, fieldNumber: 2)
+    }
+    if self.afterSeq != 0 {
+      try visitor.visitSingularInt64Field(value: self.afterSeq, fieldNumber: 3)
+    }
+    if self.limit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_AuditRequest, rhs: Agentos_V1_AuditRequest) -> Bool {
+    if lhs.agent != rhs.agent {return false}
+    if lhs.sinceNs != rhs.sinceNs {return false}
+    if lhs.afterSeq != rhs.afterSeq {return false}
+    if lhs.limit != rhs.limit {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_AuditRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AuditRecord"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}time_ns\0\u{1}kind\0\u{3}agent_id\0\u{1}message\0\u{1}data\0\u{3}previous_hash\0\u{1}hash\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.seq) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.timeNs) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.agentID) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      case 6: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.data) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.previousHash) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.hash) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.seq != 0 {
+      try visitor.visitSingularInt64Field(value: self.seq, fieldNumber: 1)
+    }
+    if self.timeNs != 0 {
+      try visitor.visitSingularInt64Field(value: self.timeNs, fieldNumber: 2)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 3)
+    }
+    if !self.agentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.agentID, fieldNumber: 4)
+    }
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 5)
+    }
+    if !self.data.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.data, fieldNumber: 6)
+    }
+    if !self.previousHash.isEmpty {
+      try visitor.visitSingularStringField(value: self.previousHash, fieldNumber: 7)
+    }
+    if !self.hash.isEmpty {
+      try visitor.visitSingularStringField(value: self.hash, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_AuditRecord, rhs: Agentos_V1_AuditRecord) -> Bool {
+    if lhs.seq != rhs.seq {return false}
+    if lhs.timeNs != rhs.timeNs {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.agentID != rhs.agentID {return false}
+    if lhs.message != rhs.message {return false}
+    if lhs.data != rhs.data {return false}
+    if lhs.previousHash != rhs.previousHash {return false}
+    if lhs.hash != rhs.hash {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_AuditList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AuditList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}records\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.records) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.records.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.records, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_AuditList, rhs: Agentos_V1_AuditList) -> Bool {
+    if lhs.records != rhs.records {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_AuditVerifyRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AuditVerifyRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_AuditVerifyRequest, rhs: Agentos_V1_AuditVerifyRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_AuditVerifyResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AuditVerifyResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}intact\0\u{1}records\0\u{3}first_bad_seq\0\u{1}problem\0\u{3}last_hash\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.intact) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.records) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.firstBadSeq) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.problem) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.lastHash) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.intact != false {
+      try visitor.visitSingularBoolField(value: self.intact, fieldNumber: 1)
+    }
+    if self.records != 0 {
+      try visitor.visitSingularUInt64Field(value: self.records, fieldNumber: 2)
+    }
+    if self.firstBadSeq != 0 {
+      try visitor.visitSingularInt64Field(value: self.firstBadSeq, fieldNumber: 3)
+    }
+    if !self.problem.isEmpty {
+      try visitor.visitSingularStringField(value: self.problem, fieldNumber: 4)
+    }
+    if !self.lastHash.isEmpty {
+      try visitor.visitSingularStringField(value: self.lastHash, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_AuditVerifyResponse, rhs: Agentos_V1_AuditVerifyResponse) -> Bool {
+    if lhs.intact != rhs.intact {return false}
+    if lhs.records != rhs.records {return false}
+    if lhs.firstBadSeq != rhs.firstBadSeq {return false}
+    if lhs.problem != rhs.problem {return false}
+    if lhs.lastHash != rhs.lastHash {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
