@@ -85,10 +85,42 @@ public struct Capability: Sendable, Hashable, CustomStringConvertible {
     /// looked at here: they limit how often and how long a covered ask may
     /// run, which is the kernel table's business.
     public func covers(action: String, resource: String) -> Bool {
-        guard actionCovered(action) else { return false }
-        guard kind == .http else { return self.resource.matches(resource) }
-        guard let target = HTTPResource(resource), let host else { return false }
-        return host.matches(target.host) && portCovers(target.port) && self.resource.matches(target.path)
+        covers(Ask(kind: kind, action: action, resource: resource))
+    }
+
+    /// An ask split once, to be checked against many grants.
+    public struct Ask: Sendable {
+        public let kind: Kind
+        public let action: String
+        let name: Glob.Name
+        let host: Glob.Name?
+        let port: String?
+        let valid: Bool
+
+        public init(kind: Kind, action: String, resource: String) {
+            self.kind = kind
+            self.action = action
+            if kind == .http {
+                let target = HTTPResource(resource)
+                valid = target != nil
+                name = Glob.Name(target?.path ?? "", separator: "/")
+                host = Glob.Name(target?.host ?? "", separator: ".")
+                port = target?.port
+            } else {
+                valid = true
+                name = Glob.Name(resource, separator: kind.separator)
+                host = nil
+                port = nil
+            }
+        }
+    }
+
+    /// `covers(action:resource:)` for an ask already split.
+    public func covers(_ ask: Ask) -> Bool {
+        guard ask.kind == kind, ask.valid, actionCovered(ask.action) else { return false }
+        guard kind == .http else { return resource.matches(ask.name) }
+        guard let host, let askedHost = ask.host else { return false }
+        return host.matches(askedHost) && portCovers(ask.port) && resource.matches(ask.name)
     }
 
     private func actionCovered(_ action: String) -> Bool {

@@ -7,49 +7,92 @@ public struct Glob: Sendable, Hashable, CustomStringConvertible {
     public let pattern: String
     public let separator: Character
     let segments: [Substring]
+    /// The segments as scalars, made once: a check compares many patterns.
+    let scalarSegments: [[Unicode.Scalar]]
 
     public init(_ pattern: String, separator: Character) {
         self.pattern = pattern
         self.separator = separator
         self.segments = pattern.split(separator: separator, omittingEmptySubsequences: false)
+        self.scalarSegments = segments.map { Array($0.unicodeScalars) }
+    }
+
+    public static func == (lhs: Glob, rhs: Glob) -> Bool {
+        lhs.pattern == rhs.pattern && lhs.separator == rhs.separator
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(pattern)
+        hasher.combine(separator)
     }
 
     public var description: String { pattern }
 
+    /// A concrete name split the way patterns with `separator` are, to
+    /// match against many patterns without splitting it again.
+    public struct Name: Sendable {
+        let segments: [[Unicode.Scalar]]
+
+        public init(_ text: String, separator: Character) {
+            segments = text.split(separator: separator, omittingEmptySubsequences: false).map { Array($0.unicodeScalars) }
+        }
+    }
+
     /// Whether the concrete name `text` (split the same way) is matched.
     public func matches(_ text: String) -> Bool {
-        Self.covers(segments, text.split(separator: separator, omittingEmptySubsequences: false), concrete: true)
+        matches(Name(text, separator: separator))
+    }
+
+    public func matches(_ name: Name) -> Bool {
+        Self.covers(scalarSegments, name.segments, concrete: true)
     }
 
     /// Whether every name `other` matches is matched by this pattern too
     /// (the test for a narrower delegation). A `*` or `**` in `other` can
     /// only be covered by a `*` or `**` here.
     public func covers(_ other: Glob) -> Bool {
-        separator == other.separator && Self.covers(segments, other.segments, concrete: false)
+        separator == other.separator && Self.covers(scalarSegments, other.scalarSegments, concrete: false)
     }
+
+    private static let doubleStar: [Unicode.Scalar] = ["*", "*"]
 
     /// Segment-wise matching: `**` here absorbs any run of `text`'s
     /// segments; in `text`, a `**` (unless `concrete`) needs a `**` here.
-    static func covers(_ pattern: [Substring], _ text: [Substring], concrete: Bool) -> Bool {
-        // reachable[j]: pattern[..<i] can match text[..<j].
+    static func covers(_ pattern: [[Unicode.Scalar]], _ text: [[Unicode.Scalar]], concrete: Bool) -> Bool {
+        // Without `**`, segment i matches segment i: no table needed.
+        if !pattern.contains(doubleStar) {
+            guard pattern.count == text.count else { return false }
+            for (segment, piece) in zip(pattern, text) {
+                if !concrete && piece == doubleStar { return false }
+                if !wildcard(segment, matches: piece) { return false }
+            }
+            return true
+        }
+        // reachable[j]: the pattern so far can match text[..<j].
         var reachable = [Bool](repeating: false, count: text.count + 1)
         reachable[0] = true
+        var next = reachable
         for segment in pattern {
-            var next = [Bool](repeating: false, count: text.count + 1)
-            if segment == "**" {
+            for j in 0...text.count { next[j] = false }
+            if segment == doubleStar {
                 var any = false
                 for j in 0...text.count {
                     any = any || reachable[j]
                     next[j] = any
                 }
             } else {
+                var anyReachable = false
                 for j in 0..<text.count where reachable[j] {
                     let piece = text[j]
-                    if !concrete && piece == "**" { continue }
-                    if wildcard(segment, matches: piece) { next[j + 1] = true }
+                    if !concrete && piece == doubleStar { continue }
+                    if wildcard(segment, matches: piece) {
+                        next[j + 1] = true
+                        anyReachable = true
+                    }
                 }
+                if !anyReachable { return false }
             }
-            reachable = next
+            swap(&reachable, &next)
         }
         return reachable[text.count]
     }
@@ -57,8 +100,8 @@ public struct Glob: Sendable, Hashable, CustomStringConvertible {
     /// `*`-wildcard matching of one segment. A `*` in `text` is an ordinary
     /// character, so only a `*` of the pattern matches it: that makes the
     /// same test serve for covering another pattern.
-    static func wildcard(_ pattern: Substring, matches text: Substring) -> Bool {
-        let p = Array(pattern.unicodeScalars), t = Array(text.unicodeScalars)
+    static func wildcard(_ p: [Unicode.Scalar], matches t: [Unicode.Scalar]) -> Bool {
+        if !p.contains("*") { return p == t }
         var pi = 0, ti = 0, starP = -1, starT = 0
         while ti < t.count {
             if pi < p.count && p[pi] != "*" && p[pi] == t[ti] {

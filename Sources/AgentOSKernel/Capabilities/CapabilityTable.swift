@@ -35,29 +35,30 @@ final class CapabilityTable: Sendable {
     /// agent's grants and a revocation only at what was delegated.
     struct Index: Sendable {
         private(set) var byID: [String: Grant] = [:]
-        private var byAgent: [String: Set<String>] = [:]
+        /// Each agent's grant ids in the order granted (oldest first).
+        private var byAgent: [String: [String]] = [:]
         private var delegated: [String: Set<String>] = [:]
 
         subscript(id: String) -> Grant? {
             get { byID[id] }
             set {
-                if let old = byID[id] {
-                    byAgent[old.record.agentID]?.remove(id)
+                let old = byID[id]
+                byID[id] = newValue
+                if let old, newValue?.record.agentID != old.record.agentID {
+                    byAgent[old.record.agentID]?.removeAll { $0 == id }
                     if byAgent[old.record.agentID]?.isEmpty == true { byAgent[old.record.agentID] = nil }
                     if let parent = old.record.parentID { delegated[parent]?.remove(id) }
                 }
-                byID[id] = newValue
-                if let grant = newValue {
-                    byAgent[grant.record.agentID, default: []].insert(id)
+                if let grant = newValue, old?.record.agentID != grant.record.agentID {
+                    byAgent[grant.record.agentID, default: []].append(id)
                     if let parent = grant.record.parentID { delegated[parent, default: []].insert(id) }
                 }
             }
         }
 
-        /// An agent's grants, oldest first.
+        /// An agent's grants, oldest first (grants arrive in time order).
         func held(by agentID: String) -> [Grant] {
             (byAgent[agentID] ?? []).compactMap { byID[$0] }
-                .sorted { ($0.record.grantedAt, $0.record.id) < ($1.record.grantedAt, $1.record.id) }
         }
 
         /// Ids of the grants delegated from `id`.
@@ -257,31 +258,14 @@ final class CapabilityTable: Sendable {
                 return .denied([error.message])
             }
         }
+        let ask = Capability.Ask(kind: kind, action: action, resource: target)
         return grants.withLock { grants -> Decision in
             let held = grants.held(by: agentID).filter { $0.capability.kind == kind }
             guard !held.isEmpty else { return .denied(["\(agentID) holds no \(kind) capability"]) }
-            var reasons: [String] = []
-            for grant in held {
-                guard grant.capability.covers(action: action, resource: target) else {
-                    reasons.append("\(grant.record.id) (\(grant.record.uri)) does not cover \(action) on \(target)")
-                    continue
-                }
-                // The grant and every grant it was delegated from must have budget left.
-                var chain: [String] = []
-                var cursor: String? = grant.record.id
-                var exhausted: String?
-                while let id = cursor, let link = grants[id] {
-                    if let reason = Self.exhausted(link, now: now) {
-                        exhausted = link.record.id == grant.record.id ? reason : "\(reason) (the grant it came from, \(id))"
-                        break
-                    }
-                    chain.append(id)
-                    cursor = link.record.parentID
-                }
-                if let exhausted {
-                    reasons.append("\(grant.record.id) (\(grant.record.uri)): \(exhausted)")
-                    continue
-                }
+            // The oldest grant that covers the ask and has budget left, in
+            // it and in every grant it was delegated from, decides.
+            for grant in held where grant.capability.covers(ask) {
+                guard case .usable(let chain) = Self.budget(of: grant, in: grants, now: now) else { continue }
                 if use {
                     for id in chain {
                         guard var link = grants[id] else { continue }
@@ -296,8 +280,37 @@ final class CapabilityTable: Sendable {
                 }
                 return .allowed(grantID: grant.record.id, approval: grant.capability.constraints.approval == .operator)
             }
-            return .denied(reasons)
+            // Denied: only now the reasons, one per grant (words cost more than the check).
+            return .denied(held.map { grant in
+                guard grant.capability.covers(ask) else {
+                    return "\(grant.record.id) (\(grant.record.uri)) does not cover \(action) on \(target)"
+                }
+                if case .exhausted(let reason) = Self.budget(of: grant, in: grants, now: now) {
+                    return "\(grant.record.id) (\(grant.record.uri)): \(reason)"
+                }
+                return "\(grant.record.id) (\(grant.record.uri)): unusable"
+            })
         }
+    }
+
+    private enum Budget {
+        /// Usable: the grant's id, then those it was delegated from.
+        case usable([String])
+        case exhausted(String)
+    }
+
+    /// Whether a grant and every grant it was delegated from have budget left.
+    private static func budget(of grant: Grant, in grants: Index, now: Int64) -> Budget {
+        var chain: [String] = []
+        var cursor: String? = grant.record.id
+        while let id = cursor, let link = grants[id] {
+            if let reason = exhausted(link, now: now) {
+                return .exhausted(link.record.id == grant.record.id ? reason : "\(reason) (the grant it came from, \(id))")
+            }
+            chain.append(id)
+            cursor = link.record.parentID
+        }
+        return .usable(chain)
     }
 
     /// Why a grant cannot be used now, or nil.
