@@ -50,6 +50,26 @@ struct AuditTests {
         #expect(!mine.isEmpty && mine.allSatisfy { $0["agent"] as? String == agent })
     }
 
+    /// Whoever can write the file can rewrite the chain from a record on:
+    /// a head kept from an earlier verify shows it.
+    @Test func aRewrittenOrShortenedChainFailsItsAnchor() throws {
+        let kernel = try kernelWithHistory("auditanchor")
+        defer { kernel.stop() }
+        let (_, first) = try verify(kernel)
+        let head = try #require(first["head"] as? String)
+        #expect(try kernel.ctl(["audit", "verify", "--anchor", head]).status == 0)
+        let last = try #require(Int64(head.split(separator: ":")[0]))
+        // Cut the end off: every remaining link is still right.
+        try sqlite(kernel, "DELETE FROM audit WHERE seq >= \(last)")
+        #expect(try verify(kernel).0 == 0, "a shortened chain verifies on its own")
+        let cut = try kernel.ctl(["audit", "verify", "--anchor", head])
+        #expect(cut.status == 1)
+        #expect(cut.stdout.contains("record \(last) is gone"), "\(cut.stdout)")
+        let bad = try kernel.ctl(["audit", "verify", "--anchor", "12:abc"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("--anchor 12:abc"))
+    }
+
     @Test func anEditedRecordIsNamed() throws {
         let kernel = try kernelWithHistory("auditedit")
         defer { kernel.stop() }

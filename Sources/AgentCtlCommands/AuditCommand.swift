@@ -11,7 +11,8 @@ struct AuditCommand: ParsableCommand {
             Every event the kernel records (spawns, exits, supervision actions, policy changes, \
             grants, revocations, denials) and every capability check it allows is appended to the \
             audit chain, each record carrying the SHA-256 of the one before. `verify` walks the \
-            chain and names the first record that was changed, removed or reordered.
+            chain and names the first record that was changed, removed or reordered; against a \
+            head kept elsewhere (--anchor) it also shows a chain rewritten or cut back.
 
             Examples:
               agentctl audit --agent scraper --since 10m
@@ -91,25 +92,61 @@ struct AuditListCommand: ParsableCommand {
 struct AuditVerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Walk the chain; name the first record changed, removed or reordered (exit 1).")
+        abstract: "Walk the chain; name the first record changed, removed or reordered (exit 1).",
+        discussion: """
+            The chain shows any change made without rewriting every record after it. Whoever can \
+            write the state file can rewrite the chain from some record on, or cut its end: keep \
+            the head this prints (SEQ:HASH) somewhere else, and pass it back with --anchor; a \
+            rewritten or shortened chain no longer has it.
+            """)
 
+    @Option(help: ArgumentHelp("A head printed by an earlier verify (repeatable): that record must still be there, unchanged.",
+                               valueName: "seq:hash"))
+    var anchor: [String] = []
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        guard case .auditVerify(let result) = try connection.withKernel({
-            try $0.call(.auditVerify(Agentos_V1_AuditVerifyRequest()))
-        }) else { throw unexpectedResponse("audit verify") }
-        if output.json {
-            Output.json(AuditVerifyJSON(intact: result.intact, records: result.records,
-                                        first_bad: result.intact ? nil : result.firstBadSeq,
-                                        problem: result.intact ? nil : result.problem, last_hash: result.lastHash))
-        } else if result.intact {
-            Output.line("intact: \(result.records) records, last hash \(result.lastHash)")
-        } else {
-            Output.line("BROKEN at record \(result.firstBadSeq): \(result.problem)")
+        let anchors = try anchor.map { text -> (Int64, String) in
+            let parts = text.split(separator: ":")
+            guard parts.count == 2, let seq = Int64(parts[0]), seq > 0, parts[1].count == 64 else {
+                throw ValidationError("--anchor \(text): give SEQ:HASH as verify prints it")
+            }
+            return (seq, String(parts[1]))
         }
-        if !result.intact { throw ExitCode(1) }
+        var (result, anchorProblem): (Agentos_V1_AuditVerifyResponse, String?) = (.init(), nil)
+        try connection.withKernel { client in
+            guard case .auditVerify(let verified) = try client.call(.auditVerify(Agentos_V1_AuditVerifyRequest())) else {
+                throw unexpectedResponse("audit verify")
+            }
+            result = verified
+            for (seq, hash) in anchors where anchorProblem == nil {
+                var request = Agentos_V1_AuditRequest()
+                request.afterSeq = seq - 1
+                request.limit = 1
+                guard case .audit(let list) = try client.call(.audit(request)) else { throw unexpectedResponse("audit") }
+                if let record = list.records.first, record.seq == seq {
+                    if record.hash != hash { anchorProblem = "record \(seq) is not the one anchored: the chain was rewritten from it or before" }
+                } else {
+                    anchorProblem = "record \(seq) is gone: the chain was cut back"
+                }
+            }
+        }
+        let intact = result.intact && anchorProblem == nil
+        let head = result.records > 0 ? "\(result.records):\(result.lastHash)" : "empty"
+        if output.json {
+            Output.json(AuditVerifyJSON(intact: intact, records: result.records,
+                                        first_bad: result.intact ? nil : result.firstBadSeq,
+                                        problem: result.intact ? anchorProblem : result.problem,
+                                        head: result.intact ? head : nil))
+        } else if intact {
+            Output.line("intact: \(result.records) records; head \(head)")
+        } else if !result.intact {
+            Output.line("BROKEN at record \(result.firstBadSeq): \(result.problem)")
+        } else {
+            Output.line("BROKEN: \(anchorProblem ?? "")")
+        }
+        if !intact { throw ExitCode(1) }
     }
 }
 
@@ -164,5 +201,6 @@ struct AuditVerifyJSON: Encodable {
     var records: UInt64
     var first_bad: Int64?
     var problem: String?
-    var last_hash: String
+    /// SEQ:HASH of the last record, to keep as an anchor.
+    var head: String?
 }

@@ -97,20 +97,28 @@ public struct Capability: Sendable, Hashable, CustomStringConvertible {
         let port: String?
         let valid: Bool
 
+        /// An ask that is not a well-formed name of its kind matches no
+        /// grant: an http target with anything but letters, digits, '-' and
+        /// '.' in its host, a port that is not a number, or a path with '.',
+        /// '..', empty segments or ?#%@\; a name of another kind with empty,
+        /// '.' or '..' segments. (File and program paths arrive canonical.)
         public init(kind: Kind, action: String, resource: String) {
             self.kind = kind
             self.action = action
             if kind == .http {
                 let target = HTTPResource(resource)
-                valid = target != nil
                 name = Glob.Name(target?.path ?? "", separator: "/")
                 host = Glob.Name(target?.host ?? "", separator: ".")
                 port = target?.port
+                valid = target?.isWellFormed ?? false
             } else {
-                valid = true
                 name = Glob.Name(resource, separator: kind.separator)
                 host = nil
                 port = nil
+                valid = kind == .file || kind == .shell
+                    ? resource.hasPrefix("/") && !Glob.Name(String(resource.dropFirst()), separator: "/").hasDotOrEmptySegment
+                        || resource == "/"
+                    : !name.hasDotOrEmptySegment
             }
         }
     }
@@ -183,23 +191,36 @@ public struct Capability: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// An http resource as asked: `host[:port]/path`.
+/// An http resource as asked: `host[:port]/path`, split on scalars.
 struct HTTPResource {
     let host: String
     let port: String?
     let path: String
 
     init?(_ text: String) {
-        let slash = text.firstIndex(of: "/") ?? text.endIndex
-        let authority = text[..<slash]
-        path = slash == text.endIndex ? "/" : String(text[slash...])
-        if let colon = authority.lastIndex(of: ":") {
-            host = String(authority[..<colon]).lowercased()
-            port = String(authority[authority.index(after: colon)...])
+        let scalars = Array(text.unicodeScalars)
+        let slash = scalars.firstIndex(of: "/") ?? scalars.count
+        var authority = String(String.UnicodeScalarView(scalars[..<slash]))
+        path = slash == scalars.count ? "/" : String(String.UnicodeScalarView(scalars[slash...]))
+        if let colon = authority.unicodeScalars.lastIndex(of: ":") {
+            port = String(authority.unicodeScalars[authority.unicodeScalars.index(after: colon)...])
+            authority = String(authority.unicodeScalars[..<colon])
         } else {
-            host = String(authority).lowercased()
             port = nil
         }
+        host = authority.lowercased()
         if host.isEmpty { return nil }
+    }
+
+    /// What a fetcher would read the same way: a plain host name, a numeric
+    /// port, a path of plain segments.
+    var isWellFormed: Bool {
+        let hostOK = host.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "." }
+            && !Glob.Name(host, separator: ".").hasDotOrEmptySegment
+        let portOK = port.map { !$0.isEmpty && $0.unicodeScalars.allSatisfy { ("0"..."9").contains($0) } && (UInt16($0) ?? 0) > 0 } ?? true
+        let forbidden: Set<Unicode.Scalar> = ["?", "#", "%", "@", "\\"]
+        let pathOK = path.hasPrefix("/") && !path.unicodeScalars.contains { forbidden.contains($0) || $0.value < 0x21 }
+            && (path == "/" || !Glob.Name(String(path.dropFirst()), separator: "/").hasDotOrEmptySegment)
+        return hostOK && portOK && pathOK
     }
 }

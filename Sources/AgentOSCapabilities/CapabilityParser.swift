@@ -63,7 +63,9 @@ extension Capability {
             host = Glob(hostPart.lowercased(), separator: ".")
             resource = Glob(path, separator: "/")
         case .agent, .memory, .tool, .model, .topic:
-            let name = rawResource.hasPrefix("/") ? String(rawResource.dropFirst()) : rawResource
+            // Every leading "/" goes: "agent//**" is "agent/**", as its
+            // canonical form (which a restarted kernel reads back) says.
+            let name = String(rawResource.drop { $0 == "/" })
             if name.split(separator: kind.separator, omittingEmptySubsequences: false).contains(where: { $0 == ".." }) {
                 throw fail("'..' is not a name")
             }
@@ -127,7 +129,10 @@ extension Constraints {
     mutating func set(_ key: String, _ value: String, kind: Capability.Kind) throws(CapabilityError) {
         func bad(_ message: String) -> CapabilityError { CapabilityError(.invalidURI, message) }
         func count(_ text: String) throws(CapabilityError) -> Int {
-            guard let number = Int(text), number > 0 else { throw bad("\(key)=\(text): give a whole number above 0") }
+            // Bounded, so that no comparison of two limits can overflow.
+            guard let number = Int(text), number > 0, number <= 1_000_000_000_000 else {
+                throw bad("\(key)=\(text): give a whole number from 1 to 10^12")
+            }
             return number
         }
         switch key {
@@ -161,6 +166,7 @@ extension Constraints {
             allowlist = entries
         case "expires":
             if let seconds = Int64(value), seconds > 0 {
+                guard seconds < 100_000_000_000 else { throw bad("expires=\(value): a time before the year 5000, please") }
                 expiresAtMilliseconds = seconds * 1_000
             } else if let date = ISO8601DateFormatter().date(from: value) {
                 expiresAtMilliseconds = Int64((date.timeIntervalSince1970 * 1_000).rounded())

@@ -14,7 +14,19 @@ public struct Glob: Sendable, Hashable, CustomStringConvertible {
         self.pattern = pattern
         self.separator = separator
         self.segments = pattern.split(separator: separator, omittingEmptySubsequences: false)
-        self.scalarSegments = segments.map { Array($0.unicodeScalars) }
+        self.scalarSegments = Self.split(pattern, at: separator)
+    }
+
+    /// Splits at the separator scalar, not at grapheme clusters: a "/"
+    /// followed by a combining mark is still a separator (as the kernel's
+    /// path lookup sees it), so `*` can never span two segments.
+    static func split(_ text: String, at separator: Character) -> [[Unicode.Scalar]] {
+        let mark = separator.unicodeScalars.first ?? "/"
+        var pieces: [[Unicode.Scalar]] = [[]]
+        for scalar in text.unicodeScalars {
+            if scalar == mark { pieces.append([]) } else { pieces[pieces.count - 1].append(scalar) }
+        }
+        return pieces
     }
 
     public static func == (lhs: Glob, rhs: Glob) -> Bool {
@@ -34,7 +46,13 @@ public struct Glob: Sendable, Hashable, CustomStringConvertible {
         let segments: [[Unicode.Scalar]]
 
         public init(_ text: String, separator: Character) {
-            segments = text.split(separator: separator, omittingEmptySubsequences: false).map { Array($0.unicodeScalars) }
+            segments = Glob.split(text, at: separator)
+        }
+
+        /// Whether a segment is empty, "." or "..": never part of a name a
+        /// check should match (a path is canonical before it gets here).
+        var hasDotOrEmptySegment: Bool {
+            segments.contains { $0.isEmpty || $0 == ["."] || $0 == [".", "."] }
         }
     }
 

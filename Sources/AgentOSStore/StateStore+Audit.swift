@@ -29,11 +29,17 @@ extension StateStore {
     static let auditGenesis = String(repeating: "0", count: 64)
 
     /// SHA-256 over the record's place in the chain and every field, in a
-    /// fixed order (the data as the store's canonical JSON).
+    /// fixed order (the data as the store's canonical JSON), each field
+    /// length-prefixed ("<bytes>:<field>"), so that no two different records
+    /// hash the same input (a newline in a message cannot stand for a field border).
     static func auditHash(previous: String, seq: Int64, time: Int64, kind: String, agentID: String,
                           message: String, data: String) -> String {
-        let text = [previous, String(seq), String(time), kind, agentID, message, data].joined(separator: "\n")
-        return SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+        var input = Data()
+        for field in [previous, String(seq), String(time), kind, agentID, message, data] {
+            input.append(contentsOf: Array("\(field.utf8.count):".utf8))
+            input.append(contentsOf: Array(field.utf8))
+        }
+        return SHA256.hash(data: input).map { String(format: "%02x", $0) }.joined()
     }
 
     /// Appends one record, chained to the last (inside the caller's write

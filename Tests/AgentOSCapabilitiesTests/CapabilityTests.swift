@@ -41,9 +41,9 @@ struct CapabilityParsingTests {
         ("capability://file/srv/../etc?action=read", "'..'"),
         ("capability://file/srv//x?action=read", "empty segment"),
         ("capability://file/srv?action=read&rate=5", "N/sec, N/min or N/hour"),
-        ("capability://file/srv?action=read&rate=0/min", "above 0"),
+        ("capability://file/srv?action=read&rate=0/min", "from 1 to 10^12"),
         ("capability://file/srv?action=read&timeout=soon", "timeout=soon"),
-        ("capability://file/srv?action=read&max=-1", "whole number above 0"),
+        ("capability://file/srv?action=read&max=-1", "whole number from 1"),
         ("capability://file/srv?action=read&expires=tomorrow", "expires=tomorrow"),
         ("capability://file/srv?action=read&approve=anyone", "'operator'"),
         ("capability://file/srv?action=read&budget=5", "unknown parameter 'budget'"),
@@ -91,6 +91,38 @@ struct CapabilityParsingTests {
         // Path case is significant.
         let lower = try Capability(parsing: "capability://file/srv/data/**?action=read")
         #expect(!lower.covers(action: "read", resource: "/srv/DATA/x"))
+    }
+
+    @Test func asksThatAreNotPlainNamesMatchNothing() throws {
+        // A combining mark after "/" is still a separator: * stays in its segment.
+        let one = try Capability(parsing: "capability://file/srv/data/*?action=read")
+        #expect(!one.covers(action: "read", resource: "/srv/data/x/\u{301}"))
+        // http: what a URL parser would read differently is refused.
+        let hosts = try Capability(parsing: "capability://http/*.example.com/v1/**?action=get")
+        #expect(hosts.covers(action: "get", resource: "api.example.com/v1/x"))
+        #expect(!hosts.covers(action: "get", resource: "evil?.example.com/v1/x"))
+        #expect(!hosts.covers(action: "get", resource: "api.example.com/v1/../admin"))
+        #expect(!hosts.covers(action: "get", resource: "api.example.com/v1/x?y=1"))
+        #expect(!hosts.covers(action: "get", resource: "api.example.com/v1/%2e%2e/admin"))
+        let noPort = try Capability(parsing: "capability://http/api.example.com?action=get")
+        #expect(!noPort.covers(action: "get", resource: "api.example.com:1@evil.com/x"))
+        #expect(!noPort.covers(action: "get", resource: "api.example.com:x/"))
+        // Other kinds: no empty, "." or ".." segments in an ask.
+        let shared = try Capability(parsing: "capability://memory/shared/*?action=read")
+        #expect(shared.covers(action: "read", resource: "shared/team"))
+        #expect(!shared.covers(action: "read", resource: "shared/.."))
+        let tools = try Capability(parsing: "capability://tool/file.*?action=call")
+        #expect(!tools.covers(action: "call", resource: "file."))
+        // Leading separators go, as the canonical form (read back after a restart) has it.
+        let agents = try Capability(parsing: "capability://agent//**?action=spawn")
+        #expect(agents.covers(action: "spawn", resource: "team/x"))
+        #expect(try Capability(parsing: agents.description) == agents)
+    }
+
+    @Test func limitsTooLargeToCompareAreRefused() {
+        #expect(throws: CapabilityError.self) { try Capability(parsing: "capability://file/x?action=read&expires=9999999999999999") }
+        #expect(throws: CapabilityError.self) { try Capability(parsing: "capability://file/x?action=read&rate=9223372036854775807/hour") }
+        #expect(throws: CapabilityError.self) { try Capability(parsing: "capability://file/x?action=read&max=9223372036854775807") }
     }
 
     @Test func percentEscapesReachTheResource() throws {

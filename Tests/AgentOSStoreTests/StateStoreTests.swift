@@ -181,4 +181,11 @@ struct StoreJSONTests {
         let decoded = try JSONDecoder().decode([String: String].self, from: Data(StateStore.json(map).utf8))
         #expect(decoded == map)
     }
+
+    @Test func auditHashesKeepFieldBordersApart() {
+        let one = StateStore.auditHash(previous: "0", seq: 1, time: 1, kind: "k", agentID: "a1", message: "x\ny", data: "{}")
+        let other = StateStore.auditHash(previous: "0", seq: 1, time: 1, kind: "k", agentID: "a1\nx", message: "y", data: "{}")
+        #expect(one != other)
+        #expect(one.count == 64)
+    }
 }

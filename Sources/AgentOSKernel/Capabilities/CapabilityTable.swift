@@ -99,7 +99,8 @@ final class CapabilityTable: Sendable {
                parentID: String? = nil) throws(KernelError) -> CapabilityRecord {
         let capability: Capability
         do {
-            capability = try Capability(parsing: uri)
+            // Held in memory exactly as a restarted kernel reads it back.
+            capability = try Capability(parsing: try Capability(parsing: uri).description)
         } catch {
             throw KernelError(.invalidArgument, "\(uri): \(error.message)")
         }
@@ -151,10 +152,12 @@ final class CapabilityTable: Sendable {
                 revoked += grants.delegated(from: revoked[index])
                 index += 1
             }
-            for id in revoked { grants[id] = nil }
             return revoked
         }
         guard let first = ids.first else { throw KernelError(.notFound, "no live capability \(id)") }
+        // Unusable at once: a delegated grant is only usable while every
+        // grant it came from is in the table (see `budget`).
+        grants.withLock { grants in for id in ids { grants[id] = nil } }
         do {
             let event = try store.revokeCapabilities(ids, at: unixNanoseconds(), reason: reason, event: EventRecord(
                 time: unixNanoseconds(), kind: "capability.revoked", agentID: "",
@@ -163,10 +166,10 @@ final class CapabilityTable: Sendable {
                 data: ["capability": first, "revoked": ids.joined(separator: ","), "reason": reason]))
             events.publish(event)
         } catch {
-            // Out of the table already: the revocation holds until restart
-            // even if the store could not record it.
+            // Out of the table already: the revocation holds until a restart;
+            // the operator is told it was not recorded (and should revoke again).
             logger.error("cannot record the revocation of \(ids): \(error)")
-            throw KernelError.from(error)
+            throw KernelError(.internal, "revoked until agentd restarts, but not recorded: \(error); revoke again")
         }
         return ids
     }
@@ -207,11 +210,12 @@ final class CapabilityTable: Sendable {
     /// `kind` by `agentID`. Every denial is an event.
     func check(agentID: String, agentName: String, kind: Capability.Kind, action: String, resource: String,
                now: Int64 = unixMilliseconds()) -> Decision {
-        let decision = decide(agentID: agentID, kind: kind, action: action, resource: resource, now: now, use: true)
+        var decision = decide(agentID: agentID, kind: kind, action: action, resource: resource, now: now, use: true)
         switch decision {
         case .allowed(let id, _):
             // The use counts for the grant and every grant it came from; the
-            // audit chain gets the check with the grant that decided it.
+            // audit chain gets the check with the grant that decided it. A
+            // use that cannot be recorded is not allowed (its budget stays spent).
             do {
                 try store.recordCapabilityUse(lineage(of: id), time: unixNanoseconds(), agentID: agentID,
                                               message: "\(agentName) was allowed \(action) on \(kind)/\(resource) by \(id)",
@@ -219,6 +223,7 @@ final class CapabilityTable: Sendable {
                                                      "capability": id])
             } catch {
                 logger.error("cannot record a use of capability \(id): \(error)")
+                decision = .denied(["the kernel could not record this use of \(id): \(error)"])
             }
         case .denied(let reasons):
             _ = try? events.record("capability.denied", agentID: agentID,
@@ -303,7 +308,9 @@ final class CapabilityTable: Sendable {
     private static func budget(of grant: Grant, in grants: Index, now: Int64) -> Budget {
         var chain: [String] = []
         var cursor: String? = grant.record.id
-        while let id = cursor, let link = grants[id] {
+        while let id = cursor {
+            // A grant it was delegated from that is gone (revoked) takes it along.
+            guard let link = grants[id] else { return .exhausted("the grant it came from, \(id), is revoked") }
             if let reason = exhausted(link, now: now) {
                 return .exhausted(link.record.id == grant.record.id ? reason : "\(reason) (the grant it came from, \(id))")
             }
