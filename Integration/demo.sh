@@ -129,6 +129,10 @@ set -e
 show agentctl cap revoke "$http_cap" --reason "demo over"
 show agentctl cap ls demo.ticker
 
+step "the audit chain: every event and allowed check, each record hashing the one before"
+show agentctl audit --limit 6
+show agentctl audit verify
+
 step "crash safety: kill -9 the kernel while an agent runs, then restart it"
 show agentctl run --name survivor -- /bin/sleep 300
 agent_pid=$(pid_of survivor)
