@@ -377,6 +377,17 @@ actor Lifecycle {
             data: ["name": record.name, "pid": String(pid), "program": record.program]))
     }
 
+    /// Grants to a live agent. On this actor, where the agent's end also
+    /// revokes what it holds: a grant can never outlive its agent.
+    func grantCapability(_ uri: String, to reference: String) throws -> (CapabilityRecord, AgentRecord) {
+        let agent = try resolve(reference)
+        guard live[agent.id] != nil else {
+            throw KernelError(.conflict, "\(agent.name) (\(agent.id)) has \(agent.state.rawValue): capabilities go to live agents",
+                              detail: ["reason": agent.state.rawValue])
+        }
+        return (try capabilities.grant(uri, to: agent.id, agentName: agent.name, source: "operator"), agent)
+    }
+
     private func attachConnection(id: String, close: (@Sendable () -> Void)?) {
         guard let close else { return }
         if live[id] != nil {

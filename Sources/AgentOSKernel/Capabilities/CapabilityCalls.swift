@@ -8,8 +8,7 @@ struct CapabilityCalls {
     private var table: CapabilityTable { services.capabilities }
 
     func grant(_ request: Agentos_V1_CapGrantRequest) async throws -> Agentos_V1_CapabilityInfo {
-        let agent = try await liveAgent(request.agent)
-        let record = try table.grant(request.uri, to: agent.id, agentName: agent.name, source: "operator")
+        let (record, agent) = try await services.lifecycle.grantCapability(request.uri, to: request.agent)
         guard let granted = table.grants(of: agent.id).first(where: { $0.record.id == record.id }) else {
             throw KernelError(.internal, "capability \(record.id) vanished right after it was granted")
         }
@@ -80,15 +79,6 @@ struct CapabilityCalls {
             guard !name.isEmpty else { throw KernelError(.invalidArgument, "resource '\(text)': name it after \(kind)/") }
             return (kind, name)
         }
-    }
-
-    private func liveAgent(_ reference: String) async throws -> AgentRecord {
-        let agent = try await services.lifecycle.resolve(reference)
-        guard agent.state == .running || agent.state == .paused || agent.state == .pending else {
-            throw KernelError(.conflict, "\(agent.name) (\(agent.id)) has \(agent.state.rawValue): capabilities go to live agents",
-                              detail: ["reason": agent.state.rawValue])
-        }
-        return agent
     }
 
     private func info(_ grant: CapabilityTable.Grant, agentName: String) -> Agentos_V1_CapabilityInfo {
