@@ -50,6 +50,32 @@ struct CapabilityTests {
         #expect(events.contains("capability \(httpID) revoked (no longer needed)"))
     }
 
+    /// An agent, on its own socket, lists its handles and asks; an allowed
+    /// ask counts against the grant and is an audit record, a denied one an event.
+    @Test func anAgentAsksOnItsOwnSocket() throws {
+        let kernel = try KernelProcess(label: "capagent")
+        defer { kernel.stop() }
+        let data = try temporaryDirectory("capagentdata")
+        let id = try kernel.run(Binaries.demoAgentSandboxFlags + [
+            "--name", "asker", "--cap", "capability://file\(data)/**?action=read&max=1",
+            "--env", "AGENTOS_DEMO_ASK=read file\(data)/a.txt;read file\(data)/b.txt;write file\(data)/a.txt",
+            "--", Binaries.demoAgent, "1", "0.05",
+        ])
+        #expect(try kernel.ctl(["wait", id]).status == 0)
+        let log = try kernel.ctl(["logs", id]).stdout
+        #expect(log.contains("holds "), "\(log)")
+        #expect(log.contains("read file\(data)/a.txt: allowed by"), "\(log)")
+        #expect(log.contains("read file\(data)/b.txt: denied (") && log.contains("used all 1 of its uses"), "\(log)")
+        #expect(log.contains("write file\(data)/a.txt: denied ("), "\(log)")
+        let audit = try #require(try kernel.json(["audit", "--agent", id]) as? [[String: Any]])
+        let kinds = audit.compactMap { $0["kind"] as? String }
+        #expect(kinds.filter { $0 == "capability.allowed" }.count == 1)
+        #expect(kinds.filter { $0 == "capability.denied" }.count == 2)
+        // Agent calls are for agents: the operator socket refuses them.
+        let client = try kernel.client()
+        #expect(throws: (any Error).self) { try client.call(.myCapabilities(.init())) }
+    }
+
     @Test func badAsksAreOneLineErrors() throws {
         let kernel = try KernelProcess(label: "capbad")
         defer { kernel.stop() }

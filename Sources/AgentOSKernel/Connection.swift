@@ -92,7 +92,8 @@ struct Connection {
     private static func isQuick(_ call: KernelRequest.OneOf_Call) -> Bool {
         switch call {
         case .status, .list, .inspect, .run, .stats, .policies, .tree, .checkpoints, .ready, .saveCheckpoint,
-             .loadCheckpoint, .capGrant, .capList, .capRevoke, .capExplain, .audit: return true
+             .loadCheckpoint, .capGrant, .capList, .capRevoke, .capExplain, .audit, .myCapabilities,
+             .capCheck: return true
         case .stop, .kill, .wait, .logs, .events, .pause, .resume, .apply, .deletePolicy, .restartChild,
              .terminateChild, .startChild, .deleteChild, .spawnChild, .auditVerify: return false
         }
@@ -187,6 +188,13 @@ struct Connection {
                 try await respond(id, .audit(try await AuditCalls(services: services).list(request)), queue)
             case .auditVerify:
                 try await respond(id, .auditVerify(try AuditCalls(services: services).verify()), queue)
+            case .myCapabilities:
+                try await respond(id, .myCapabilities(try await CapabilityCalls(services: services).held(by: try agentID())),
+                                  queue)
+            case .capCheck(let request):
+                try await respond(id, .capCheck(try await CapabilityCalls(services: services).check(request,
+                                                                                                   agentID: try agentID())),
+                                  queue)
             }
         } catch is OutboundQueue.Closed {
             return

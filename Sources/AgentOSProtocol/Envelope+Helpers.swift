@@ -91,13 +91,15 @@ extension KernelRequest.OneOf_Call {
         case .capExplain: return "cap_explain"
         case .audit: return "audit"
         case .auditVerify: return "audit_verify"
+        case .myCapabilities: return "my_capabilities"
+        case .capCheck: return "cap_check"
         }
     }
 
     /// Calls only an agent makes, on its own socket, about itself.
     public var isAgentCall: Bool {
         switch self {
-        case .ready, .saveCheckpoint, .loadCheckpoint: return true
+        case .ready, .saveCheckpoint, .loadCheckpoint, .myCapabilities, .capCheck: return true
         default: return false
         }
     }

@@ -9,6 +9,8 @@ import Foundation
 ///
 /// Under a supervisor (AGENTOS_CHILD_PATH set) it also resumes from its last
 /// checkpoint, says it is ready, and saves a checkpoint at every tick.
+/// It lists the capabilities it holds, and asks the kernel about each ask in
+/// AGENTOS_DEMO_ASK ("ACTION KIND/RESOURCE", several joined by ";").
 @main
 struct DemoAgent {
     static func main() {
@@ -30,6 +32,20 @@ struct DemoAgent {
             print("hello from \(me.name) (\(me.id)): kernel \(kernel.welcome.kernelVersion), protocol \(kernel.welcome.version)")
             if case .status(let status) = try kernel.call(.status(.init())) {
                 print("kernel pid \(status.pid) has \(status.agents.running) running agent(s)")
+            }
+            if case .myCapabilities(let held) = try kernel.call(.myCapabilities(.init())), !held.capabilities.isEmpty {
+                print("holds \(held.capabilities.map { "\($0.id) \($0.uri)" }.joined(separator: "; "))")
+            }
+            for ask in (environment["AGENTOS_DEMO_ASK"] ?? "").split(separator: ";") {
+                let parts = ask.split(separator: " ", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { continue }
+                var check = Agentos_V1_CapCheckRequest()
+                check.action = parts[0]
+                check.resource = parts[1]
+                if case .capCheck(let answer) = try kernel.call(.capCheck(check)) {
+                    print("\(ask): " + (answer.allowed ? "allowed by \(answer.grantID)"
+                                                         : "denied (\(answer.reasons.joined(separator: "; ")))"))
+                }
             }
             if let path = environment["AGENTOS_CHILD_PATH"] {
                 if case .loadCheckpoint(let checkpoint) = try kernel.call(.loadCheckpoint(.init())),

@@ -40,13 +40,31 @@ struct CapabilityCalls {
 
     func explain(_ request: Agentos_V1_CapExplainRequest) async throws -> Agentos_V1_CapExplainResponse {
         let agent = try await services.lifecycle.resolve(request.agent)
-        let (kind, resource) = try Self.ask(request.resource)
-        guard kind.actions.contains(request.action) else {
-            throw KernelError(.invalidArgument,
-                              "'\(request.action)' is not a \(kind) action: use \(kind.actions.joined(separator: ", "))")
-        }
+        let (kind, resource) = try Self.ask(request.action, request.resource)
+        return Self.answer(table.explain(agentID: agent.id, kind: kind, action: request.action, resource: resource))
+    }
+
+    // MARK: Agent calls
+
+    /// The grants the calling agent holds.
+    func held(by agentID: String) async throws -> Agentos_V1_CapabilityList {
+        let agent = try await services.lifecycle.resolve(agentID)
+        var list = Agentos_V1_CapabilityList()
+        list.capabilities = table.grants(of: agentID).map { info($0, agentName: agent.name) }
+        return list
+    }
+
+    /// The calling agent's ask: decided, counted and audited like any use.
+    func check(_ request: Agentos_V1_CapCheckRequest, agentID: String) async throws -> Agentos_V1_CapExplainResponse {
+        let agent = try await services.lifecycle.resolve(agentID)
+        let (kind, resource) = try Self.ask(request.action, request.resource)
+        return Self.answer(table.check(agentID: agentID, agentName: agent.name, kind: kind, action: request.action,
+                                       resource: resource))
+    }
+
+    private static func answer(_ decision: CapabilityTable.Decision) -> Agentos_V1_CapExplainResponse {
         var response = Agentos_V1_CapExplainResponse()
-        switch table.explain(agentID: agent.id, kind: kind, action: request.action, resource: resource) {
+        switch decision {
         case .allowed(let grantID, let approval):
             response.allowed = true
             response.grantID = grantID
@@ -55,6 +73,15 @@ struct CapabilityCalls {
             response.reasons = reasons
         }
         return response
+    }
+
+    /// An action and a `KIND/RESOURCE`, checked: the action must be one of the kind's.
+    static func ask(_ action: String, _ text: String) throws(KernelError) -> (Capability.Kind, String) {
+        let (kind, resource) = try ask(text)
+        guard kind.actions.contains(action) else {
+            throw KernelError(.invalidArgument, "'\(action)' is not a \(kind) action: use \(kind.actions.joined(separator: ", "))")
+        }
+        return (kind, resource)
     }
 
     /// `KIND/RESOURCE` (or a capability URI's front) as a kind and the

@@ -781,6 +781,24 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     set {call = .auditVerify(newValue)}
   }
 
+  /// Capabilities: agent calls, about the calling agent.
+  public var myCapabilities: Agentos_V1_MyCapabilitiesRequest {
+    get {
+      if case .myCapabilities(let v)? = call {return v}
+      return Agentos_V1_MyCapabilitiesRequest()
+    }
+    set {call = .myCapabilities(newValue)}
+  }
+
+  /// may it? an allowed ask counts as a use and is audited
+  public var capCheck: Agentos_V1_CapCheckRequest {
+    get {
+      if case .capCheck(let v)? = call {return v}
+      return Agentos_V1_CapCheckRequest()
+    }
+    set {call = .capCheck(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Call: Equatable, Sendable {
@@ -830,6 +848,10 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     /// The audit chain: operator calls.
     case audit(Agentos_V1_AuditRequest)
     case auditVerify(Agentos_V1_AuditVerifyRequest)
+    /// Capabilities: agent calls, about the calling agent.
+    case myCapabilities(Agentos_V1_MyCapabilitiesRequest)
+    /// may it? an allowed ask counts as a use and is audited
+    case capCheck(Agentos_V1_CapCheckRequest)
 
   }
 
@@ -1079,6 +1101,22 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     set {result = .auditVerify(newValue)}
   }
 
+  public var myCapabilities: Agentos_V1_CapabilityList {
+    get {
+      if case .myCapabilities(let v)? = result {return v}
+      return Agentos_V1_CapabilityList()
+    }
+    set {result = .myCapabilities(newValue)}
+  }
+
+  public var capCheck: Agentos_V1_CapExplainResponse {
+    get {
+      if case .capCheck(let v)? = result {return v}
+      return Agentos_V1_CapExplainResponse()
+    }
+    set {result = .capCheck(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Result: Equatable, Sendable {
@@ -1115,6 +1153,8 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     case capExplain(Agentos_V1_CapExplainResponse)
     case audit(Agentos_V1_AuditList)
     case auditVerify(Agentos_V1_AuditVerifyResponse)
+    case myCapabilities(Agentos_V1_CapabilityList)
+    case capCheck(Agentos_V1_CapExplainResponse)
 
   }
 
@@ -1328,6 +1368,31 @@ public nonisolated struct Agentos_V1_CapExplainRequest: Sendable {
   public var action: String = String()
 
   /// KIND/RESOURCE, e.g. file/srv/data/a.txt or http/api.example.com/v1
+  public var resource: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_MyCapabilitiesRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_CapCheckRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var action: String = String()
+
+  /// KIND/RESOURCE, as in CapExplainRequest
   public var resource: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -2876,7 +2941,7 @@ nonisolated extension Agentos_V1_AgentSelf: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3287,6 +3352,32 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
           self.call = .auditVerify(v)
         }
       }()
+      case 32: try {
+        var v: Agentos_V1_MyCapabilitiesRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .myCapabilities(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .myCapabilities(v)
+        }
+      }()
+      case 33: try {
+        var v: Agentos_V1_CapCheckRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .capCheck(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .capCheck(v)
+        }
+      }()
       default: break
       }
     }
@@ -3422,6 +3513,14 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
       guard case .auditVerify(let v)? = self.call else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
     }()
+    case .myCapabilities?: try {
+      guard case .myCapabilities(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
+    }()
+    case .capCheck?: try {
+      guard case .capCheck(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -3436,7 +3535,7 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3821,6 +3920,32 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
           self.result = .auditVerify(v)
         }
       }()
+      case 30: try {
+        var v: Agentos_V1_CapabilityList?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .myCapabilities(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .myCapabilities(v)
+        }
+      }()
+      case 31: try {
+        var v: Agentos_V1_CapExplainResponse?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .capCheck(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .capCheck(v)
+        }
+      }()
       default: break
       }
     }
@@ -3947,6 +4072,14 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
     case .auditVerify?: try {
       guard case .auditVerify(let v)? = self.result else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
+    }()
+    case .myCapabilities?: try {
+      guard case .myCapabilities(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+    }()
+    case .capCheck?: try {
+      guard case .capCheck(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
     }()
     case nil: break
     }
@@ -4276,6 +4409,60 @@ nonisolated extension Agentos_V1_CapExplainRequest: SwiftProtobuf.Message, Swift
 
   public static func ==(lhs: Agentos_V1_CapExplainRequest, rhs: Agentos_V1_CapExplainRequest) -> Bool {
     if lhs.agent != rhs.agent {return false}
+    if lhs.action != rhs.action {return false}
+    if lhs.resource != rhs.resource {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_MyCapabilitiesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MyCapabilitiesRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_MyCapabilitiesRequest, rhs: Agentos_V1_MyCapabilitiesRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_CapCheckRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CapCheckRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}action\0\u{1}resource\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.action) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.resource) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.action.isEmpty {
+      try visitor.visitSingularStringField(value: self.action, fieldNumber: 1)
+    }
+    if !self.resource.isEmpty {
+      try visitor.visitSingularStringField(value: self.resource, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_CapCheckRequest, rhs: Agentos_V1_CapCheckRequest) -> Bool {
     if lhs.action != rhs.action {return false}
     if lhs.resource != rhs.resource {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
