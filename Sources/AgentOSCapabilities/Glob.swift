@@ -6,14 +6,12 @@
 public struct Glob: Sendable, Hashable, CustomStringConvertible {
     public let pattern: String
     public let separator: Character
-    let segments: [Substring]
     /// The segments as scalars, made once: a check compares many patterns.
     let scalarSegments: [[Unicode.Scalar]]
 
     public init(_ pattern: String, separator: Character) {
         self.pattern = pattern
         self.separator = separator
-        self.segments = pattern.split(separator: separator, omittingEmptySubsequences: false)
         self.scalarSegments = Self.split(pattern, at: separator)
     }
 
@@ -140,7 +138,4 @@ public struct Glob: Sendable, Hashable, CustomStringConvertible {
         while pi < p.count && p[pi] == "*" { pi += 1 }
         return pi == p.count
     }
-
-    /// Whether the pattern has any wildcard at all.
-    public var isLiteral: Bool { !pattern.contains("*") }
 }

@@ -6,7 +6,7 @@ import Glibc
 /// A sandbox helper started ahead of its agent (`agentos-sandbox
 /// --request-fd`): its namespaces, uid maps and base root are made while it
 /// waits, so a spawn that takes it only pays for what depends on the agent.
-/// Used once: `ProcessReactor.release` gives it its request, or `discard`
+/// Used once: `ProcessReactor.send` gives it its request, or `discard`
 /// ends it (it reads end of file and exits without starting anything).
 public final class HeldSandbox: Sendable {
     /// The helper (the agent's monitor once released).
@@ -27,7 +27,7 @@ public final class HeldSandbox: Sendable {
         pipes.withLock { $0 != nil } && !child.hasEnded
     }
 
-    /// The pipes, for the one release.
+    /// The pipes, for the one request.
     func take() -> (request: Int32, start: StartPipes)? {
         pipes.withLock { pipes in
             defer { pipes = nil }

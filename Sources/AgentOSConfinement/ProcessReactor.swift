@@ -60,7 +60,7 @@ public final class ProcessReactor: Sendable {
 
     /// Starts a sandbox helper that prepares itself and then waits for its
     /// request (`spec` has a ready, an exec and a request pipe target);
-    /// returns at once. `release` sends the request, `HeldSandbox.discard`
+    /// returns at once. `send` gives it the request, `HeldSandbox.discard`
     /// ends it.
     public func hold(_ spec: SpawnSpec) async throws -> HeldSandbox {
         guard spec.readyPipeTarget != nil, spec.execPipeTarget != nil, spec.requestPipeTarget != nil else {
@@ -71,14 +71,8 @@ public final class ProcessReactor: Sendable {
         }
     }
 
-    /// Gives a held sandbox its request; returns once the agent has exec'd
-    /// (or throws why it could not start, as `spawn` does).
-    public func release(_ held: HeldSandbox, request: [UInt8]) async throws -> ChildProcess {
-        try await awaitStart(try send(held, request: request))
-    }
-
-    /// The first half of `release`: sends the request at once, so that the
-    /// caller can work while the sandbox finishes itself. `awaitStart` (or
+    /// Gives a held sandbox its request at once, so that the caller can work
+    /// while the sandbox finishes itself; `awaitStart` (or the ticket's
     /// `abandon`) must follow.
     public func send(_ held: HeldSandbox, request: [UInt8]) throws(ConfinementError) -> StartTicket {
         guard request.count <= held.requestCapacity else {
@@ -114,7 +108,8 @@ public final class ProcessReactor: Sendable {
         return StartTicket(child: held.child, pipes: pipes)
     }
 
-    /// The second half of `release`: returns once the agent has exec'd.
+    /// After `send`: returns once the agent has exec'd (or throws why it
+    /// could not start, as `spawn` does).
     public func awaitStart(_ ticket: StartTicket) async throws -> ChildProcess {
         try await withCheckedThrowingContinuation { continuation in
             submit(.awaitStart(ticket.child, ticket.pipes, continuation)) { error in

@@ -16,11 +16,10 @@ final class MountWatcher: Sendable {
         guard fd >= 0 else { return nil }
         let watcher = MountWatcher()
         let thread = Thread {
-            var buffer = [UInt8](repeating: 0, count: 65_536)
             while true {
-                // Read to the end: the notice is re-armed by reading.
-                _ = lseek(fd, 0, SEEK_SET)
-                while read(fd, &buffer, buffer.count) > 0 {}
+                // Each poll that reports a change also takes note of it (the
+                // kernel compares the namespace's event count with the
+                // file's): no need to read the table.
                 var descriptor = pollfd(fd: fd, events: Int16(POLLPRI), revents: 0)
                 let ready = poll(&descriptor, 1, -1)
                 if ready > 0 { watcher.changes.add(1, ordering: .sequentiallyConsistent) }

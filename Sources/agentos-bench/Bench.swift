@@ -41,16 +41,12 @@ struct KernelBench: ParsableCommand {
     var json = false
 
     func run() throws {
-        let binDirectory = URL(fileURLWithPath: Bench.executablePath).deletingLastPathComponent().path
         let work = "/tmp/agentos-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
 
-        let kernel = try Bench.startProcess(binDirectory + "/agentd",
-                                            ["--state-dir", work + "/state", "--socket", work + "/kernel.sock",
-                                             "--log-level", "warning"])
+        let (kernel, client) = try Bench.startKernel(work: work)
         defer { Bench.stopProcess(kernel) }
-        let client = try Bench.connect(work + "/kernel.sock")
 
         // (b)'s peer: a raw echo server process answering frames the size
         // of status's, read and written the same way.
@@ -176,15 +172,11 @@ struct AgentsBench: ParsableCommand {
     var updateReadme: String?
 
     func run() throws {
-        let binDirectory = URL(fileURLWithPath: Bench.executablePath).deletingLastPathComponent().path
         let work = "/tmp/agentos-bench-agents-\(getpid())"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let kernel = try Bench.startProcess(binDirectory + "/agentd",
-                                            ["--state-dir", work + "/state", "--socket", work + "/kernel.sock",
-                                             "--log-level", "warning", "--agent-uids", "400000-400999"])
+        let (kernel, client) = try Bench.startKernel(work: work, arguments: ["--agent-uids", "400000-400999"])
         defer { Bench.stopProcess(kernel) }
-        let client = try Bench.connect(work + "/kernel.sock")
         let idleStatus = try Bench.measure(count: 500, warmup: 50) { _ = try client.call(.status(.init())) }
         let before = Bench.residentKiB(kernel.processIdentifier)
         let started = DispatchTime.now().uptimeNanoseconds
@@ -342,6 +334,21 @@ extension Bench {
             b.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1_000)
         }
         return (Sample(values: a), Sample(values: b))
+    }
+
+    /// Starts the agentd built next to this benchmark on `work` (state dir
+    /// and socket inside it) and connects to it.
+    static func startKernel(work: String, arguments: [String] = []) throws -> (Process, KernelClient) {
+        let binDirectory = URL(fileURLWithPath: executablePath).deletingLastPathComponent().path
+        let kernel = try startProcess(binDirectory + "/agentd",
+                                      ["--state-dir", work + "/state", "--socket", work + "/kernel.sock",
+                                       "--log-level", "warning"] + arguments)
+        do {
+            return (kernel, try connect(work + "/kernel.sock"))
+        } catch {
+            stopProcess(kernel)
+            throw error
+        }
     }
 
     /// Starts a program; `directory` is its working directory (where an

@@ -22,15 +22,11 @@ struct CapabilityBench: ParsableCommand {
     var updateReadme: String?
 
     func run() throws {
-        let binDirectory = URL(fileURLWithPath: Bench.executablePath).deletingLastPathComponent().path
         let work = "/tmp/agentos-bench-caps-\(getpid())"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
-        let kernel = try Bench.startProcess(binDirectory + "/agentd",
-                                            ["--state-dir", work + "/state", "--socket", work + "/kernel.sock",
-                                             "--log-level", "warning"])
+        let (kernel, client) = try Bench.startKernel(work: work)
         defer { Bench.stopProcess(kernel) }
-        let client = try Bench.connect(work + "/kernel.sock")
 
         func start(_ name: String) throws {
             var run = Agentos_V1_RunRequest()

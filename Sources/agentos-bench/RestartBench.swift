@@ -38,7 +38,6 @@ struct RestartBench: ParsableCommand {
     var updateReadme: String?
 
     func run() throws {
-        let binDirectory = URL(fileURLWithPath: Bench.executablePath).deletingLastPathComponent().path
         let work = "/tmp/agentos-bench-restart-\(getpid())"
         try FileManager.default.createDirectory(atPath: work + "/bin", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: work + "/out", withIntermediateDirectories: true)
@@ -50,11 +49,8 @@ struct RestartBench: ParsableCommand {
         var subjects: [Subject] = []
         defer { for subject in subjects { subject.stop() } }
 
-        let kernel = try Bench.startProcess(binDirectory + "/agentd",
-                                            ["--state-dir", work + "/state", "--socket", work + "/kernel.sock",
-                                             "--log-level", "warning"])
+        let (kernel, client) = try Bench.startKernel(work: work)
         defer { Bench.stopProcess(kernel) }
-        let client = try Bench.connect(work + "/kernel.sock")
         let oursFile = work + "/out/agentos"
         // Every start of a confined child runs as a new uid: the file must be writable by all.
         for name in ["agentos"] + Baseline.allCases.map(\.rawValue) {

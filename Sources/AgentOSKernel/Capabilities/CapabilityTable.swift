@@ -210,14 +210,15 @@ final class CapabilityTable: Sendable {
     /// `kind` by `agentID`. Every denial is an event.
     func check(agentID: String, agentName: String, kind: Capability.Kind, action: String, resource: String,
                now: Int64 = unixMilliseconds()) -> Decision {
-        var decision = decide(agentID: agentID, kind: kind, action: action, resource: resource, now: now, use: true)
+        var (decision, chain) = decide(agentID: agentID, kind: kind, action: action, resource: resource, now: now,
+                                       use: true)
         switch decision {
         case .allowed(let id, _):
             // The use counts for the grant and every grant it came from; the
             // audit chain gets the check with the grant that decided it. A
             // use that cannot be recorded is not allowed (its budget stays spent).
             do {
-                try store.recordCapabilityUse(lineage(of: id), time: unixNanoseconds(), agentID: agentID,
+                try store.recordCapabilityUse(chain, time: unixNanoseconds(), agentID: agentID,
                                               message: "\(agentName) was allowed \(action) on \(kind)/\(resource) by \(id)",
                                               data: ["action": action, "kind": kind.rawValue, "resource": resource,
                                                      "capability": id])
@@ -234,39 +235,28 @@ final class CapabilityTable: Sendable {
         return decision
     }
 
-    /// A grant's id, then the ids of the grants it was delegated from.
-    private func lineage(of id: String) -> [String] {
-        grants.withLock { grants in
-            var ids: [String] = []
-            var cursor: String? = id
-            while let current = cursor, let grant = grants[current] {
-                ids.append(current)
-                cursor = grant.record.parentID
-            }
-            return ids
-        }
-    }
-
     /// What `check` would answer, without counting a use or recording.
     func explain(agentID: String, kind: Capability.Kind, action: String, resource: String,
                  now: Int64 = unixMilliseconds()) -> Decision {
-        decide(agentID: agentID, kind: kind, action: action, resource: resource, now: now, use: false)
+        decide(agentID: agentID, kind: kind, action: action, resource: resource, now: now, use: false).0
     }
 
+    /// The decision, and for an allowed ask the grant's id and those it was
+    /// delegated from (each counts the use).
     private func decide(agentID: String, kind: Capability.Kind, action: String, resource: String, now: Int64,
-                        use: Bool) -> Decision {
+                        use: Bool) -> (Decision, [String]) {
         var target = resource
         if kind == .file || kind == .shell {
             do {
                 target = try FilePaths.canonical(resource)
             } catch {
-                return .denied([error.message])
+                return (.denied([error.message]), [])
             }
         }
         let ask = Capability.Ask(kind: kind, action: action, resource: target)
-        return grants.withLock { grants -> Decision in
+        return grants.withLock { grants -> (Decision, [String]) in
             let held = grants.held(by: agentID).filter { $0.capability.kind == kind }
-            guard !held.isEmpty else { return .denied(["\(agentID) holds no \(kind) capability"]) }
+            guard !held.isEmpty else { return (.denied(["\(agentID) holds no \(kind) capability"]), []) }
             // The oldest grant that covers the ask and has budget left, in
             // it and in every grant it was delegated from, decides.
             for grant in held where grant.capability.covers(ask) {
@@ -283,10 +273,10 @@ final class CapabilityTable: Sendable {
                         grants[id] = link
                     }
                 }
-                return .allowed(grantID: grant.record.id, approval: grant.capability.constraints.approval == .operator)
+                return (.allowed(grantID: grant.record.id, approval: grant.capability.constraints.approval == .operator), chain)
             }
             // Denied: only now the reasons, one per grant (words cost more than the check).
-            return .denied(held.map { grant in
+            return (.denied(held.map { grant in
                 guard grant.capability.covers(ask) else {
                     return "\(grant.record.id) (\(grant.record.uri)) does not cover \(action) on \(target)"
                 }
@@ -294,7 +284,7 @@ final class CapabilityTable: Sendable {
                     return "\(grant.record.id) (\(grant.record.uri)): \(reason)"
                 }
                 return "\(grant.record.id) (\(grant.record.uri)): unusable"
-            })
+            }), [])
         }
     }
 
