@@ -42,8 +42,14 @@ final class AgentSlots: Sendable {
     init(agentsDirectory: String, logsDirectory: String, logMaximumBytes: Int, capacity: Int = 4,
          cgroups: CgroupManager? = nil, launcher: SandboxLauncher? = nil, logger: Logger) {
         self.cgroups = cgroups
-        self.launcher = launcher
-        self.mounts = launcher == nil ? nil : MountWatcher.start()
+        // A held sandbox is trusted only while the host's mounts are known
+        // not to have changed since it was made: without the watcher, none is held.
+        let watcher = launcher == nil ? nil : MountWatcher.start()
+        if launcher != nil && watcher == nil {
+            logger.warning("cannot watch /proc/self/mountinfo: sandboxes are not held ahead of time")
+        }
+        self.mounts = watcher
+        self.launcher = watcher == nil ? nil : launcher
         self.agentsDirectory = agentsDirectory
         self.logsDirectory = logsDirectory
         self.logMaximumBytes = logMaximumBytes
@@ -69,7 +75,7 @@ final class AgentSlots: Sendable {
             // one that predates a change to the host's mounts (its copy of
             // them is stale): its slot goes.
             if let prepared = slot.prepared,
-               !prepared.held.isWaiting || mounts == nil || mounts?.generation != slot.mountGeneration {
+               !prepared.held.isWaiting || mounts?.generation != slot.mountGeneration {
                 drop(slot)
                 continue
             }
