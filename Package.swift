@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "agentos-bench", targets: ["agentos-bench"]),
         .executable(name: "agentos-demo-agent", targets: ["agentos-demo-agent"]),
         .executable(name: "agentos-sandbox", targets: ["agentos-sandbox"]),
+        .executable(name: "agentos-file-tool", targets: ["agentos-file-tool"]),
         .library(name: "AgentOSClient", targets: ["AgentOSClient"]),
     ],
     dependencies: [
@@ -63,6 +64,10 @@ let package = Package(
         // may narrow. Pure: the kernel's table holds and enforces them.
         .target(name: "AgentOSCapabilities", dependencies: ["AgentOSProtocol"]),
 
+        // Tools: the registry's definitions, their parameter schemas and the
+        // check of a call's arguments. Pure: the kernel runs them.
+        .target(name: "AgentOSTools", dependencies: ["AgentOSCapabilities"]),
+
         // OTP supervision as a pure state machine: specs, events in, actions
         // out, an injected clock. No processes, no I/O, no dependencies.
         .target(name: "AgentOSSupervision"),
@@ -80,7 +85,8 @@ let package = Package(
             name: "AgentOSKernel",
             dependencies: [
                 "AgentOSProtocol", "AgentOSStore", "AgentOSConfinement", "AgentOSSupervision", "AgentOSPolicy",
-                "AgentOSCapabilities", "CAgentOSShim",
+                "AgentOSCapabilities", "AgentOSTools", "CAgentOSShim",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -122,6 +128,8 @@ let package = Package(
             // exec cost ~1 ms; linked statically it costs nothing at start.
             linkerSettings: [.unsafeFlags(["-static-stdlib"])]
         ),
+        // What the file.* tools run inside their sandbox (C, like the helper).
+        .executableTarget(name: "agentos-file-tool", linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         // A small agent that speaks the protocol (demo and integration tests).
         .executableTarget(name: "agentos-demo-agent", dependencies: ["AgentOSClient", "AgentOSProtocol"]),
         .executableTarget(
@@ -137,6 +145,7 @@ let package = Package(
         .testTarget(name: "AgentOSConfinementTests", dependencies: ["AgentOSConfinement"]),
         .testTarget(name: "AgentOSSupervisionTests", dependencies: ["AgentOSSupervision"]),
         .testTarget(name: "AgentOSCapabilitiesTests", dependencies: ["AgentOSCapabilities"]),
+        .testTarget(name: "AgentOSToolsTests", dependencies: ["AgentOSTools"]),
         .testTarget(name: "AgentOSPolicyTests", dependencies: ["AgentOSPolicy"]),
         .testTarget(
             name: "AgentOSKernelTests",

@@ -12,6 +12,7 @@ packages=(
     util-linux       # setpriv, used by the permission tests
     procps           # ps/pgrep, used by the demo
     sqlite3          # the CLI the audit-chain tests tamper with the store through
+    python3          # the tool tests run it in a confined shell (the network probe)
 )
 
 missing=()

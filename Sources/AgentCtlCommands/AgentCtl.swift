@@ -27,7 +27,7 @@ public struct AgentCtl: ParsableCommand {
             ResumeCommand.self, StatsCommand.self, PolicyCommand.self, ApplyCommand.self, TreeCommand.self,
             DeleteCommand.self, RestartChildCommand.self, TerminateChildCommand.self, StartChildCommand.self,
             DeleteChildCommand.self, SpawnCommand.self, CheckpointCommand.self, CapabilityCommand.self,
-            AuditCommand.self,
+            AuditCommand.self, ToolsCommand.self, PendingCommand.self, ApproveCommand.self, DenyCommand.self,
         ]
     )
 

@@ -38,6 +38,16 @@ public struct Glob: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { pattern }
 
+    /// The pattern up to its first segment with a wildcard: for a file
+    /// pattern the deepest dir (or the file) everything it covers is in,
+    /// e.g. `/srv/data` for `/srv/data/**/*.txt`.
+    public var literalPrefix: String {
+        let segments = pattern.split(separator: separator, omittingEmptySubsequences: false)
+        let literal = segments.prefix { !$0.contains("*") }
+        let joined = literal.joined(separator: String(separator))
+        return joined.isEmpty && pattern.hasPrefix(String(separator)) ? String(separator) : joined
+    }
+
     /// A concrete name split the way patterns with `separator` are, to
     /// match against many patterns without splitting it again.
     public struct Name: Sendable {

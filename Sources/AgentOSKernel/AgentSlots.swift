@@ -20,6 +20,9 @@ final class AgentSlots: Sendable {
         let id: String
         let directory: String
         let log: AgentLog
+        /// Where the slot's child writes: its log, unless a tool run
+        /// captures it (see `SlotOutput`).
+        let output: SlotOutput
         /// Made with no limits; nil without usable cgroups.
         let cgroup: AgentCgroup?
         /// A sandbox helper waiting for this slot's agent; nil for a slot
@@ -114,7 +117,7 @@ final class AgentSlots: Sendable {
                         // change in between makes the slot stale, never the reverse.
                         slot.mountGeneration = mounts?.generation ?? 0
                         do {
-                            slot.prepared = try await launcher.hold(directory: slot.directory, log: slot.log,
+                            slot.prepared = try await launcher.hold(directory: slot.directory, output: slot.output,
                                                                     cgroup: slot.cgroup)
                         } catch {
                             // The slot still serves, with a cold helper; say so once.
@@ -167,7 +170,7 @@ final class AgentSlots: Sendable {
             let log = try AgentLog(path: logsDirectory + "/" + id + ".log", maximumBytes: logMaximumBytes)
             do {
                 let cgroup = try cgroups?.create(agentID: id, limits: ResourceLimits())
-                return Slot(id: id, directory: directory, log: log, cgroup: cgroup)
+                return Slot(id: id, directory: directory, log: log, output: SlotOutput(log: log), cgroup: cgroup)
             } catch {
                 log.finish()
                 unlink(log.path)
@@ -184,6 +187,20 @@ final class AgentSlots: Sendable {
     func drop(_ slot: Slot) {
         if let prepared = slot.prepared { prepared.held.discard() }
         Task.detached { await self.discard(slot) }
+    }
+
+    /// Removes a slot that served a tool run, once its child has ended:
+    /// what ran in its cgroups is killed, a held sandbox's uid given back
+    /// (a cold run's is the caller's), its private dir removed with what
+    /// the run left.
+    func retire(_ slot: Slot) async {
+        if let prepared = slot.prepared { Glibc.close(prepared.kernelEnd) }
+        await slot.cgroup?.killAndRemove()
+        if let uid = slot.prepared?.uid { launcher?.uids.release(uid) }
+        slot.cgroup?.removeDirectories()
+        slot.log.finish()
+        unlink(slot.log.path)
+        try? FileManager.default.removeItem(atPath: slot.directory)
     }
 
     private func discard(_ slot: Slot) async {
@@ -213,5 +230,31 @@ final class AgentSlots: Sendable {
             if !recorded.contains(id), (try? files.removeItem(atPath: logsDirectory + "/" + name)) != nil { removed += 1 }
         }
         return removed
+    }
+}
+
+/// A slot's output: its log, or (for a slot that serves a tool run) a
+/// capture. A held helper's pipes are made when it starts, before anyone
+/// knows what the slot will serve; nothing is written to them before its
+/// request, so the switch is made before the request is sent.
+final class SlotOutput: OutputSink, Sendable {
+    let log: AgentLog
+    private let capture = Mutex<(any OutputSink)?>(nil)
+
+    init(log: AgentLog) {
+        self.log = log
+    }
+
+    /// From now on the child's output goes to `sink`, and so does `finish`.
+    func capture(into sink: any OutputSink) {
+        capture.withLock { $0 = sink }
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer, stream: AgentOSConfinement.OutputStream) {
+        (capture.withLock { $0 } ?? log).write(bytes, stream: stream)
+    }
+
+    func finish() {
+        (capture.withLock { $0 } ?? log).finish()
     }
 }

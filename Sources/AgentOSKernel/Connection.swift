@@ -93,9 +93,10 @@ struct Connection {
         switch call {
         case .status, .list, .inspect, .run, .stats, .policies, .tree, .checkpoints, .ready, .saveCheckpoint,
              .loadCheckpoint, .capGrant, .capList, .capRevoke, .capExplain, .audit, .myCapabilities,
-             .capCheck: return true
+             .capCheck, .tools, .pending, .approve, .deny: return true
+        // A tool call runs a child and may wait for an operator.
         case .stop, .kill, .wait, .logs, .events, .pause, .resume, .apply, .deletePolicy, .restartChild,
-             .terminateChild, .startChild, .deleteChild, .spawnChild, .auditVerify: return false
+             .terminateChild, .startChild, .deleteChild, .spawnChild, .auditVerify, .toolCall: return false
         }
     }
 
@@ -191,6 +192,21 @@ struct Connection {
             case .myCapabilities:
                 try await respond(id, .myCapabilities(try await CapabilityCalls(services: services).held(by: try agentID())),
                                   queue)
+            case .tools:
+                try await respond(id, .tools(ToolCalls(services: services).list()), queue)
+            case .toolCall(let request):
+                try await respond(id, .toolCall(try await ToolCalls(services: services).call(request, agentID: try agentID())),
+                                  queue)
+            case .pending:
+                var list = Agentos_V1_PendingList()
+                list.calls = services.approvals.pending()
+                try await respond(id, .pending(list), queue)
+            case .approve(let request):
+                try await respond(id, .approve(try services.approvals.decide(request.callID, approve: true,
+                                                                              reason: request.reason)), queue)
+            case .deny(let request):
+                try await respond(id, .deny(try services.approvals.decide(request.callID, approve: false,
+                                                                           reason: request.reason)), queue)
             case .capCheck(let request):
                 try await respond(id, .capCheck(try await CapabilityCalls(services: services).check(request,
                                                                                                    agentID: try agentID())),
@@ -222,6 +238,8 @@ struct Connection {
 
     private func authorize(_ call: KernelRequest.OneOf_Call) throws {
         if case .status = call { return }
+        // The registry is what a model is shown: agents read it too.
+        if case .tools = call, case .agent = peer { return }
         if call.isAgentCall {
             guard case .agent = peer else {
                 throw KernelError(.permissionDenied,

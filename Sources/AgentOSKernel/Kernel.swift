@@ -17,6 +17,9 @@ struct KernelServices: Sendable {
     let lifecycle: Lifecycle
     let supervisor: PolicySupervisor
     let capabilities: CapabilityTable
+    let tools: ToolRegistry
+    let toolSandbox: ToolSandbox
+    let approvals: Approvals
     let bootID: String
     let startedAt: Int64
     let pid: Int32
@@ -27,8 +30,12 @@ struct KernelServices: Sendable {
     let hostStatus: Agentos_V1_HostSupport
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, lifecycle: Lifecycle,
-         supervisor: PolicySupervisor, capabilities: CapabilityTable, bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
+         supervisor: PolicySupervisor, capabilities: CapabilityTable, tools: ToolRegistry, toolSandbox: ToolSandbox,
+         bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
          host: HostSupport, cgroupsUsable: Bool) {
+        self.tools = tools
+        self.toolSandbox = toolSandbox
+        self.approvals = Approvals(events: events)
         self.configuration = configuration
         self.store = store
         self.events = events
@@ -184,9 +191,12 @@ public final class Kernel: Service, Sendable {
                                   counters: counters, slots: slots, cgroups: cgroups, seccomp: seccomp,
                                   landlockABI: host.landlockABI, bootID: bootID, logger: logger)
         let supervisor = PolicySupervisor(lifecycle: lifecycle, store: store, events: events, logger: logger)
+        let toolSandbox = ToolSandbox(slots: slots, launcher: launcher, seccomp: seccomp, landlockABI: host.landlockABI,
+                                      cgroups: cgroups)
         let services = KernelServices(configuration: configuration, store: store, events: events, lifecycle: lifecycle,
-                                      supervisor: supervisor, capabilities: capabilities, bootID: bootID, startedAt: startedAt, pid: getpid(), uid: getuid(),
-                                      counters: counters, host: host, cgroupsUsable: cgroups != nil)
+                                      supervisor: supervisor, capabilities: capabilities, tools: ToolRegistry(),
+                                      toolSandbox: toolSandbox, bootID: bootID, startedAt: startedAt, pid: getpid(),
+                                      uid: getuid(), counters: counters, host: host, cgroupsUsable: cgroups != nil)
         let adminGID = try resolveAdminGroup()
         let connections = ConnectionRegistry()
         let group = MultiThreadedEventLoopGroup.singleton

@@ -22,6 +22,10 @@ public struct KernelConfiguration: Sendable {
     public var agentUIDs: ClosedRange<UInt32>
     /// Sandboxes started ahead of their agents (see AgentSlots); 0: none.
     public var sandboxPoolSize: Int
+    /// agentos-file-tool, which the file.* tools run (its canonical path).
+    public var fileToolHelper: String
+    /// How long a tool call waits for `agentctl approve` before it is denied.
+    public var approvalTimeoutMilliseconds: Int64
     /// Where seccomp profiles (NAME.json) are read from; "default" must exist.
     public var seccompProfilesDirectory: String
     /// Remount cgroup2 with favordynmods at start (see CgroupTuning).
@@ -33,7 +37,7 @@ public struct KernelConfiguration: Sendable {
                 defaultStopGraceMilliseconds: Int64 = 5_000,
                 shutdownGraceMilliseconds: Int64 = 5_000,
                 logFileMaximumBytes: Int = 16 * 1024 * 1024,
-                sandboxHelper: String,
+                sandboxHelper: String, fileToolHelper: String = "", approvalTimeoutMilliseconds: Int64 = 300_000,
                 agentUIDs: ClosedRange<UInt32> = 200_000...265_535, sandboxPoolSize: Int = 4,
                 seccompProfilesDirectory: String, cgroupFavorDynamicModifications: Bool = false) {
         self.stateDirectory = stateDirectory
@@ -45,6 +49,8 @@ public struct KernelConfiguration: Sendable {
         self.shutdownGraceMilliseconds = shutdownGraceMilliseconds
         self.logFileMaximumBytes = logFileMaximumBytes
         self.sandboxHelper = sandboxHelper
+        self.fileToolHelper = fileToolHelper
+        self.approvalTimeoutMilliseconds = approvalTimeoutMilliseconds
         self.agentUIDs = agentUIDs
         self.sandboxPoolSize = sandboxPoolSize
         self.seccompProfilesDirectory = seccompProfilesDirectory

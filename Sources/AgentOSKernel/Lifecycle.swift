@@ -701,6 +701,15 @@ actor Lifecycle {
 
     func cgroupPaths(_ id: String) -> [String] { live[id]?.cgroup?.paths ?? [] }
 
+    /// A live agent's host uid and limits: its tool runs act as it, within
+    /// its limits or tighter.
+    func toolIdentity(of id: String) throws -> (uid: UInt32, limits: ResourceLimits) {
+        guard let agent = live[id], let uid = agent.record.sandbox["uid"].flatMap(UInt32.init), uid != 0 else {
+            throw KernelError(.notRunning, "agent \(id) is not running")
+        }
+        return (uid, agent.limits)
+    }
+
     // MARK: Sandbox
 
     struct SandboxRequest {
@@ -764,16 +773,24 @@ actor Lifecycle {
     /// Paths no agent may be given: the host root, the kernel's own
     /// filesystems and state (and what holds them), and what holds a system dir.
     private func checkShareable(_ path: String, _ flag: String) throws {
+        if let problem = Self.shareProblem(path, stateDirectory: configuration.stateDirectory) {
+            throw KernelError(.invalidArgument, "\(flag) \(path): \(problem)")
+        }
+    }
+
+    /// Why `path` cannot be bound into a sandbox, or nil.
+    static func shareProblem(_ path: String, stateDirectory: String) -> String? {
         let normalized = (path as NSString).standardizingPath
-        guard normalized != "/" else { throw KernelError(.invalidArgument, "\(flag) /: the host root cannot be shared") }
+        guard normalized != "/" else { return "the host root cannot be shared" }
         func within(_ inner: String, _ outer: String) -> Bool { inner == outer || inner.hasPrefix(outer + "/") }
-        for reserved in ["/proc", "/sys", "/dev", configuration.stateDirectory]
+        for reserved in ["/proc", "/sys", "/dev", stateDirectory]
         where within(normalized, reserved) || within(reserved, normalized) {
-            throw KernelError(.invalidArgument, "\(flag) \(path): \(reserved) cannot be shared with an agent")
+            return "\(reserved) cannot be shared with an agent"
         }
-        if let system = Self.systemDirectories.first(where: { within($0, normalized) && $0 != normalized }) {
-            throw KernelError(.invalidArgument, "\(flag) \(path): it holds \(system), which agents see read-only already")
+        if let system = systemDirectories.first(where: { within($0, normalized) && $0 != normalized }) {
+            return "it holds \(system), which agents see read-only already"
         }
+        return nil
     }
 
     static func sandboxRecord(_ sandbox: SandboxRequest, uid: UInt32, hostname: String) -> [String: String] {

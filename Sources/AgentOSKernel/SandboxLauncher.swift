@@ -38,6 +38,14 @@ struct SandboxLauncher: Sendable {
         /// argv after argv[0] (the program's path is argv[0] inside).
         var arguments: [String]
         var environment: [String: String]
+        /// Paths agentd resolved itself (a tool run's): bound with no
+        /// symlink followed (--ro-strict, --rw-strict).
+        var strictReadOnly: [String] = []
+        var strictReadWrite: [String] = []
+        /// The allowlist form (cold only): the only programs in the root,
+        /// and names that lead to them (link -> program).
+        var programs: [String] = []
+        var programLinks: [(link: String, program: String)] = []
 
         /// What the helper learns about the agent, as options: from
         /// --hostname to the program's arguments after "--". A string with a
@@ -63,13 +71,17 @@ struct SandboxLauncher: Sendable {
                 options += ["--ro", path]
             }
             for path in sandbox.readWrite { options += ["--rw", path] }
+            for path in strictReadOnly { options += ["--ro-strict", path] }
+            for path in strictReadWrite { options += ["--rw-strict", path] }
+            for path in programs { options += ["--program", path] }
+            for (link, program) in programLinks { options += ["--program-link", link + "=" + program] }
             return options
         }
     }
 
     /// Starts a helper for an agent slot: its own uid (given the slot's dir),
-    /// in the slot's cgroups, writing to its log, holding its socket.
-    func hold(directory: String, log: AgentLog, cgroup: AgentCgroup?) async throws -> Prepared {
+    /// in the slot's cgroups, writing to its output, holding its socket.
+    func hold(directory: String, output: any OutputSink, cgroup: AgentCgroup?) async throws -> Prepared {
         // Held sandboxes never take the last free uids: a run must not be
         // refused a uid that a sandbox waiting for some later run holds.
         guard let uid = uids.allocate(keepingFree: Self.uidsKeptFree) else {
@@ -96,7 +108,7 @@ struct SandboxLauncher: Sendable {
                          "--ready-fd", String(Self.readyFD), "--exec-fd", String(Self.execFD),
                          "--request-fd", String(Self.requestFD)]
         let spec = SpawnSpec(executable: helper, arguments: arguments, environment: [:], workingDirectory: "/",
-                             output: log, protocolSocket: pair[1], protocolSocketTarget: AgentEnvironment.socketFDNumber,
+                             output: output, protocolSocket: pair[1], protocolSocketTarget: AgentEnvironment.socketFDNumber,
                              cgroupProcsFDs: cgroupFDs, readyPipeTarget: Self.readyFD, execPipeTarget: Self.execFD,
                              requestPipeTarget: Self.requestFD)
         do {
@@ -146,7 +158,7 @@ struct SandboxLauncher: Sendable {
     /// The cold form: everything on the helper's command line. The helper
     /// itself (root until it builds the sandbox) runs with an empty
     /// environment: nothing of the agent's, such as LD_PRELOAD, reaches it.
-    func coldSpec(_ agent: AgentOptions, uid: UInt32, seccompPath: String, log: AgentLog, socket: Int32,
+    func coldSpec(_ agent: AgentOptions, uid: UInt32, seccompPath: String, log: any OutputSink, socket: Int32?,
                   cgroupFDs: [Int32]) throws(KernelError) -> SpawnSpec {
         let arguments = [helper, "--uid", String(uid), "--gid", String(uid), "--root", root,
                          "--ready-fd", String(Self.readyFD), "--exec-fd", String(Self.execFD),

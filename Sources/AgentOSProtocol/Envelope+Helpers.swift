@@ -93,13 +93,18 @@ extension KernelRequest.OneOf_Call {
         case .auditVerify: return "audit_verify"
         case .myCapabilities: return "my_capabilities"
         case .capCheck: return "cap_check"
+        case .tools: return "tools"
+        case .toolCall: return "tool_call"
+        case .pending: return "pending"
+        case .approve: return "approve"
+        case .deny: return "deny"
         }
     }
 
     /// Calls only an agent makes, on its own socket, about itself.
     public var isAgentCall: Bool {
         switch self {
-        case .ready, .saveCheckpoint, .loadCheckpoint, .myCapabilities, .capCheck: return true
+        case .ready, .saveCheckpoint, .loadCheckpoint, .myCapabilities, .capCheck, .toolCall: return true
         default: return false
         }
     }

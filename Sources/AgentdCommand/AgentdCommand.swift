@@ -61,6 +61,14 @@ public struct AgentdCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The agentos-sandbox helper (default: next to agentd).", valueName: "path"))
     var sandboxHelper: String?
 
+    @Option(name: .long, help: ArgumentHelp("The agentos-file-tool helper the file.* tools run (default: next to agentd).",
+                                            valueName: "path"))
+    var fileTool: String?
+
+    @Option(name: .long, help: ArgumentHelp("How long a tool call under an approve=operator grant waits for agentctl approve or deny; then it is denied.",
+                                            valueName: "duration"))
+    var approvalTimeout: String = "5m"
+
     @Option(name: .long, help: ArgumentHelp("The Policies dir (seccomp/NAME.json profiles; default: found next to agentd, or $AGENTOS_POLICIES).",
                                             valueName: "dir"))
     var policies: String?
@@ -107,6 +115,14 @@ public struct AgentdCommand: AsyncParsableCommand {
         }
         let ownDirectory = ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             .map { ($0 as NSString).deletingLastPathComponent }) ?? "."
+        // Bound into tool sandboxes with no symlink followed: its real path.
+        let fileToolPath = Self.absolute(fileTool ?? ownDirectory + "/agentos-file-tool")
+        guard let fileToolReal = realpath(fileToolPath, nil) else {
+            throw ValidationError("--file-tool \(fileToolPath): \(String(cString: strerror(errno)))")
+        }
+        defer { free(fileToolReal) }
+        let approval = try parsed("approval-timeout") { () throws(Units.ParseError) in try Units.milliseconds(approvalTimeout) }
+        guard approval >= 1_000 else { throw ValidationError("--approval-timeout must be at least 1s") }
         return KernelConfiguration(
             stateDirectory: Self.absolute(stateDir ?? DefaultPaths.stateDirectory(environment: environment)),
             socketPath: Self.absolute(socket ?? DefaultPaths.socketPath(environment: environment)),
@@ -123,6 +139,8 @@ public struct AgentdCommand: AsyncParsableCommand {
             },
             logFileMaximumBytes: logMax,
             sandboxHelper: Self.absolute(sandboxHelper ?? ownDirectory + "/agentos-sandbox"),
+            fileToolHelper: String(cString: fileToolReal),
+            approvalTimeoutMilliseconds: approval,
             agentUIDs: bounds[0]...bounds[1],
             sandboxPoolSize: sandboxPool,
             seccompProfilesDirectory: Self.absolute(policiesDirectory(ownDirectory: ownDirectory, environment: environment))

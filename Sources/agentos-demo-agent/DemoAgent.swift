@@ -10,7 +10,11 @@ import Foundation
 /// Under a supervisor (AGENTOS_CHILD_PATH set) it also resumes from its last
 /// checkpoint, says it is ready, and saves a checkpoint at every tick.
 /// It lists the capabilities it holds, and asks the kernel about each ask in
-/// AGENTOS_DEMO_ASK ("ACTION KIND/RESOURCE", several joined by ";").
+/// AGENTOS_DEMO_ASK ("ACTION KIND/RESOURCE", several joined by ";"). It calls
+/// each tool in AGENTOS_DEMO_TOOLS (lines of "TOOL {JSON arguments}" or
+/// "TOOL @FILE" with the arguments in FILE),
+/// AGENTOS_DEMO_TOOL_REPEAT times (default 1), printing one JSON line per
+/// call: {"tool", "ok", "is_error", "result" or "error", "us" (round trip)}.
 @main
 struct DemoAgent {
     static func main() {
@@ -47,6 +51,17 @@ struct DemoAgent {
                                                          : "denied (\(answer.reasons.joined(separator: "; ")))"))
                 }
             }
+            let repeats = environment["AGENTOS_DEMO_TOOL_REPEAT"].flatMap(Int.init) ?? 1
+            for line in (environment["AGENTOS_DEMO_TOOLS"] ?? "").split(separator: "\n") {
+                let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+                guard let tool = parts.first else { continue }
+                // "@FILE": the arguments are in that file (too big for an environment variable).
+                var arguments = parts.count > 1 ? parts[1] : "{}"
+                if arguments.hasPrefix("@"), let data = FileManager.default.contents(atPath: String(arguments.dropFirst())) {
+                    arguments = String(decoding: data, as: UTF8.self)
+                }
+                for _ in 0..<max(1, repeats) { callTool(kernel, tool, arguments) }
+            }
             if let path = environment["AGENTOS_CHILD_PATH"] {
                 if case .loadCheckpoint(let checkpoint) = try kernel.call(.loadCheckpoint(.init())),
                    checkpoint.savedAtNs != 0, let last = Int(String(decoding: checkpoint.data, as: UTF8.self)) {
@@ -65,6 +80,32 @@ struct DemoAgent {
             var save = Agentos_V1_SaveCheckpointRequest()
             save.data = Data(String(tick).utf8)
             _ = try? kernel.call(.saveCheckpoint(save))
+        }
+    }
+
+    /// One tool call, reported as a JSON line on stdout.
+    static func callTool(_ kernel: KernelClient, _ tool: String, _ arguments: String) {
+        var request = Agentos_V1_ToolCallRequest()
+        request.tool = tool
+        request.argumentsJson = arguments
+        let start = DispatchTime.now().uptimeNanoseconds
+        var report: [String: Any] = ["tool": tool]
+        do {
+            let response = try kernel.call(.toolCall(request))
+            report["us"] = (DispatchTime.now().uptimeNanoseconds - start) / 1_000
+            if case .toolCall(let answer) = response {
+                report["ok"] = true
+                report["is_error"] = answer.isError
+                report["call"] = answer.callID
+                report["result"] = (try? JSONSerialization.jsonObject(with: Data(answer.resultJson.utf8))) ?? answer.resultJson
+            }
+        } catch {
+            report["ok"] = false
+            report["error"] = "\(error)"
+        }
+        if let data = try? JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]) {
+            print("tool-result " + String(decoding: data, as: UTF8.self))
+            fflush(nil)
         }
     }
 

@@ -7,9 +7,20 @@
 //                   [--ro PATH]... [--rw PATH]... [--tmp-size BYTES]
 //                   [--net none|loopback] [--nofile N] [--ready-fd FD]
 //                   [--exec-fd FD] [--seccomp-bpf FILE] [--landlock ABI]
+//                   [--ro-strict PATH]... [--rw-strict PATH]...
+//                   [--program PATH]... [--program-link LINK=PATH]...
 //                   [--env K=V]... -- PROGRAM [ARGS...]
 //   agentos-sandbox --uid U --gid G --root DIR --ready-fd FD --exec-fd FD
 //                   --request-fd FD
+//
+// --ro-strict/--rw-strict bind a path that agentd resolved itself (a tool
+// run's file): no component may be a symlink when the helper opens it, so
+// a link swapped in after agentd's check fails the start instead of
+// leading elsewhere. --program (command line only) is the allowlist form
+// of a tool run: the root then has the library dirs and /etc but no
+// program dirs, only the programs named (--program-link: a name that
+// leads to one); every writable place is noexec, and Landlock allows exec
+// of those programs (and their ELF interpreters) alone.
 //
 // The second form is a held sandbox (agentd keeps a few ready): it does
 // everything that does not depend on the agent (the namespaces, the uid
@@ -31,6 +42,7 @@
 // or it gets the "error" line of the agent's own setup; --ready-fd then
 // carries only errors of the sandbox's setup and the exit report.
 #define _GNU_SOURCE
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -63,8 +75,9 @@
 #endif
 
 #define MAX_BINDS 64
+#define MAX_PROGRAMS 64
 
-struct bind { const char *path; int writable; };
+struct bind { const char *path; int writable; int strict; };
 
 static struct {
     uid_t uid;
@@ -74,6 +87,10 @@ static struct {
     const char *workdir;
     struct bind binds[MAX_BINDS];
     int bind_count;
+    const char *programs[MAX_PROGRAMS];
+    int program_count;
+    const char *program_links[MAX_PROGRAMS];   // LINK=PATH
+    int program_link_count;
     unsigned long long tmp_size;
     int loopback;
     unsigned long nofile;
@@ -126,15 +143,18 @@ static void usage(const char *problem) {
 // agent. Its identity (uid, gid), the root and the fds are fixed when the
 // helper starts and cannot be changed by a request.
 static int request_option(const char *option) {
-    static const char *const allowed[] = {"--hostname", "--workdir", "--ro", "--rw", "--tmp-size", "--net",
-                                          "--nofile", "--landlock", "--env", NULL};
+    static const char *const allowed[] = {"--hostname", "--workdir", "--ro", "--rw", "--ro-strict", "--rw-strict",
+                                          "--tmp-size", "--net", "--nofile", "--landlock", "--env", NULL};
     for (int i = 0; allowed[i]; i++) if (strcmp(option, allowed[i]) == 0) return 1;
     return 0;
 }
 
 // Options that may be given more than once.
 static int repeatable_option(const char *option) {
-    return strcmp(option, "--ro") == 0 || strcmp(option, "--rw") == 0 || strcmp(option, "--env") == 0;
+    static const char *const repeatable[] = {"--ro", "--rw", "--ro-strict", "--rw-strict", "--env", "--program",
+                                             "--program-link", NULL};
+    for (int i = 0; repeatable[i]; i++) if (strcmp(option, repeatable[i]) == 0) return 1;
+    return 0;
 }
 
 // Options (a command line's or, `from_request`, a request's) into cfg.
@@ -158,9 +178,21 @@ static const char *parse_options(int count, char **strings, int from_request) {
         else if (strcmp(a, "--root") == 0) cfg.root = v;
         else if (strcmp(a, "--hostname") == 0) cfg.hostname = v;
         else if (strcmp(a, "--workdir") == 0) cfg.workdir = v;
-        else if (strcmp(a, "--ro") == 0 || strcmp(a, "--rw") == 0) {
+        else if (strcmp(a, "--ro") == 0 || strcmp(a, "--rw") == 0 || strcmp(a, "--ro-strict") == 0 ||
+                 strcmp(a, "--rw-strict") == 0) {
             if (cfg.bind_count == MAX_BINDS) return "too many --ro/--rw paths";
-            cfg.binds[cfg.bind_count++] = (struct bind){v, a[3] == 'w'};
+            if (v[0] != '/') return "a --ro/--rw path must be absolute";
+            cfg.binds[cfg.bind_count++] = (struct bind){v, a[3] == 'w', strlen(a) > 4};
+        }
+        else if (strcmp(a, "--program") == 0) {
+            if (cfg.program_count == MAX_PROGRAMS) return "too many --program paths";
+            if (v[0] != '/') return "a --program path must be absolute";
+            cfg.programs[cfg.program_count++] = v;
+        }
+        else if (strcmp(a, "--program-link") == 0) {
+            if (cfg.program_link_count == MAX_PROGRAMS) return "too many --program-link entries";
+            if (v[0] != '/' || strchr(v, '=') == NULL || strchr(v, '=')[1] != '/') return "--program-link takes LINK=PATH, both absolute";
+            cfg.program_links[cfg.program_link_count++] = v;
         }
         else if (strcmp(a, "--tmp-size") == 0) cfg.tmp_size = strtoull(v, NULL, 10);
         else if (strcmp(a, "--net") == 0) cfg.loopback = strcmp(v, "loopback") == 0;
@@ -194,6 +226,11 @@ static void parse(int argc, char **argv) {
     if (cfg.request_fd >= 0 && (cfg.hostname || cfg.workdir || cfg.bind_count || cfg.envp || cfg.seccomp_path ||
                                 cfg.landlock_abi))
         usage("with --request-fd, the agent's options come in the request");
+    // The root of a held sandbox has the program dirs already.
+    if (cfg.request_fd >= 0 && (cfg.program_count || cfg.program_link_count)) usage("--program needs the cold form");
+    if (cfg.program_link_count && !cfg.program_count) usage("--program-link needs --program");
+    // The exec fence is Landlock's: without it the allowlist would be the mounts alone.
+    if (cfg.program_count && cfg.landlock_abi <= 0) usage("--program needs --landlock (the exec fence)");
     if (cfg.exec_fd >= 0 && cfg.ready_fd < 0) usage("--exec-fd needs --ready-fd");
     if (cfg.uid == 0 || cfg.uid == (uid_t)-1 || cfg.gid == 0 || cfg.gid == (gid_t)-1)
         usage("--uid and --gid must name an unprivileged user (never 0)");
@@ -227,6 +264,11 @@ static void make_path(const char *root, const char *path, int is_file) {
     }
 }
 
+// In the allowlist form nothing writable may hold a program.
+static unsigned long writable_exec_flag(int writable) {
+    return writable && cfg.program_count ? MS_NOEXEC : 0;
+}
+
 // Bind `source` at the same path inside; read-only unless `writable`.
 static void bind_path(const char *root, const char *source, int writable, int optional) {
     struct stat st;
@@ -238,7 +280,34 @@ static void bind_path(const char *root, const char *source, int writable, int op
     char target[4096];
     snprintf(target, sizeof target, "%s%s", root, source);
     if (mount(source, target, NULL, MS_BIND | MS_REC, NULL) < 0) die("bind %s", source);
-    unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | (writable ? 0 : MS_RDONLY);
+    unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | (writable ? 0 : MS_RDONLY) | writable_exec_flag(writable);
+    if (mount(NULL, target, NULL, flags, NULL) < 0) die("remount %s", source);
+}
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef RESOLVE_NO_MAGICLINKS
+#define RESOLVE_NO_MAGICLINKS 0x02
+#define RESOLVE_NO_SYMLINKS 0x04
+#endif
+struct agentos_open_how { uint64_t flags; uint64_t mode; uint64_t resolve; };
+
+// Bind `source` (a path agentd resolved) without following any symlink on
+// the way: the file opened is the file mounted, through its descriptor.
+static void bind_strict(const char *root, const char *source, int writable, unsigned long extra_flags) {
+    struct agentos_open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+    int fd = (int)syscall(SYS_openat2, AT_FDCWD, source, &how, sizeof how);
+    if (fd < 0) die("open %s (no part of it may be a symlink)", source);
+    struct stat st;
+    if (fstat(fd, &st) < 0) die("stat %s", source);
+    make_path(root, source, !S_ISDIR(st.st_mode));
+    char target[4096], via[64];
+    snprintf(target, sizeof target, "%s%s", root, source);
+    snprintf(via, sizeof via, "/proc/self/fd/%d", fd);
+    if (mount(via, target, NULL, MS_BIND | MS_REC, NULL) < 0) die("bind %s", source);
+    close(fd);
+    unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | (writable ? 0 : MS_RDONLY) | extra_flags;
     if (mount(NULL, target, NULL, flags, NULL) < 0) die("remount %s", source);
 }
 
@@ -264,7 +333,26 @@ static void setup_base_filesystem(void) {
     if (mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m") < 0) die("mount root tmpfs");
 
     static const char *system_dirs[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", NULL};
-    for (int i = 0; system_dirs[i]; i++) system_dir(root, system_dirs[i]);
+    // The allowlist form: what programs load and read, but no program dir
+    // (the named programs are bound one by one). /bin and /sbin stay the
+    // symlinks they are on merged-usr hosts; a real one is left out.
+    static const char *library_dirs[] = {"/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libx32", "/usr/share",
+                                         "/lib", "/lib32", "/lib64", "/libx32", "/etc", NULL};
+    if (cfg.program_count) {
+        for (int i = 0; library_dirs[i]; i++) system_dir(root, library_dirs[i]);
+        static const char *program_dirs[] = {"/bin", "/sbin", NULL};
+        for (int i = 0; program_dirs[i]; i++) {
+            char link[256];
+            ssize_t n = readlink(program_dirs[i], link, sizeof link - 1);
+            if (n <= 0) continue;
+            link[n] = 0;
+            char target[4096];
+            snprintf(target, sizeof target, "%s%s", root, program_dirs[i]);
+            if (symlink(link, target) < 0 && errno != EEXIST) die("symlink %s", target);
+        }
+    } else {
+        for (int i = 0; system_dirs[i]; i++) system_dir(root, system_dirs[i]);
+    }
 
     // /proc of the new pid namespace, mounted while the old root is still
     // attached (the kernel refuses it after the detach). The global knobs
@@ -319,10 +407,30 @@ static void finish_filesystem(void) {
     mkdir(target, 01777);
     char options[64];
     snprintf(options, sizeof options, "mode=1777,size=%llu", cfg.tmp_size);
-    if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, options) < 0) die("mount /tmp");
+    if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | writable_exec_flag(1), options) < 0) die("mount /tmp");
 
     if (cfg.workdir) bind_path(root, cfg.workdir, 1, 0);
-    for (int i = 0; i < cfg.bind_count; i++) bind_path(root, cfg.binds[i].path, cfg.binds[i].writable, 0);
+    for (int i = 0; i < cfg.bind_count; i++) {
+        const struct bind *bind = &cfg.binds[i];
+        if (bind->strict) bind_strict(root, bind->path, bind->writable, writable_exec_flag(bind->writable));
+        else bind_path(root, bind->path, bind->writable, 0);
+    }
+    // The allowlist's programs, each on its own, and the names leading to them.
+    for (int i = 0; i < cfg.program_count; i++) bind_strict(root, cfg.programs[i], 0, 0);
+    for (int i = 0; i < cfg.program_link_count; i++) {
+        char link[4096];
+        snprintf(link, sizeof link, "%s", cfg.program_links[i]);
+        char *equals = strchr(link, '=');
+        *equals = 0;
+        char *slash = strrchr(link, '/');
+        if (slash != link) {
+            *slash = 0;
+            make_path(root, link, 0);
+            *slash = '/';
+        }
+        snprintf(target, sizeof target, "%s%s", root, link);
+        if (symlink(equals + 1, target) < 0 && errno != EEXIST) die("symlink %s", link);
+    }
 
     // The root itself read-only, then switch to it and detach the old one.
     if (mount(NULL, root, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0 &&
@@ -364,6 +472,8 @@ static void setup_network(void) {
 #endif
 
 #define LANDLOCK_FILE_WRITES (LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE | LANDLOCK_ACCESS_FS_IOCTL_DEV)
+// The rights a rule on a file (not a dir) may carry.
+#define LANDLOCK_FILE_RIGHTS (LANDLOCK_FILE_WRITES | LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE)
 
 static unsigned long long landlock_handled(int abi) {
     unsigned long long rights = LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR |
@@ -382,25 +492,69 @@ static void landlock_allow(int ruleset, const char *path, unsigned long long rig
     struct stat st;
     if (fstat(fd, &st) < 0) die("landlock: stat %s", path);
     // A file rule may carry only the rights that apply to files.
-    if (!S_ISDIR(st.st_mode)) rights &= LANDLOCK_FILE_WRITES;
+    if (!S_ISDIR(st.st_mode)) rights &= LANDLOCK_FILE_RIGHTS;
     struct landlock_path_beneath_attr rule = {.allowed_access = rights, .parent_fd = fd};
     if (syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &rule, 0) < 0)
-        die("landlock: allow writes below %s", path);
+        die("landlock: allow access below %s", path);
     close(fd);
+}
+
+// The ELF interpreter a program names (PT_INTERP), into `out`; 0 if none
+// (a static program, a script) or unreadable.
+static int elf_interpreter(const char *path, char *out, size_t size) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    int found = 0;
+    Elf64_Ehdr header;
+    if (pread(fd, &header, sizeof header, 0) == (ssize_t)sizeof header && memcmp(header.e_ident, ELFMAG, SELFMAG) == 0) {
+        int wide = header.e_ident[EI_CLASS] == ELFCLASS64;
+        const Elf32_Ehdr *narrow = (const Elf32_Ehdr *)&header;
+        uint64_t offset = wide ? header.e_phoff : narrow->e_phoff;
+        unsigned count = wide ? header.e_phnum : narrow->e_phnum;
+        unsigned entry = wide ? header.e_phentsize : narrow->e_phentsize;
+        for (unsigned i = 0; i < count && i < 256 && !found; i++) {
+            Elf64_Phdr program;
+            Elf32_Phdr program32;
+            uint64_t type, at, length;
+            if (wide) {
+                if (pread(fd, &program, sizeof program, (off_t)(offset + (uint64_t)i * entry)) != (ssize_t)sizeof program) break;
+                type = program.p_type; at = program.p_offset; length = program.p_filesz;
+            } else {
+                if (pread(fd, &program32, sizeof program32, (off_t)(offset + (uint64_t)i * entry)) != (ssize_t)sizeof program32) break;
+                type = program32.p_type; at = program32.p_offset; length = program32.p_filesz;
+            }
+            if (type != PT_INTERP || length == 0 || length >= size) continue;
+            if (pread(fd, out, (size_t)length, (off_t)at) != (ssize_t)length) break;
+            out[length] = 0;
+            found = out[0] == '/';
+        }
+    }
+    close(fd);
+    return found;
 }
 
 static void apply_landlock(void) {
     if (cfg.landlock_abi <= 0) return;
     unsigned long long handled = landlock_handled(cfg.landlock_abi);
+    // The allowlist form fences exec too: only the named programs (and the
+    // loader they name) may be exec'd, nothing in a writable place.
+    if (cfg.program_count) handled |= LANDLOCK_ACCESS_FS_EXECUTE;
+    unsigned long long writes = handled & ~(unsigned long long)LANDLOCK_ACCESS_FS_EXECUTE;
     struct landlock_ruleset_attr attributes = {.handled_access_fs = handled};
     int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attributes, sizeof attributes, 0);
     if (ruleset < 0) die("landlock: create a ruleset for ABI %d", cfg.landlock_abi);
-    if (cfg.workdir) landlock_allow(ruleset, cfg.workdir, handled);
+    if (cfg.workdir) landlock_allow(ruleset, cfg.workdir, writes);
     for (int i = 0; i < cfg.bind_count; i++)
-        if (cfg.binds[i].writable) landlock_allow(ruleset, cfg.binds[i].path, handled);
-    landlock_allow(ruleset, "/tmp", handled);
-    landlock_allow(ruleset, "/dev/shm", handled);
+        if (cfg.binds[i].writable) landlock_allow(ruleset, cfg.binds[i].path, writes);
+    landlock_allow(ruleset, "/tmp", writes);
+    landlock_allow(ruleset, "/dev/shm", writes);
     for (int i = 0; devices[i]; i++) landlock_allow(ruleset, devices[i], LANDLOCK_FILE_WRITES & handled);
+    for (int i = 0; i < cfg.program_count; i++) {
+        landlock_allow(ruleset, cfg.programs[i], LANDLOCK_ACCESS_FS_EXECUTE);
+        char interpreter[512];
+        if (elf_interpreter(cfg.programs[i], interpreter, sizeof interpreter))
+            landlock_allow(ruleset, interpreter, LANDLOCK_ACCESS_FS_EXECUTE);
+    }
     if (syscall(SYS_landlock_restrict_self, ruleset, 0) < 0) die("landlock: restrict the agent");
     close(ruleset);
 }

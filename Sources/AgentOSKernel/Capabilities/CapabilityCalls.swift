@@ -108,6 +108,11 @@ struct CapabilityCalls {
         }
     }
 
+    /// An ask as `ask(_:)` reads it: `file/srv/a.txt`, `tool/file.read`.
+    static func text(_ kind: Capability.Kind, _ resource: String) -> String {
+        kind.rawValue + (resource.hasPrefix("/") ? "" : "/") + resource
+    }
+
     private func info(_ grant: CapabilityTable.Grant, agentName: String) -> Agentos_V1_CapabilityInfo {
         var info = Agentos_V1_CapabilityInfo()
         info.id = grant.record.id

@@ -199,6 +199,11 @@ final class CapabilityTable: Sendable {
             .sorted { ($0.record.grantedAt, $0.record.id) < ($1.record.grantedAt, $1.record.id) }
     }
 
+    /// A live grant.
+    func grant(id: String) -> Grant? {
+        grants.withLock { $0[id] }
+    }
+
     /// Live grants of an agent, oldest first.
     func grants(of agentID: String) -> [Grant] {
         grants.withLock { $0.held(by: agentID) }
@@ -219,7 +224,7 @@ final class CapabilityTable: Sendable {
             // use that cannot be recorded is not allowed (its budget stays spent).
             do {
                 try store.recordCapabilityUse(chain, time: unixNanoseconds(), agentID: agentID,
-                                              message: "\(agentName) was allowed \(action) on \(kind)/\(resource) by \(id)",
+                                              message: "\(agentName) was allowed \(action) on \(CapabilityCalls.text(kind, resource)) by \(id)",
                                               data: ["action": action, "kind": kind.rawValue, "resource": resource,
                                                      "capability": id])
             } catch {
@@ -228,7 +233,7 @@ final class CapabilityTable: Sendable {
             }
         case .denied(let reasons):
             _ = try? events.record("capability.denied", agentID: agentID,
-                                   "\(agentName) was denied \(action) on \(kind)/\(resource)",
+                                   "\(agentName) was denied \(action) on \(CapabilityCalls.text(kind, resource))",
                                    data: ["action": action, "kind": kind.rawValue, "resource": resource,
                                           "reasons": reasons.joined(separator: "; ")])
         }

@@ -799,6 +799,51 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     set {call = .capCheck(newValue)}
   }
 
+  /// Tools.
+  public var tools: Agentos_V1_ToolListRequest {
+    get {
+      if case .tools(let v)? = call {return v}
+      return Agentos_V1_ToolListRequest()
+    }
+    set {call = .tools(newValue)}
+  }
+
+  /// agent call: checked, approved if the grant says so, run confined
+  public var toolCall: Agentos_V1_ToolCallRequest {
+    get {
+      if case .toolCall(let v)? = call {return v}
+      return Agentos_V1_ToolCallRequest()
+    }
+    set {call = .toolCall(newValue)}
+  }
+
+  /// operator: tool calls waiting for approval
+  public var pending: Agentos_V1_PendingRequest {
+    get {
+      if case .pending(let v)? = call {return v}
+      return Agentos_V1_PendingRequest()
+    }
+    set {call = .pending(newValue)}
+  }
+
+  /// operator: let a waiting call run
+  public var approve: Agentos_V1_ApprovalRequest {
+    get {
+      if case .approve(let v)? = call {return v}
+      return Agentos_V1_ApprovalRequest()
+    }
+    set {call = .approve(newValue)}
+  }
+
+  /// operator: refuse it (the agent gets permission_denied)
+  public var deny: Agentos_V1_ApprovalRequest {
+    get {
+      if case .deny(let v)? = call {return v}
+      return Agentos_V1_ApprovalRequest()
+    }
+    set {call = .deny(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Call: Equatable, Sendable {
@@ -852,6 +897,16 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     case myCapabilities(Agentos_V1_MyCapabilitiesRequest)
     /// may it? an allowed ask counts as a use and is audited
     case capCheck(Agentos_V1_CapCheckRequest)
+    /// Tools.
+    case tools(Agentos_V1_ToolListRequest)
+    /// agent call: checked, approved if the grant says so, run confined
+    case toolCall(Agentos_V1_ToolCallRequest)
+    /// operator: tool calls waiting for approval
+    case pending(Agentos_V1_PendingRequest)
+    /// operator: let a waiting call run
+    case approve(Agentos_V1_ApprovalRequest)
+    /// operator: refuse it (the agent gets permission_denied)
+    case deny(Agentos_V1_ApprovalRequest)
 
   }
 
@@ -1117,6 +1172,47 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     set {result = .capCheck(newValue)}
   }
 
+  public var tools: Agentos_V1_ToolList {
+    get {
+      if case .tools(let v)? = result {return v}
+      return Agentos_V1_ToolList()
+    }
+    set {result = .tools(newValue)}
+  }
+
+  public var toolCall: Agentos_V1_ToolCallResponse {
+    get {
+      if case .toolCall(let v)? = result {return v}
+      return Agentos_V1_ToolCallResponse()
+    }
+    set {result = .toolCall(newValue)}
+  }
+
+  public var pending: Agentos_V1_PendingList {
+    get {
+      if case .pending(let v)? = result {return v}
+      return Agentos_V1_PendingList()
+    }
+    set {result = .pending(newValue)}
+  }
+
+  /// the call as it was decided
+  public var approve: Agentos_V1_PendingCall {
+    get {
+      if case .approve(let v)? = result {return v}
+      return Agentos_V1_PendingCall()
+    }
+    set {result = .approve(newValue)}
+  }
+
+  public var deny: Agentos_V1_PendingCall {
+    get {
+      if case .deny(let v)? = result {return v}
+      return Agentos_V1_PendingCall()
+    }
+    set {result = .deny(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Result: Equatable, Sendable {
@@ -1155,6 +1251,12 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     case auditVerify(Agentos_V1_AuditVerifyResponse)
     case myCapabilities(Agentos_V1_CapabilityList)
     case capCheck(Agentos_V1_CapExplainResponse)
+    case tools(Agentos_V1_ToolList)
+    case toolCall(Agentos_V1_ToolCallResponse)
+    case pending(Agentos_V1_PendingList)
+    /// the call as it was decided
+    case approve(Agentos_V1_PendingCall)
+    case deny(Agentos_V1_PendingCall)
 
   }
 
@@ -1394,6 +1496,172 @@ public nonisolated struct Agentos_V1_CapCheckRequest: Sendable {
 
   /// KIND/RESOURCE, as in CapExplainRequest
   public var resource: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The tool registry (PROTOCOL.md §5.17).
+public nonisolated struct Agentos_V1_ToolListRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_ToolInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// e.g. file.read, shell.execute, mcp.time.get_current_time
+  public var name: String = String()
+
+  public var description_p: String = String()
+
+  /// the kind a call is checked against: file, shell, http, agent, tool
+  public var capabilityKind: String = String()
+
+  /// the action checked (for file.read: read)
+  public var action: String = String()
+
+  /// JSON Schema of the arguments object
+  public var parametersSchema: String = String()
+
+  /// built-in | mcp:SERVER
+  public var source: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_ToolList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var tools: [Agentos_V1_ToolInfo] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_ToolCallRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var tool: String = String()
+
+  /// a JSON object matching the tool's parameters_schema
+  public var argumentsJson: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_ToolCallResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// in events and the audit chain
+  public var callID: String = String()
+
+  /// the tool's result object (see PROTOCOL.md for each built-in)
+  public var resultJson: String = String()
+
+  /// the tool ran and failed (a missing file, a non-zero exit): result_json says why
+  public var isError: Bool = false
+
+  /// the grant that allowed it
+  public var grantID: String = String()
+
+  public var durationUs: Int64 = 0
+
+  /// an operator approved it (approve=operator)
+  public var approved: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_PendingRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A tool call waiting for an operator (approve=operator).
+public nonisolated struct Agentos_V1_PendingCall: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var callID: String = String()
+
+  public var agent: String = String()
+
+  public var agentName: String = String()
+
+  public var tool: String = String()
+
+  public var argumentsJson: String = String()
+
+  public var action: String = String()
+
+  /// KIND/RESOURCE as checked
+  public var resource: String = String()
+
+  public var grantID: String = String()
+
+  public var requestedAtNs: Int64 = 0
+
+  /// denied when it passes
+  public var deadlineNs: Int64 = 0
+
+  /// approve/deny answers: approved | denied
+  public var decision: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_PendingList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var calls: [Agentos_V1_PendingCall] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_ApprovalRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// from agentctl pending (a unique prefix will do)
+  public var callID: String = String()
+
+  /// recorded with the decision
+  public var reason: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2941,7 +3209,7 @@ nonisolated extension Agentos_V1_AgentSelf: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3378,6 +3646,71 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
           self.call = .capCheck(v)
         }
       }()
+      case 34: try {
+        var v: Agentos_V1_ToolListRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .tools(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .tools(v)
+        }
+      }()
+      case 35: try {
+        var v: Agentos_V1_ToolCallRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .toolCall(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .toolCall(v)
+        }
+      }()
+      case 36: try {
+        var v: Agentos_V1_PendingRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .pending(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .pending(v)
+        }
+      }()
+      case 37: try {
+        var v: Agentos_V1_ApprovalRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .approve(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .approve(v)
+        }
+      }()
+      case 38: try {
+        var v: Agentos_V1_ApprovalRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .deny(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .deny(v)
+        }
+      }()
       default: break
       }
     }
@@ -3521,6 +3854,26 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
       guard case .capCheck(let v)? = self.call else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
     }()
+    case .tools?: try {
+      guard case .tools(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
+    }()
+    case .toolCall?: try {
+      guard case .toolCall(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
+    }()
+    case .pending?: try {
+      guard case .pending(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
+    }()
+    case .approve?: try {
+      guard case .approve(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
+    }()
+    case .deny?: try {
+      guard case .deny(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 38)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -3535,7 +3888,7 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3946,6 +4299,71 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
           self.result = .capCheck(v)
         }
       }()
+      case 32: try {
+        var v: Agentos_V1_ToolList?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .tools(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .tools(v)
+        }
+      }()
+      case 33: try {
+        var v: Agentos_V1_ToolCallResponse?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .toolCall(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .toolCall(v)
+        }
+      }()
+      case 34: try {
+        var v: Agentos_V1_PendingList?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .pending(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .pending(v)
+        }
+      }()
+      case 35: try {
+        var v: Agentos_V1_PendingCall?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .approve(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .approve(v)
+        }
+      }()
+      case 36: try {
+        var v: Agentos_V1_PendingCall?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .deny(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .deny(v)
+        }
+      }()
       default: break
       }
     }
@@ -4080,6 +4498,26 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
     case .capCheck?: try {
       guard case .capCheck(let v)? = self.result else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+    }()
+    case .tools?: try {
+      guard case .tools(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
+    }()
+    case .toolCall?: try {
+      guard case .toolCall(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
+    }()
+    case .pending?: try {
+      guard case .pending(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 34)
+    }()
+    case .approve?: try {
+      guard case .approve(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 35)
+    }()
+    case .deny?: try {
+      guard case .deny(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
     }()
     case nil: break
     }
@@ -4465,6 +4903,364 @@ nonisolated extension Agentos_V1_CapCheckRequest: SwiftProtobuf.Message, SwiftPr
   public static func ==(lhs: Agentos_V1_CapCheckRequest, rhs: Agentos_V1_CapCheckRequest) -> Bool {
     if lhs.action != rhs.action {return false}
     if lhs.resource != rhs.resource {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ToolListRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ToolListRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ToolListRequest, rhs: Agentos_V1_ToolListRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ToolInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ToolInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}description\0\u{3}capability_kind\0\u{1}action\0\u{3}parameters_schema\0\u{1}source\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.capabilityKind) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.action) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.parametersSchema) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.source) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.description_p.isEmpty {
+      try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 2)
+    }
+    if !self.capabilityKind.isEmpty {
+      try visitor.visitSingularStringField(value: self.capabilityKind, fieldNumber: 3)
+    }
+    if !self.action.isEmpty {
+      try visitor.visitSingularStringField(value: self.action, fieldNumber: 4)
+    }
+    if !self.parametersSchema.isEmpty {
+      try visitor.visitSingularStringField(value: self.parametersSchema, fieldNumber: 5)
+    }
+    if !self.source.isEmpty {
+      try visitor.visitSingularStringField(value: self.source, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ToolInfo, rhs: Agentos_V1_ToolInfo) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.description_p != rhs.description_p {return false}
+    if lhs.capabilityKind != rhs.capabilityKind {return false}
+    if lhs.action != rhs.action {return false}
+    if lhs.parametersSchema != rhs.parametersSchema {return false}
+    if lhs.source != rhs.source {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ToolList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ToolList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tools\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.tools) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.tools.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.tools, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ToolList, rhs: Agentos_V1_ToolList) -> Bool {
+    if lhs.tools != rhs.tools {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ToolCallRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ToolCallRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tool\0\u{3}arguments_json\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.tool) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.argumentsJson) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.tool.isEmpty {
+      try visitor.visitSingularStringField(value: self.tool, fieldNumber: 1)
+    }
+    if !self.argumentsJson.isEmpty {
+      try visitor.visitSingularStringField(value: self.argumentsJson, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ToolCallRequest, rhs: Agentos_V1_ToolCallRequest) -> Bool {
+    if lhs.tool != rhs.tool {return false}
+    if lhs.argumentsJson != rhs.argumentsJson {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ToolCallResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ToolCallResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}call_id\0\u{3}result_json\0\u{3}is_error\0\u{3}grant_id\0\u{3}duration_us\0\u{1}approved\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.callID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.resultJson) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.isError) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.grantID) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.durationUs) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.approved) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.callID.isEmpty {
+      try visitor.visitSingularStringField(value: self.callID, fieldNumber: 1)
+    }
+    if !self.resultJson.isEmpty {
+      try visitor.visitSingularStringField(value: self.resultJson, fieldNumber: 2)
+    }
+    if self.isError != false {
+      try visitor.visitSingularBoolField(value: self.isError, fieldNumber: 3)
+    }
+    if !self.grantID.isEmpty {
+      try visitor.visitSingularStringField(value: self.grantID, fieldNumber: 4)
+    }
+    if self.durationUs != 0 {
+      try visitor.visitSingularInt64Field(value: self.durationUs, fieldNumber: 5)
+    }
+    if self.approved != false {
+      try visitor.visitSingularBoolField(value: self.approved, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ToolCallResponse, rhs: Agentos_V1_ToolCallResponse) -> Bool {
+    if lhs.callID != rhs.callID {return false}
+    if lhs.resultJson != rhs.resultJson {return false}
+    if lhs.isError != rhs.isError {return false}
+    if lhs.grantID != rhs.grantID {return false}
+    if lhs.durationUs != rhs.durationUs {return false}
+    if lhs.approved != rhs.approved {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_PendingRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PendingRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_PendingRequest, rhs: Agentos_V1_PendingRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_PendingCall: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PendingCall"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}call_id\0\u{1}agent\0\u{3}agent_name\0\u{1}tool\0\u{3}arguments_json\0\u{1}action\0\u{1}resource\0\u{3}grant_id\0\u{3}requested_at_ns\0\u{3}deadline_ns\0\u{1}decision\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.callID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.agent) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.agentName) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.tool) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.argumentsJson) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.action) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.resource) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.grantID) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.requestedAtNs) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.deadlineNs) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.decision) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.callID.isEmpty {
+      try visitor.visitSingularStringField(value: self.callID, fieldNumber: 1)
+    }
+    if !self.agent.isEmpty {
+      try visitor.visitSingularStringField(value: self.agent, fieldNumber: 2)
+    }
+    if !self.agentName.isEmpty {
+      try visitor.visitSingularStringField(value: self.agentName, fieldNumber: 3)
+    }
+    if !self.tool.isEmpty {
+      try visitor.visitSingularStringField(value: self.tool, fieldNumber: 4)
+    }
+    if !self.argumentsJson.isEmpty {
+      try visitor.visitSingularStringField(value: self.argumentsJson, fieldNumber: 5)
+    }
+    if !self.action.isEmpty {
+      try visitor.visitSingularStringField(value: self.action, fieldNumber: 6)
+    }
+    if !self.resource.isEmpty {
+      try visitor.visitSingularStringField(value: self.resource, fieldNumber: 7)
+    }
+    if !self.grantID.isEmpty {
+      try visitor.visitSingularStringField(value: self.grantID, fieldNumber: 8)
+    }
+    if self.requestedAtNs != 0 {
+      try visitor.visitSingularInt64Field(value: self.requestedAtNs, fieldNumber: 9)
+    }
+    if self.deadlineNs != 0 {
+      try visitor.visitSingularInt64Field(value: self.deadlineNs, fieldNumber: 10)
+    }
+    if !self.decision.isEmpty {
+      try visitor.visitSingularStringField(value: self.decision, fieldNumber: 11)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_PendingCall, rhs: Agentos_V1_PendingCall) -> Bool {
+    if lhs.callID != rhs.callID {return false}
+    if lhs.agent != rhs.agent {return false}
+    if lhs.agentName != rhs.agentName {return false}
+    if lhs.tool != rhs.tool {return false}
+    if lhs.argumentsJson != rhs.argumentsJson {return false}
+    if lhs.action != rhs.action {return false}
+    if lhs.resource != rhs.resource {return false}
+    if lhs.grantID != rhs.grantID {return false}
+    if lhs.requestedAtNs != rhs.requestedAtNs {return false}
+    if lhs.deadlineNs != rhs.deadlineNs {return false}
+    if lhs.decision != rhs.decision {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_PendingList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PendingList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}calls\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.calls) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.calls.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.calls, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_PendingList, rhs: Agentos_V1_PendingList) -> Bool {
+    if lhs.calls != rhs.calls {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ApprovalRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ApprovalRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}call_id\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.callID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.callID.isEmpty {
+      try visitor.visitSingularStringField(value: self.callID, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ApprovalRequest, rhs: Agentos_V1_ApprovalRequest) -> Bool {
+    if lhs.callID != rhs.callID {return false}
+    if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

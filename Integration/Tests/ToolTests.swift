@@ -1,0 +1,285 @@
+import Foundation
+import Testing
+
+/// Tools as agents call them: the demo agent (AGENTOS_DEMO_TOOLS) asks the
+/// real kernel, which checks, runs each call as its own confined child and
+/// records it; the tests read what the agent got back from its log.
+@Suite("Tools", .serialized)
+struct ToolTests {
+    /// Runs the demo agent calling `calls` ("TOOL {json}" each) and returns
+    /// what it printed for each call, once it has ended.
+    func callTools(_ kernel: KernelProcess, name: String, capabilities: [String], extra: [String] = [],
+                   _ calls: [String]) throws -> [[String: Any]] {
+        let id = try kernel.run(Binaries.demoAgentSandboxFlags + extra + ["--name", name]
+            + capabilities.flatMap { ["--cap", $0] }
+            + ["--env", "AGENTOS_DEMO_TOOLS=" + calls.joined(separator: "\n"), "--", Binaries.demoAgent, "1", "0.01"])
+        try kernel.ctl(["wait", id])
+        return try results(kernel, id)
+    }
+
+    func results(_ kernel: KernelProcess, _ id: String) throws -> [[String: Any]] {
+        try kernel.ctl(["logs", id]).lines.compactMap { line -> [String: Any]? in
+            guard line.hasPrefix("tool-result ") else { return nil }
+            return try JSONSerialization.jsonObject(with: Data(line.dropFirst(12).utf8)) as? [String: Any]
+        }
+    }
+
+    func result(_ call: [String: Any]) -> [String: Any] { call["result"] as? [String: Any] ?? [:] }
+
+    @Test func theRegistryListsEachToolWithItsSchemaAndTheCapabilityItNeeds() throws {
+        let kernel = try KernelProcess(label: "toolls")
+        defer { kernel.stop() }
+        let tools = try #require(try kernel.json(["tools"]) as? [[String: Any]])
+        let byName = Dictionary(uniqueKeysWithValues: tools.compactMap { tool in (tool["name"] as? String).map { ($0, tool) } })
+        #expect(Set(byName.keys).isSuperset(of: ["file.read", "file.write", "file.list", "shell.execute"]))
+        #expect(byName["file.write"]?["capability_kind"] as? String == "file")
+        #expect(byName["file.write"]?["action"] as? String == "write")
+        #expect(byName["shell.execute"]?["action"] as? String == "execute")
+        for tool in tools {
+            let schema = try #require(tool["parameters_schema"] as? String)
+            let object = try JSONSerialization.jsonObject(with: Data(schema.utf8)) as? [String: Any]
+            #expect(object?["type"] as? String == "object", "\(tool["name"] ?? "?")")
+        }
+        let schema = try kernel.ctl(["tools", "--schema", "file.read"])
+        #expect(schema.status == 0)
+        #expect(schema.stdout.contains("\"max_bytes\""))
+        let missing = try kernel.ctl(["tools", "--schema", "file.delete"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("no tool 'file.delete'"))
+    }
+
+    @Test func withoutACapabilityEveryToolIsDeniedAndAuditedAndNothingRuns() throws {
+        let kernel = try KernelProcess(label: "tooldeny")
+        defer { kernel.stop() }
+        let data = try temporaryDirectory("tooldenydata")
+        chmod(data, 0o777)
+        try "secret".write(toFile: data + "/a.txt", atomically: true, encoding: .utf8)
+        let calls = try callTools(kernel, name: "nocaps", capabilities: [], [
+            #"file.read {"path": "\#(data)/a.txt"}"#,
+            #"file.list {"path": "\#(data)"}"#,
+            #"file.write {"path": "\#(data)/new.txt", "content": "x"}"#,
+            #"shell.execute {"command": "touch \#(data)/touched"}"#,
+        ])
+        #expect(calls.count == 4)
+        for call in calls {
+            #expect(call["ok"] as? Bool == false, "\(call)")
+            #expect((call["error"] as? String)?.contains("holds no") == true, "\(call)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: data + "/new.txt"))
+        #expect(!FileManager.default.fileExists(atPath: data + "/touched"))
+        let audit = try kernel.ctl(["audit", "--agent", "nocaps"]).stdout
+        #expect(audit.components(separatedBy: "tool.refused").count - 1 == 4, "\(audit)")
+        #expect(audit.components(separatedBy: "capability.denied").count - 1 == 4)
+    }
+
+    @Test func withTheCapabilityTheFileToolsWorkOnlyOnWhatItCovers() throws {
+        let kernel = try KernelProcess(label: "toolfile")
+        defer { kernel.stop() }
+        let data = try temporaryDirectory("toolfiledata")
+        let out = try temporaryDirectory("toolfileout")
+        let secret = try temporaryDirectory("toolfilesecret")
+        chmod(data, 0o755)
+        chmod(out, 0o777)
+        try "hello tools\n".write(toFile: data + "/a.txt", atomically: true, encoding: .utf8)
+        try Data([0xff, 0x00, 0xfe]).write(to: URL(fileURLWithPath: data + "/bin.dat"))
+        try "top secret".write(toFile: secret + "/key", atomically: true, encoding: .utf8)
+        // A link inside the covered dir that leads out of it.
+        try FileManager.default.createSymbolicLink(atPath: data + "/link", withDestinationPath: secret + "/key")
+        let calls = try callTools(kernel, name: "filer", capabilities: [
+            "capability://file\(data)/**?action=read,list", "capability://file\(out)/*.txt?action=write",
+        ], [
+            #"file.read {"path": "\#(data)/a.txt"}"#,
+            #"file.read {"path": "\#(data)/a.txt", "max_bytes": 5}"#,
+            #"file.read {"path": "\#(data)/bin.dat"}"#,
+            #"file.list {"path": "\#(data)"}"#,
+            #"file.write {"path": "\#(out)/b.txt", "content": "written\n"}"#,
+            #"file.write {"path": "\#(out)/b.txt", "content": "more\n", "mode": "append"}"#,
+            #"file.write {"path": "\#(out)/b.txt", "content": "again"}"#,
+            #"file.read {"path": "\#(data)/link"}"#,
+            #"file.read {"path": "\#(data)/../\#((secret as NSString).lastPathComponent)/key"}"#,
+            #"file.write {"path": "\#(out)/b.sh", "content": "x"}"#,
+            #"file.write {"path": "\#(data)/c.txt", "content": "x"}"#,
+            #"file.read {"path": "\#(data)/missing.txt"}"#,
+        ])
+        try #require(calls.count == 12)
+        #expect(result(calls[0])["content"] as? String == "hello tools\n")
+        #expect(result(calls[0])["truncated"] as? Bool == false)
+        #expect(result(calls[1])["content"] as? String == "hello")
+        #expect(result(calls[1])["truncated"] as? Bool == true)
+        #expect(result(calls[1])["size"] as? Int == 12)
+        #expect(result(calls[2])["encoding"] as? String == "base64")
+        #expect(result(calls[2])["content"] as? String == "/wD+")
+        let names = (result(calls[3])["entries"] as? [[String: Any]])?.compactMap { $0["name"] as? String }
+        #expect(names == ["a.txt", "bin.dat", "link"])
+        #expect(result(calls[4])["bytes_written"] as? Int == 8)
+        #expect(result(calls[5])["bytes_written"] as? Int == 5)
+        #expect(try String(contentsOfFile: out + "/b.txt", encoding: .utf8) == "written\nmore\n")
+        // create (the default) does not replace a file.
+        #expect(calls[6]["is_error"] as? Bool == true)
+        #expect((result(calls[6])["error"] as? String)?.contains("File exists") == true, "\(calls[6])")
+        // Neither a link nor '..' leads out of what the grant covers.
+        for index in [7, 8] {
+            #expect(calls[index]["ok"] as? Bool == false, "\(calls[index])")
+            #expect((calls[index]["error"] as? String)?.contains("does not cover read on \(secret)/key") == true,
+                    "\(calls[index])")
+        }
+        // Write is granted for *.txt in out only; data is read-only to this agent.
+        #expect((calls[9]["error"] as? String)?.contains("does not cover write") == true)
+        #expect((calls[10]["error"] as? String)?.contains("does not cover write") == true)
+        #expect(!FileManager.default.fileExists(atPath: data + "/c.txt"))
+        #expect(calls[11]["is_error"] as? Bool == true)
+        #expect((result(calls[11])["error"] as? String)?.contains("No such file") == true)
+        // Each call that ran is in the audit chain, with its arguments' digest.
+        let audit = try #require(try kernel.json(["audit", "--agent", "filer"]) as? [[String: Any]])
+        let called = audit.filter { $0["kind"] as? String == "tool.called" }
+        #expect(called.count == 8)   // the missing file is a call too (answered without a run)
+        let data0 = try #require(called.first?["data"] as? [String: String])
+        #expect(data0["tool"] == "file.read")
+        #expect(data0["arguments_sha256"]?.count == 64)
+        #expect(data0["outcome"] == "ok")
+    }
+
+    @Test func shellReachesNoNetworkNoPathOutsideItsCapabilityAndOnlyItsAllowlist() throws {
+        let kernel = try KernelProcess(label: "toolshell")
+        defer { kernel.stop() }
+        let data = try temporaryDirectory("toolshelldata")
+        let secret = try temporaryDirectory("toolshellsecret")
+        chmod(data, 0o755)
+        try "data\n".write(toFile: data + "/a.txt", atomically: true, encoding: .utf8)
+        try "secret\n".write(toFile: secret + "/key", atomically: true, encoding: .utf8)
+        // A listener on the host's loopback: the tool's empty network namespace cannot reach it.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+        _ = listen(listener, 4)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
+        let port = UInt16(bigEndian: address.sin_port)
+        let connect = "import socket; socket.create_connection(('127.0.0.1', \(port)), timeout=2); print('connected')"
+
+        let open = try callTools(kernel, name: "sheller", capabilities: [
+            "capability://file\(data)/**?action=read", "capability://shell/**?action=execute",
+        ], [
+            #"shell.execute {"command": "cat \#(data)/a.txt; cat \#(secret)/key; echo done"}"#,
+            #"shell.execute {"argv": ["/usr/bin/python3", "-c", "\#(connect)"]}"#,
+            #"shell.execute {"command": "touch \#(data)/new; echo $?"}"#,
+            #"shell.execute {"command": "while :; do :; done", "timeout_ms": 300}"#,
+            #"shell.execute {"command": "head -c 100000 /dev/zero | tr '\\0' x"}"#,
+        ])
+        try #require(open.count == 5)
+        let first = result(open[0])
+        #expect(first["stdout"] as? String == "data\ndone\n")
+        #expect((first["stderr"] as? String)?.contains("No such file") == true)
+        let network = result(open[1])
+        #expect(network["exit_code"] as? Int == 1)
+        #expect(!(network["stdout"] as? String ?? "").contains("connected"))
+        #expect((network["stderr"] as? String)?.contains("unreachable") == true, "\(network)")
+        // Read-only: the grant has no write.
+        #expect((result(open[2])["stderr"] as? String)?.contains("Read-only file system") == true, "\(open[2])")
+        #expect(!FileManager.default.fileExists(atPath: data + "/new"))
+        let spinning = result(open[3])
+        #expect(spinning["timed_out"] as? Bool == true)
+        #expect(spinning["signal"] as? String == "SIGKILL")
+        #expect(open[3]["is_error"] as? Bool == true)
+        let chatty = result(open[4])
+        #expect((chatty["stdout"] as? String)?.utf8.count == 64 << 10)
+        #expect(chatty["stdout_truncated"] as? Bool == true)
+        #expect(chatty["stdout_bytes"] as? Int == 100_000)
+
+        // With an allowlist: only those programs are there, nothing else runs,
+        // not a copy in /tmp and not through the dynamic loader.
+        let fenced = try callTools(kernel, name: "fenced", capabilities: [
+            "capability://shell/usr/bin/dash?action=execute&allowlist=/usr/bin/ls,/usr/bin/cp",
+        ], [
+            #"shell.execute {"command": "ls /usr/bin; cat /etc/hostname; cp /usr/bin/ls /tmp/x && /tmp/x; /lib64/ld-linux-x86-64.so.2 /tmp/x; echo end"}"#,
+            #"shell.execute {"argv": ["/usr/bin/cat", "/etc/hostname"]}"#,
+        ])
+        try #require(fenced.count == 2)
+        let listing = result(fenced[0])
+        #expect(listing["stdout"] as? String == "cp\ndash\nls\nsh\nend\n", "\(listing)")
+        let errors = listing["stderr"] as? String ?? ""
+        #expect(errors.contains("cat: not found"))
+        #expect(errors.contains("/tmp/x: Permission denied"))
+        #expect(errors.contains("failed to map segment"))
+        #expect((fenced[1]["error"] as? String)?.contains("does not cover execute on /usr/bin/cat") == true)
+    }
+
+    @Test func anOperatorApprovesDeniesOrLetsTheCallTimeOut() throws {
+        let kernel = try KernelProcess(label: "toolapprove", arguments: ["--approval-timeout", "2s"])
+        defer { kernel.stop() }
+        let data = try temporaryDirectory("toolapprovedata")
+        chmod(data, 0o755)
+        try "gated\n".write(toFile: data + "/a.txt", atomically: true, encoding: .utf8)
+        let read = #"file.read {"path": "\#(data)/a.txt"}"#
+        let id = try kernel.run(Binaries.demoAgentSandboxFlags + [
+            "--name", "gated", "--cap", "capability://file\(data)/**?action=read&approve=operator",
+            "--env", "AGENTOS_DEMO_TOOLS=" + [read, read, read].joined(separator: "\n"),
+            "--", Binaries.demoAgent, "1", "0.01",
+        ])
+        func nextPending() throws -> [String: Any] {
+            var pending: [[String: Any]] = []
+            _ = try eventually { pending = try kernel.json(["pending"]) as? [[String: Any]] ?? []; return !pending.isEmpty }
+            return try #require(pending.first)
+        }
+        let first = try nextPending()
+        #expect(first["tool"] as? String == "file.read")
+        #expect(first["agent_name"] as? String == "gated")
+        #expect((first["arguments"] as? String)?.contains("a.txt") == true)
+        let callID = try #require(first["call_id"] as? String)
+        #expect(try kernel.ctl(["approve", String(callID.prefix(6)), "--reason", "looks fine"]).status == 0)
+        let second = try #require(try nextPending()["call_id"] as? String)
+        #expect(second != callID)
+        #expect(try kernel.ctl(["deny", second]).status == 0)
+        // The third is left alone: denied when the 2 s pass.
+        try kernel.ctl(["wait", id])
+        let calls = try results(kernel, id)
+        try #require(calls.count == 3)
+        #expect(result(calls[0])["content"] as? String == "gated\n")
+        #expect((calls[1]["error"] as? String)?.contains("denied by the operator") == true)
+        #expect((calls[2]["error"] as? String)?.contains("no operator decided") == true)
+        let unknown = try kernel.ctl(["approve", "ffffffffffff"])
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr.contains("no tool call ffffffffffff waits for approval"))
+        let events = try kernel.ctl(["audit", "--agent", "gated"]).stdout
+        for kind in ["approval.requested", "approval.approved", "approval.denied", "approval.expired", "tool.called"] {
+            #expect(events.contains(kind), "\(kind)")
+        }
+    }
+
+    @Test func badCallsGetAClearErrorAnAuditRecordAndRunNothing() throws {
+        let kernel = try KernelProcess(label: "toolbad")
+        defer { kernel.stop() }
+        let data = try temporaryDirectory("toolbaddata")
+        chmod(data, 0o777)
+        let arguments = try temporaryDirectory("toolbadargs")
+        chmod(arguments, 0o755)
+        let big = #"{"path": "\#(data)/big.txt", "content": ""# + String(repeating: "y", count: (4 << 20) + 10) + "\"}"
+        try big.write(toFile: arguments + "/big.json", atomically: true, encoding: .utf8)
+        chmod(arguments + "/big.json", 0o644)
+        let calls = try callTools(kernel, name: "badcalls", capabilities: ["capability://file\(data)/**?action=read,write"],
+                                  extra: ["--ro", arguments], [
+            #"file.delete {"path": "\#(data)/a"}"#,
+            #"file.read {"path": 42}"#,
+            #"file.read {"path": "relative.txt"}"#,
+            #"file.read {"path": "\#(data)/a", "color": "red"}"#,
+            "file.write @\(arguments)/big.json",
+            #"file.write {"path": "\#(data)/nul.txt", "content_base64": "%%%"}"#,
+        ])
+        #expect(calls.count == 6)
+        let expected = ["no tool 'file.delete'", "'path' must be a string", "is not absolute", "unknown argument 'color'",
+                        "longer than", "not valid base64"]
+        for (call, problem) in zip(calls, expected) {
+            #expect(call["ok"] as? Bool == false)
+            #expect((call["error"] as? String)?.contains(problem) == true, "\(call) lacks \(problem)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: data).isEmpty)
+        let audit = try #require(try kernel.json(["audit", "--agent", "badcalls"]) as? [[String: Any]])
+        #expect(audit.filter { $0["kind"] as? String == "tool.refused" }.count == 6)
+        #expect(try kernel.ctl(["audit", "verify"]).status == 0)
+    }
+}

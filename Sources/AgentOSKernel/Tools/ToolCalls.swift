@@ -1,0 +1,218 @@
+import AgentOSCapabilities
+import AgentOSConfinement
+import AgentOSProtocol
+import AgentOSTools
+import Crypto
+import Foundation
+import Synchronization
+
+/// The tools the kernel offers: the built-ins, and later those of MCP servers.
+final class ToolRegistry: Sendable {
+    private let tools = Mutex<[String: ToolDefinition]>([:])
+
+    init(_ definitions: [ToolDefinition] = BuiltinTools.all) {
+        tools.withLock { tools in
+            for definition in definitions { tools[definition.name] = definition }
+        }
+    }
+
+    func definition(named name: String) -> ToolDefinition? {
+        tools.withLock { $0[name] }
+    }
+
+    /// Every tool, by name.
+    func all() -> [ToolDefinition] {
+        tools.withLock { $0.values.sorted { $0.name < $1.name } }
+    }
+}
+
+/// Tool calls: an agent's ask checked against its grants, approved where
+/// the grant says so, run as its own confined child, answered and recorded.
+struct ToolCalls {
+    let services: KernelServices
+
+    func list() -> Agentos_V1_ToolList {
+        var list = Agentos_V1_ToolList()
+        list.tools = services.tools.all().map { tool in
+            var info = Agentos_V1_ToolInfo()
+            info.name = tool.name
+            info.description_p = tool.summary
+            info.capabilityKind = tool.kind.rawValue
+            info.action = tool.action
+            info.parametersSchema = tool.schemaJSON
+            info.source = tool.source
+            return info
+        }
+        return list
+    }
+
+    /// What a call will do once allowed: the ask it is checked as, and how
+    /// to run it and read its result.
+    struct Prepared {
+        var resource: String
+        var plan: ToolSandbox.Plan
+        var result: @Sendable (ToolSandbox.Outcome) -> (JSONValue, Bool)
+        /// The answer without a run (a file that does not exist), given
+        /// only once the check allowed the ask: nothing is told about what
+        /// the agent may not see.
+        var immediate: (JSONValue, Bool)?
+        /// The calling agent's host uid: the run acts as it.
+        var uid: UInt32 = 0
+    }
+
+    func call(_ request: Agentos_V1_ToolCallRequest, agentID: String) async throws -> Agentos_V1_ToolCallResponse {
+        let started = ContinuousClock.now
+        let callID = randomHexID(length: 12)
+        let agent = try await services.lifecycle.resolve(agentID)
+        let digest = Self.digest(request.argumentsJson)
+        var recorded: [String: String] = ["call": callID, "tool": request.tool, "arguments_sha256": digest]
+
+        // Refusals before anything runs are recorded too (and so audited).
+        func refuse(_ error: KernelError) -> KernelError {
+            recorded["outcome"] = "refused"
+            recorded["reason"] = error.message
+            _ = try? services.events.record("tool.refused", agentID: agentID,
+                                            "\(agent.name) was refused \(request.tool): \(error.message)", data: recorded)
+            return error
+        }
+        guard let tool = services.tools.definition(named: request.tool) else {
+            throw refuse(KernelError(.notFound, "no tool '\(request.tool)' (agentctl tools lists them)"))
+        }
+        let prepared: Prepared
+        do {
+            let arguments = try tool.validate(request.argumentsJson)
+            prepared = try await prepare(tool, arguments, agentID: agentID)
+        } catch let error as ToolError {
+            throw refuse(KernelError(.invalidArgument, error.message))
+        } catch {
+            throw refuse(KernelError.from(error))
+        }
+        let askText = CapabilityCalls.text(tool.kind, prepared.resource)
+        recorded["resource"] = askText
+
+        // The check: denied is an event of its own (capability.denied).
+        let grantID: String
+        let needsApproval: Bool
+        switch services.capabilities.check(agentID: agentID, agentName: agent.name, kind: tool.kind,
+                                           action: tool.action, resource: prepared.resource) {
+        case .denied(let reasons):
+            throw refuse(KernelError(.permissionDenied,
+                                     "\(tool.name) needs \(tool.kind) \(tool.action) on \(prepared.resource): "
+                                         + reasons.joined(separator: "; ")))
+        case .allowed(let id, let approval):
+            grantID = id
+            needsApproval = approval
+        }
+        recorded["grant"] = grantID
+        var plan = prepared.plan
+        let grant = services.capabilities.grant(id: grantID)
+        guard let grant else {
+            throw refuse(KernelError(.permissionDenied, "\(tool.name): grant \(grantID) was revoked during the call"))
+        }
+        if let limit = grant.capability.constraints.timeoutMilliseconds {
+            plan.timeoutMilliseconds = min(plan.timeoutMilliseconds, limit)
+        }
+        if tool.name == BuiltinTools.shellExecute.name, let allowlist = grant.capability.constraints.allowlist {
+            do {
+                try ShellTool.restrict(&plan, to: allowlist, landlockABI: Int(services.hostStatus.landlockAbi))
+            } catch {
+                throw refuse(KernelError.from(error))
+            }
+        }
+
+        if needsApproval {
+            var pending = Agentos_V1_PendingCall()
+            pending.callID = callID
+            pending.agent = agentID
+            pending.agentName = agent.name
+            pending.tool = tool.name
+            pending.argumentsJson = request.argumentsJson
+            pending.action = tool.action
+            pending.resource = askText
+            pending.grantID = grantID
+            pending.requestedAtNs = unixNanoseconds()
+            pending.deadlineNs = pending.requestedAtNs + services.configuration.approvalTimeoutMilliseconds * 1_000_000
+            switch await services.approvals.decision(for: pending) {
+            case .approved:
+                recorded["approved"] = "operator"
+            case .denied(let reason):
+                throw refuse(KernelError(.permissionDenied, "\(tool.name) call \(callID): \(reason)"))
+            }
+        }
+
+        if let (result, isError) = prepared.immediate {
+            recorded["outcome"] = isError ? "error" : "ok"
+            _ = try services.events.record("tool.called", agentID: agentID,
+                                           "\(agent.name) called \(tool.name) on \(prepared.resource): \(recorded["outcome"] ?? "")",
+                                           data: recorded)
+            var response = Agentos_V1_ToolCallResponse()
+            response.callID = callID
+            response.resultJson = result.text
+            response.isError = isError
+            response.grantID = grantID
+            response.approved = needsApproval
+            return response
+        }
+        let outcome: ToolSandbox.Outcome
+        do {
+            outcome = try await services.toolSandbox.run(plan, uid: prepared.uid)
+        } catch {
+            let kernelError = KernelError.from(error)
+            recorded["outcome"] = "failed"
+            recorded["reason"] = kernelError.message
+            _ = try? services.events.record("tool.failed", agentID: agentID,
+                                            "\(agent.name)'s \(tool.name) call could not run: \(kernelError.message)",
+                                            data: recorded)
+            throw kernelError
+        }
+        let (result, isError) = prepared.result(outcome)
+        let elapsed = ContinuousClock.now - started
+        let microseconds = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
+        recorded["outcome"] = outcome.timedOut ? "timeout" : isError ? "error" : "ok"
+        recorded["duration_us"] = String(microseconds)
+        recorded["exit"] = outcome.exit.description
+        let event = try services.events.record("tool.called", agentID: agentID,
+                                               "\(agent.name) called \(tool.name) on \(prepared.resource): \(recorded["outcome"] ?? "")",
+                                               data: recorded)
+        _ = event
+        var response = Agentos_V1_ToolCallResponse()
+        response.callID = callID
+        response.resultJson = result.text
+        response.isError = isError
+        response.grantID = grantID
+        response.durationUs = microseconds
+        response.approved = needsApproval
+        return response
+    }
+
+    /// SHA-256 of the arguments as sent: the audit chain names them without holding them.
+    static func digest(_ text: String) -> String {
+        SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    // MARK: Preparing each built-in
+
+    private func prepare(_ tool: ToolDefinition, _ arguments: ToolArguments, agentID: String) async throws -> Prepared {
+        let (uid, limits) = try await services.lifecycle.toolIdentity(of: agentID)
+        var prepared: Prepared
+        switch tool.name {
+        case BuiltinTools.fileRead.name, BuiltinTools.fileList.name, BuiltinTools.fileWrite.name:
+            prepared = try FileTool(services: services, limits: limits).prepare(tool, arguments)
+        case BuiltinTools.shellExecute.name:
+            prepared = try ShellTool(services: services, limits: limits, agentID: agentID).prepare(arguments)
+        default:
+            throw KernelError(.unsupported, "tool \(tool.name) cannot run here yet")
+        }
+        prepared.uid = uid
+        return prepared
+    }
+
+    /// A tool run's limits: the calling agent's, never looser than these.
+    static func toolLimits(_ agent: ResourceLimits) -> ResourceLimits {
+        var limits = agent
+        limits.pids = min(agent.pids ?? Self.toolPids, Self.toolPids)
+        return limits
+    }
+
+    static let toolPids = 256
+}

@@ -1,0 +1,56 @@
+/// The tools every kernel has, and the limits their results keep to
+/// (PROTOCOL.md §5.17 documents each).
+public enum BuiltinTools {
+    /// file.read returns at most this much unless `max_bytes` asks for less.
+    public static let readLimit = 1 << 20
+    /// file.write accepts at most this much content.
+    public static let writeLimit = 4 << 20
+    /// file.list returns at most this many entries unless `max_entries` asks for fewer.
+    public static let listLimit = 10_000
+    /// shell.execute keeps at most this much of stdout and of stderr each.
+    public static let outputLimit = 64 << 10
+    /// shell.execute's timeout when neither the call nor the grant sets one.
+    public static let defaultTimeoutMilliseconds: Int64 = 30_000
+    public static let maximumTimeoutMilliseconds: Int64 = 3_600_000
+    static let pathLimit = 4_096
+
+    public static let fileRead = ToolDefinition(
+        name: "file.read", summary: "Read a file (UTF-8 text, or base64 for other bytes).", kind: .file, action: "read",
+        parameters: ParameterSchema([
+            .init("path", .string(maxBytes: pathLimit), required: true, "Absolute path of the file."),
+            .init("max_bytes", .integer(minimum: 0, maximum: Int64(readLimit)),
+                  "Read at most this many bytes (default and most: \(readLimit)); the result says if the file was longer."),
+        ]))
+
+    public static let fileWrite = ToolDefinition(
+        name: "file.write", summary: "Write a file: create it, overwrite it or append to it.", kind: .file, action: "write",
+        parameters: ParameterSchema([
+            .init("path", .string(maxBytes: pathLimit), required: true, "Absolute path of the file."),
+            .init("content", .string(maxBytes: writeLimit, nonEmpty: false), "The text to write (UTF-8)."),
+            .init("content_base64", .string(maxBytes: writeLimit * 4 / 3 + 4, nonEmpty: false), "The bytes to write, base64."),
+            .init("mode", .choice(["create", "overwrite", "append"]),
+                  "create (the default) fails if the file exists; overwrite replaces it; append adds to its end."),
+        ], exactlyOneOf: ["content", "content_base64"]))
+
+    public static let fileList = ToolDefinition(
+        name: "file.list", summary: "List a directory: each entry's name, type and size.", kind: .file, action: "list",
+        parameters: ParameterSchema([
+            .init("path", .string(maxBytes: pathLimit), required: true, "Absolute path of the directory."),
+            .init("max_entries", .integer(minimum: 1, maximum: Int64(listLimit)),
+                  "List at most this many entries, in name order (default and most: \(listLimit))."),
+        ]))
+
+    public static let shellExecute = ToolDefinition(
+        name: "shell.execute",
+        summary: "Run a command in a fresh confined child with no network: `command` through /bin/sh -c, or `argv`. "
+            + "Only the programs the capability allows can be exec'd.",
+        kind: .shell, action: "execute",
+        parameters: ParameterSchema([
+            .init("command", .string(maxBytes: 64 << 10), "A command line for /bin/sh -c (it starts in a private empty dir)."),
+            .init("argv", .strings(maxItems: 1_024, maxBytes: 64 << 10), "A program (absolute, or found on PATH) and its arguments."),
+            .init("timeout_ms", .integer(minimum: 1, maximum: maximumTimeoutMilliseconds),
+                  "Kill it after this long (default \(defaultTimeoutMilliseconds) ms; never longer than the capability's timeout)."),
+        ], exactlyOneOf: ["command", "argv"]))
+
+    public static let all: [ToolDefinition] = [fileRead, fileWrite, fileList, shellExecute]
+}
