@@ -209,6 +209,35 @@ struct ToolTests {
         #expect((fenced[1]["error"] as? String)?.contains("does not cover execute on /usr/bin/cat") == true)
     }
 
+    /// A tool run acts as its agent (what it writes is the agent's) and
+    /// does not outlive it: killing the agent kills its running tool.
+    @Test func aToolRunsAsItsAgentAndEndsWithIt() throws {
+        let kernel = try KernelProcess(label: "toolas")
+        defer { kernel.stop() }
+        let out = try temporaryDirectory("toolasout")
+        chmod(out, 0o777)
+        let marker = "\(UInt32.random(in: 100_000...999_999))"
+        let id = try kernel.run(Binaries.demoAgentSandboxFlags + [
+            "--name", "owner", "--cap", "capability://file\(out)/**?action=write", "--cap", "capability://shell/**?action=execute",
+            "--env", "AGENTOS_DEMO_TOOLS=" + [
+                #"file.write {"path": "\#(out)/mine.txt", "content": "x"}"#,
+                #"shell.execute {"argv": ["/bin/sleep", "\#(marker)"], "timeout_ms": 600000}"#,
+            ].joined(separator: "\n"),
+            "--", Binaries.demoAgent, "1", "0.01",
+        ])
+        // Run by its canonical path (the one the check saw).
+        let sleeper = try waitForHostPid(["/usr/bin/sleep", marker])
+        let agent = try kernel.agent(id)
+        let uid = try #require((agent["sandbox"] as? [String: Any])?["uid"] as? Int)
+        var info = stat()
+        #expect(stat(out + "/mine.txt", &info) == 0)
+        #expect(Int(info.st_uid) == uid)
+        let status = try String(contentsOfFile: "/proc/\(sleeper)/status", encoding: .utf8)
+        #expect(status.contains("Uid:\t\(uid)\t"), "\(status)")
+        try kernel.ctl(["kill", id])
+        #expect(eventually(timeout: 5) { !processExists(sleeper) }, "the tool's sleep outlived its agent")
+    }
+
     @Test func anOperatorApprovesDeniesOrLetsTheCallTimeOut() throws {
         let kernel = try KernelProcess(label: "toolapprove", arguments: ["--approval-timeout", "2s"])
         defer { kernel.stop() }

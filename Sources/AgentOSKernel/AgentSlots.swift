@@ -60,6 +60,13 @@ final class AgentSlots: Sendable {
         self.logger = logger
     }
 
+    /// The host's mount-table generation, for a sandbox held elsewhere;
+    /// nil when it cannot be watched (then nothing may be held).
+    var mountGeneration: UInt64? { mounts?.generation }
+
+    /// The launcher, when sandboxes are held ahead of time.
+    var holdingLauncher: SandboxLauncher? { launcher }
+
     /// A slot whose id `isTaken` does not reject: a prepared one if there is
     /// one (with a held sandbox still waiting, unless `cold`), else made now.
     /// Starts a refill either way.
@@ -193,10 +200,15 @@ final class AgentSlots: Sendable {
     /// what ran in its cgroups is killed, a held sandbox's uid given back
     /// (a cold run's is the caller's), its private dir removed with what
     /// the run left.
-    func retire(_ slot: Slot) async {
-        if let prepared = slot.prepared { Glibc.close(prepared.kernelEnd) }
+    /// `discarding`: its held sandbox was never used (it is told to end).
+    func retire(_ slot: Slot, discarding: Bool = false) async {
+        if let prepared = slot.prepared, discarding, let launcher {
+            await launcher.discard(prepared)   // closes the kernel's end too
+        } else if let prepared = slot.prepared {
+            Glibc.close(prepared.kernelEnd)
+        }
         await slot.cgroup?.killAndRemove()
-        if let uid = slot.prepared?.uid { launcher?.uids.release(uid) }
+        if let prepared = slot.prepared, prepared.ownsUID { launcher?.uids.release(prepared.uid) }
         slot.cgroup?.removeDirectories()
         slot.log.finish()
         unlink(slot.log.path)
@@ -208,7 +220,7 @@ final class AgentSlots: Sendable {
             await launcher.discard(prepared)
             // Its uid is free once nothing of the sandbox runs any more.
             await slot.cgroup?.killAndRemove()
-            launcher.uids.release(prepared.uid)
+            if prepared.ownsUID { launcher.uids.release(prepared.uid) }
         }
         slot.cgroup?.removeDirectories()
         slot.log.finish()

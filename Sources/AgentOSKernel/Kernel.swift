@@ -186,13 +186,12 @@ public final class Kernel: Service, Sendable {
         slots.refill()
         defer { slots.closeWithoutWaiting() }
         let capabilities = try CapabilityTable(store: store, events: events, logger: logger)
+        let toolSandbox = ToolSandbox(slots: slots, launcher: launcher, seccomp: seccomp, landlockABI: host.landlockABI)
         let lifecycle = Lifecycle(configuration: configuration, store: store, events: events, launcher: launcher,
-                                  capabilities: capabilities,
+                                  capabilities: capabilities, toolSandbox: toolSandbox,
                                   counters: counters, slots: slots, cgroups: cgroups, seccomp: seccomp,
                                   landlockABI: host.landlockABI, bootID: bootID, logger: logger)
         let supervisor = PolicySupervisor(lifecycle: lifecycle, store: store, events: events, logger: logger)
-        let toolSandbox = ToolSandbox(slots: slots, launcher: launcher, seccomp: seccomp, landlockABI: host.landlockABI,
-                                      cgroups: cgroups)
         let services = KernelServices(configuration: configuration, store: store, events: events, lifecycle: lifecycle,
                                       supervisor: supervisor, capabilities: capabilities, tools: ToolRegistry(),
                                       toolSandbox: toolSandbox, bootID: bootID, startedAt: startedAt, pid: getpid(),

@@ -78,9 +78,10 @@ actor Lifecycle {
     static let sandboxProcesses = 2
 
     private let capabilities: CapabilityTable
+    private let toolSandbox: ToolSandbox
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, launcher: SandboxLauncher,
-         capabilities: CapabilityTable, counters: AgentCounters, slots: AgentSlots, cgroups: CgroupManager?, seccomp: SeccompProfiles,
+         capabilities: CapabilityTable, toolSandbox: ToolSandbox, counters: AgentCounters, slots: AgentSlots, cgroups: CgroupManager?, seccomp: SeccompProfiles,
          landlockABI: Int, bootID: String, logger: Logger) {
         self.cgroups = cgroups
         self.landlockABI = landlockABI
@@ -91,6 +92,7 @@ actor Lifecycle {
         self.events = events
         self.launcher = launcher
         self.capabilities = capabilities
+        self.toolSandbox = toolSandbox
         self.bootID = bootID
         self.logger = logger
         self.slots = slots
@@ -445,6 +447,8 @@ actor Lifecycle {
         }
         live[id] = nil
         capabilities.revokeAll(of: id, reason: "the agent ended")
+        // Its uid is free once nothing of its tools runs as it either.
+        if let leftovers = toolSandbox.agentEnded(id) { await toolSandbox.finish(leftovers) }
         if let uid = record.sandbox["uid"].flatMap(UInt32.init) { launcher.uids.release(uid) }
         counters.ended()
         current.closeConnection?()

@@ -26,6 +26,9 @@ struct SandboxLauncher: Sendable {
         let held: HeldSandbox
         let uid: UInt32
         let kernelEnd: Int32
+        /// The uid came from the pool for this sandbox (and goes back with
+        /// it); false: an agent's own, given back when the agent ends.
+        var ownsUID = true
     }
 
     /// What the helper learns about one agent besides its uid.
@@ -80,14 +83,16 @@ struct SandboxLauncher: Sendable {
     }
 
     /// Starts a helper for an agent slot: its own uid (given the slot's dir),
-    /// in the slot's cgroups, writing to its output, holding its socket.
-    func hold(directory: String, output: any OutputSink, cgroup: AgentCgroup?) async throws -> Prepared {
+    /// or `agentUID` (a live agent's, for its next tool run), in the slot's
+    /// cgroups, writing to its output, holding its socket.
+    func hold(directory: String, output: any OutputSink, cgroup: AgentCgroup?,
+              agentUID: UInt32? = nil) async throws -> Prepared {
         // Held sandboxes never take the last free uids: a run must not be
         // refused a uid that a sandbox waiting for some later run holds.
-        guard let uid = uids.allocate(keepingFree: Self.uidsKeptFree) else {
+        guard let uid = agentUID ?? uids.allocate(keepingFree: Self.uidsKeptFree) else {
             throw KernelError(.unsupported, uids.exhaustedMessage)
         }
-        var handedOver = false
+        var handedOver = agentUID != nil
         defer { if !handedOver { uids.release(uid) } }
         guard chown(directory, uid, uid) == 0 else {
             throw KernelError(.spawnFailed, "cannot give \(directory) to uid \(uid): \(errnoDescription(errno))")
@@ -115,7 +120,7 @@ struct SandboxLauncher: Sendable {
             let held = try await reactor.hold(spec)
             close(pair[1])
             handedOver = true
-            return Prepared(held: held, uid: uid, kernelEnd: pair[0])
+            return Prepared(held: held, uid: uid, kernelEnd: pair[0], ownsUID: agentUID == nil)
         } catch {
             close(pair[0])
             close(pair[1])

@@ -155,7 +155,7 @@ struct ToolCalls {
         }
         let outcome: ToolSandbox.Outcome
         do {
-            outcome = try await services.toolSandbox.run(plan, uid: prepared.uid)
+            outcome = try await services.toolSandbox.run(plan, uid: prepared.uid, agentID: agentID)
         } catch {
             let kernelError = KernelError.from(error)
             recorded["outcome"] = "failed"

@@ -1,23 +1,56 @@
 import AgentOSConfinement
 import AgentOSProtocol
+import AgentOSTools
 import CAgentOSShim
 import Foundation
 import Synchronization
 
 /// Runs one tool invocation as its own confined child: the same sandbox an
-/// agent gets (its own uid, the seven namespaces, no capabilities, seccomp,
-/// Landlock, its own cgroups), with only the paths the checked capability
-/// covers, no network, and its output captured. It runs as the calling
-/// agent's host user (what it writes is the agent's), so its helper starts
-/// on the call's path (a held sandbox has a uid of its own). A run takes an
-/// agent slot for its dir and cgroups, and the slot goes with everything in
-/// its cgroups once the run has ended.
-struct ToolSandbox: Sendable {
+/// agent gets (the seven namespaces, no capabilities, seccomp, Landlock,
+/// its own cgroups), with only the paths the checked capability covers, no
+/// network, and its output captured. It runs as the calling agent's host
+/// user, so that what it writes is the agent's.
+///
+/// After an agent's first tool call a sandbox is held for its next one
+/// (started with the agent's uid, in a slot's cgroups, waiting for its
+/// request), as `AgentSlots` does for spawns: a call then skips the
+/// helper's exec, the namespaces and the base root. The allowlist form
+/// (`programs`) builds a different root and always starts cold. Every run
+/// takes a slot of its own (dir, cgroups) and the slot goes, with all that
+/// ran in its cgroups, once the run has ended. When the agent ends, its
+/// runs are killed and its held sandbox discarded before its uid is free.
+final class ToolSandbox: Sendable {
     let slots: AgentSlots
     let launcher: SandboxLauncher
     let seccomp: SeccompProfiles
     let landlockABI: Int
-    let cgroups: CgroupManager?
+
+    fileprivate struct Run {
+        let child: ChildProcess
+        let cgroup: AgentCgroup?
+    }
+
+    private struct State {
+        /// One sandbox held per agent that calls tools, for its next call.
+        var held: [String: AgentSlots.Slot] = [:]
+        /// Holding one for the agent is under way.
+        var holding: Set<String> = []
+        var runs: [String: [UInt64: Run]] = [:]
+        /// Agents whose tool runs are over for good, with when they ended
+        /// (kept longer than any run may last: a call that started before
+        /// its agent ended must not start its child after).
+        var ended: [String: ContinuousClock.Instant] = [:]
+        var nextRun: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    init(slots: AgentSlots, launcher: SandboxLauncher, seccomp: SeccompProfiles, landlockABI: Int) {
+        self.slots = slots
+        self.launcher = launcher
+        self.seccomp = seccomp
+        self.landlockABI = landlockABI
+    }
 
     /// What to run and what it may see.
     struct Plan: Sendable {
@@ -55,15 +88,17 @@ struct ToolSandbox: Sendable {
     static let inputName = "input"
     static let tmpSize: UInt64 = 16 << 20
 
-    /// Runs `plan` as host user `uid` (the calling agent's: what a tool
-    /// writes is the agent's, as if it had written it).
-    func run(_ plan: Plan, uid: UInt32) async throws -> Outcome {
+    /// Runs `plan` as host user `uid`, the calling agent's.
+    func run(_ plan: Plan, uid: UInt32, agentID: String) async throws -> Outcome {
         let capture = ToolOutput(stdoutLimit: plan.stdoutLimit, stderrLimit: plan.stderrLimit)
-        // A held sandbox has its own uid already: a run as the agent starts its helper now.
-        let slot = try slots.take(cold: true) { _ in false }
-        defer { retire(slot) }
+        let warm = plan.programs.isEmpty ? takeHeld(agentID) : nil
+        let slot = try warm ?? slots.take(cold: true) { _ in false }
+        defer {
+            retire(slot)
+            if plan.programs.isEmpty { holdNext(for: agentID, uid: uid) }
+        }
         slot.output.capture(into: capture)
-        guard chown(slot.directory, uid, uid) == 0 else {
+        if warm == nil, chown(slot.directory, uid, uid) != 0 {
             throw KernelError(.spawnFailed, "cannot give \(slot.directory) to uid \(uid): \(errnoDescription(errno))")
         }
         if let input = plan.input {
@@ -81,28 +116,42 @@ struct ToolSandbox: Sendable {
         }
 
         // The work dir is the run's private dir, inside as outside.
-        let workDir = slot.directory
         var environment = ["PATH": ProgramLookup.defaultSearchPath, "HOME": slot.directory, "LANG": "C.UTF-8"]
         environment.merge(plan.environment) { _, new in new }
         var sandbox = Lifecycle.SandboxRequest()
         sandbox.tmpSize = Self.tmpSize
         let options = SandboxLauncher.AgentOptions(
-            hostname: "tool", workDir: workDir, sandbox: sandbox, landlockABI: landlockABI, program: plan.program,
-            arguments: plan.arguments, environment: environment,
-            strictReadOnly: plan.readOnly, strictReadWrite: plan.readWrite, programs: plan.programs, programLinks: plan.programLinks)
+            hostname: "tool", workDir: slot.directory, sandbox: sandbox, landlockABI: landlockABI,
+            program: plan.program, arguments: plan.arguments, environment: environment,
+            strictReadOnly: plan.readOnly, strictReadWrite: plan.readWrite, programs: plan.programs,
+            programLinks: plan.programLinks)
 
         let child: ChildProcess
         do {
-            let cgroupFDs = try slot.cgroup?.openProcsFiles() ?? []
-            defer { for fd in cgroupFDs { close(fd) } }
-            let spec = try launcher.coldSpec(options, uid: uid, seccompPath: try seccomp.path(for: "default"),
-                                             log: capture, socket: nil, cgroupFDs: cgroupFDs)
-            child = try await launcher.reactor.spawn(spec)
+            if let prepared = slot.prepared {
+                let request = try launcher.request(options, filter: seccomp.filter(for: "default"))
+                let ticket = try launcher.reactor.send(prepared.held, request: request)
+                child = try await launcher.reactor.awaitStart(ticket)
+            } else {
+                let cgroupFDs = try slot.cgroup?.openProcsFiles() ?? []
+                defer { for fd in cgroupFDs { close(fd) } }
+                let spec = try launcher.coldSpec(options, uid: uid, seccompPath: try seccomp.path(for: "default"),
+                                                 log: capture, socket: nil, cgroupFDs: cgroupFDs)
+                child = try await launcher.reactor.spawn(spec)
+            }
         } catch {
             throw KernelError.from(error)
         }
+        guard let runID = register(agentID, Run(child: child, cgroup: slot.cgroup)) else {
+            // The agent ended while this run started: it does not outlive it.
+            slot.cgroup?.killAll()
+            _ = try? child.signal(SIGKILL)
+            _ = await child.exit()
+            throw KernelError(.notRunning, "agent \(agentID) ended during its tool call")
+        }
+        defer { unregister(agentID, runID) }
 
-        // The run's time limit: then everything in its cgroups dies.
+        // The run's time limit, or the caller gone: then everything in its cgroups dies.
         let timedOut = Mutex(false)
         let cgroup = slot.cgroup
         let timer = Task {
@@ -111,7 +160,12 @@ struct ToolSandbox: Sendable {
             cgroup?.killAll()
             _ = try? child.signal(SIGKILL)
         }
-        let exit = await child.exit()
+        let exit = await withTaskCancellationHandler {
+            await child.exit()
+        } onCancel: {
+            cgroup?.killAll()
+            _ = try? child.signal(SIGKILL)
+        }
         timer.cancel()
         // Output ends when the last holder of the pipes is gone (init
         // killed the namespace before it reported): a short wait at most.
@@ -121,9 +175,113 @@ struct ToolSandbox: Sendable {
                        stderrDropped: output.stderrDropped, timedOut: timedOut.withLock { $0 })
     }
 
+    /// What is left of an ended agent's tools: its runs (killed already)
+    /// and its held sandbox, to be waited for.
+    struct Leftovers: Sendable {
+        fileprivate let runs: [Run]
+        fileprivate let held: AgentSlots.Slot?
+    }
+
+    /// The agent has ended: no run starts for it any more, its runs are
+    /// killed and none is held for it again. nil if it had nothing left;
+    /// else `finish` returns once nothing of its tools runs (its uid may
+    /// then go to another agent).
+    func agentEnded(_ agentID: String) -> Leftovers? {
+        let now = ContinuousClock.now
+        let (held, runs) = state.withLock { state -> (AgentSlots.Slot?, [Run]) in
+            state.ended[agentID] = now
+            if state.ended.count > 1_024 {
+                state.ended = state.ended.filter { now - $0.value < Self.endRemembered }
+            }
+            defer {
+                state.held[agentID] = nil
+                state.runs[agentID] = nil
+            }
+            return (state.held[agentID], Array((state.runs[agentID] ?? [:]).values))
+        }
+        for run in runs {
+            run.cgroup?.killAll()
+            _ = try? run.child.signal(SIGKILL)
+        }
+        return held == nil && runs.isEmpty ? nil : Leftovers(runs: runs, held: held)
+    }
+
+    func finish(_ leftovers: Leftovers) async {
+        for run in leftovers.runs { _ = await run.child.exit() }
+        if let held = leftovers.held { await slots.retire(held, discarding: true) }
+    }
+
+    /// Longer than any tool run may last.
+    static let endRemembered: Duration = .milliseconds(BuiltinTools.maximumTimeoutMilliseconds * 2)
+
+    // MARK: Held sandboxes per agent
+
+    private func takeHeld(_ agentID: String) -> AgentSlots.Slot? {
+        guard let slot = state.withLock({ state -> AgentSlots.Slot? in
+            defer { state.held[agentID] = nil }
+            return state.held[agentID]
+        }) else { return nil }
+        // Dead while it waited, or older than a change to the host's mounts: not used.
+        if let prepared = slot.prepared, prepared.held.isWaiting, slots.mountGeneration == slot.mountGeneration {
+            return slot
+        }
+        retire(slot, discarding: true)
+        return nil
+    }
+
+    /// Starts holding a sandbox for the agent's next call, in the background.
+    private func holdNext(for agentID: String, uid: UInt32) {
+        guard let launcher = slots.holdingLauncher, let generation = slots.mountGeneration else { return }
+        let start = state.withLock { state -> Bool in
+            guard state.ended[agentID] == nil, state.held[agentID] == nil, !state.holding.contains(agentID) else {
+                return false
+            }
+            state.holding.insert(agentID)
+            return true
+        }
+        guard start else { return }
+        Task.detached(priority: .background) { [self] in
+            var slot: AgentSlots.Slot?
+            do {
+                var made = try slots.take(cold: true) { _ in false }
+                slot = made
+                guard chown(made.directory, uid, uid) == 0 else { throw KernelError(.spawnFailed, "chown") }
+                made.mountGeneration = generation
+                made.prepared = try await launcher.hold(directory: made.directory, output: made.output, cgroup: made.cgroup,
+                                                        agentUID: uid)
+                slot = made
+            } catch {
+                // The next call starts cold; so be it.
+            }
+            let kept = state.withLock { state -> Bool in
+                state.holding.remove(agentID)
+                guard let slot, slot.prepared != nil, state.ended[agentID] == nil else { return false }
+                state.held[agentID] = slot
+                return true
+            }
+            if !kept, let slot { await slots.retire(slot, discarding: true) }
+        }
+    }
+
+    private func register(_ agentID: String, _ run: Run) -> UInt64? {
+        state.withLock { state in
+            guard state.ended[agentID] == nil else { return nil }
+            state.nextRun += 1
+            state.runs[agentID, default: [:]][state.nextRun] = run
+            return state.nextRun
+        }
+    }
+
+    private func unregister(_ agentID: String, _ runID: UInt64) {
+        state.withLock { state in
+            state.runs[agentID]?[runID] = nil
+            if state.runs[agentID]?.isEmpty == true { state.runs[agentID] = nil }
+        }
+    }
+
     /// The slot goes in the background: the caller has its answer already.
-    private func retire(_ slot: AgentSlots.Slot) {
-        Task { await slots.retire(slot) }
+    private func retire(_ slot: AgentSlots.Slot, discarding: Bool = false) {
+        Task { await slots.retire(slot, discarding: discarding) }
     }
 
     /// The input file: the run's uid may read it, nobody else (the dir is the run's, 0700).
