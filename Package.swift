@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
     ],
     targets: [
         // C: everything that must run between clone and exec, and the few
@@ -68,6 +69,18 @@ let package = Package(
         // check of a call's arguments. Pure: the kernel runs them.
         .target(name: "AgentOSTools", dependencies: ["AgentOSCapabilities"]),
 
+        // The kernel's MCP client: sessions with MCP servers over their stdio
+        // (modelcontextprotocol/swift-sdk's client, a transport of our own).
+        .target(
+            name: "AgentOSMCP",
+            dependencies: [
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // OTP supervision as a pure state machine: specs, events in, actions
         // out, an injected clock. No processes, no I/O, no dependencies.
         .target(name: "AgentOSSupervision"),
@@ -76,7 +89,7 @@ let package = Package(
         // into supervision specs and launch settings.
         .target(
             name: "AgentOSPolicy",
-            dependencies: ["AgentOSSupervision", "AgentOSProtocol", "AgentOSCapabilities",
+            dependencies: ["AgentOSSupervision", "AgentOSProtocol", "AgentOSCapabilities", "AgentOSTools",
                            .product(name: "Yams", package: "Yams")]
         ),
 
@@ -85,7 +98,7 @@ let package = Package(
             name: "AgentOSKernel",
             dependencies: [
                 "AgentOSProtocol", "AgentOSStore", "AgentOSConfinement", "AgentOSSupervision", "AgentOSPolicy",
-                "AgentOSCapabilities", "AgentOSTools", "CAgentOSShim",
+                "AgentOSCapabilities", "AgentOSTools", "AgentOSMCP", "CAgentOSShim",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

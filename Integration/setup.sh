@@ -27,6 +27,20 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# A real MCP server from PyPI for the MCP tests, in a venv anyone may read
+# (agents run as their own uids). Only when missing.
+mcp_venv=${AGENTOS_MCP_TIME_VENV:-/opt/agentos-test/mcp-time}
+if [ ! -x "$mcp_venv/bin/mcp-server-time" ]; then
+    echo "setup: installing mcp-server-time (PyPI) into $mcp_venv"
+    dpkg-query -W -f='${Status}' python3-venv 2>/dev/null | grep -q "install ok installed" || {
+        [ "$(id -u)" = 0 ] || sudo=sudo
+        ${sudo:-} apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    }
+    /usr/bin/python3 -m venv "$mcp_venv"
+    "$mcp_venv/bin/pip" install -q --disable-pip-version-check mcp-server-time
+    chmod -R a+rX "$mcp_venv"
+fi
+
 if ! command -v swift >/dev/null; then
     echo "setup: the Swift toolchain (6.0 or later) is not on PATH; install it from swift.org first" >&2
     exit 1

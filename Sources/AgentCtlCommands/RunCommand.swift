@@ -72,6 +72,11 @@ struct RunCommand: ParsableCommand {
                                valueName: "uri"))
     var capabilities: [String] = []
 
+    @Option(name: .customLong("mcp-server"),
+            help: ArgumentHelp("Run an MCP server (speaking MCP on stdin/stdout) named NAME: its tools join `agentctl tools` as mcp.NAME.TOOL while it runs.",
+                               valueName: "name"))
+    var mcpServer: String?
+
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
 
@@ -174,6 +179,7 @@ struct RunCommand: ParsableCommand {
         request.limits = try limits()
         request.sandbox = try sandbox()
         request.capabilities = capabilities
+        request.mcpServer = mcpServer ?? ""
         if let workdir {
             request.workDir = workdir.hasPrefix("/") ? workdir : cwd + "/" + workdir
         }

@@ -20,6 +20,7 @@ struct KernelServices: Sendable {
     let tools: ToolRegistry
     let toolSandbox: ToolSandbox
     let approvals: Approvals
+    let mcp: MCPServers
     let bootID: String
     let startedAt: Int64
     let pid: Int32
@@ -31,11 +32,12 @@ struct KernelServices: Sendable {
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, lifecycle: Lifecycle,
          supervisor: PolicySupervisor, capabilities: CapabilityTable, tools: ToolRegistry, toolSandbox: ToolSandbox,
-         bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
+         mcp: MCPServers, bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
          host: HostSupport, cgroupsUsable: Bool) {
         self.tools = tools
         self.toolSandbox = toolSandbox
         self.approvals = Approvals(events: events)
+        self.mcp = mcp
         self.configuration = configuration
         self.store = store
         self.events = events
@@ -192,9 +194,11 @@ public final class Kernel: Service, Sendable {
                                   counters: counters, slots: slots, cgroups: cgroups, seccomp: seccomp,
                                   landlockABI: host.landlockABI, bootID: bootID, logger: logger)
         let supervisor = PolicySupervisor(lifecycle: lifecycle, store: store, events: events, logger: logger)
+        let tools = ToolRegistry()
         let services = KernelServices(configuration: configuration, store: store, events: events, lifecycle: lifecycle,
-                                      supervisor: supervisor, capabilities: capabilities, tools: ToolRegistry(),
-                                      toolSandbox: toolSandbox, bootID: bootID, startedAt: startedAt, pid: getpid(),
+                                      supervisor: supervisor, capabilities: capabilities, tools: tools,
+                                      toolSandbox: toolSandbox, mcp: MCPServers(registry: tools, events: events, logger: logger),
+                                      bootID: bootID, startedAt: startedAt, pid: getpid(),
                                       uid: getuid(), counters: counters, host: host, cgroupsUsable: cgroups != nil)
         let adminGID = try resolveAdminGroup()
         let connections = ConnectionRegistry()
@@ -202,8 +206,12 @@ public final class Kernel: Service, Sendable {
         let logger = logger
 
         await lifecycle.setConnector { [logger] agent, fd in
-            await Self.serveAgent(fd: fd, agent: agent, group: group, services: services,
-                                  connections: connections, logger: logger)
+            // An MCP server speaks MCP on that socket, not this protocol.
+            if let server = agent.sandbox[Lifecycle.mcpServerKey] {
+                return await services.mcp.attach(fd: fd, agent: agent, server: server, group: group)
+            }
+            return await Self.serveAgent(fd: fd, agent: agent, group: group, services: services,
+                                         connections: connections, logger: logger)
         }
 
         let server = try await bind(group: group, adminGID: adminGID, services: services)

@@ -2,6 +2,7 @@ import AgentOSCapabilities
 import AgentOSConfinement
 import AgentOSProtocol
 import AgentOSStore
+import AgentOSTools
 import CAgentOSShim
 import Foundation
 import Logging
@@ -127,6 +128,10 @@ actor Lifecycle {
                 throw KernelError(.invalidArgument, "capability \(uri): \(error.message)")
             }
         }
+        let mcpServer = request.mcpServer.isEmpty ? nil : request.mcpServer
+        if let mcpServer, !MCPNames.isServerName(mcpServer) {
+            throw KernelError(.invalidArgument, "invalid MCP server name '\(mcpServer)': use \(MCPNames.serverNameRule)")
+        }
         let name = request.name.isEmpty ? nil : request.name
         if let name, !Self.isValidName(name) {
             throw KernelError(.invalidArgument,
@@ -192,9 +197,10 @@ actor Lifecycle {
         environment[AgentEnvironment.socketFD] = String(AgentEnvironment.socketFDNumber)
         environment[AgentEnvironment.agentID] = id
         environment[AgentEnvironment.agentName] = agentName
-        let agentOptions = SandboxLauncher.AgentOptions(
+        var agentOptions = SandboxLauncher.AgentOptions(
             hostname: agentName, workDir: workDir, sandbox: sandbox, landlockABI: landlockABI, program: program,
             arguments: Array(request.argv.dropFirst()), environment: environment)
+        agentOptions.stdioSocket = mcpServer != nil
 
         // The slot's held sandbox (if any) gets the rest as its request.
         let prepared = slot.prepared
@@ -268,6 +274,7 @@ actor Lifecycle {
                                  limits: Self.limitsRecord(limits, timeoutMilliseconds: timeoutMilliseconds))
         record.sandbox = Self.sandboxRecord(sandbox, uid: uid, hostname: agentName)
         record.sandbox["seccomp"] = seccompName
+        if let mcpServer { record.sandbox[Self.mcpServerKey] = mcpServer }
         record.sandbox["landlock_abi"] = String(landlockABI)
         let child: ChildProcess
         // The start, once written to the store (with a held sandbox, while
@@ -944,6 +951,9 @@ actor Lifecycle {
         return isNameScalar(first) && first != "." && first != "_" && first != "-"
             && name.unicodeScalars.allSatisfy(isNameScalar)
     }
+
+    /// Where an agent's record says it is an MCP server, and its name.
+    static let mcpServerKey = "mcp_server"
 
     static func isValidEnvironmentName(_ name: String) -> Bool {
         !name.isEmpty && !name.contains("=") && !name.contains("\0")

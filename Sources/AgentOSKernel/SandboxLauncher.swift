@@ -49,6 +49,8 @@ struct SandboxLauncher: Sendable {
         /// and names that lead to them (link -> program).
         var programs: [String] = []
         var programLinks: [(link: String, program: String)] = []
+        /// The kernel's connection is its stdin and stdout (an MCP server).
+        var stdioSocket = false
 
         /// What the helper learns about the agent, as options: from
         /// --hostname to the program's arguments after "--". A string with a
@@ -78,6 +80,7 @@ struct SandboxLauncher: Sendable {
             for path in strictReadWrite { options += ["--rw-strict", path] }
             for path in programs { options += ["--program", path] }
             for (link, program) in programLinks { options += ["--program-link", link + "=" + program] }
+            if stdioSocket { options += ["--stdio", "socket"] }
             return options
         }
     }

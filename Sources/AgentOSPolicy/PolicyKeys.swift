@@ -12,7 +12,7 @@ enum PolicyKeys {
     static let childCommon = ["id", "restart", "shutdown", "significant", "backoff"]
     /// Keys only a worker (a child with `program:`) may have.
     static let workerOnly = ["program", "args", "env", "workdir", "sandbox", "capabilities", "success_exit_codes",
-                             "no_restart_exit_codes", "readiness", "start_timeout"]
+                             "no_restart_exit_codes", "readiness", "start_timeout", "mcp_server"]
     /// Keys only a nested supervisor (a child with `supervisor:`) may have.
     static let supervisorChildOnly = ["supervisor", "restart_on_escalation"]
     static let child = childCommon + workerOnly + supervisorChildOnly

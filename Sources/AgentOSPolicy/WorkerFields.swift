@@ -1,6 +1,7 @@
 // A worker's own fields: what to run, its environment, its sandbox and
 // limits (named as `agentctl run` names its flags), capabilities, readiness.
 
+import AgentOSTools
 import Yams
 
 /// `net:` values.
@@ -38,6 +39,16 @@ extension TreeBuilder {
                            "must be at least 1ms, e.g. 10s")
             }
             launch.startTimeoutMilliseconds = timeout
+        }
+        if let server = reader.text("mcp_server") {
+            if !MCPNames.isServerName(server) {
+                log.report(reader.markOf("mcp_server"), reader.path.key("mcp_server"),
+                           "invalid MCP server name '\(server)': use \(MCPNames.serverNameRule)")
+            } else if launch.readiness == .notify {
+                log.report(reader.markOf("readiness"), reader.path.key("readiness"),
+                           "an MCP server cannot send ready (it speaks MCP, not the Agent OS protocol): use readiness: none")
+            }
+            launch.mcpServer = server
         }
         return log.count == before && program != nil ? launch : nil
     }

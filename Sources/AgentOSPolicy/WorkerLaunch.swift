@@ -16,6 +16,9 @@ public struct WorkerLaunch: Sendable, Hashable {
     public var readiness: Readiness
     /// How long a start may take before it counts as failed (readiness notify).
     public var startTimeoutMilliseconds: Int64
+    /// It is an MCP server of this name (MCP on its stdin/stdout; its tools
+    /// are mcp.NAME.TOOL); nil: an agent speaking the Agent OS protocol.
+    public var mcpServer: String?
 
     public static let defaultStartTimeoutMilliseconds: Int64 = 10_000
 

@@ -15,6 +15,9 @@ public struct ToolDefinition: Sendable {
     public let schemaJSON: String
     /// "built-in" or "mcp:SERVER".
     public let source: String
+    /// For a tool of an MCP server: the server and the tool's own name there.
+    public let mcpServer: String?
+    public let mcpTool: String?
 
     public init(name: String, summary: String, kind: Capability.Kind, action: String, parameters: ParameterSchema) {
         self.name = name
@@ -24,16 +27,22 @@ public struct ToolDefinition: Sendable {
         self.parameters = parameters
         self.schemaJSON = parameters.jsonSchema
         self.source = "built-in"
+        self.mcpServer = nil
+        self.mcpTool = nil
     }
 
-    public init(name: String, summary: String, kind: Capability.Kind, action: String, schemaJSON: String, source: String) {
-        self.name = name
+    /// A tool of MCP server `server`: `mcp.SERVER.TOOL`, checked as
+    /// `tool call` on that name; the server checks its arguments.
+    public init(mcpServer server: String, tool: String, summary: String, schemaJSON: String) {
+        self.name = MCPNames.toolName(server: server, tool: tool)
         self.summary = summary
-        self.kind = kind
-        self.action = action
+        self.kind = .tool
+        self.action = "call"
         self.parameters = nil
         self.schemaJSON = schemaJSON
-        self.source = source
+        self.source = "mcp:" + server
+        self.mcpServer = server
+        self.mcpTool = tool
     }
 
     /// The checked arguments of a call (a tool without a `ParameterSchema`

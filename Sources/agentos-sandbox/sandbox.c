@@ -9,6 +9,7 @@
 //                   [--exec-fd FD] [--seccomp-bpf FILE] [--landlock ABI]
 //                   [--ro-strict PATH]... [--rw-strict PATH]...
 //                   [--program PATH]... [--program-link LINK=PATH]...
+//                   [--stdio socket]
 //                   [--env K=V]... -- PROGRAM [ARGS...]
 //   agentos-sandbox --uid U --gid G --root DIR --ready-fd FD --exec-fd FD
 //                   --request-fd FD
@@ -21,6 +22,10 @@
 // program dirs, only the programs named (--program-link: a name that
 // leads to one); every writable place is noexec, and Landlock allows exec
 // of those programs (and their ELF interpreters) alone.
+//
+// --stdio socket makes fd 3 (the kernel's connection) the agent's stdin and
+// stdout too: a program that speaks a protocol on stdio (an MCP server)
+// talks to the kernel that way; stderr stays its log.
 //
 // The second form is a held sandbox (agentd keeps a few ready): it does
 // everything that does not depend on the agent (the namespaces, the uid
@@ -99,6 +104,7 @@ static struct {
     int landlock_abi;
     int request_fd;
     int exec_fd;
+    int stdio_socket;  // --stdio socket
     char **envp;      // --env entries; NULL: the helper's own environment
     int env_count;
     char **argv;
@@ -144,7 +150,7 @@ static void usage(const char *problem) {
 // helper starts and cannot be changed by a request.
 static int request_option(const char *option) {
     static const char *const allowed[] = {"--hostname", "--workdir", "--ro", "--rw", "--ro-strict", "--rw-strict",
-                                          "--tmp-size", "--net", "--nofile", "--landlock", "--env", NULL};
+                                          "--tmp-size", "--net", "--nofile", "--landlock", "--env", "--stdio", NULL};
     for (int i = 0; allowed[i]; i++) if (strcmp(option, allowed[i]) == 0) return 1;
     return 0;
 }
@@ -202,6 +208,10 @@ static const char *parse_options(int count, char **strings, int from_request) {
         else if (strcmp(a, "--exec-fd") == 0) cfg.exec_fd = atoi(v);
         else if (strcmp(a, "--seccomp-bpf") == 0) cfg.seccomp_path = v;
         else if (strcmp(a, "--landlock") == 0) cfg.landlock_abi = atoi(v);
+        else if (strcmp(a, "--stdio") == 0) {
+            if (strcmp(v, "socket") != 0) return "--stdio takes socket";
+            cfg.stdio_socket = 1;
+        }
         else if (strcmp(a, "--env") == 0) {
             if (cfg.envp == NULL) {
                 // At most one entry per two strings, plus the NULL.
@@ -698,6 +708,7 @@ static void become_agent(void) {
     setup_network();
     drop_privileges();
     if (cfg.workdir && chdir(cfg.workdir) < 0) die("chdir %s", cfg.workdir);
+    if (cfg.stdio_socket && (dup2(3, 0) < 0 || dup2(3, 1) < 0 || close(3) < 0)) die("make the socket stdin and stdout");
     if (cfg.envp) execve(cfg.argv[0], cfg.argv, cfg.envp);
     else execvp(cfg.argv[0], cfg.argv);
     die("exec %s", cfg.argv[0]);

@@ -81,7 +81,8 @@ struct ExampleAndSchemaTests {
         let schema = try schema()
         // Optional fields whose absence means "none" rather than a value.
         let noDefault: Set = ["template", "max_children", "backoff", "workdir", "sandbox.memory", "sandbox.cpu",
-                              "sandbox.timeout", "backoff.max", "supervisor", "program", "name", "id", "initial"]
+                              "sandbox.timeout", "backoff.max", "supervisor", "program", "name", "id", "initial",
+                              "mcp_server"]
         for definition in [nil, "supervisor", "child", "sandbox", "backoff"] {
             let object = try object(schema, definition)
             let required = Set(object["required"] as? [String] ?? [])

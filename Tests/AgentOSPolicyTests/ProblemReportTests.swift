@@ -185,6 +185,25 @@ struct ProblemReportTests {
             ])
     }
 
+    @Test func mcpServerNamesFollowTheirRuleAndCannotSendReady() {
+        #expect(problems("""
+            version: 1
+            name: t
+            supervisor:
+              children:
+                - id: a
+                  program: /bin/sh
+                  mcp_server: has.dot
+                - id: b
+                  program: /bin/sh
+                  mcp_server: time
+                  readiness: notify
+            """) == [
+                "p.yaml:7:19: supervisor.children[0].mcp_server: invalid MCP server name 'has.dot': use 1-63 letters, digits, '_' or '-' (its tools are mcp.NAME.TOOL)",
+                "p.yaml:11:18: supervisor.children[1].readiness: an MCP server cannot send ready (it speaks MCP, not the Agent OS protocol): use readiness: none",
+            ])
+    }
+
     @Test func sandboxPathsMustBeAbsolute() {
         #expect(problems("""
             version: 1

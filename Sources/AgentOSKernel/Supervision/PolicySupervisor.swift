@@ -487,6 +487,7 @@ actor PolicySupervisor {
         request.env["AGENTOS_INCARNATION"] = String(ref.incarnation)
         request.capabilities = settings.capabilities
         request.capabilitySource = "policy:" + ([policy] + ref.path).joined(separator: "/")
+        if let server = settings.mcpServer { request.mcpServer = server }
         if let workdir = settings.workdir { request.workDir = workdir }
         if let memory = settings.limits.memoryBytes { request.limits.memoryBytes = UInt64(clamping: memory) }
         if let pids = settings.limits.pids { request.limits.pids = UInt32(clamping: pids) }

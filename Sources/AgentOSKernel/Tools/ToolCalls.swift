@@ -1,4 +1,5 @@
 import AgentOSCapabilities
+import AgentOSMCP
 import AgentOSConfinement
 import AgentOSProtocol
 import AgentOSTools
@@ -23,6 +24,21 @@ final class ToolRegistry: Sendable {
     /// Every tool, by name.
     func all() -> [ToolDefinition] {
         tools.withLock { $0.values.sorted { $0.name < $1.name } }
+    }
+
+    /// Adds the tools of MCP server `server`; false (nothing added) if
+    /// another server of that name has tools here.
+    func register(server: String, _ definitions: [ToolDefinition]) -> Bool {
+        tools.withLock { tools in
+            guard !tools.values.contains(where: { $0.mcpServer == server }) else { return false }
+            for definition in definitions { tools[definition.name] = definition }
+            return true
+        }
+    }
+
+    /// Removes the tools of MCP server `server`.
+    func unregister(server: String) {
+        tools.withLock { tools in tools = tools.filter { $0.value.mcpServer != server } }
     }
 }
 
@@ -50,7 +66,9 @@ struct ToolCalls {
     /// to run it and read its result.
     struct Prepared {
         var resource: String
+        /// What runs: a confined child (`plan`), or a call to an MCP server.
         var plan: ToolSandbox.Plan
+        var mcp: (server: String, tool: String)?
         var result: @Sendable (ToolSandbox.Outcome) -> (JSONValue, Bool)
         /// The answer without a run (a file that does not exist), given
         /// only once the check allowed the ask: nothing is told about what
@@ -140,6 +158,13 @@ struct ToolCalls {
             }
         }
 
+        if let (server, serverTool) = prepared.mcp {
+            let timeout = min(grant.capability.constraints.timeoutMilliseconds ?? MCPServers.callTimeoutMilliseconds,
+                              MCPServers.callTimeoutMilliseconds * 60)
+            return try await callServer(server, serverTool, request, agentID: agentID, agentName: agent.name,
+                                        timeoutMilliseconds: timeout, grantID: grantID, approved: needsApproval,
+                                        started: started, callID: callID, recorded: recorded)
+        }
         if let (result, isError) = prepared.immediate {
             recorded["outcome"] = isError ? "error" : "ok"
             _ = try services.events.record("tool.called", agentID: agentID,
@@ -185,6 +210,42 @@ struct ToolCalls {
         return response
     }
 
+    /// A call to a running MCP server's tool (its child is the server).
+    private func callServer(_ server: String, _ serverTool: String, _ request: Agentos_V1_ToolCallRequest,
+                            agentID: String, agentName: String, timeoutMilliseconds: Int64, grantID: String,
+                            approved: Bool, started: ContinuousClock.Instant, callID: String,
+                            recorded: [String: String]) async throws -> Agentos_V1_ToolCallResponse {
+        var recorded = recorded
+        guard let session = services.mcp.session(server) else {
+            throw KernelError(.notRunning, "MCP server \(server) is not running (its supervisor may be restarting it)")
+        }
+        let result: ServerSession.CallResult
+        do {
+            result = try await session.call(tool: serverTool, argumentsJSON: request.argumentsJson,
+                                            timeout: .milliseconds(timeoutMilliseconds))
+        } catch {
+            recorded["outcome"] = "failed"
+            recorded["reason"] = "\(error)"
+            _ = try? services.events.record("tool.failed", agentID: agentID,
+                                            "\(agentName)'s \(request.tool) call failed: \(error)", data: recorded)
+            throw KernelError(.unsupported, "\(request.tool): \(error)")
+        }
+        let elapsed = ContinuousClock.now - started
+        let microseconds = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
+        recorded["outcome"] = result.isError ? "error" : "ok"
+        recorded["duration_us"] = String(microseconds)
+        _ = try services.events.record("tool.called", agentID: agentID,
+                                       "\(agentName) called \(request.tool): \(recorded["outcome"] ?? "")", data: recorded)
+        var response = Agentos_V1_ToolCallResponse()
+        response.callID = callID
+        response.resultJson = result.json
+        response.isError = result.isError
+        response.grantID = grantID
+        response.durationUs = microseconds
+        response.approved = approved
+        return response
+    }
+
     /// SHA-256 of the arguments as sent: the audit chain names them without holding them.
     static func digest(_ text: String) -> String {
         SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
@@ -193,6 +254,10 @@ struct ToolCalls {
     // MARK: Preparing each built-in
 
     private func prepare(_ tool: ToolDefinition, _ arguments: ToolArguments, agentID: String) async throws -> Prepared {
+        if let server = tool.mcpServer, let serverTool = tool.mcpTool {
+            let plan = ToolSandbox.Plan(program: "", arguments: [], timeoutMilliseconds: 0, stdoutLimit: 0)
+            return Prepared(resource: tool.name, plan: plan, mcp: (server, serverTool), result: { _ in (.null, true) })
+        }
         let (uid, limits) = try await services.lifecycle.toolIdentity(of: agentID)
         var prepared: Prepared
         switch tool.name {

@@ -2377,6 +2377,14 @@ public nonisolated struct Agentos_V1_RunRequest: @unchecked Sendable {
     set {_uniqueStorage()._capabilitySource = newValue}
   }
 
+  /// Run it as an MCP server named NAME: its stdin and stdout are the
+  /// kernel's connection (MCP over stdio, not this protocol), and its tools
+  /// join the registry as mcp.NAME.TOOL while it runs.
+  public var mcpServer: String {
+    get {_storage._mcpServer}
+    set {_uniqueStorage()._mcpServer = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -6597,7 +6605,7 @@ nonisolated extension Agentos_V1_AgentCounts: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RunRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0\u{1}limits\0\u{1}sandbox\0\u{1}capabilities\0\u{3}capability_source\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0\u{1}limits\0\u{1}sandbox\0\u{1}capabilities\0\u{3}capability_source\0\u{3}mcp_server\0")
 
   fileprivate class _StorageClass {
     var _name: String = String()
@@ -6608,6 +6616,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
     var _sandbox: Agentos_V1_Sandbox? = nil
     var _capabilities: [String] = []
     var _capabilitySource: String = String()
+    var _mcpServer: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -6626,6 +6635,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
       _sandbox = source._sandbox
       _capabilities = source._capabilities
       _capabilitySource = source._capabilitySource
+      _mcpServer = source._mcpServer
     }
   }
 
@@ -6652,6 +6662,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
         case 6: try { try decoder.decodeSingularMessageField(value: &_storage._sandbox) }()
         case 7: try { try decoder.decodeRepeatedStringField(value: &_storage._capabilities) }()
         case 8: try { try decoder.decodeSingularStringField(value: &_storage._capabilitySource) }()
+        case 9: try { try decoder.decodeSingularStringField(value: &_storage._mcpServer) }()
         default: break
         }
       }
@@ -6688,6 +6699,9 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
       if !_storage._capabilitySource.isEmpty {
         try visitor.visitSingularStringField(value: _storage._capabilitySource, fieldNumber: 8)
       }
+      if !_storage._mcpServer.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._mcpServer, fieldNumber: 9)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -6705,6 +6719,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
         if _storage._sandbox != rhs_storage._sandbox {return false}
         if _storage._capabilities != rhs_storage._capabilities {return false}
         if _storage._capabilitySource != rhs_storage._capabilitySource {return false}
+        if _storage._mcpServer != rhs_storage._mcpServer {return false}
         return true
       }
       if !storagesAreEqual {return false}

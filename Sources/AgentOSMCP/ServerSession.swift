@@ -1,0 +1,135 @@
+import Foundation
+import Logging
+import MCP
+import NIOCore
+import Synchronization
+
+/// The kernel's client session with one MCP server: the handshake, its
+/// tools, calls with a time limit, and the end.
+public actor ServerSession {
+    /// A tool as the server describes it, its input schema as JSON text.
+    public struct ToolInfo: Sendable {
+        public let name: String
+        public let summary: String
+        public let inputSchemaJSON: String
+    }
+
+    /// A call's answer: the result object as JSON text, and whether the
+    /// server flagged it as an error.
+    public struct CallResult: Sendable {
+        public let json: String
+        public let isError: Bool
+    }
+
+    private let client: Client
+    private let transport: SocketTransport
+    public let serverName: String
+    public let serverVersion: String
+    public private(set) var tools: [ToolInfo] = []
+
+    private init(client: Client, transport: SocketTransport, serverName: String, serverVersion: String) {
+        self.client = client
+        self.transport = transport
+        self.serverName = serverName
+        self.serverVersion = serverVersion
+    }
+
+    /// Connects over `fd` (the kernel's end of the server's stdio socket),
+    /// says hello and lists the server's tools, within `timeout`.
+    public static func start(fd: Int32, group: any EventLoopGroup, clientVersion: String, timeout: Duration,
+                             maximumMessageBytes: Int = 16 << 20, logger: Logger) async throws -> ServerSession {
+        let transport = try await SocketTransport.open(fd: fd, group: group, maximumMessageBytes: maximumMessageBytes,
+                                                       logger: logger)
+        let client = Client(name: "agentd", version: clientVersion)
+        do {
+            let session = try await withDeadline(timeout) {
+                let hello = try await client.connect(transport: transport)
+                let session = ServerSession(client: client, transport: transport, serverName: hello.serverInfo.name,
+                                            serverVersion: hello.serverInfo.version)
+                try await session.loadTools()
+                return session
+            }
+            return session
+        } catch {
+            await client.disconnect()
+            throw error
+        }
+    }
+
+    private func loadTools() async throws {
+        var cursor: String?
+        var all: [ToolInfo] = []
+        repeat {
+            let page = try await client.listTools(cursor: cursor)
+            for tool in page.tools {
+                let schema = (try? String(decoding: JSONEncoder().encode(tool.inputSchema), as: UTF8.self)) ?? "{}"
+                all.append(ToolInfo(name: tool.name, summary: tool.description ?? tool.title ?? "", inputSchemaJSON: schema))
+            }
+            cursor = page.nextCursor
+        } while cursor != nil && all.count < 10_000
+        tools = all
+    }
+
+    /// Calls `tool` with the JSON object `argumentsJSON`; the result is the
+    /// server's content (and structured content) as JSON.
+    public func call(tool: String, argumentsJSON: String, timeout: Duration) async throws -> CallResult {
+        let arguments: [String: Value]
+        do {
+            arguments = try JSONDecoder().decode([String: Value].self, from: Data((argumentsJSON.isEmpty ? "{}" : argumentsJSON).utf8))
+        } catch {
+            throw MCPSessionError.invalidArguments("the arguments must be a JSON object")
+        }
+        let client = client
+        let (content, isError) = try await withDeadline(timeout) {
+            try await client.callTool(name: tool, arguments: arguments)
+        }
+        struct Answer: Encodable {
+            let content: [Tool.Content]
+        }
+        let data = try JSONEncoder().encode(Answer(content: content))
+        return CallResult(json: String(decoding: data, as: UTF8.self), isError: isError ?? false)
+    }
+
+    /// Ends the session (pending calls fail).
+    public func close() async {
+        await client.disconnect()
+    }
+}
+
+/// `body`'s result, or `MCPSessionError.timedOut` once `limit` has passed
+/// (the body is cancelled, and not waited for: the SDK's calls do not all
+/// end on cancellation).
+func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let milliseconds = limit.components.seconds * 1_000 + limit.components.attoseconds / 1_000_000_000_000_000
+    let answer = OneAnswer<T>()
+    return try await withCheckedThrowingContinuation { continuation in
+        answer.set(continuation)
+        let work = Task {
+            do {
+                answer.resume(with: .success(try await body()))
+            } catch {
+                answer.resume(with: .failure(error))
+            }
+        }
+        Task {
+            try? await Task.sleep(for: limit)
+            if answer.resume(with: .failure(MCPSessionError.timedOut(milliseconds: milliseconds))) { work.cancel() }
+        }
+    }
+}
+
+/// A continuation resumed once, by whichever result comes first.
+private final class OneAnswer<T: Sendable>: Sendable {
+    private let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
+
+    func set(_ waiting: CheckedContinuation<T, any Error>) {
+        continuation.withLock { $0 = waiting }
+    }
+
+    @discardableResult
+    func resume(with result: Result<T, any Error>) -> Bool {
+        guard let waiting = continuation.withLock({ $0.take() }) else { return false }
+        waiting.resume(with: result)
+        return true
+    }
+}
