@@ -238,6 +238,29 @@ struct ToolTests {
         #expect(eventually(timeout: 5) { !processExists(sleeper) }, "the tool's sleep outlived its agent")
     }
 
+    /// A revocation takes effect on a running agent at once: the tool run
+    /// the grant allowed is killed, the call says why, the next is denied.
+    @Test func revokingAGrantKillsTheRunItAllowedAndDeniesTheNext() throws {
+        let kernel = try KernelProcess(label: "toolrevoke")
+        defer { kernel.stop() }
+        let marker = "\(UInt32.random(in: 100_000...999_999))"
+        let sleep = #"shell.execute {"argv": ["/bin/sleep", "\#(marker)"], "timeout_ms": 600000}"#
+        let id = try kernel.run(Binaries.demoAgentSandboxFlags + [
+            "--name", "revokee", "--cap", "capability://shell/usr/bin/sleep?action=execute",
+            "--env", "AGENTOS_DEMO_TOOLS=" + [sleep, sleep].joined(separator: "\n"), "--", Binaries.demoAgent, "1", "0.01",
+        ])
+        let sleeper = try waitForHostPid(["/usr/bin/sleep", marker])
+        let grants = try #require(try kernel.json(["cap", "ls", "revokee"]) as? [[String: Any]])
+        let grant = try #require(grants.first?["id"] as? String)
+        #expect(try kernel.ctl(["cap", "revoke", grant]).status == 0)
+        #expect(eventually(timeout: 5) { !processExists(sleeper) }, "the run outlived its grant")
+        try kernel.ctl(["wait", id])
+        let calls = try results(kernel, id)
+        try #require(calls.count == 2)
+        #expect((calls[0]["error"] as? String)?.contains("was revoked while the call ran") == true, "\(calls[0])")
+        #expect((calls[1]["error"] as? String)?.contains("holds no shell capability") == true, "\(calls[1])")
+    }
+
     @Test func anOperatorApprovesDeniesOrLetsTheCallTimeOut() throws {
         let kernel = try KernelProcess(label: "toolapprove", arguments: ["--approval-timeout", "2s"])
         defer { kernel.stop() }

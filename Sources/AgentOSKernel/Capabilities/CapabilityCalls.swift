@@ -35,13 +35,23 @@ struct CapabilityCalls {
         guard !request.id.isEmpty else { throw KernelError(.invalidArgument, "no capability id: see agentctl cap ls") }
         var response = Agentos_V1_CapRevokeResponse()
         response.revoked = try table.revoke(request.id, reason: request.reason.isEmpty ? "revoked by the operator" : request.reason)
+        // At once for running agents too: what a revoked grant allowed stops.
+        services.toolSandbox.revoked(Set(response.revoked))
         return response
     }
 
     func explain(_ request: Agentos_V1_CapExplainRequest) async throws -> Agentos_V1_CapExplainResponse {
         let agent = try await services.lifecycle.resolve(request.agent)
         let (kind, resource) = try Self.ask(request.action, request.resource)
-        return Self.answer(table.explain(agentID: agent.id, kind: kind, action: request.action, resource: resource))
+        let start = ContinuousClock.now
+        let decision = table.explain(agentID: agent.id, kind: kind, action: request.action, resource: resource)
+        var answer = Self.answer(decision)
+        answer.checkNs = Self.nanoseconds(ContinuousClock.now - start)
+        return answer
+    }
+
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
     }
 
     // MARK: Agent calls

@@ -180,7 +180,7 @@ struct ToolCalls {
         }
         let outcome: ToolSandbox.Outcome
         do {
-            outcome = try await services.toolSandbox.run(plan, uid: prepared.uid, agentID: agentID)
+            outcome = try await services.toolSandbox.run(plan, uid: prepared.uid, agentID: agentID, grantID: grantID)
         } catch {
             let kernelError = KernelError.from(error)
             recorded["outcome"] = "failed"
@@ -189,6 +189,14 @@ struct ToolCalls {
                                             "\(agent.name)'s \(tool.name) call could not run: \(kernelError.message)",
                                             data: recorded)
             throw kernelError
+        }
+        // Revoked while it ran: it was killed for that, and says so.
+        if services.capabilities.grant(id: grantID) == nil {
+            recorded["outcome"] = "revoked"
+            _ = try? services.events.record("tool.failed", agentID: agentID,
+                                            "\(agent.name)'s \(tool.name) call was killed: grant \(grantID) was revoked while it ran",
+                                            data: recorded)
+            throw KernelError(.permissionDenied, "\(tool.name): grant \(grantID) was revoked while the call ran; its run was killed")
         }
         let (result, isError) = prepared.result(outcome)
         let elapsed = ContinuousClock.now - started

@@ -28,6 +28,8 @@ final class ToolSandbox: Sendable {
     fileprivate struct Run {
         let child: ChildProcess
         let cgroup: AgentCgroup?
+        /// The grant that allowed it: revoked, the run is killed.
+        let grantID: String
     }
 
     private struct State {
@@ -88,8 +90,8 @@ final class ToolSandbox: Sendable {
     static let inputName = "input"
     static let tmpSize: UInt64 = 16 << 20
 
-    /// Runs `plan` as host user `uid`, the calling agent's.
-    func run(_ plan: Plan, uid: UInt32, agentID: String) async throws -> Outcome {
+    /// Runs `plan` as host user `uid`, the calling agent's, allowed by `grantID`.
+    func run(_ plan: Plan, uid: UInt32, agentID: String, grantID: String) async throws -> Outcome {
         let capture = ToolOutput(stdoutLimit: plan.stdoutLimit, stderrLimit: plan.stderrLimit)
         let warm = plan.programs.isEmpty ? takeHeld(agentID) : nil
         let slot = try warm ?? slots.take(cold: true) { _ in false }
@@ -142,7 +144,7 @@ final class ToolSandbox: Sendable {
         } catch {
             throw KernelError.from(error)
         }
-        guard let runID = register(agentID, Run(child: child, cgroup: slot.cgroup)) else {
+        guard let runID = register(agentID, Run(child: child, cgroup: slot.cgroup, grantID: grantID)) else {
             // The agent ended while this run started: it does not outlive it.
             slot.cgroup?.killAll()
             _ = try? child.signal(SIGKILL)
@@ -173,6 +175,20 @@ final class ToolSandbox: Sendable {
         let output = capture.take()
         return Outcome(exit: exit, stdout: output.stdout, stderr: output.stderr, stdoutDropped: output.stdoutDropped,
                        stderrDropped: output.stderrDropped, timedOut: timedOut.withLock { $0 })
+    }
+
+    /// Grants were revoked: the runs they allowed are killed now (their
+    /// calls answer that the grant went). Returns how many.
+    @discardableResult
+    func revoked(_ grantIDs: Set<String>) -> Int {
+        let runs = state.withLock { state in
+            state.runs.values.flatMap { $0.values }.filter { grantIDs.contains($0.grantID) }
+        }
+        for run in runs {
+            run.cgroup?.killAll()
+            _ = try? run.child.signal(SIGKILL)
+        }
+        return runs.count
     }
 
     /// What is left of an ended agent's tools: its runs (killed already)

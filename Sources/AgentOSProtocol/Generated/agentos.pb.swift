@@ -1775,6 +1775,9 @@ public nonisolated struct Agentos_V1_CapExplainResponse: Sendable {
   /// when not allowed: one per grant of that kind, or why the ask is unusable
   public var reasons: [String] = []
 
+  /// how long the kernel's decision took (the table's lookup, not the round trip)
+  public var checkNs: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -5425,7 +5428,7 @@ nonisolated extension Agentos_V1_CapRevokeResponse: SwiftProtobuf.Message, Swift
 
 nonisolated extension Agentos_V1_CapExplainResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CapExplainResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}allowed\0\u{3}grant_id\0\u{3}needs_approval\0\u{1}reasons\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}allowed\0\u{3}grant_id\0\u{3}needs_approval\0\u{1}reasons\0\u{3}check_ns\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5437,6 +5440,7 @@ nonisolated extension Agentos_V1_CapExplainResponse: SwiftProtobuf.Message, Swif
       case 2: try { try decoder.decodeSingularStringField(value: &self.grantID) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.needsApproval) }()
       case 4: try { try decoder.decodeRepeatedStringField(value: &self.reasons) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.checkNs) }()
       default: break
       }
     }
@@ -5455,6 +5459,9 @@ nonisolated extension Agentos_V1_CapExplainResponse: SwiftProtobuf.Message, Swif
     if !self.reasons.isEmpty {
       try visitor.visitRepeatedStringField(value: self.reasons, fieldNumber: 4)
     }
+    if self.checkNs != 0 {
+      try visitor.visitSingularInt64Field(value: self.checkNs, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -5463,6 +5470,7 @@ nonisolated extension Agentos_V1_CapExplainResponse: SwiftProtobuf.Message, Swif
     if lhs.grantID != rhs.grantID {return false}
     if lhs.needsApproval != rhs.needsApproval {return false}
     if lhs.reasons != rhs.reasons {return false}
+    if lhs.checkNs != rhs.checkNs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
