@@ -335,3 +335,81 @@ struct ToolTests {
         #expect(try kernel.ctl(["audit", "verify"]).status == 0)
     }
 }
+
+/// agent.spawn: a lead agent starts children in its policy's pool, handing
+/// each a part of its own capabilities, never more, at most `max` times.
+@Suite("agent.spawn", .serialized)
+struct SpawnToolTests {
+    @Test func aLeadSpawnsIntoItsPoolWithDelegatedCapabilitiesWithinItsOwnAndItsMax() throws {
+        let kernel = try KernelProcess(label: "spawntool")
+        defer { kernel.stop() }
+        let data = try temporaryDirectory("spawndata")
+        try FileManager.default.createDirectory(atPath: data + "/sub", withIntermediateDirectories: true)
+        let ro = Binaries.demoAgentSandboxFlags.enumerated().filter { $0.offset % 2 == 1 }.map(\.element)
+        let roList = "[" + ro.joined(separator: ", ") + "]"
+        func spawn(_ capabilities: [String]) -> String {
+            let list = capabilities.map { "\"\($0)\"" }.joined(separator: ", ")
+            return #"agent.spawn {"supervisor": "crew/pool", "args": ["300", "1"], "capabilities": [\#(list)]}"#
+        }
+        let calls = [
+            spawn(["capability://file\(data)/sub/**?action=read"]),
+            spawn(["capability://file\(data)/**?action=read,write"]),   // wider than the lead's: refused
+            spawn([]),
+            spawn([]),                                                   // a third spawn: max=2 is used up
+        ].joined(separator: "\n")
+        try kernel.apply("""
+            version: 1
+            name: crew
+            supervisor:
+              strategy: one_for_one
+              children:
+                - id: pool
+                  supervisor:
+                    strategy: dynamic
+                    max_children: 5
+                    template:
+                      id: worker
+                      program: \(Binaries.demoAgent)
+                      restart: temporary
+                      sandbox: {ro: \(roList)}
+                - id: lead
+                  program: \(Binaries.demoAgent)
+                  args: ["100", "0.1"]
+                  restart: temporary
+                  env:
+                    AGENTOS_DEMO_TOOLS: |
+            \(calls.split(separator: "\n").map { "              " + $0 }.joined(separator: "\n"))
+                  sandbox: {ro: \(roList)}
+                  capabilities:
+                    - capability://agent/crew/pool?action=spawn&max=2
+                    - capability://file\(data)/**?action=read,list
+            """)
+        var results: [[String: Any]] = []
+        #expect(eventually(timeout: 20) {
+            results = ((try? kernel.ctl(["logs", "crew.lead"]).lines) ?? []).compactMap { line in
+                guard line.hasPrefix("tool-result ") else { return nil }
+                return (try? JSONSerialization.jsonObject(with: Data(line.dropFirst(12).utf8))) as? [String: Any]
+            }
+            return results.count == 4
+        }, "\(kernel.kernelLog.suffix(2_000))")
+        try #require(results.count == 4)
+        let first = try #require(results[0]["result"] as? [String: Any])
+        #expect(results[0]["is_error"] as? Bool == false, "\(results[0])")
+        #expect((first["path"] as? String)?.hasPrefix("crew/pool/") == true)
+        let delegated = try #require((first["capabilities"] as? [[String: Any]])?.first)
+        #expect(delegated["uri"] as? String == "capability://file\(data)/sub/**?action=read")
+        #expect((results[1]["error"] as? String)?.contains("is not within a capability you hold") == true, "\(results[1])")
+        #expect(results[2]["is_error"] as? Bool == false)
+        #expect((results[3]["error"] as? String)?.contains("used all 2 of its uses") == true, "\(results[3])")
+
+        // The child holds the delegated grant, from the lead's; revoking the lead's takes it along.
+        let child = try #require(first["agent"] as? String)
+        let held = try #require(try kernel.json(["cap", "ls", child]) as? [[String: Any]])
+        #expect(held.count == 1)
+        #expect(held.first?["source"] as? String == "delegated")
+        let parent = try #require(held.first?["parent"] as? String)
+        #expect(try kernel.ctl(["cap", "revoke", parent]).status == 0)
+        #expect(try #require(try kernel.json(["cap", "ls", child]) as? [[String: Any]]).isEmpty)
+        #expect(try kernel.ctl(["audit", "--agent", "crew.lead"]).stdout.contains("called agent.spawn on crew/pool"))
+    }
+}

@@ -351,6 +351,18 @@ actor Lifecycle {
                 break
             }
         }
+        for delegation in request.delegations {
+            do {
+                try capabilities.delegate(delegation.uri, from: delegation.parentID, holder: delegation.holder, to: id,
+                                          childName: agentName)
+            } catch {
+                // The grant it came from is gone (revoked, or its holder
+                // ended since): the agent runs without it, and it is said.
+                _ = try? events.record("capability.not-delegated", agentID: id,
+                                       "\(agentName) starts without \(delegation.uri): \(error.message)",
+                                       data: ["uri": delegation.uri, "parent": delegation.parentID])
+            }
+        }
         if let timeoutMilliseconds {
             Task {
                 try? await Task.sleep(for: .milliseconds(timeoutMilliseconds))

@@ -52,5 +52,17 @@ public enum BuiltinTools {
                   "Kill it after this long (default \(defaultTimeoutMilliseconds) ms; never longer than the capability's timeout)."),
         ], exactlyOneOf: ["command", "argv"]))
 
-    public static let all: [ToolDefinition] = [fileRead, fileWrite, fileList, shellExecute]
+    public static let agentSpawn = ToolDefinition(
+        name: "agent.spawn",
+        summary: "Start a child agent under a dynamic supervisor (a policy's pool), handing it a part of your own capabilities.",
+        kind: .agent, action: "spawn",
+        parameters: ParameterSchema([
+            .init("supervisor", .string(maxBytes: 512), required: true,
+                  "The dynamic supervisor's path, POLICY/PATH (e.g. team/workers); checked as agent spawn on it."),
+            .init("args", .strings(maxItems: 256, maxBytes: 64 << 10, minItems: 0), "Arguments added to its template's."),
+            .init("capabilities", .strings(maxItems: 64, maxBytes: 4_096, minItems: 0),
+                  "Capability URIs to hand the child, each within one you hold (narrower resource, fewer actions, tighter constraints)."),
+        ]))
+
+    public static let all: [ToolDefinition] = [fileRead, fileWrite, fileList, shellExecute, agentSpawn]
 }

@@ -10,8 +10,8 @@ public struct ParameterSchema: Sendable {
         case choice([String])
         case integer(minimum: Int64, maximum: Int64)
         case boolean
-        /// Strings, at most `maxItems` of at most `maxBytes` bytes each.
-        case strings(maxItems: Int, maxBytes: Int)
+        /// Strings, `minItems` to `maxItems` of at most `maxBytes` bytes each.
+        case strings(maxItems: Int, maxBytes: Int, minItems: Int = 1)
     }
 
     public struct Property: Sendable {
@@ -71,9 +71,9 @@ public struct ParameterSchema: Sendable {
             schema["maximum"] = .integer(maximum)
         case .boolean:
             schema["type"] = .string("boolean")
-        case .strings(let maxItems, let maxBytes):
+        case .strings(let maxItems, let maxBytes, let minItems):
             schema["type"] = .string("array")
-            schema["minItems"] = .integer(1)
+            schema["minItems"] = .integer(Int64(minItems))
             schema["maxItems"] = .integer(Int64(maxItems))
             schema["items"] = .object(["type": .string("string"), "maxLength": .integer(Int64(maxBytes))])
         }
@@ -136,9 +136,9 @@ public struct ParameterSchema: Sendable {
         case .boolean:
             guard case .bool(let value) = raw else { throw invalid("'\(name)' must be true or false") }
             return .boolean(value)
-        case .strings(let maxItems, let maxBytes):
-            guard case .array(let array) = raw, !array.isEmpty else {
-                throw invalid("'\(name)' must be a non-empty array of strings")
+        case .strings(let maxItems, let maxBytes, let minItems):
+            guard case .array(let array) = raw, array.count >= minItems else {
+                throw invalid(minItems > 0 ? "'\(name)' must be a non-empty array of strings" : "'\(name)' must be an array of strings")
             }
             if array.count > maxItems { throw invalid("'\(name)' has more than \(maxItems) items") }
             var strings: [String] = []

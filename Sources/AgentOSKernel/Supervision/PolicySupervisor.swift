@@ -25,6 +25,9 @@ actor PolicySupervisor {
     private let clock = ContinuousClock()
     private let epoch: ContinuousClock.Instant
     private var applied: [String: AppliedPolicy] = [:]
+    /// Capabilities a spawner delegated to a dynamic child (agent.spawn), by
+    /// the child's full path: made again at each of its starts.
+    private var delegations: [String: [Agentos_V1_Delegation]] = [:]
     /// Live workers: agent id → (policy, child ref).
     private var workers: [String: (policy: String, ref: ChildRef)] = [:]
     private var stopping = false
@@ -230,13 +233,16 @@ actor PolicySupervisor {
         return findNode(treeNode(policy), path: path) ?? Agentos_V1_TreeNode()
     }
 
-    func spawn(supervisor path: String, arguments: [String]) async throws -> Agentos_V1_TreeNode {
+    func spawn(supervisor path: String, arguments: [String],
+               delegations: [Agentos_V1_Delegation] = []) async throws -> Agentos_V1_TreeNode {
         let (policy, supervisorPath) = try split(path, allowRoot: true)
         guard let entry = applied[policy] else { throw KernelError(.notFound, "no policy '\(policy)' is applied") }
         let childPath: [String]
         do {
             let (newPath, actions) = try entry.tree.startDynamicChild(under: supervisorPath, arguments: arguments, now: now)
             childPath = newPath
+            // Before its start (and again at each restart): what its spawner handed it.
+            if !delegations.isEmpty { self.delegations[([policy] + newPath).joined(separator: "/")] = delegations }
             perform(actions, policy: policy)
         } catch {
             throw Self.kernelError(error, path: path)
@@ -487,6 +493,7 @@ actor PolicySupervisor {
         request.env["AGENTOS_INCARNATION"] = String(ref.incarnation)
         request.capabilities = settings.capabilities
         request.capabilitySource = "policy:" + ([policy] + ref.path).joined(separator: "/")
+        request.delegations = delegations[([policy] + ref.path).joined(separator: "/")] ?? []
         if let server = settings.mcpServer { request.mcpServer = server }
         if let workdir = settings.workdir { request.workDir = workdir }
         if let memory = settings.limits.memoryBytes { request.limits.memoryBytes = UInt64(clamping: memory) }

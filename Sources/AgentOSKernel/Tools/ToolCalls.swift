@@ -69,6 +69,8 @@ struct ToolCalls {
         /// What runs: a confined child (`plan`), or a call to an MCP server.
         var plan: ToolSandbox.Plan
         var mcp: (server: String, tool: String)?
+        /// What runs instead of a child of its own (agent.spawn: the child agent is the confined child).
+        var direct: (@Sendable () async throws -> (JSONValue, Bool))?
         var result: @Sendable (ToolSandbox.Outcome) -> (JSONValue, Bool)
         /// The answer without a run (a file that does not exist), given
         /// only once the check allowed the ask: nothing is told about what
@@ -165,6 +167,22 @@ struct ToolCalls {
                                         timeoutMilliseconds: timeout, grantID: grantID, approved: needsApproval,
                                         started: started, callID: callID, recorded: recorded)
         }
+        if let direct = prepared.direct {
+            let (result, isError): (JSONValue, Bool)
+            do {
+                (result, isError) = try await direct()
+            } catch {
+                let kernelError = KernelError.from(error)
+                recorded["outcome"] = "failed"
+                recorded["reason"] = kernelError.message
+                _ = try? services.events.record("tool.failed", agentID: agentID,
+                                                "\(agent.name)'s \(tool.name) call failed: \(kernelError.message)", data: recorded)
+                throw kernelError
+            }
+            return try answer(result, isError: isError, callID: callID, grantID: grantID, approved: needsApproval,
+                              started: started, agentID: agentID, agentName: agent.name, tool: tool.name,
+                              resource: prepared.resource, recorded: recorded)
+        }
         if let (result, isError) = prepared.immediate {
             recorded["outcome"] = isError ? "error" : "ok"
             _ = try services.events.record("tool.called", agentID: agentID,
@@ -218,6 +236,27 @@ struct ToolCalls {
         return response
     }
 
+    /// The answer of a call that ran, recorded first (`tool.called`).
+    private func answer(_ result: JSONValue, isError: Bool, callID: String, grantID: String, approved: Bool,
+                        started: ContinuousClock.Instant, agentID: String, agentName: String, tool: String,
+                        resource: String, recorded: [String: String]) throws -> Agentos_V1_ToolCallResponse {
+        var recorded = recorded
+        let microseconds = CapabilityCalls.nanoseconds(ContinuousClock.now - started) / 1_000
+        recorded["outcome"] = isError ? "error" : "ok"
+        recorded["duration_us"] = String(microseconds)
+        _ = try services.events.record("tool.called", agentID: agentID,
+                                       "\(agentName) called \(tool) on \(resource): \(recorded["outcome"] ?? "")",
+                                       data: recorded)
+        var response = Agentos_V1_ToolCallResponse()
+        response.callID = callID
+        response.resultJson = result.text
+        response.isError = isError
+        response.grantID = grantID
+        response.durationUs = microseconds
+        response.approved = approved
+        return response
+    }
+
     /// A call to a running MCP server's tool (its child is the server).
     private func callServer(_ server: String, _ serverTool: String, _ request: Agentos_V1_ToolCallRequest,
                             agentID: String, agentName: String, timeoutMilliseconds: Int64, grantID: String,
@@ -265,6 +304,15 @@ struct ToolCalls {
         if let server = tool.mcpServer, let serverTool = tool.mcpTool {
             let plan = ToolSandbox.Plan(program: "", arguments: [], timeoutMilliseconds: 0, stdoutLimit: 0)
             return Prepared(resource: tool.name, plan: plan, mcp: (server, serverTool), result: { _ in (.null, true) })
+        }
+        if tool.name == BuiltinTools.agentSpawn.name {
+            let spawner = SpawnTool(services: services, agentID: agentID)
+            let (supervisor, delegations) = try spawner.prepare(arguments)
+            let extra = arguments.strings("args") ?? []
+            let plan = ToolSandbox.Plan(program: "", arguments: [], timeoutMilliseconds: 0, stdoutLimit: 0)
+            return Prepared(resource: supervisor, plan: plan,
+                            direct: { try await spawner.spawn(supervisor: supervisor, arguments: extra, delegations: delegations) },
+                            result: { _ in (.null, true) })
         }
         let (uid, limits) = try await services.lifecycle.toolIdentity(of: agentID)
         var prepared: Prepared

@@ -2388,11 +2388,37 @@ public nonisolated struct Agentos_V1_RunRequest: @unchecked Sendable {
     set {_uniqueStorage()._mcpServer = newValue}
   }
 
+  /// Capabilities delegated to it from grants of another agent (agent.spawn),
+  /// made before its first call; each within the grant it comes from.
+  public var delegations: [Agentos_V1_Delegation] {
+    get {_storage._delegations}
+    set {_uniqueStorage()._delegations = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Agentos_V1_Delegation: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// the narrower capability
+  public var uri: String = String()
+
+  /// the grant it comes from
+  public var parentID: String = String()
+
+  /// the agent that holds that grant
+  public var holder: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// The agent's sandbox. In a RunRequest: the paths it may see beyond the
@@ -6613,7 +6639,7 @@ nonisolated extension Agentos_V1_AgentCounts: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RunRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0\u{1}limits\0\u{1}sandbox\0\u{1}capabilities\0\u{3}capability_source\0\u{3}mcp_server\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0\u{1}limits\0\u{1}sandbox\0\u{1}capabilities\0\u{3}capability_source\0\u{3}mcp_server\0\u{1}delegations\0")
 
   fileprivate class _StorageClass {
     var _name: String = String()
@@ -6625,6 +6651,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
     var _capabilities: [String] = []
     var _capabilitySource: String = String()
     var _mcpServer: String = String()
+    var _delegations: [Agentos_V1_Delegation] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -6644,6 +6671,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
       _capabilities = source._capabilities
       _capabilitySource = source._capabilitySource
       _mcpServer = source._mcpServer
+      _delegations = source._delegations
     }
   }
 
@@ -6671,6 +6699,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
         case 7: try { try decoder.decodeRepeatedStringField(value: &_storage._capabilities) }()
         case 8: try { try decoder.decodeSingularStringField(value: &_storage._capabilitySource) }()
         case 9: try { try decoder.decodeSingularStringField(value: &_storage._mcpServer) }()
+        case 10: try { try decoder.decodeRepeatedMessageField(value: &_storage._delegations) }()
         default: break
         }
       }
@@ -6710,6 +6739,9 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
       if !_storage._mcpServer.isEmpty {
         try visitor.visitSingularStringField(value: _storage._mcpServer, fieldNumber: 9)
       }
+      if !_storage._delegations.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._delegations, fieldNumber: 10)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -6728,10 +6760,51 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
         if _storage._capabilities != rhs_storage._capabilities {return false}
         if _storage._capabilitySource != rhs_storage._capabilitySource {return false}
         if _storage._mcpServer != rhs_storage._mcpServer {return false}
+        if _storage._delegations != rhs_storage._delegations {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_Delegation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Delegation"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}uri\0\u{3}parent_id\0\u{1}holder\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.uri) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.parentID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.holder) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.uri.isEmpty {
+      try visitor.visitSingularStringField(value: self.uri, fieldNumber: 1)
+    }
+    if !self.parentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.parentID, fieldNumber: 2)
+    }
+    if !self.holder.isEmpty {
+      try visitor.visitSingularStringField(value: self.holder, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_Delegation, rhs: Agentos_V1_Delegation) -> Bool {
+    if lhs.uri != rhs.uri {return false}
+    if lhs.parentID != rhs.parentID {return false}
+    if lhs.holder != rhs.holder {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
