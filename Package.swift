@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // C: everything that must run between clone and exec, and the few
@@ -100,6 +101,7 @@ let package = Package(
                 "AgentOSProtocol", "AgentOSStore", "AgentOSConfinement", "AgentOSSupervision", "AgentOSPolicy",
                 "AgentOSCapabilities", "AgentOSTools", "AgentOSMCP", "CAgentOSShim",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

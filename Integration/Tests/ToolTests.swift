@@ -413,3 +413,106 @@ struct SpawnToolTests {
         #expect(try kernel.ctl(["audit", "--agent", "crew.lead"]).stdout.contains("called agent.spawn on crew/pool"))
     }
 }
+
+/// http.fetch against a real HTTP server on this host's loopback.
+@Suite("http.fetch", .serialized)
+struct HTTPFetchTests {
+    /// A small server: /public/data.txt, redirects inside and out of
+    /// /public, a large body. Prints its port, then serves until killed.
+    static let server = """
+        import http.server, sys
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a): pass
+            def do_GET(self):
+                p = self.path
+                if p == '/public/data.txt': self.reply(200, b'hello http')
+                elif p == '/public/hop': self.move('/public/data.txt')
+                elif p == '/public/out': self.move('/secret/key')
+                elif p == '/public/big': self.reply(200, b'z' * 100000)
+                elif p == '/secret/key': self.reply(200, b'secret')
+                else: self.reply(404, b'no')
+            def reply(self, code, body):
+                self.send_response(code); self.send_header('Content-Length', str(len(body))); self.send_header('X-Test', 'yes'); self.end_headers(); self.wfile.write(body)
+            def move(self, where):
+                self.send_response(302); self.send_header('Location', where); self.send_header('Content-Length', '0'); self.end_headers()
+        s = http.server.HTTPServer(('127.0.0.1', 0), H)
+        print(s.server_address[1], flush=True)
+        s.serve_forever()
+        """
+
+    @Test func fetchesWhatTheGrantCoversAndChecksEveryRedirect() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", Self.server]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        // SIGKILL: the test process may have SIGTERM blocked, and the child inherits that.
+        defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        var portLine = Data()
+        while !portLine.contains(UInt8(ascii: "\n")) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            portLine += chunk
+        }
+        let port = try #require(Int(String(decoding: portLine, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let base = "http://127.0.0.1:\(port)"
+
+        let kernel = try KernelProcess(label: "httpfetch")
+        defer { kernel.stop() }
+        let id = try kernel.run(Binaries.demoAgentSandboxFlags + [
+            "--name", "fetcher", "--cap", "capability://http/127.0.0.1/public/**?action=get&rate=5/min",
+            "--env", "AGENTOS_DEMO_TOOLS=" + [
+                #"http.fetch {"url": "\#(base)/public/data.txt"}"#,
+                #"http.fetch {"url": "\#(base)/public/hop"}"#,
+                #"http.fetch {"url": "\#(base)/public/out"}"#,
+                #"http.fetch {"url": "\#(base)/secret/key"}"#,
+                #"http.fetch {"url": "\#(base)/public/big", "max_bytes": 1000}"#,
+                #"http.fetch {"url": "\#(base)/public/data.txt", "method": "POST"}"#,
+                #"http.fetch {"url": "\#(base)/public/data.txt"}"#,
+                #"http.fetch {"url": "ftp://127.0.0.1/public/x"}"#,
+            ].joined(separator: "\n"),
+            "--", Binaries.demoAgent, "1", "0.01",
+        ])
+        try kernel.ctl(["wait", id])
+        let calls = try kernel.ctl(["logs", id]).lines.compactMap { line -> [String: Any]? in
+            guard line.hasPrefix("tool-result ") else { return nil }
+            return try JSONSerialization.jsonObject(with: Data(line.dropFirst(12).utf8)) as? [String: Any]
+        }
+        try #require(calls.count == 8)
+        func result(_ index: Int) -> [String: Any] { calls[index]["result"] as? [String: Any] ?? [:] }
+        #expect(result(0)["status"] as? Int == 200)
+        #expect(result(0)["body"] as? String == "hello http")
+        #expect((result(0)["headers"] as? [String: Any])?["x-test"] as? String == "yes")
+        // A redirect inside the grant is followed; one out of it is not.
+        #expect(result(1)["body"] as? String == "hello http")
+        #expect((result(1)["redirects"] as? [Any])?.count == 1)
+        #expect((calls[2]["error"] as? String)?.contains("redirected to \(base)/secret/key") == true, "\(calls[2])")
+        #expect((calls[3]["error"] as? String)?.contains("does not cover get on 127.0.0.1:\(port)/secret/key") == true,
+                "\(calls[3])")
+        #expect(result(4)["truncated"] as? Bool == true)
+        #expect((result(4)["body"] as? String)?.count == 1000)
+        #expect((calls[5]["error"] as? String)?.contains("needs http post") == true, "\(calls[5])")
+        // rate=5/min: data, hop (2 uses: the URL and its redirect), out (1; its redirect denied), big: 5 used.
+        #expect((calls[6]["error"] as? String)?.contains("rate 5/min reached") == true, "\(calls[6])")
+        #expect((calls[7]["error"] as? String)?.contains("is not an http or https URL") == true)
+    }
+
+    @Test func aWildcardGrantDoesNotReachTheKernelHostsLoopback() throws {
+        let kernel = try KernelProcess(label: "httploop")
+        defer { kernel.stop() }
+        let id = try kernel.run(Binaries.demoAgentSandboxFlags + [
+            "--name", "prober", "--cap", "capability://http/**?action=get",
+            "--env", "AGENTOS_DEMO_TOOLS=" + [
+                #"http.fetch {"url": "http://127.0.0.1:1/"}"#,
+                #"http.fetch {"url": "http://localhost:1/"}"#,
+                #"http.fetch {"url": "http://169.254.169.254/latest/meta-data/"}"#,
+            ].joined(separator: "\n"),
+            "--", Binaries.demoAgent, "1", "0.01",
+        ])
+        try kernel.ctl(["wait", id])
+        let errors = try kernel.ctl(["logs", id]).lines.filter { $0.hasPrefix("tool-result ") }
+        #expect(errors.count == 3)
+        for line in errors { #expect(line.contains("a loopback or link-local address"), "\(line)") }
+    }
+}

@@ -1,6 +1,7 @@
 import AgentOSConfinement
 import AgentOSProtocol
 import AgentOSStore
+import AsyncHTTPClient
 import CAgentOSShim
 import Foundation
 import Logging
@@ -21,6 +22,8 @@ struct KernelServices: Sendable {
     let toolSandbox: ToolSandbox
     let approvals: Approvals
     let mcp: MCPServers
+    /// http.fetch's client: redirects are not followed by it (each is checked first).
+    let http: HTTPClient
     let bootID: String
     let startedAt: Int64
     let pid: Int32
@@ -32,12 +35,13 @@ struct KernelServices: Sendable {
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, lifecycle: Lifecycle,
          supervisor: PolicySupervisor, capabilities: CapabilityTable, tools: ToolRegistry, toolSandbox: ToolSandbox,
-         mcp: MCPServers, bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
+         mcp: MCPServers, http: HTTPClient, bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
          host: HostSupport, cgroupsUsable: Bool) {
         self.tools = tools
         self.toolSandbox = toolSandbox
         self.approvals = Approvals(events: events)
         self.mcp = mcp
+        self.http = http
         self.configuration = configuration
         self.store = store
         self.events = events
@@ -195,9 +199,13 @@ public final class Kernel: Service, Sendable {
                                   landlockABI: host.landlockABI, bootID: bootID, logger: logger)
         let supervisor = PolicySupervisor(lifecycle: lifecycle, store: store, events: events, logger: logger)
         let tools = ToolRegistry()
+        let http = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+                              configuration: .init(redirectConfiguration: .disallow,
+                                                   timeout: .init(connect: .seconds(10), read: .seconds(60))))
         let services = KernelServices(configuration: configuration, store: store, events: events, lifecycle: lifecycle,
                                       supervisor: supervisor, capabilities: capabilities, tools: tools,
                                       toolSandbox: toolSandbox, mcp: MCPServers(registry: tools, events: events, logger: logger),
+                                      http: http,
                                       bootID: bootID, startedAt: startedAt, pid: getpid(),
                                       uid: getuid(), counters: counters, host: host, cgroupsUsable: cgroups != nil)
         let adminGID = try resolveAdminGroup()
@@ -253,6 +261,7 @@ public final class Kernel: Service, Sendable {
             server.channel.close(promise: nil)
         }
 
+        try? await http.shutdown()
         unlink(configuration.socketPath)
         try store.endBoot(id: bootID, at: unixNanoseconds())
         logger.info("agentd stopped cleanly")

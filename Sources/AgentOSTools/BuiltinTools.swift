@@ -64,5 +64,20 @@ public enum BuiltinTools {
                   "Capability URIs to hand the child, each within one you hold (narrower resource, fewer actions, tighter constraints)."),
         ]))
 
-    public static let all: [ToolDefinition] = [fileRead, fileWrite, fileList, shellExecute, agentSpawn]
+    public static let httpFetch = ToolDefinition(
+        name: "http.fetch",
+        summary: "Fetch a URL (http or https), done by the kernel; every redirect is checked before it is followed.",
+        kind: .http, action: "request",
+        parameters: ParameterSchema([
+            .init("url", .string(maxBytes: 8_192), required: true, "The URL; checked as http METHOD on host:port/path."),
+            .init("method", .choice(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]), "The method (default GET)."),
+            .init("headers", .strings(maxItems: 64, maxBytes: 8_192, minItems: 0), "Request headers, each 'Name: value'."),
+            .init("body", .string(maxBytes: writeLimit, nonEmpty: false), "The request body (UTF-8)."),
+            .init("max_bytes", .integer(minimum: 0, maximum: Int64(readLimit * 4)),
+                  "Keep at most this much of the response body (default \(readLimit)); the result says if it was cut."),
+            .init("timeout_ms", .integer(minimum: 1, maximum: 300_000),
+                  "The whole fetch's time limit (default 30000; never longer than the grant's timeout)."),
+        ]))
+
+    public static let all: [ToolDefinition] = [fileRead, fileWrite, fileList, shellExecute, agentSpawn, httpFetch]
 }

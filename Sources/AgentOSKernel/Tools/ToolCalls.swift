@@ -71,6 +71,11 @@ struct ToolCalls {
         var mcp: (server: String, tool: String)?
         /// What runs instead of a child of its own (agent.spawn: the child agent is the confined child).
         var direct: (@Sendable () async throws -> (JSONValue, Bool))?
+        /// http.fetch: its first hop (its method is the action checked).
+        var httpTarget: HTTPFetchTool.Target?
+        /// The action checked when it is not the tool's own (http.fetch: the method).
+        var action: String?
+        var arguments = ToolArguments([:])
         var result: @Sendable (ToolSandbox.Outcome) -> (JSONValue, Bool)
         /// The answer without a run (a file that does not exist), given
         /// only once the check allowed the ask: nothing is told about what
@@ -98,7 +103,7 @@ struct ToolCalls {
         guard let tool = services.tools.definition(named: request.tool) else {
             throw refuse(KernelError(.notFound, "no tool '\(request.tool)' (agentctl tools lists them)"))
         }
-        let prepared: Prepared
+        var prepared: Prepared
         do {
             let arguments = try tool.validate(request.argumentsJson)
             prepared = try await prepare(tool, arguments, agentID: agentID)
@@ -113,11 +118,12 @@ struct ToolCalls {
         // The check: denied is an event of its own (capability.denied).
         let grantID: String
         let needsApproval: Bool
+        let action = prepared.action ?? tool.action
         switch services.capabilities.check(agentID: agentID, agentName: agent.name, kind: tool.kind,
-                                           action: tool.action, resource: prepared.resource) {
+                                           action: action, resource: prepared.resource) {
         case .denied(let reasons):
             throw refuse(KernelError(.permissionDenied,
-                                     "\(tool.name) needs \(tool.kind) \(tool.action) on \(prepared.resource): "
+                                     "\(tool.name) needs \(tool.kind) \(action) on \(prepared.resource): "
                                          + reasons.joined(separator: "; ")))
         case .allowed(let id, let approval):
             grantID = id
@@ -166,6 +172,13 @@ struct ToolCalls {
             return try await callServer(server, serverTool, request, agentID: agentID, agentName: agent.name,
                                         timeoutMilliseconds: timeout, grantID: grantID, approved: needsApproval,
                                         started: started, callID: callID, recorded: recorded)
+        }
+        if let target = prepared.httpTarget {
+            let timeout = min(grant.capability.constraints.timeoutMilliseconds ?? HTTPFetchTool.defaultTimeoutMilliseconds,
+                              prepared.arguments.integer("timeout_ms") ?? HTTPFetchTool.defaultTimeoutMilliseconds)
+            let fetcher = HTTPFetchTool(services: services, agentID: agentID, agentName: agent.name)
+            let arguments = prepared.arguments
+            prepared.direct = { try await fetcher.fetch(arguments, first: target, firstGrant: grantID, timeoutMilliseconds: timeout) }
         }
         if let direct = prepared.direct {
             let (result, isError): (JSONValue, Bool)
@@ -304,6 +317,14 @@ struct ToolCalls {
         if let server = tool.mcpServer, let serverTool = tool.mcpTool {
             let plan = ToolSandbox.Plan(program: "", arguments: [], timeoutMilliseconds: 0, stdoutLimit: 0)
             return Prepared(resource: tool.name, plan: plan, mcp: (server, serverTool), result: { _ in (.null, true) })
+        }
+        if tool.name == BuiltinTools.httpFetch.name {
+            let target = try HTTPFetchTool.target(arguments.string("url") ?? "")
+            let plan = ToolSandbox.Plan(program: "", arguments: [], timeoutMilliseconds: 0, stdoutLimit: 0)
+            var prepared = Prepared(resource: target.resource, plan: plan, httpTarget: target, result: { _ in (.null, true) })
+            prepared.action = (arguments.string("method") ?? "GET").lowercased()
+            prepared.arguments = arguments
+            return prepared
         }
         if tool.name == BuiltinTools.agentSpawn.name {
             let spawner = SpawnTool(services: services, agentID: agentID)
