@@ -161,6 +161,11 @@ let package = Package(
         .testTarget(name: "AgentOSSupervisionTests", dependencies: ["AgentOSSupervision"]),
         .testTarget(name: "AgentOSCapabilitiesTests", dependencies: ["AgentOSCapabilities"]),
         .testTarget(name: "AgentOSToolsTests", dependencies: ["AgentOSTools"]),
+        .testTarget(
+            name: "AgentOSMCPTests",
+            dependencies: ["AgentOSMCP", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOEmbedded", package: "swift-nio")]
+        ),
         .testTarget(name: "AgentOSPolicyTests", dependencies: ["AgentOSPolicy"]),
         .testTarget(
             name: "AgentOSKernelTests",

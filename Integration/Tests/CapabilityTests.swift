@@ -50,6 +50,19 @@ struct CapabilityTests {
         #expect(events.contains("capability \(httpID) revoked (no longer needed)"))
     }
 
+    /// No agent outlives its kernel, and no grant does: after kill -9 the
+    /// next kernel revokes what the lost agents held.
+    @Test func grantsOfAgentsLostWithTheKernelAreRevokedAtTheNextStart() throws {
+        let kernel = try KernelProcess(label: "caplost")
+        defer { kernel.stop() }
+        _ = try kernel.run(["--name", "doomed", "--cap", "capability://tool/x.*?action=call", "--", "/bin/sleep", "600"])
+        #expect(try grants(kernel).count == 1)
+        kernel.kill9()
+        try kernel.start()
+        #expect(try grants(kernel).isEmpty)
+        #expect(try kernel.ctl(["events"]).stdout.contains("its agent was lost when the kernel stopped"))
+    }
+
     /// An agent, on its own socket, lists its handles and asks; an allowed
     /// ask counts against the grant and is an audit record, a denied one an event.
     @Test func anAgentAsksOnItsOwnSocket() throws {

@@ -194,7 +194,8 @@ struct ToolTests {
         // With an allowlist: only those programs are there, nothing else runs,
         // not a copy in /tmp and not through the dynamic loader.
         let fenced = try callTools(kernel, name: "fenced", capabilities: [
-            "capability://shell/usr/bin/dash?action=execute&allowlist=/usr/bin/ls,/usr/bin/cp",
+            "capability://shell/usr/bin/dash?action=execute&allowlist=/usr/bin/ls,/usr/bin/cp,/bin/sh",
+            "capability://shell/**?action=execute&allowlist=/usr/bin/ls",
         ], [
             #"shell.execute {"command": "ls /usr/bin; cat /etc/hostname; cp /usr/bin/ls /tmp/x && /tmp/x; /lib64/ld-linux-x86-64.so.2 /tmp/x; echo end"}"#,
             #"shell.execute {"argv": ["/usr/bin/cat", "/etc/hostname"]}"#,
@@ -206,7 +207,8 @@ struct ToolTests {
         #expect(errors.contains("cat: not found"))
         #expect(errors.contains("/tmp/x: Permission denied"))
         #expect(errors.contains("failed to map segment"))
-        #expect((fenced[1]["error"] as? String)?.contains("does not cover execute on /usr/bin/cat") == true)
+        // Covered by the second grant's pattern, but not on its allowlist: the program started is on it or nothing runs.
+        #expect((fenced[1]["error"] as? String)?.contains("/usr/bin/cat is not on the grant's allowlist") == true, "\(fenced[1])")
     }
 
     /// A tool run acts as its agent (what it writes is the agent's) and
@@ -428,6 +430,7 @@ struct HTTPFetchTests {
                 if p == '/public/data.txt': self.reply(200, b'hello http')
                 elif p == '/public/hop': self.move('/public/data.txt')
                 elif p == '/public/out': self.move('/secret/key')
+                elif p == '/public/gated': self.move('/gated/x')
                 elif p == '/public/big': self.reply(200, b'z' * 100000)
                 elif p == '/secret/key': self.reply(200, b'secret')
                 else: self.reply(404, b'no')
@@ -461,13 +464,15 @@ struct HTTPFetchTests {
         let kernel = try KernelProcess(label: "httpfetch")
         defer { kernel.stop() }
         let id = try kernel.run(Binaries.demoAgentSandboxFlags + [
-            "--name", "fetcher", "--cap", "capability://http/127.0.0.1/public/**?action=get&rate=5/min",
+            "--name", "fetcher", "--cap", "capability://http/127.0.0.1/public/**?action=get&rate=6/min",
+            "--cap", "capability://http/127.0.0.1/gated/**?action=get&approve=operator",
             "--env", "AGENTOS_DEMO_TOOLS=" + [
                 #"http.fetch {"url": "\#(base)/public/data.txt"}"#,
                 #"http.fetch {"url": "\#(base)/public/hop"}"#,
                 #"http.fetch {"url": "\#(base)/public/out"}"#,
                 #"http.fetch {"url": "\#(base)/secret/key"}"#,
                 #"http.fetch {"url": "\#(base)/public/big", "max_bytes": 1000}"#,
+                #"http.fetch {"url": "\#(base)/public/gated"}"#,
                 #"http.fetch {"url": "\#(base)/public/data.txt", "method": "POST"}"#,
                 #"http.fetch {"url": "\#(base)/public/data.txt"}"#,
                 #"http.fetch {"url": "ftp://127.0.0.1/public/x"}"#,
@@ -479,7 +484,7 @@ struct HTTPFetchTests {
             guard line.hasPrefix("tool-result ") else { return nil }
             return try JSONSerialization.jsonObject(with: Data(line.dropFirst(12).utf8)) as? [String: Any]
         }
-        try #require(calls.count == 8)
+        try #require(calls.count == 9)
         func result(_ index: Int) -> [String: Any] { calls[index]["result"] as? [String: Any] ?? [:] }
         #expect(result(0)["status"] as? Int == 200)
         #expect(result(0)["body"] as? String == "hello http")
@@ -492,10 +497,12 @@ struct HTTPFetchTests {
                 "\(calls[3])")
         #expect(result(4)["truncated"] as? Bool == true)
         #expect((result(4)["body"] as? String)?.count == 1000)
-        #expect((calls[5]["error"] as? String)?.contains("needs http post") == true, "\(calls[5])")
-        // rate=5/min: data, hop (2 uses: the URL and its redirect), out (1; its redirect denied), big: 5 used.
-        #expect((calls[6]["error"] as? String)?.contains("rate 5/min reached") == true, "\(calls[6])")
-        #expect((calls[7]["error"] as? String)?.contains("is not an http or https URL") == true)
+        // A redirect whose grant needs approval is not followed behind the operator's back.
+        #expect((result(5)["error"] as? String)?.contains("needs an operator's approval: not followed") == true, "\(calls[5])")
+        #expect((calls[6]["error"] as? String)?.contains("needs http post") == true, "\(calls[6])")
+        // rate=6/min: data, hop (2 uses: the URL and its redirect), out (1; its redirect denied), big, gated: 6 used.
+        #expect((calls[7]["error"] as? String)?.contains("rate 6/min reached") == true, "\(calls[7])")
+        #expect((calls[8]["error"] as? String)?.contains("is not an http or https URL") == true)
     }
 
     @Test func aWildcardGrantDoesNotReachTheKernelHostsLoopback() throws {

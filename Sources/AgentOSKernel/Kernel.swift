@@ -1,7 +1,6 @@
 import AgentOSConfinement
 import AgentOSProtocol
 import AgentOSStore
-import AsyncHTTPClient
 import CAgentOSShim
 import Foundation
 import Logging
@@ -22,8 +21,6 @@ struct KernelServices: Sendable {
     let toolSandbox: ToolSandbox
     let approvals: Approvals
     let mcp: MCPServers
-    /// http.fetch's client: redirects are not followed by it (each is checked first).
-    let http: HTTPClient
     let bootID: String
     let startedAt: Int64
     let pid: Int32
@@ -35,13 +32,12 @@ struct KernelServices: Sendable {
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, lifecycle: Lifecycle,
          supervisor: PolicySupervisor, capabilities: CapabilityTable, tools: ToolRegistry, toolSandbox: ToolSandbox,
-         mcp: MCPServers, http: HTTPClient, bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
+         mcp: MCPServers, bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
          host: HostSupport, cgroupsUsable: Bool) {
         self.tools = tools
         self.toolSandbox = toolSandbox
         self.approvals = Approvals(events: events)
         self.mcp = mcp
-        self.http = http
         self.configuration = configuration
         self.store = store
         self.events = events
@@ -192,6 +188,11 @@ public final class Kernel: Service, Sendable {
         slots.refill()
         defer { slots.closeWithoutWaiting() }
         let capabilities = try CapabilityTable(store: store, events: events, logger: logger)
+        // No agent outlives a kernel: what the agents of a run that died
+        // held is revoked (their windows of `rate` die with them).
+        for holder in Set(capabilities.allGrants().map(\.record.agentID)) {
+            capabilities.revokeAll(of: holder, reason: "its agent was lost when the kernel stopped")
+        }
         let toolSandbox = ToolSandbox(slots: slots, launcher: launcher, seccomp: seccomp, landlockABI: host.landlockABI)
         let lifecycle = Lifecycle(configuration: configuration, store: store, events: events, launcher: launcher,
                                   capabilities: capabilities, toolSandbox: toolSandbox,
@@ -199,13 +200,9 @@ public final class Kernel: Service, Sendable {
                                   landlockABI: host.landlockABI, bootID: bootID, logger: logger)
         let supervisor = PolicySupervisor(lifecycle: lifecycle, store: store, events: events, logger: logger)
         let tools = ToolRegistry()
-        let http = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
-                              configuration: .init(redirectConfiguration: .disallow,
-                                                   timeout: .init(connect: .seconds(10), read: .seconds(60))))
         let services = KernelServices(configuration: configuration, store: store, events: events, lifecycle: lifecycle,
                                       supervisor: supervisor, capabilities: capabilities, tools: tools,
                                       toolSandbox: toolSandbox, mcp: MCPServers(registry: tools, events: events, logger: logger),
-                                      http: http,
                                       bootID: bootID, startedAt: startedAt, pid: getpid(),
                                       uid: getuid(), counters: counters, host: host, cgroupsUsable: cgroups != nil)
         let adminGID = try resolveAdminGroup()
@@ -261,7 +258,6 @@ public final class Kernel: Service, Sendable {
             server.channel.close(promise: nil)
         }
 
-        try? await http.shutdown()
         unlink(configuration.socketPath)
         try store.endBoot(id: bootID, at: unixNanoseconds())
         logger.info("agentd stopped cleanly")

@@ -806,7 +806,9 @@ actor Lifecycle {
         let normalized = (path as NSString).standardizingPath
         guard normalized != "/" else { return "the host root cannot be shared" }
         func within(_ inner: String, _ outer: String) -> Bool { inner == outer || inner.hasPrefix(outer + "/") }
-        for reserved in ["/proc", "/sys", "/dev", stateDirectory]
+        // The state dir as named and as it resolves (it may be behind a symlink).
+        let resolvedState = (try? FilePaths.canonical(stateDirectory)) ?? stateDirectory
+        for reserved in ["/proc", "/sys", "/dev", stateDirectory, resolvedState]
         where within(normalized, reserved) || within(reserved, normalized) {
             return "\(reserved) cannot be shared with an agent"
         }

@@ -56,18 +56,50 @@ public actor ServerSession {
         }
     }
 
+    /// Tools one server may offer; names, descriptions and schemas past
+    /// these are refused (a hostile server does not get to fill the
+    /// registry, the events or an operator's terminal).
+    public static let maximumTools = 1_000
+    static let maximumSummaryBytes = 2_048
+    static let maximumSchemaBytes = 64 << 10
+
+    /// Names the registry takes: 1-64 letters, digits, '_' and '-'.
+    public static func isToolName(_ name: String) -> Bool {
+        (1...64).contains(name.unicodeScalars.count) && name.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-"
+        }
+    }
+
+    /// The tools the server offers that the registry may take; `skipped`
+    /// counts the others.
+    public private(set) var skipped = 0
+
     private func loadTools() async throws {
         var cursor: String?
         var all: [ToolInfo] = []
-        repeat {
+        var skipped = 0
+        pages: repeat {
             let page = try await client.listTools(cursor: cursor)
             for tool in page.tools {
+                guard all.count < Self.maximumTools else {
+                    skipped += 1
+                    break pages
+                }
                 let schema = (try? String(decoding: JSONEncoder().encode(tool.inputSchema), as: UTF8.self)) ?? "{}"
-                all.append(ToolInfo(name: tool.name, summary: tool.description ?? tool.title ?? "", inputSchemaJSON: schema))
+                // Control characters (terminal escapes) are not shown to anyone.
+                let summary = String(String.UnicodeScalarView((tool.description ?? tool.title ?? "").unicodeScalars
+                    .filter { $0.value >= 0x20 && $0.value != 0x7f }).prefix(Self.maximumSummaryBytes / 4))
+                guard Self.isToolName(tool.name), schema.utf8.count <= Self.maximumSchemaBytes,
+                      !all.contains(where: { $0.name == tool.name }) else {
+                    skipped += 1
+                    continue
+                }
+                all.append(ToolInfo(name: tool.name, summary: summary, inputSchemaJSON: schema))
             }
             cursor = page.nextCursor
-        } while cursor != nil && all.count < 10_000
+        } while cursor != nil
         tools = all
+        self.skipped = skipped
     }
 
     /// Calls `tool` with the JSON object `argumentsJSON`; the result is the
@@ -111,16 +143,19 @@ func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable ()
                 answer.resume(with: .failure(error))
             }
         }
-        Task {
+        let timer = Task {
             try? await Task.sleep(for: limit)
             if answer.resume(with: .failure(MCPSessionError.timedOut(milliseconds: milliseconds))) { work.cancel() }
         }
+        answer.whenDone { timer.cancel() }
     }
 }
 
 /// A continuation resumed once, by whichever result comes first.
 private final class OneAnswer<T: Sendable>: Sendable {
     private let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
+
+    private let done = Mutex<(finished: Bool, actions: [@Sendable () -> Void])>((false, []))
 
     func set(_ waiting: CheckedContinuation<T, any Error>) {
         continuation.withLock { $0 = waiting }
@@ -130,6 +165,22 @@ private final class OneAnswer<T: Sendable>: Sendable {
     func resume(with result: Result<T, any Error>) -> Bool {
         guard let waiting = continuation.withLock({ $0.take() }) else { return false }
         waiting.resume(with: result)
+        let actions = done.withLock { done -> [@Sendable () -> Void] in
+            done.finished = true
+            defer { done.actions.removeAll() }
+            return done.actions
+        }
+        for action in actions { action() }
         return true
+    }
+
+    /// Runs `action` once answered (at once if it is).
+    func whenDone(_ action: @escaping @Sendable () -> Void) {
+        let now = done.withLock { done -> Bool in
+            if done.finished { return true }
+            done.actions.append(action)
+            return false
+        }
+        if now { action() }
     }
 }

@@ -266,6 +266,9 @@ static void make_path(const char *root, const char *path, int is_file) {
         }
     }
     if (is_file) {
+        // One there already (below a read-only bind, say) will do.
+        struct stat st;
+        if (lstat(full, &st) == 0) return;
         int fd = open(full, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0 && errno != EEXIST) die("create %s", full);
         if (fd >= 0) close(fd);
@@ -274,13 +277,16 @@ static void make_path(const char *root, const char *path, int is_file) {
     }
 }
 
-// In the allowlist form nothing writable may hold a program.
-static unsigned long writable_exec_flag(int writable) {
-    return writable && cfg.program_count ? MS_NOEXEC : 0;
+// In the allowlist form no bind of the agent's (its work dir, /tmp, its
+// paths) may hold a program: nothing it wrote or could reach there can be
+// exec'd or mapped executable. The system's library dirs keep exec.
+static unsigned long agent_exec_flag(void) {
+    return cfg.program_count ? MS_NOEXEC : 0;
 }
 
-// Bind `source` at the same path inside; read-only unless `writable`.
-static void bind_path(const char *root, const char *source, int writable, int optional) {
+// Bind `source` at the same path inside; read-only unless `writable`;
+// `extra_flags` for the remount (MS_NOEXEC).
+static void bind_path(const char *root, const char *source, int writable, int optional, unsigned long extra_flags) {
     struct stat st;
     if (stat(source, &st) < 0) {
         if (optional) return;
@@ -290,7 +296,7 @@ static void bind_path(const char *root, const char *source, int writable, int op
     char target[4096];
     snprintf(target, sizeof target, "%s%s", root, source);
     if (mount(source, target, NULL, MS_BIND | MS_REC, NULL) < 0) die("bind %s", source);
-    unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | (writable ? 0 : MS_RDONLY) | writable_exec_flag(writable);
+    unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | (writable ? 0 : MS_RDONLY) | extra_flags;
     if (mount(NULL, target, NULL, flags, NULL) < 0) die("remount %s", source);
 }
 
@@ -332,7 +338,7 @@ static void system_dir(const char *root, const char *path) {
         if (symlink(link, target) < 0 && errno != EEXIST) die("symlink %s", target);
         return;
     }
-    bind_path(root, path, 0, 1);
+    bind_path(root, path, 0, 1, 0);
 }
 
 // What every sandbox has: the root with the system dirs, /proc and /dev.
@@ -417,13 +423,13 @@ static void finish_filesystem(void) {
     mkdir(target, 01777);
     char options[64];
     snprintf(options, sizeof options, "mode=1777,size=%llu", cfg.tmp_size);
-    if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | writable_exec_flag(1), options) < 0) die("mount /tmp");
+    if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | agent_exec_flag(), options) < 0) die("mount /tmp");
 
-    if (cfg.workdir) bind_path(root, cfg.workdir, 1, 0);
+    if (cfg.workdir) bind_path(root, cfg.workdir, 1, 0, agent_exec_flag());
     for (int i = 0; i < cfg.bind_count; i++) {
         const struct bind *bind = &cfg.binds[i];
-        if (bind->strict) bind_strict(root, bind->path, bind->writable, writable_exec_flag(bind->writable));
-        else bind_path(root, bind->path, bind->writable, 0);
+        if (bind->strict) bind_strict(root, bind->path, bind->writable, agent_exec_flag());
+        else bind_path(root, bind->path, bind->writable, 0, agent_exec_flag());
     }
     // The allowlist's programs, each on its own, and the names leading to them.
     for (int i = 0; i < cfg.program_count; i++) bind_strict(root, cfg.programs[i], 0, 0);
@@ -543,6 +549,16 @@ static int elf_interpreter(const char *path, char *out, size_t size) {
     return found;
 }
 
+// Exec of one regular file (never a dir, which would open all below it).
+static void landlock_allow_program(int ruleset, const char *path) {
+    struct stat st;
+    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+        errno = EINVAL;
+        die("landlock: %s is not a regular file", path);
+    }
+    landlock_allow(ruleset, path, LANDLOCK_ACCESS_FS_EXECUTE);
+}
+
 static void apply_landlock(void) {
     if (cfg.landlock_abi <= 0) return;
     unsigned long long handled = landlock_handled(cfg.landlock_abi);
@@ -560,10 +576,10 @@ static void apply_landlock(void) {
     landlock_allow(ruleset, "/dev/shm", writes);
     for (int i = 0; devices[i]; i++) landlock_allow(ruleset, devices[i], LANDLOCK_FILE_WRITES & handled);
     for (int i = 0; i < cfg.program_count; i++) {
-        landlock_allow(ruleset, cfg.programs[i], LANDLOCK_ACCESS_FS_EXECUTE);
+        landlock_allow_program(ruleset, cfg.programs[i]);
         char interpreter[512];
         if (elf_interpreter(cfg.programs[i], interpreter, sizeof interpreter))
-            landlock_allow(ruleset, interpreter, LANDLOCK_ACCESS_FS_EXECUTE);
+            landlock_allow_program(ruleset, interpreter);
     }
     if (syscall(SYS_landlock_restrict_self, ruleset, 0) < 0) die("landlock: restrict the agent");
     close(ruleset);

@@ -199,6 +199,14 @@ final class CapabilityTable: Sendable {
             .sorted { ($0.record.grantedAt, $0.record.id) < ($1.record.grantedAt, $1.record.id) }
     }
 
+    /// Whether a live grant (and each it came from) could allow a use now.
+    func isUsable(_ grant: Grant, now: Int64 = unixMilliseconds()) -> Bool {
+        grants.withLock { grants in
+            if case .usable = Self.budget(of: grant, in: grants, now: now) { return true }
+            return false
+        }
+    }
+
     /// A live grant.
     func grant(id: String) -> Grant? {
         grants.withLock { $0[id] }

@@ -47,6 +47,7 @@ final class MCPServers: Sendable {
             return nil
         }
         let tools = await session.tools
+        let skipped = await session.skipped
         let definitions = tools.map {
             ToolDefinition(mcpServer: server, tool: $0.name, summary: $0.summary, schemaJSON: $0.inputSchemaJSON)
         }
@@ -66,7 +67,13 @@ final class MCPServers: Sendable {
         _ = try? events.record("mcp.ready", agentID: agent.id,
                                "MCP server \(server) (\(serverInfo)) offers \(tools.count) tool(s): "
                                    + tools.map { MCPNames.toolName(server: server, tool: $0.name) }.joined(separator: ", "),
-                               data: ["server": server, "tools": String(tools.count)])
+                               data: ["server": server, "tools": String(tools.count), "skipped": String(skipped)])
+        if skipped > 0 {
+            _ = try? events.record("mcp.skipped", agentID: agent.id,
+                                   "MCP server \(server): \(skipped) tool(s) not offered (a name other than 1-64 letters, digits, "
+                                       + "'_' or '-', a schema over 64 KiB, a duplicate, or past \(ServerSession.maximumTools) tools)",
+                                   data: ["server": server, "skipped": String(skipped)])
+        }
         let agentID = agent.id
         return { Task { await self.detach(server: server, agentID: agentID) } }
     }

@@ -30,7 +30,9 @@ struct FileTool {
             throw KernelError(.invalidArgument, "\(tool.name) \(path): \(problem)")
         }
         let helper = services.configuration.fileToolHelper
-        var plan = ToolSandbox.Plan(program: helper, arguments: [], readOnly: [helper],
+        // A helper installed in a system dir is in every sandbox already.
+        var plan = ToolSandbox.Plan(program: helper, arguments: [],
+                                    readOnly: Lifecycle.systemDirectory(containing: helper) == nil ? [helper] : [],
                                     limits: ToolCalls.toolLimits(limits), timeoutMilliseconds: Self.timeoutMilliseconds,
                                     stdoutLimit: 0)
         // A path in a system dir is in every sandbox already (read-only).
@@ -73,26 +75,30 @@ struct FileTool {
                 throw KernelError(.invalidArgument, "file.write: \(content.count) bytes; at most \(BuiltinTools.writeLimit)")
             }
             let mode = arguments.string("mode") ?? "create"
+            // What exists is told only once the check allowed the ask (as an
+            // answer without a run): nothing about paths the agent may not see.
+            var immediate: (JSONValue, Bool)?
+            func fails(_ message: String) -> (JSONValue, Bool) {
+                (.object(["path": .string(path), "error": .string(message)]), true)
+            }
             // An existing file is bound itself; a new one needs its dir.
             if exists {
-                guard (info.st_mode & S_IFMT) == S_IFREG else {
-                    throw KernelError(.invalidArgument, "file.write \(path): not a regular file")
-                }
-                plan.readWrite.append(path)
+                if (info.st_mode & S_IFMT) == S_IFREG { plan.readWrite.append(path) } else { immediate = fails("not a regular file") }
             } else {
                 let parent = (path as NSString).deletingLastPathComponent
                 var isDirectory: ObjCBool = false
-                guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
-                    throw KernelError(.invalidArgument, "file.write \(path): the dir \(parent) does not exist")
-                }
-                if let problem = Lifecycle.shareProblem(parent, stateDirectory: services.configuration.stateDirectory) {
+                if !FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory) || !isDirectory.boolValue {
+                    immediate = fails("the dir \(parent) does not exist")
+                } else if let problem = Lifecycle.shareProblem(parent, stateDirectory: services.configuration.stateDirectory) {
                     throw KernelError(.invalidArgument, "file.write \(path): \(problem)")
+                } else {
+                    plan.readWrite.append(parent)
                 }
-                plan.readWrite.append(parent)
             }
             plan.input = content
             plan.arguments = ["write", path, mode, ToolSandbox.inputName]
-            return ToolCalls.Prepared(resource: path, plan: plan) { Self.writeResult($0, path: path, mode: mode) }
+            return ToolCalls.Prepared(resource: path, plan: plan, result: { Self.writeResult($0, path: path, mode: mode) },
+                                      immediate: immediate)
         }
     }
 

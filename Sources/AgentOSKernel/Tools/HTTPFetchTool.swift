@@ -4,15 +4,20 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 
 /// http.fetch, performed by the kernel (agents have no network): the URL's
 /// `host:port/path` is checked as `http METHOD` against the agent's grants
 /// before anything is sent, and so is every redirect before it is followed
 /// (each hop a use of its grant, so `rate` and `max` count hops). The
 /// response is cut at `max_bytes` and the whole fetch at its time limit.
-/// A host that resolves to a loopback or link-local address (the kernel's
-/// own services, a cloud metadata endpoint) is refused unless the grant
-/// that allowed it names that host literally.
+/// The host is resolved once per hop and the connection made to the
+/// address vetted (the name kept for TLS), so a second DNS answer cannot
+/// lead elsewhere; a name that does not resolve is refused. A host that
+/// resolves to a loopback or link-local address (the kernel's own
+/// services, a cloud metadata endpoint) is refused unless the grant that
+/// allowed it names that host literally. A redirect whose grant needs an
+/// operator's approval is not followed.
 struct HTTPFetchTool {
     let services: KernelServices
     let agentID: String
@@ -50,9 +55,9 @@ struct HTTPFetchTool {
         let secure = scheme == "https"
         let port = components.port ?? (secure ? 443 : 80)
         let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
-        guard path.hasPrefix("/"), !path.contains("%") else {
+        guard path.hasPrefix("/"), !path.contains("%"), !path.contains(";") else {
             throw KernelError(.invalidArgument,
-                              "http.fetch: the path of '\(text)' has %-escapes; capability checks take plain paths only")
+                              "http.fetch: the path of '\(text)' has %-escapes or ';': capability checks take plain paths only")
         }
         return Target(url: url, host: host, port: port, path: path, secure: secure)
     }
@@ -62,7 +67,7 @@ struct HTTPFetchTool {
                timeoutMilliseconds: Int64) async throws -> (JSONValue, Bool) {
         let method = (arguments.string("method") ?? "GET").uppercased()
         let limit = Int(arguments.integer("max_bytes") ?? Int64(BuiltinTools.readLimit))
-        let deadline = NIODeadline.now() + .milliseconds(timeoutMilliseconds)
+        var deadline = NIODeadline.now() + .milliseconds(timeoutMilliseconds)
         var headers = HTTPHeaders()
         for line in arguments.strings("headers") ?? [] {
             guard let colon = line.firstIndex(of: ":") else {
@@ -87,12 +92,18 @@ struct HTTPFetchTool {
         var currentMethod = method
         var currentBody = body
         for hop in 0...Self.maximumRedirects {
-            try await checkAddress(target, grant: grant)
+            let address = try await vettedAddress(target, grant: grant)
             var request = HTTPClientRequest(url: target.url.absoluteString)
             request.method = HTTPMethod(rawValue: currentMethod)
             request.headers = headers
             if let currentBody { request.body = .bytes(currentBody) }
-            let response = try await services.http.execute(request, deadline: deadline)
+            // This hop's client connects to the address vetted, whatever DNS says now.
+            var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow,
+                                                         timeout: .init(connect: .seconds(10), read: .seconds(60)))
+            configuration.dnsOverride = [target.host: address]
+            let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+            defer { Task { try? await client.shutdown() } }
+            let response = try await client.execute(request, deadline: deadline)
             let status = Int(response.status.code)
             if (300..<400).contains(status), [301, 302, 303, 307, 308].contains(status),
                let location = response.headers.first(name: "location") {
@@ -115,8 +126,17 @@ struct HTTPFetchTool {
                 case .denied(let reasons):
                     throw KernelError(.permissionDenied, "http.fetch: redirected to \(nextTarget.url.absoluteString), "
                         + "which needs http \(action) on \(nextTarget.resource): " + reasons.joined(separator: "; "))
-                case .allowed(let id, _):
+                case .allowed(let id, let approval):
+                    // An operator approved the first hop, not this one: no silent way around the gate.
+                    guard !approval else {
+                        return failure("a redirect to \(nextTarget.url.absoluteString), whose grant \(id) needs an "
+                                           + "operator's approval: not followed (fetch that URL itself)",
+                                       url: target.url, hops: hops)
+                    }
                     grant = id
+                    if let limit = services.capabilities.grant(id: id)?.capability.constraints.timeoutMilliseconds {
+                        deadline = min(deadline, NIODeadline.now() + .milliseconds(limit))
+                    }
                 }
                 // A redirect from https to http would send in clear what was meant for TLS.
                 if target.secure && !nextTarget.secure {
@@ -163,19 +183,24 @@ struct HTTPFetchTool {
         (.object(["url": .string(url.absoluteString), "error": .string(message), "redirects": .array(hops)]), true)
     }
 
-    /// Loopback and link-local addresses only for a grant that names the host itself.
-    private func checkAddress(_ target: Target, grant: String) async throws {
-        let namesHost = services.capabilities.grant(id: grant).map { grant in
-            grant.capability.host.map { !$0.pattern.contains("*") && $0.pattern == target.host } ?? false
-        } ?? false
-        if namesHost { return }
+    /// The address to connect to: resolved here (on NIO's blocking pool,
+    /// not the tasks' threads), loopback and link-local ones only for a
+    /// grant that names the host itself.
+    private func vettedAddress(_ target: Target, grant: String) async throws -> String {
         let host = target.host
-        let addresses = await Task.detached { Self.resolve(host) }.value
-        if let reserved = addresses.first(where: Self.isInternal) {
+        let addresses = try await NIOThreadPool.singleton.runIfActive { Self.resolve(host) }
+        guard let first = addresses.first else {
+            throw KernelError(.invalidArgument, "http.fetch: \(host) does not resolve")
+        }
+        let namesHost = services.capabilities.grant(id: grant).map { grant in
+            grant.capability.host.map { !$0.pattern.contains("*") && $0.pattern == host } ?? false
+        } ?? false
+        if !namesHost, let reserved = addresses.first(where: Self.isInternal) {
             throw KernelError(.permissionDenied,
                               "http.fetch: \(host) resolves to \(reserved), a loopback or link-local address; "
                                   + "only a grant naming \(host) itself (no wildcard) may reach it")
         }
+        return first
     }
 
     static func resolve(_ host: String) -> [String] {

@@ -9,7 +9,7 @@ import Foundation
 /// on the grant, the root holds only those programs (and the one started)
 /// and Landlock lets nothing else be exec'd; without one, the system dirs
 /// are there as for any agent. The child sees the dirs the calling agent's
-/// file grants cover (read-only unless the grant has write).
+/// file grants name whole (see `paths`).
 struct ShellTool {
     let services: KernelServices
     let limits: ResourceLimits
@@ -41,21 +41,23 @@ struct ShellTool {
         var plan = ToolSandbox.Plan(program: program, arguments: Array(argv.dropFirst()),
                                     limits: ToolCalls.toolLimits(limits), timeoutMilliseconds: timeout,
                                     stdoutLimit: BuiltinTools.outputLimit, stderrLimit: BuiltinTools.outputLimit)
-        let (readOnly, readWrite) = paths()
+        let (readOnly, readWrite, grants) = paths()
         plan.readOnly = readOnly
         plan.readWrite = readWrite
+        plan.grants = grants
         // The allowlist applies once the check has chosen the grant: see `restrict`.
         return ToolCalls.Prepared(resource: program, plan: plan) { Self.result($0) }
     }
 
     /// The allowlist of the grant that allowed the run, applied to its plan:
-    /// the programs the root holds (canonical) and the names leading to them.
+    /// the programs the root holds (canonical) and the names leading to
+    /// them. The program started must be on it (for a `command`, the shell).
     static func restrict(_ plan: inout ToolSandbox.Plan, to allowlist: [String], landlockABI: Int) throws {
         guard landlockABI > 0 else {
             throw KernelError(.unsupported,
                               "shell.execute with an allowlist needs Landlock (its exec fence); this kernel has none")
         }
-        var programs: [String] = [plan.program]
+        var programs: [String] = []
         var links: [(link: String, program: String)] = []
         for entry in allowlist {
             guard entry.hasPrefix("/") else {
@@ -67,7 +69,9 @@ struct ShellTool {
             } catch {
                 throw KernelError(.invalidArgument, "allowlist entry \(entry): \(error.message)")
             }
-            guard FileManager.default.isExecutableFile(atPath: canonical) else {
+            var info = stat()
+            guard stat(canonical, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
+                  FileManager.default.isExecutableFile(atPath: canonical) else {
                 throw KernelError(.invalidArgument, "allowlist entry \(entry): not an executable file")
             }
             if !programs.contains(canonical) { programs.append(canonical) }
@@ -76,11 +80,10 @@ struct ShellTool {
             let link = (directory == "/" ? "" : directory) + "/" + (entry as NSString).lastPathComponent
             if link != canonical, !links.contains(where: { $0.link == link }) { links.append((link, canonical)) }
         }
-        // The shell's own name, so that "/bin/sh" works as named.
-        if plan.program.hasSuffix("/dash") || plan.arguments.first == "-c" {
-            let directory = (try? FilePaths.canonical("/bin")) ?? "/bin"
-            let link = directory + "/sh"
-            if link != plan.program, !links.contains(where: { $0.link == link }) { links.append((link, plan.program)) }
+        guard programs.contains(plan.program) else {
+            throw KernelError(.permissionDenied,
+                              "shell.execute: \(plan.program) is not on the grant's allowlist (\(allowlist.joined(separator: ",")))"
+                                  + (plan.arguments.first == "-c" ? "; a command runs /bin/sh: add /bin/sh to run commands" : ""))
         }
         guard programs.count <= 64, links.count <= 64 else {
             throw KernelError(.invalidArgument, "an allowlist of more than 64 programs")
@@ -89,21 +92,38 @@ struct ShellTool {
         plan.programLinks = links
     }
 
-    /// The dirs the calling agent's file grants cover (the literal part of
-    /// each pattern, if it exists), writable if the grant has write.
-    private func paths() -> (readOnly: [String], readWrite: [String]) {
-        var readOnly: [String] = [], readWrite: [String] = []
+    /// The dirs the calling agent's file grants cover, as the grants name
+    /// them: a pattern `DIR/**` (the whole tree) or a file named exactly;
+    /// read-only for `read`, writable for `write`. A pattern that covers
+    /// only part of a dir (`/srv/*.txt`), one whose path holds a symlink, a
+    /// grant that needs approval or has nothing left, is not bound (the file
+    /// tools serve those, each call checked). Returns the grants used too:
+    /// revoking one kills the run.
+    private func paths() -> (readOnly: [String], readWrite: [String], grants: [String]) {
+        var readOnly: [String] = [], readWrite: [String] = [], used: [String] = []
         let state = services.configuration.stateDirectory
         for grant in services.capabilities.grants(of: agentID) where grant.capability.kind == .file {
-            guard let path = try? FilePaths.canonical(grant.capability.resource.literalPrefix),
+            let capability = grant.capability
+            let pattern = capability.resource.pattern
+            let prefix = capability.resource.literalPrefix
+            let wholeTree = pattern == prefix + "/**"
+            guard wholeTree || pattern == prefix,
+                  capability.constraints.approval == nil, services.capabilities.isUsable(grant),
+                  let path = try? FilePaths.canonical(prefix), path == prefix,
                   FileManager.default.fileExists(atPath: path),
                   Lifecycle.systemDirectory(containing: path) == nil,
                   Lifecycle.shareProblem(path, stateDirectory: state) == nil else { continue }
-            if grant.capability.actions.contains("write") {
+            var isDirectory: ObjCBool = false
+            _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+            // A literal dir pattern names the dir, not what is in it.
+            if !wholeTree && isDirectory.boolValue { continue }
+            if capability.actions.contains("write") {
                 readOnly.removeAll { $0 == path }
                 if !readWrite.contains(path) { readWrite.append(path) }
-            } else if !readWrite.contains(path) && !readOnly.contains(path) {
-                readOnly.append(path)
+                used.append(grant.record.id)
+            } else if capability.actions.contains("read") {
+                if !readWrite.contains(path) && !readOnly.contains(path) { readOnly.append(path) }
+                used.append(grant.record.id)
             }
         }
         // A read-only dir inside a writable one is writable through it; the
@@ -112,7 +132,7 @@ struct ShellTool {
         // Nested paths: the mounts go outer first (the helper binds in order).
         let order = { (a: String, b: String) in a.count < b.count }
         return (Array(readOnly.sorted(by: order).prefix(Self.maximumPaths)),
-                Array(readWrite.sorted(by: order).prefix(Self.maximumPaths)))
+                Array(readWrite.sorted(by: order).prefix(Self.maximumPaths)), used)
     }
 
     static func result(_ outcome: ToolSandbox.Outcome) -> (JSONValue, Bool) {

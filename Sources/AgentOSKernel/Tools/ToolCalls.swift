@@ -135,6 +135,10 @@ struct ToolCalls {
         guard let grant else {
             throw refuse(KernelError(.permissionDenied, "\(tool.name): grant \(grantID) was revoked during the call"))
         }
+        // The check resolved the path again: it must be the one the run binds.
+        if tool.kind == .file, (try? FilePaths.canonical(prepared.resource)) != prepared.resource {
+            throw refuse(KernelError(.permissionDenied, "\(tool.name): \(prepared.resource) changed during the call (a symlink?)"))
+        }
         if let limit = grant.capability.constraints.timeoutMilliseconds {
             plan.timeoutMilliseconds = min(plan.timeoutMilliseconds, limit)
         }
@@ -153,7 +157,7 @@ struct ToolCalls {
             pending.agentName = agent.name
             pending.tool = tool.name
             pending.argumentsJson = request.argumentsJson
-            pending.action = tool.action
+            pending.action = action
             pending.resource = askText
             pending.grantID = grantID
             pending.requestedAtNs = unixNanoseconds()
@@ -163,6 +167,10 @@ struct ToolCalls {
                 recorded["approved"] = "operator"
             case .denied(let reason):
                 throw refuse(KernelError(.permissionDenied, "\(tool.name) call \(callID): \(reason)"))
+            }
+            // Minutes may have passed: the grant must still be there.
+            guard services.capabilities.grant(id: grantID) != nil else {
+                throw refuse(KernelError(.permissionDenied, "\(tool.name) call \(callID): grant \(grantID) was revoked while it waited"))
             }
         }
 
@@ -174,8 +182,8 @@ struct ToolCalls {
                                         started: started, callID: callID, recorded: recorded)
         }
         if let target = prepared.httpTarget {
-            let timeout = min(grant.capability.constraints.timeoutMilliseconds ?? HTTPFetchTool.defaultTimeoutMilliseconds,
-                              prepared.arguments.integer("timeout_ms") ?? HTTPFetchTool.defaultTimeoutMilliseconds)
+            let timeout = min(prepared.arguments.integer("timeout_ms") ?? HTTPFetchTool.defaultTimeoutMilliseconds,
+                              grant.capability.constraints.timeoutMilliseconds ?? Int64.max)
             let fetcher = HTTPFetchTool(services: services, agentID: agentID, agentName: agent.name)
             let arguments = prepared.arguments
             prepared.direct = { try await fetcher.fetch(arguments, first: target, firstGrant: grantID, timeoutMilliseconds: timeout) }
@@ -211,7 +219,10 @@ struct ToolCalls {
         }
         let outcome: ToolSandbox.Outcome
         do {
-            outcome = try await services.toolSandbox.run(plan, uid: prepared.uid, agentID: agentID, grantID: grantID)
+            let table = services.capabilities
+            outcome = try await services.toolSandbox.run(plan, uid: prepared.uid, agentID: agentID, grantID: grantID) { ids in
+                ids.allSatisfy { table.grant(id: $0) != nil }
+            }
         } catch {
             let kernelError = KernelError.from(error)
             recorded["outcome"] = "failed"

@@ -28,8 +28,9 @@ final class ToolSandbox: Sendable {
     fileprivate struct Run {
         let child: ChildProcess
         let cgroup: AgentCgroup?
-        /// The grant that allowed it: revoked, the run is killed.
-        let grantID: String
+        /// The grants that allowed it and those whose paths it sees:
+        /// revoking any kills it.
+        let grantIDs: Set<String>
     }
 
     private struct State {
@@ -43,6 +44,8 @@ final class ToolSandbox: Sendable {
         /// its agent ended must not start its child after).
         var ended: [String: ContinuousClock.Instant] = [:]
         var nextRun: UInt64 = 0
+        /// Runs under way per agent, from before their start.
+        var inflight: [String: Int] = [:]
     }
 
     private let state = Mutex(State())
@@ -74,6 +77,8 @@ final class ToolSandbox: Sendable {
         var stdoutLimit: Int
         var stderrLimit = 64 << 10
         var environment: [String: String] = [:]
+        /// Other grants whose paths the run sees: revoking one kills it too.
+        var grants: [String] = []
     }
 
     struct Outcome: Sendable {
@@ -90,8 +95,29 @@ final class ToolSandbox: Sendable {
     static let inputName = "input"
     static let tmpSize: UInt64 = 16 << 20
 
-    /// Runs `plan` as host user `uid`, the calling agent's, allowed by `grantID`.
-    func run(_ plan: Plan, uid: UInt32, agentID: String, grantID: String) async throws -> Outcome {
+    /// Tool runs one agent may have at once: each has its own cgroup with
+    /// the agent's limits, so this bounds what an agent can hold through tools.
+    static let maximumRunsPerAgent = 8
+
+    /// Runs `plan` as host user `uid`, the calling agent's, allowed by
+    /// `grantID`; `isGranted` says whether grants are still live.
+    func run(_ plan: Plan, uid: UInt32, agentID: String, grantID: String,
+             isGranted: @Sendable (Set<String>) -> Bool) async throws -> Outcome {
+        let admitted = state.withLock { state -> Bool in
+            guard state.inflight[agentID, default: 0] < Self.maximumRunsPerAgent else { return false }
+            state.inflight[agentID, default: 0] += 1
+            return true
+        }
+        guard admitted else {
+            throw KernelError(.conflict, "agent \(agentID) has \(Self.maximumRunsPerAgent) tool runs under way already: "
+                                  + "wait for one to end")
+        }
+        defer {
+            state.withLock { state in
+                state.inflight[agentID, default: 1] -= 1
+                if state.inflight[agentID] == 0 { state.inflight[agentID] = nil }
+            }
+        }
         let capture = ToolOutput(stdoutLimit: plan.stdoutLimit, stderrLimit: plan.stderrLimit)
         let warm = plan.programs.isEmpty ? takeHeld(agentID) : nil
         let slot = try warm ?? slots.take(cold: true) { _ in false }
@@ -144,7 +170,8 @@ final class ToolSandbox: Sendable {
         } catch {
             throw KernelError.from(error)
         }
-        guard let runID = register(agentID, Run(child: child, cgroup: slot.cgroup, grantID: grantID)) else {
+        let grantIDs = Set([grantID] + plan.grants)
+        guard let runID = register(agentID, Run(child: child, cgroup: slot.cgroup, grantIDs: grantIDs)) else {
             // The agent ended while this run started: it does not outlive it.
             slot.cgroup?.killAll()
             _ = try? child.signal(SIGKILL)
@@ -152,6 +179,13 @@ final class ToolSandbox: Sendable {
             throw KernelError(.notRunning, "agent \(agentID) ended during its tool call")
         }
         defer { unregister(agentID, runID) }
+        // Registered, a revocation kills it; one that came before is caught here.
+        guard isGranted(grantIDs) else {
+            slot.cgroup?.killAll()
+            _ = try? child.signal(SIGKILL)
+            _ = await child.exit()
+            throw KernelError(.permissionDenied, "a grant this call needed was revoked before its run started")
+        }
 
         // The run's time limit, or the caller gone: then everything in its cgroups dies.
         let timedOut = Mutex(false)
@@ -182,7 +216,7 @@ final class ToolSandbox: Sendable {
     @discardableResult
     func revoked(_ grantIDs: Set<String>) -> Int {
         let runs = state.withLock { state in
-            state.runs.values.flatMap { $0.values }.filter { grantIDs.contains($0.grantID) }
+            state.runs.values.flatMap { $0.values }.filter { !$0.grantIDs.isDisjoint(with: grantIDs) }
         }
         for run in runs {
             run.cgroup?.killAll()
@@ -194,8 +228,11 @@ final class ToolSandbox: Sendable {
     /// What is left of an ended agent's tools: its runs (killed already)
     /// and its held sandbox, to be waited for.
     struct Leftovers: Sendable {
+        fileprivate let agentID: String
         fileprivate let runs: [Run]
         fileprivate let held: AgentSlots.Slot?
+        /// A sandbox was being held for it: wait until that one is gone too.
+        fileprivate let holding: Bool
     }
 
     /// The agent has ended: no run starts for it any more, its runs are
@@ -204,7 +241,7 @@ final class ToolSandbox: Sendable {
     /// then go to another agent).
     func agentEnded(_ agentID: String) -> Leftovers? {
         let now = ContinuousClock.now
-        let (held, runs) = state.withLock { state -> (AgentSlots.Slot?, [Run]) in
+        let (held, runs, holding) = state.withLock { state -> (AgentSlots.Slot?, [Run], Bool) in
             state.ended[agentID] = now
             if state.ended.count > 1_024 {
                 state.ended = state.ended.filter { now - $0.value < Self.endRemembered }
@@ -213,18 +250,24 @@ final class ToolSandbox: Sendable {
                 state.held[agentID] = nil
                 state.runs[agentID] = nil
             }
-            return (state.held[agentID], Array((state.runs[agentID] ?? [:]).values))
+            return (state.held[agentID], Array((state.runs[agentID] ?? [:]).values), state.holding.contains(agentID))
         }
         for run in runs {
             run.cgroup?.killAll()
             _ = try? run.child.signal(SIGKILL)
         }
-        return held == nil && runs.isEmpty ? nil : Leftovers(runs: runs, held: held)
+        return held == nil && runs.isEmpty && !holding ? nil
+            : Leftovers(agentID: agentID, runs: runs, held: held, holding: holding)
     }
 
     func finish(_ leftovers: Leftovers) async {
         for run in leftovers.runs { _ = await run.child.exit() }
         if let held = leftovers.held { await slots.retire(held, discarding: true) }
+        // A hold under way discards itself (the agent has ended) before it
+        // says it is done; its helper runs as the agent's uid until then.
+        for _ in 0..<500 where leftovers.holding && state.withLock({ $0.holding.contains(leftovers.agentID) }) {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
     }
 
     /// Longer than any tool run may last.
@@ -270,12 +313,15 @@ final class ToolSandbox: Sendable {
                 // The next call starts cold; so be it.
             }
             let kept = state.withLock { state -> Bool in
-                state.holding.remove(agentID)
                 guard let slot, slot.prepared != nil, state.ended[agentID] == nil else { return false }
+                state.holding.remove(agentID)
                 state.held[agentID] = slot
                 return true
             }
-            if !kept, let slot { await slots.retire(slot, discarding: true) }
+            if !kept {
+                if let slot { await slots.retire(slot, discarding: true) }
+                state.withLock { _ = $0.holding.remove(agentID) }
+            }
         }
     }
 
