@@ -111,8 +111,19 @@ final class CapabilityTable: Sendable {
                 time: record.grantedAt, kind: "capability.granted", agentID: agentID,
                 message: "\(agentName) was granted \(record.uri) (\(record.id), \(source))",
                 data: ["capability": record.id, "uri": record.uri, "source": source, "parent": parentID ?? ""]))
-            grants.withLock { $0[record.id] = Grant(record: record, capability: capability) }
+            let orphaned = grants.withLock { grants -> Bool in
+                grants[record.id] = Grant(record: record, capability: capability)
+                return parentID.map { grants[$0] == nil } ?? false
+            }
             events.publish(event)
+            // Its parent went between the delegation's check and now: it
+            // was never usable (a check walks the chain); it goes too.
+            if orphaned {
+                _ = try? revoke(record.id, reason: "the grant it was delegated from was revoked")
+                throw KernelError(.notFound, "capability \(parentID ?? "") was revoked while it was being delegated")
+            }
+        } catch let error as KernelError {
+            throw error
         } catch {
             throw KernelError.from(error)
         }
