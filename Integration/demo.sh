@@ -129,6 +129,43 @@ set -e
 show agentctl cap revoke "$http_cap" --reason "demo over"
 show agentctl cap ls demo.ticker
 
+step "tools: each call checked against the caller's grants and run as its own confined child"
+show agentctl tools
+tooldata="$demo/tooldata"
+mkdir -p "$tooldata" && echo "quarterly numbers: 42" > "$tooldata/report.txt" && chmod -R a+rX "$tooldata"
+calls='file.read {"path": "'"$tooldata"'/report.txt"}
+file.read {"path": "/etc/shadow"}
+shell.execute {"command": "ls /usr/bin; cat '"$tooldata"'/report.txt; curl http://example.com"}'
+show agentctl run --name toolsmith --ro "$bin" $runtime \
+    --cap "capability://file$tooldata/**?action=read" \
+    --cap 'capability://shell/usr/bin/dash?action=execute&allowlist=/bin/sh,/usr/bin/ls,/usr/bin/cat&timeout=10s' \
+    --env "AGENTOS_DEMO_TOOLS=$calls" -- "$bin/agentos-demo-agent" 1 0.1
+sleep 1
+echo "(each result as the agent got it: /etc/shadow is denied; the shell has only sh, ls and cat, and no network)"
+agentctl logs toolsmith | grep '^tool-result' | cut -c1-240
+step "approval: a grant with approve=operator makes each call wait for an operator"
+show agentctl run --name careful --ro "$bin" $runtime \
+    --cap "capability://file$tooldata/**?action=read&approve=operator" \
+    --env "AGENTOS_DEMO_TOOLS=file.read {\"path\": \"$tooldata/report.txt\"}" -- "$bin/agentos-demo-agent" 1 0.1
+for _ in $(seq 50); do agentctl pending --json | grep -q call_id && break; sleep 0.1; done
+show agentctl pending
+call=$(agentctl pending --json | grep -o '"call_id" : "[0-9a-f]*"' | grep -o '[0-9a-f]\{12\}' | head -1)
+show agentctl approve "$call" --reason "looked at it"
+show agentctl wait careful
+agentctl logs careful | grep '^tool-result' | cut -c1-200
+mcp_venv=${AGENTOS_MCP_TIME_VENV:-/opt/agentos-test/mcp-time}
+if [ -x "$mcp_venv/bin/mcp-server-time" ]; then
+    step "an MCP server from PyPI (mcp-server-time) as a confined, supervised tool"
+    show agentctl run --name clock --mcp-server time --ro "$mcp_venv" -- "$mcp_venv/bin/mcp-server-time" --local-timezone UTC
+    for _ in $(seq 100); do agentctl tools | grep -q mcp.time && break; sleep 0.1; done
+    show agentctl tools
+    show agentctl run --name asker --ro "$bin" $runtime --cap 'capability://tool/mcp.time.*?action=call' \
+        --env 'AGENTOS_DEMO_TOOLS=mcp.time.get_current_time {"timezone": "Asia/Tokyo"}' -- "$bin/agentos-demo-agent" 1 0.1
+    show agentctl wait asker
+    agentctl logs asker | grep '^tool-result' | cut -c1-240
+    show agentctl stop clock
+fi
+
 step "the audit chain: every event and allowed check, each record hashing the one before"
 show agentctl audit --limit 6
 show agentctl audit verify
