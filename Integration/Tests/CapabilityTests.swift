@@ -42,6 +42,11 @@ struct CapabilityTests {
         // Explaining counts nothing.
         #expect(try grants(kernel, "scraper").first?["uses"] as? Int == 0)
 
+        let malformed = try kernel.ctl(["cap", "grant", "scraper", "capability://fiel/x?action=read"])
+        #expect(malformed.status == 1)
+        #expect(malformed.stderr.contains("unknown capability kind 'fiel'"))
+        #expect(try kernel.ctl(["audit", "--agent", "scraper"]).stdout.contains("capability.refused"))
+
         let revoked = try kernel.ctl(["cap", "revoke", httpID, "--reason", "no longer needed"])
         #expect(revoked.stdout == httpID + "\n")
         #expect(try grants(kernel).count == 1)

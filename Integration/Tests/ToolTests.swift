@@ -303,6 +303,8 @@ struct ToolTests {
         for kind in ["approval.requested", "approval.approved", "approval.denied", "approval.expired", "tool.called"] {
             #expect(events.contains(kind), "\(kind)")
         }
+        // Bad operator input is on the record too.
+        #expect(try kernel.ctl(["audit"]).stdout.contains("approval.unknown"))
     }
 
     @Test func badCallsGetAClearErrorAnAuditRecordAndRunNothing() throws {
@@ -432,6 +434,8 @@ struct HTTPFetchTests {
                 elif p == '/public/out': self.move('/secret/key')
                 elif p == '/public/gated': self.move('/gated/x')
                 elif p == '/public/big': self.reply(200, b'z' * 100000)
+                elif p == '/public/slow':
+                    import time; time.sleep(20); self.reply(200, b'late')
                 elif p == '/secret/key': self.reply(200, b'secret')
                 else: self.reply(404, b'no')
             def reply(self, code, body):
@@ -443,22 +447,52 @@ struct HTTPFetchTests {
         s.serve_forever()
         """
 
-    @Test func fetchesWhatTheGrantCoversAndChecksEveryRedirect() throws {
+    /// Starts the server; returns it and its port.
+    static func startServer() throws -> (Process, Int) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", Self.server]
+        process.arguments = ["-c", server]
         let out = Pipe()
         process.standardOutput = out
         try process.run()
-        // SIGKILL: the test process may have SIGTERM blocked, and the child inherits that.
-        defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
         var portLine = Data()
         while !portLine.contains(UInt8(ascii: "\n")) {
             let chunk = out.fileHandleForReading.availableData
             if chunk.isEmpty { break }
             portLine += chunk
         }
-        let port = try #require(Int(String(decoding: portLine, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        guard let port = Int(String(decoding: portLine, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            kill(process.processIdentifier, SIGKILL)
+            throw HarnessError("the test HTTP server did not start")
+        }
+        return (process, port)
+    }
+
+    /// A revocation answers a fetch under way at once.
+    @Test func revokingItsGrantEndsAFetchUnderWay() throws {
+        let (process, port) = try Self.startServer()
+        defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        let kernel = try KernelProcess(label: "httprevoke")
+        defer { kernel.stop() }
+        let id = try kernel.run(Binaries.demoAgentSandboxFlags + [
+            "--name", "waiter", "--cap", "capability://http/127.0.0.1/public/**?action=get",
+            "--env", #"AGENTOS_DEMO_TOOLS=http.fetch {"url": "http://127.0.0.1:\#(port)/public/slow", "timeout_ms": 60000}"#,
+            "--", Binaries.demoAgent, "1", "0.01",
+        ])
+        #expect(eventually { (try? kernel.ctl(["audit"]).stdout.contains("was allowed get")) ?? false })
+        let grant = try #require((try kernel.json(["cap", "ls", "waiter"]) as? [[String: Any]])?.first?["id"] as? String)
+        let start = Date()
+        #expect(try kernel.ctl(["cap", "revoke", grant]).status == 0)
+        try kernel.ctl(["wait", id])
+        #expect(Date().timeIntervalSince(start) < 5, "the fetch was not ended by the revocation")
+        let line = try #require(try kernel.ctl(["logs", id]).lines.first { $0.hasPrefix("tool-result ") })
+        #expect(line.contains("was revoked"), "\(line)")
+    }
+
+    @Test func fetchesWhatTheGrantCoversAndChecksEveryRedirect() throws {
+        let (process, port) = try Self.startServer()
+        // SIGKILL: the test process may have SIGTERM blocked, and the child inherits that.
+        defer { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
         let base = "http://127.0.0.1:\(port)"
 
         let kernel = try KernelProcess(label: "httpfetch")

@@ -406,7 +406,14 @@ actor Lifecycle {
             throw KernelError(.conflict, "\(agent.name) (\(agent.id)) has \(agent.state.rawValue): capabilities go to live agents",
                               detail: ["reason": agent.state.rawValue])
         }
-        return (try capabilities.grant(uri, to: agent.id, agentName: agent.name, source: "operator"), agent)
+        do {
+            return (try capabilities.grant(uri, to: agent.id, agentName: agent.name, source: "operator"), agent)
+        } catch {
+            // A grant refused (a URI that does not parse) is on the record too.
+            _ = try? events.record("capability.refused", agentID: agent.id,
+                                   "a grant to \(agent.name) was refused: \(error.message)", data: ["uri": uri])
+            throw error
+        }
     }
 
     private func attachConnection(id: String, close: (@Sendable () -> Void)?) {

@@ -69,6 +69,8 @@ final class Approvals: Sendable {
             waiting.values.filter { $0.decided == nil && $0.call.callID.hasPrefix(reference) }.map(\.call)
         }
         guard let call = matches.first else {
+            _ = try? events.record("approval.unknown", "an operator tried to \(approve ? "approve" : "deny") \(reference), which no call waits under",
+                                   data: ["call": reference])
             throw KernelError(.notFound, "no tool call \(reference) waits for approval (agentctl pending lists them)")
         }
         guard matches.count == 1 else {

@@ -174,12 +174,19 @@ struct ToolCalls {
             }
         }
 
+        let table = services.capabilities
+        let isGranted: @Sendable (Set<String>) -> Bool = { ids in ids.allSatisfy { table.grant(id: $0) != nil } }
         if let (server, serverTool) = prepared.mcp {
             let timeout = min(grant.capability.constraints.timeoutMilliseconds ?? MCPServers.callTimeoutMilliseconds,
                               MCPServers.callTimeoutMilliseconds * 60)
-            return try await callServer(server, serverTool, request, agentID: agentID, agentName: agent.name,
-                                        timeoutMilliseconds: timeout, grantID: grantID, approved: needsApproval,
-                                        started: started, callID: callID, recorded: recorded)
+            let calls = self
+            let agentName = agent.name
+            let recorded = recorded
+            return try await services.toolSandbox.revocable(agentID: agentID, grantIDs: [grantID], isGranted: isGranted) {
+                try await calls.callServer(server, serverTool, request, agentID: agentID, agentName: agentName,
+                                           timeoutMilliseconds: timeout, grantID: grantID, approved: needsApproval,
+                                           started: started, callID: callID, recorded: recorded)
+            }
         }
         if let target = prepared.httpTarget {
             let timeout = min(prepared.arguments.integer("timeout_ms") ?? HTTPFetchTool.defaultTimeoutMilliseconds,
@@ -191,7 +198,8 @@ struct ToolCalls {
         if let direct = prepared.direct {
             let (result, isError): (JSONValue, Bool)
             do {
-                (result, isError) = try await direct()
+                (result, isError) = try await services.toolSandbox.revocable(agentID: agentID, grantIDs: [grantID],
+                                                                           isGranted: isGranted, direct)
             } catch {
                 let kernelError = KernelError.from(error)
                 recorded["outcome"] = "failed"
@@ -219,10 +227,8 @@ struct ToolCalls {
         }
         let outcome: ToolSandbox.Outcome
         do {
-            let table = services.capabilities
-            outcome = try await services.toolSandbox.run(plan, uid: prepared.uid, agentID: agentID, grantID: grantID) { ids in
-                ids.allSatisfy { table.grant(id: $0) != nil }
-            }
+            outcome = try await services.toolSandbox.run(plan, uid: prepared.uid, agentID: agentID, grantID: grantID,
+                                                          isGranted: isGranted)
         } catch {
             let kernelError = KernelError.from(error)
             recorded["outcome"] = "failed"

@@ -25,12 +25,31 @@ final class ToolSandbox: Sendable {
     let seccomp: SeccompProfiles
     let landlockABI: Int
 
+    /// A call under way: a confined child, or (http.fetch, agent.spawn,
+    /// an MCP server's tool) the kernel's own work for it.
     fileprivate struct Run {
-        let child: ChildProcess
-        let cgroup: AgentCgroup?
+        /// Ends it now: the child and its cgroup killed, or the call answered.
+        let stop: @Sendable () -> Void
+        /// Returns once nothing of it runs.
+        let finished: @Sendable () async -> Void
         /// The grants that allowed it and those whose paths it sees:
-        /// revoking any kills it.
+        /// revoking any stops it.
         let grantIDs: Set<String>
+
+        init(child: ChildProcess, cgroup: AgentCgroup?, grantIDs: Set<String>) {
+            stop = {
+                cgroup?.killAll()
+                _ = try? child.signal(SIGKILL)
+            }
+            finished = { _ = await child.exit() }
+            self.grantIDs = grantIDs
+        }
+
+        init(stop: @escaping @Sendable () -> Void, grantIDs: Set<String>) {
+            self.stop = stop
+            finished = {}
+            self.grantIDs = grantIDs
+        }
     }
 
     private struct State {
@@ -218,11 +237,39 @@ final class ToolSandbox: Sendable {
         let runs = state.withLock { state in
             state.runs.values.flatMap { $0.values }.filter { !$0.grantIDs.isDisjoint(with: grantIDs) }
         }
-        for run in runs {
-            run.cgroup?.killAll()
-            _ = try? run.child.signal(SIGKILL)
-        }
+        for run in runs { run.stop() }
         return runs.count
+    }
+
+    /// `body` (a call's work in the kernel itself), answered with
+    /// PERMISSION_DENIED the moment one of `grantIDs` is revoked or its
+    /// agent ends (the work is cancelled; a server may still finish what it
+    /// was asked); `isGranted` catches a revocation that came first.
+    func revocable<T: Sendable>(agentID: String, grantIDs: Set<String>, isGranted: @Sendable (Set<String>) -> Bool,
+                                _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let answer = FirstAnswer<T>()
+        return try await withCheckedThrowingContinuation { continuation in
+            answer.set(continuation)
+            let work = Task {
+                do {
+                    answer.resume(with: .success(try await body()))
+                } catch {
+                    answer.resume(with: .failure(error))
+                }
+            }
+            let stop: @Sendable () -> Void = {
+                if answer.resume(with: .failure(KernelError(.permissionDenied,
+                                                            "a grant this call used was revoked (or its agent ended) while it ran"))) {
+                    work.cancel()
+                }
+            }
+            guard let runID = register(agentID, Run(stop: stop, grantIDs: grantIDs)) else {
+                stop()
+                return
+            }
+            answer.whenDone { self.unregister(agentID, runID) }
+            if !isGranted(grantIDs) { stop() }
+        }
     }
 
     /// What is left of an ended agent's tools: its runs (killed already)
@@ -252,16 +299,13 @@ final class ToolSandbox: Sendable {
             }
             return (state.held[agentID], Array((state.runs[agentID] ?? [:]).values), state.holding.contains(agentID))
         }
-        for run in runs {
-            run.cgroup?.killAll()
-            _ = try? run.child.signal(SIGKILL)
-        }
+        for run in runs { run.stop() }
         return held == nil && runs.isEmpty && !holding ? nil
             : Leftovers(agentID: agentID, runs: runs, held: held, holding: holding)
     }
 
     func finish(_ leftovers: Leftovers) async {
-        for run in leftovers.runs { _ = await run.child.exit() }
+        for run in leftovers.runs { await run.finished() }
         if let held = leftovers.held { await slots.retire(held, discarding: true) }
         // A hold under way discards itself (the agent has ended) before it
         // says it is done; its helper runs as the agent's uid until then.
@@ -430,5 +474,41 @@ final class ToolOutput: OutputSink, Sendable {
 
     func take() -> (stdout: [UInt8], stderr: [UInt8], stdoutDropped: Int, stderrDropped: Int) {
         state.withLock { ($0.stdout, $0.stderr, $0.stdoutDropped, $0.stderrDropped) }
+    }
+}
+
+/// A continuation resumed once, by whichever answer comes first (the work,
+/// or a revocation); what waits on that runs once it is answered.
+final class FirstAnswer<T: Sendable>: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<T, any Error>?, answered: Bool,
+                               after: [@Sendable () -> Void])>((nil, false, []))
+
+    func set(_ continuation: CheckedContinuation<T, any Error>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    /// False if it was answered already.
+    @discardableResult
+    func resume(with result: Result<T, any Error>) -> Bool {
+        let (continuation, after) = state.withLock { state -> (CheckedContinuation<T, any Error>?, [@Sendable () -> Void]) in
+            guard !state.answered, let continuation = state.continuation else { return (nil, []) }
+            state.answered = true
+            state.continuation = nil
+            defer { state.after.removeAll() }
+            return (continuation, state.after)
+        }
+        guard let continuation else { return false }
+        continuation.resume(with: result)
+        for action in after { action() }
+        return true
+    }
+
+    func whenDone(_ action: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state -> Bool in
+            if state.answered { return true }
+            state.after.append(action)
+            return false
+        }
+        if now { action() }
     }
 }
