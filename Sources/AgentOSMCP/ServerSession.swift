@@ -133,7 +133,7 @@ public actor ServerSession {
 /// end on cancellation).
 func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let milliseconds = limit.components.seconds * 1_000 + limit.components.attoseconds / 1_000_000_000_000_000
-    let answer = OneAnswer<T>()
+    let answer = FirstAnswer<T>()
     return try await withCheckedThrowingContinuation { continuation in
         answer.set(continuation)
         let work = Task {
@@ -151,34 +151,40 @@ func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable ()
     }
 }
 
-/// A continuation resumed once, by whichever result comes first.
-private final class OneAnswer<T: Sendable>: Sendable {
-    private let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
+/// A continuation resumed once, by whichever answer comes first (the work,
+/// a deadline, a revocation); what waits on that runs once it is answered.
+/// (The kernel uses it too, for calls a revocation may cut short.)
+public final class FirstAnswer<T: Sendable>: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<T, any Error>?, answered: Bool,
+                               after: [@Sendable () -> Void])>((nil, false, []))
 
-    private let done = Mutex<(finished: Bool, actions: [@Sendable () -> Void])>((false, []))
+    public init() {}
 
-    func set(_ waiting: CheckedContinuation<T, any Error>) {
-        continuation.withLock { $0 = waiting }
+    public func set(_ continuation: CheckedContinuation<T, any Error>) {
+        state.withLock { $0.continuation = continuation }
     }
 
+    /// False if it was answered already.
     @discardableResult
-    func resume(with result: Result<T, any Error>) -> Bool {
-        guard let waiting = continuation.withLock({ $0.take() }) else { return false }
-        waiting.resume(with: result)
-        let actions = done.withLock { done -> [@Sendable () -> Void] in
-            done.finished = true
-            defer { done.actions.removeAll() }
-            return done.actions
+    public func resume(with result: Result<T, any Error>) -> Bool {
+        let (continuation, after) = state.withLock { state -> (CheckedContinuation<T, any Error>?, [@Sendable () -> Void]) in
+            guard !state.answered, let continuation = state.continuation else { return (nil, []) }
+            state.answered = true
+            state.continuation = nil
+            defer { state.after.removeAll() }
+            return (continuation, state.after)
         }
-        for action in actions { action() }
+        guard let continuation else { return false }
+        continuation.resume(with: result)
+        for action in after { action() }
         return true
     }
 
     /// Runs `action` once answered (at once if it is).
-    func whenDone(_ action: @escaping @Sendable () -> Void) {
-        let now = done.withLock { done -> Bool in
-            if done.finished { return true }
-            done.actions.append(action)
+    public func whenDone(_ action: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state -> Bool in
+            if state.answered { return true }
+            state.after.append(action)
             return false
         }
         if now { action() }

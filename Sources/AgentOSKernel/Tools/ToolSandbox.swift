@@ -1,4 +1,5 @@
 import AgentOSConfinement
+import AgentOSMCP
 import AgentOSProtocol
 import AgentOSTools
 import CAgentOSShim
@@ -477,38 +478,3 @@ final class ToolOutput: OutputSink, Sendable {
     }
 }
 
-/// A continuation resumed once, by whichever answer comes first (the work,
-/// or a revocation); what waits on that runs once it is answered.
-final class FirstAnswer<T: Sendable>: Sendable {
-    private let state = Mutex<(continuation: CheckedContinuation<T, any Error>?, answered: Bool,
-                               after: [@Sendable () -> Void])>((nil, false, []))
-
-    func set(_ continuation: CheckedContinuation<T, any Error>) {
-        state.withLock { $0.continuation = continuation }
-    }
-
-    /// False if it was answered already.
-    @discardableResult
-    func resume(with result: Result<T, any Error>) -> Bool {
-        let (continuation, after) = state.withLock { state -> (CheckedContinuation<T, any Error>?, [@Sendable () -> Void]) in
-            guard !state.answered, let continuation = state.continuation else { return (nil, []) }
-            state.answered = true
-            state.continuation = nil
-            defer { state.after.removeAll() }
-            return (continuation, state.after)
-        }
-        guard let continuation else { return false }
-        continuation.resume(with: result)
-        for action in after { action() }
-        return true
-    }
-
-    func whenDone(_ action: @escaping @Sendable () -> Void) {
-        let now = state.withLock { state -> Bool in
-            if state.answered { return true }
-            state.after.append(action)
-            return false
-        }
-        if now { action() }
-    }
-}
