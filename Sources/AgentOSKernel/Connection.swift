@@ -93,7 +93,8 @@ struct Connection {
         switch call {
         case .status, .list, .inspect, .run, .stats, .policies, .tree, .checkpoints, .ready, .saveCheckpoint,
              .loadCheckpoint, .capGrant, .capList, .capRevoke, .capExplain, .audit, .myCapabilities,
-             .capCheck, .tools, .pending, .approve, .deny: return true
+             .capCheck, .tools, .pending, .approve, .deny, .memPut, .memGet, .memDelete, .memSearch,
+             .memList: return true
         // A tool call runs a child and may wait for an operator.
         case .stop, .kill, .wait, .logs, .events, .pause, .resume, .apply, .deletePolicy, .restartChild,
              .terminateChild, .startChild, .deleteChild, .spawnChild, .auditVerify, .toolCall: return false
@@ -207,6 +208,16 @@ struct Connection {
             case .deny(let request):
                 try await respond(id, .deny(try services.approvals.decide(request.callID, approve: false,
                                                                            reason: request.reason)), queue)
+            case .memPut(let request):
+                try await respond(id, .memPut(try await memory(.put, request)), queue)
+            case .memGet(let request):
+                try await respond(id, .memGet(try await memory(.get, request)), queue)
+            case .memDelete(let request):
+                try await respond(id, .memDelete(try await memory(.delete, request)), queue)
+            case .memSearch(let request):
+                try await respond(id, .memSearch(try await memory(.search, request)), queue)
+            case .memList(let request):
+                try await respond(id, .memList(try await memory(.list, request)), queue)
             case .capCheck(let request):
                 try await respond(id, .capCheck(try await CapabilityCalls(services: services).check(request,
                                                                                                    agentID: try agentID())),
@@ -228,6 +239,17 @@ struct Connection {
         }
     }
 
+    /// A memory call: an agent's about itself, an operator's about the agent it names.
+    private func memory(_ call: MemoryCalls.Call, _ request: Agentos_V1_MemoryRequest) async throws -> Agentos_V1_MemoryList {
+        if case .agent(let id) = peer {
+            guard request.agent.isEmpty || request.agent == id else {
+                throw KernelError(.permissionDenied, "an agent reaches its own memory (and shared memory it is granted), not another's")
+            }
+            return try await MemoryCalls(services: services).handle(call, request, agentID: id)
+        }
+        return try await MemoryCalls(services: services).handle(call, request, agentID: nil)
+    }
+
     /// The calling agent's id (agent calls only).
     private func agentID() throws -> String {
         guard case .agent(let id) = peer else {
@@ -238,8 +260,14 @@ struct Connection {
 
     private func authorize(_ call: KernelRequest.OneOf_Call) throws {
         if case .status = call { return }
-        // The registry is what a model is shown: agents read it too.
-        if case .tools = call, case .agent = peer { return }
+        // The registry is what a model is shown: agents read it too; and
+        // memory calls are an agent's about itself (checked in the call).
+        if case .agent = peer {
+            switch call {
+            case .tools, .memPut, .memGet, .memDelete, .memSearch, .memList: return
+            default: break
+            }
+        }
         if call.isAgentCall {
             guard case .agent = peer else {
                 throw KernelError(.permissionDenied,

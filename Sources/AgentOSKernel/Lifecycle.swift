@@ -473,6 +473,8 @@ actor Lifecycle {
         }
         live[id] = nil
         capabilities.revokeAll(of: id, reason: "the agent ended")
+        // Its context memory is this run's only.
+        _ = try? store.deleteMemory(namespace: MemoryCalls.contextNamespace(id))
         // Its uid is free once nothing of its tools runs as it either.
         if let leftovers = toolSandbox.agentEnded(id) { await toolSandbox.finish(leftovers) }
         if let uid = record.sandbox["uid"].flatMap(UInt32.init) { launcher.uids.release(uid) }

@@ -98,6 +98,11 @@ extension KernelRequest.OneOf_Call {
         case .pending: return "pending"
         case .approve: return "approve"
         case .deny: return "deny"
+        case .memPut: return "mem_put"
+        case .memGet: return "mem_get"
+        case .memDelete: return "mem_delete"
+        case .memSearch: return "mem_search"
+        case .memList: return "mem_list"
         }
     }
 

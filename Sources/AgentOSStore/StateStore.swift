@@ -134,6 +134,34 @@ public final class StateStore: Sendable {
                 CREATE INDEX audit_by_agent ON audit(agent_id);
                 """)
         }
+        migrator.registerMigration("v7-memory") { db in
+            // The FTS5 index follows the table through triggers (an external
+            // content table: the text is stored once).
+            try db.execute(sql: """
+                CREATE TABLE memory (
+                    id INTEGER PRIMARY KEY,
+                    namespace TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    value TEXT NOT NULL,
+                    tags TEXT NOT NULL DEFAULT '',
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    expires_at INTEGER,
+                    UNIQUE(namespace, key)
+                );
+                CREATE VIRTUAL TABLE memory_fts USING fts5(value, tags, content='memory', content_rowid='id');
+                CREATE TRIGGER memory_inserted AFTER INSERT ON memory BEGIN
+                    INSERT INTO memory_fts(rowid, value, tags) VALUES (new.id, new.value, new.tags);
+                END;
+                CREATE TRIGGER memory_deleted AFTER DELETE ON memory BEGIN
+                    INSERT INTO memory_fts(memory_fts, rowid, value, tags) VALUES ('delete', old.id, old.value, old.tags);
+                END;
+                CREATE TRIGGER memory_updated AFTER UPDATE ON memory BEGIN
+                    INSERT INTO memory_fts(memory_fts, rowid, value, tags) VALUES ('delete', old.id, old.value, old.tags);
+                    INSERT INTO memory_fts(rowid, value, tags) VALUES (new.id, new.value, new.tags);
+                END;
+                """)
+        }
         return migrator
     }
 

@@ -19,7 +19,7 @@ struct Bench: ParsableCommand {
             --update-readme README.md rewrites the section between the markers
             <!-- bench:kernel:begin --> and <!-- bench:kernel:end --> with this run's table.
             """,
-        subcommands: [KernelBench.self, AgentsBench.self, RestartBench.self, CapabilityBench.self, ToolBench.self,
+        subcommands: [KernelBench.self, AgentsBench.self, RestartBench.self, CapabilityBench.self, ToolBench.self, MemoryBench.self,
                       EchoServer.self]
     )
 }

@@ -15,6 +15,8 @@ import Foundation
 /// "TOOL @FILE" with the arguments in FILE),
 /// AGENTOS_DEMO_TOOL_REPEAT times (default 1), printing one JSON line per
 /// call: {"tool", "ok", "is_error", "result" or "error", "us" (round trip)}.
+/// AGENTOS_DEMO_MEMORY: lines of "put SCOPE KEY VALUE...", "get SCOPE KEY" or
+/// "search SCOPE WORDS...", each answered on a "memory-result {json}" line.
 @main
 struct DemoAgent {
     static func main() {
@@ -62,6 +64,9 @@ struct DemoAgent {
                 }
                 for _ in 0..<max(1, repeats) { callTool(kernel, tool, arguments) }
             }
+            for line in (environment["AGENTOS_DEMO_MEMORY"] ?? "").split(separator: "\n") {
+                useMemory(kernel, line.split(separator: " ", maxSplits: 3).map(String.init))
+            }
             if let path = environment["AGENTOS_CHILD_PATH"] {
                 if case .loadCheckpoint(let checkpoint) = try kernel.call(.loadCheckpoint(.init())),
                    checkpoint.savedAtNs != 0, let last = Int(String(decoding: checkpoint.data, as: UTF8.self)) {
@@ -80,6 +85,43 @@ struct DemoAgent {
             var save = Agentos_V1_SaveCheckpointRequest()
             save.data = Data(String(tick).utf8)
             _ = try? kernel.call(.saveCheckpoint(save))
+        }
+    }
+
+    /// One memory call ("put SCOPE KEY VALUE", "get SCOPE KEY", "search SCOPE WORDS"), reported as a JSON line.
+    static func useMemory(_ kernel: KernelClient, _ words: [String]) {
+        guard words.count >= 3 else { return }
+        var request = Agentos_V1_MemoryRequest()
+        request.scope = words[1]
+        var report: [String: Any] = ["op": words[0]]
+        do {
+            let response: KernelResponse.OneOf_Result
+            switch words[0] {
+            case "put":
+                request.key = words[2]
+                request.value = words.count > 3 ? words[3] : ""
+                response = try kernel.call(.memPut(request))
+            case "get":
+                request.key = words[2]
+                response = try kernel.call(.memGet(request))
+            default:
+                request.query = words.dropFirst(2).joined(separator: " ")
+                response = try kernel.call(.memSearch(request))
+            }
+            switch response {
+            case .memPut(let list), .memGet(let list), .memSearch(let list):
+                report["ok"] = true
+                report["entries"] = list.entries.map { ["key": $0.key, "value": $0.value] }
+            default:
+                report["ok"] = false
+            }
+        } catch {
+            report["ok"] = false
+            report["error"] = "\(error)"
+        }
+        if let data = try? JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]) {
+            print("memory-result " + String(decoding: data, as: UTF8.self))
+            fflush(nil)
         }
     }
 

@@ -190,6 +190,8 @@ actor PolicySupervisor {
                                                         message: "policy \(name) deleted: its tree is stopped and forgotten",
                                                         data: ["policy": name]))
         applied[name] = nil
+        // Its workers' working memory ends with the policy's life.
+        _ = try? store.deleteMemory(namespacePrefix: "working:" + name + "/")
         return last
     }
 

@@ -844,6 +844,47 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     set {call = .deny(newValue)}
   }
 
+  /// Memory (PROTOCOL.md §5.18): agents about themselves, operators naming the agent.
+  public var memPut: Agentos_V1_MemoryRequest {
+    get {
+      if case .memPut(let v)? = call {return v}
+      return Agentos_V1_MemoryRequest()
+    }
+    set {call = .memPut(newValue)}
+  }
+
+  public var memGet: Agentos_V1_MemoryRequest {
+    get {
+      if case .memGet(let v)? = call {return v}
+      return Agentos_V1_MemoryRequest()
+    }
+    set {call = .memGet(newValue)}
+  }
+
+  public var memDelete: Agentos_V1_MemoryRequest {
+    get {
+      if case .memDelete(let v)? = call {return v}
+      return Agentos_V1_MemoryRequest()
+    }
+    set {call = .memDelete(newValue)}
+  }
+
+  public var memSearch: Agentos_V1_MemoryRequest {
+    get {
+      if case .memSearch(let v)? = call {return v}
+      return Agentos_V1_MemoryRequest()
+    }
+    set {call = .memSearch(newValue)}
+  }
+
+  public var memList: Agentos_V1_MemoryRequest {
+    get {
+      if case .memList(let v)? = call {return v}
+      return Agentos_V1_MemoryRequest()
+    }
+    set {call = .memList(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Call: Equatable, Sendable {
@@ -907,6 +948,12 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     case approve(Agentos_V1_ApprovalRequest)
     /// operator: refuse it (the agent gets permission_denied)
     case deny(Agentos_V1_ApprovalRequest)
+    /// Memory (PROTOCOL.md §5.18): agents about themselves, operators naming the agent.
+    case memPut(Agentos_V1_MemoryRequest)
+    case memGet(Agentos_V1_MemoryRequest)
+    case memDelete(Agentos_V1_MemoryRequest)
+    case memSearch(Agentos_V1_MemoryRequest)
+    case memList(Agentos_V1_MemoryRequest)
 
   }
 
@@ -1213,6 +1260,51 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     set {result = .deny(newValue)}
   }
 
+  /// the entry as stored
+  public var memPut: Agentos_V1_MemoryList {
+    get {
+      if case .memPut(let v)? = result {return v}
+      return Agentos_V1_MemoryList()
+    }
+    set {result = .memPut(newValue)}
+  }
+
+  /// the entry (NOT_FOUND if none)
+  public var memGet: Agentos_V1_MemoryList {
+    get {
+      if case .memGet(let v)? = result {return v}
+      return Agentos_V1_MemoryList()
+    }
+    set {result = .memGet(newValue)}
+  }
+
+  /// the entry removed (NOT_FOUND if none)
+  public var memDelete: Agentos_V1_MemoryList {
+    get {
+      if case .memDelete(let v)? = result {return v}
+      return Agentos_V1_MemoryList()
+    }
+    set {result = .memDelete(newValue)}
+  }
+
+  /// best first
+  public var memSearch: Agentos_V1_MemoryList {
+    get {
+      if case .memSearch(let v)? = result {return v}
+      return Agentos_V1_MemoryList()
+    }
+    set {result = .memSearch(newValue)}
+  }
+
+  /// by key
+  public var memList: Agentos_V1_MemoryList {
+    get {
+      if case .memList(let v)? = result {return v}
+      return Agentos_V1_MemoryList()
+    }
+    set {result = .memList(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Result: Equatable, Sendable {
@@ -1257,6 +1349,16 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     /// the call as it was decided
     case approve(Agentos_V1_PendingCall)
     case deny(Agentos_V1_PendingCall)
+    /// the entry as stored
+    case memPut(Agentos_V1_MemoryList)
+    /// the entry (NOT_FOUND if none)
+    case memGet(Agentos_V1_MemoryList)
+    /// the entry removed (NOT_FOUND if none)
+    case memDelete(Agentos_V1_MemoryList)
+    /// best first
+    case memSearch(Agentos_V1_MemoryList)
+    /// by key
+    case memList(Agentos_V1_MemoryList)
 
   }
 
@@ -1662,6 +1764,80 @@ public nonisolated struct Agentos_V1_ApprovalRequest: Sendable {
 
   /// recorded with the decision
   public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Memory: one call shape for all five.
+public nonisolated struct Agentos_V1_MemoryRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// operators: whose memory (id, prefix or name); agents: empty (their own)
+  public var agent: String = String()
+
+  /// context | working | long-term (default) | shared/NAME
+  public var scope: String = String()
+
+  public var key: String = String()
+
+  /// put: UTF-8, at most 64 KiB
+  public var value: String = String()
+
+  /// put: words, searched with the value
+  public var tags: [String] = []
+
+  /// put: forgotten after this long (0: kept)
+  public var ttlMs: UInt64 = 0
+
+  /// search: words, any of them
+  public var query: String = String()
+
+  /// search and list: at most this many (0: 20; up to 1000)
+  public var limit: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_MemoryItem: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: String = String()
+
+  public var value: String = String()
+
+  public var tags: [String] = []
+
+  public var scope: String = String()
+
+  public var createdAtNs: Int64 = 0
+
+  public var updatedAtNs: Int64 = 0
+
+  /// 0: kept until deleted
+  public var expiresAtNs: Int64 = 0
+
+  /// search: BM25 relevance, higher is better
+  public var score: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_MemoryList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var entries: [Agentos_V1_MemoryItem] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3246,7 +3422,7 @@ nonisolated extension Agentos_V1_AgentSelf: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0\u{3}mem_put\0\u{3}mem_get\0\u{3}mem_delete\0\u{3}mem_search\0\u{3}mem_list\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3748,6 +3924,71 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
           self.call = .deny(v)
         }
       }()
+      case 39: try {
+        var v: Agentos_V1_MemoryRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .memPut(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .memPut(v)
+        }
+      }()
+      case 40: try {
+        var v: Agentos_V1_MemoryRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .memGet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .memGet(v)
+        }
+      }()
+      case 41: try {
+        var v: Agentos_V1_MemoryRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .memDelete(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .memDelete(v)
+        }
+      }()
+      case 42: try {
+        var v: Agentos_V1_MemoryRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .memSearch(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .memSearch(v)
+        }
+      }()
+      case 43: try {
+        var v: Agentos_V1_MemoryRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .memList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .memList(v)
+        }
+      }()
       default: break
       }
     }
@@ -3911,6 +4152,26 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
       guard case .deny(let v)? = self.call else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 38)
     }()
+    case .memPut?: try {
+      guard case .memPut(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 39)
+    }()
+    case .memGet?: try {
+      guard case .memGet(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
+    }()
+    case .memDelete?: try {
+      guard case .memDelete(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 41)
+    }()
+    case .memSearch?: try {
+      guard case .memSearch(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 42)
+    }()
+    case .memList?: try {
+      guard case .memList(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 43)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -3925,7 +4186,7 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0\u{3}mem_put\0\u{3}mem_get\0\u{3}mem_delete\0\u{3}mem_search\0\u{3}mem_list\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4401,6 +4662,71 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
           self.result = .deny(v)
         }
       }()
+      case 37: try {
+        var v: Agentos_V1_MemoryList?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .memPut(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .memPut(v)
+        }
+      }()
+      case 38: try {
+        var v: Agentos_V1_MemoryList?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .memGet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .memGet(v)
+        }
+      }()
+      case 39: try {
+        var v: Agentos_V1_MemoryList?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .memDelete(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .memDelete(v)
+        }
+      }()
+      case 40: try {
+        var v: Agentos_V1_MemoryList?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .memSearch(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .memSearch(v)
+        }
+      }()
+      case 41: try {
+        var v: Agentos_V1_MemoryList?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .memList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .memList(v)
+        }
+      }()
       default: break
       }
     }
@@ -4555,6 +4881,26 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
     case .deny?: try {
       guard case .deny(let v)? = self.result else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 36)
+    }()
+    case .memPut?: try {
+      guard case .memPut(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 37)
+    }()
+    case .memGet?: try {
+      guard case .memGet(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 38)
+    }()
+    case .memDelete?: try {
+      guard case .memDelete(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 39)
+    }()
+    case .memSearch?: try {
+      guard case .memSearch(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
+    }()
+    case .memList?: try {
+      guard case .memList(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 41)
     }()
     case nil: break
     }
@@ -5298,6 +5644,166 @@ nonisolated extension Agentos_V1_ApprovalRequest: SwiftProtobuf.Message, SwiftPr
   public static func ==(lhs: Agentos_V1_ApprovalRequest, rhs: Agentos_V1_ApprovalRequest) -> Bool {
     if lhs.callID != rhs.callID {return false}
     if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_MemoryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MemoryRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}agent\0\u{1}scope\0\u{1}key\0\u{1}value\0\u{1}tags\0\u{3}ttl_ms\0\u{1}query\0\u{1}limit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.agent) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.scope) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.value) }()
+      case 5: try { try decoder.decodeRepeatedStringField(value: &self.tags) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.ttlMs) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.query) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.agent.isEmpty {
+      try visitor.visitSingularStringField(value: self.agent, fieldNumber: 1)
+    }
+    if !self.scope.isEmpty {
+      try visitor.visitSingularStringField(value: self.scope, fieldNumber: 2)
+    }
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 3)
+    }
+    if !self.value.isEmpty {
+      try visitor.visitSingularStringField(value: self.value, fieldNumber: 4)
+    }
+    if !self.tags.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.tags, fieldNumber: 5)
+    }
+    if self.ttlMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.ttlMs, fieldNumber: 6)
+    }
+    if !self.query.isEmpty {
+      try visitor.visitSingularStringField(value: self.query, fieldNumber: 7)
+    }
+    if self.limit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_MemoryRequest, rhs: Agentos_V1_MemoryRequest) -> Bool {
+    if lhs.agent != rhs.agent {return false}
+    if lhs.scope != rhs.scope {return false}
+    if lhs.key != rhs.key {return false}
+    if lhs.value != rhs.value {return false}
+    if lhs.tags != rhs.tags {return false}
+    if lhs.ttlMs != rhs.ttlMs {return false}
+    if lhs.query != rhs.query {return false}
+    if lhs.limit != rhs.limit {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_MemoryItem: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MemoryItem"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}value\0\u{1}tags\0\u{1}scope\0\u{3}created_at_ns\0\u{3}updated_at_ns\0\u{3}expires_at_ns\0\u{1}score\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.value) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.tags) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.scope) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.createdAtNs) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.updatedAtNs) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.expiresAtNs) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self.score) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
+    }
+    if !self.value.isEmpty {
+      try visitor.visitSingularStringField(value: self.value, fieldNumber: 2)
+    }
+    if !self.tags.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.tags, fieldNumber: 3)
+    }
+    if !self.scope.isEmpty {
+      try visitor.visitSingularStringField(value: self.scope, fieldNumber: 4)
+    }
+    if self.createdAtNs != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdAtNs, fieldNumber: 5)
+    }
+    if self.updatedAtNs != 0 {
+      try visitor.visitSingularInt64Field(value: self.updatedAtNs, fieldNumber: 6)
+    }
+    if self.expiresAtNs != 0 {
+      try visitor.visitSingularInt64Field(value: self.expiresAtNs, fieldNumber: 7)
+    }
+    if self.score.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.score, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_MemoryItem, rhs: Agentos_V1_MemoryItem) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.value != rhs.value {return false}
+    if lhs.tags != rhs.tags {return false}
+    if lhs.scope != rhs.scope {return false}
+    if lhs.createdAtNs != rhs.createdAtNs {return false}
+    if lhs.updatedAtNs != rhs.updatedAtNs {return false}
+    if lhs.expiresAtNs != rhs.expiresAtNs {return false}
+    if lhs.score != rhs.score {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_MemoryList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MemoryList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entries\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.entries) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.entries.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.entries, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_MemoryList, rhs: Agentos_V1_MemoryList) -> Bool {
+    if lhs.entries != rhs.entries {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
