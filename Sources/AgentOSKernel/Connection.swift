@@ -94,10 +94,10 @@ struct Connection {
         case .status, .list, .inspect, .run, .stats, .policies, .tree, .checkpoints, .ready, .saveCheckpoint,
              .loadCheckpoint, .capGrant, .capList, .capRevoke, .capExplain, .audit, .myCapabilities,
              .capCheck, .tools, .pending, .approve, .deny, .memPut, .memGet, .memDelete, .memSearch,
-             .memList: return true
+             .memList, .send, .ack, .mailbox: return true
         // A tool call runs a child and may wait for an operator.
         case .stop, .kill, .wait, .logs, .events, .pause, .resume, .apply, .deletePolicy, .restartChild,
-             .terminateChild, .startChild, .deleteChild, .spawnChild, .auditVerify, .toolCall: return false
+             .terminateChild, .startChild, .deleteChild, .spawnChild, .auditVerify, .toolCall, .receive: return false
         }
     }
 
@@ -208,6 +208,19 @@ struct Connection {
             case .deny(let request):
                 try await respond(id, .deny(try services.approvals.decide(request.callID, approve: false,
                                                                            reason: request.reason)), queue)
+            case .send(let request):
+                try await respond(id, .send(try await send(request)), queue)
+            case .receive:
+                try await streamMailbox(id, agentID: try agentID(), queue)
+            case .ack(let request):
+                let me = Bus.identity(of: try await services.lifecycle.resolve(try agentID()))
+                var response = Agentos_V1_AckResponse()
+                response.removed = UInt32(try services.bus.acknowledge(request.ids, identity: me))
+                try await respond(id, .ack(response), queue)
+            case .mailbox(let request):
+                let recipient = try await services.bus.recipient(request.to, lifecycle: services.lifecycle)
+                let limit = request.limit == 0 ? 10 : min(Int(request.limit), 1_000)
+                try await respond(id, .mailbox(try services.bus.mailbox(recipient, limit: limit)), queue)
             case .memPut(let request):
                 try await respond(id, .memPut(try await memory(.put, request)), queue)
             case .memGet(let request):
@@ -239,6 +252,49 @@ struct Connection {
         }
     }
 
+    /// A message from an operator, or from an agent to its team (its
+    /// supervisor's other children) or to whom a capability names
+    /// (`capability://agent/NAME-OR-PATH?action=message`).
+    private func send(_ request: Agentos_V1_SendRequest) async throws -> Agentos_V1_SendResponse {
+        let recipient = try await services.bus.recipient(request.to, lifecycle: services.lifecycle)
+        guard case .agent(let senderID) = peer else {
+            return try services.bus.send(request, from: "operator", to: recipient)
+        }
+        let sender = try await services.lifecycle.resolve(senderID)
+        let identity = Bus.identity(of: sender)
+        let parent = { (path: String) -> Substring? in path.lastIndex(of: "/").map { path[..<$0] } }
+        let team = parent(identity) != nil && parent(identity) == parent(recipient)
+        if !team, case .denied(let reasons) = services.capabilities.check(
+            agentID: senderID, agentName: sender.name, kind: .agent, action: "message", resource: recipient) {
+            throw KernelError(.permissionDenied, "\(identity) may message its team only, or whom capability://agent/NAME?action=message names: "
+                                  + reasons.joined(separator: "; "))
+        }
+        return try services.bus.send(request, from: identity, to: recipient)
+    }
+
+    /// An agent's mailbox: what waits, then what arrives, until it goes.
+    private func streamMailbox(_ id: UInt64, agentID: String, _ queue: OutboundQueue) async throws {
+        let identity = Bus.identity(of: try await services.lifecycle.resolve(agentID))
+        let (waiting, live) = try services.bus.receive(identity)
+        defer { live.finish() }
+        var last: Int64 = 0
+        for message in waiting {
+            try await queue.send(chunk(id, .message(Bus.wire(message))))
+            last = message.seq
+        }
+        for await message in live.stream where message.recipient == identity && message.seq > last {
+            try Task.checkCancellation()
+            try await queue.send(chunk(id, .message(Bus.wire(message))))
+            last = message.seq
+        }
+        try Task.checkCancellation()
+        if live.overflowed {
+            throw KernelError(.slowConsumer, "the mailbox stream fell more than \(Bus.subscriberBuffer) messages behind; "
+                                  + "receive again (what was not acked waits)")
+        }
+        try await end(id, "kernel-shutdown", queue)
+    }
+
     /// A memory call: an agent's about itself, an operator's about the agent it names.
     private func memory(_ call: MemoryCalls.Call, _ request: Agentos_V1_MemoryRequest) async throws -> Agentos_V1_MemoryList {
         if case .agent(let id) = peer {
@@ -264,7 +320,7 @@ struct Connection {
         // memory calls are an agent's about itself (checked in the call).
         if case .agent = peer {
             switch call {
-            case .tools, .memPut, .memGet, .memDelete, .memSearch, .memList: return
+            case .tools, .memPut, .memGet, .memDelete, .memSearch, .memList, .send: return
             default: break
             }
         }

@@ -21,6 +21,7 @@ struct KernelServices: Sendable {
     let toolSandbox: ToolSandbox
     let approvals: Approvals
     let mcp: MCPServers
+    let bus: Bus
     let bootID: String
     let startedAt: Int64
     let pid: Int32
@@ -32,12 +33,13 @@ struct KernelServices: Sendable {
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, lifecycle: Lifecycle,
          supervisor: PolicySupervisor, capabilities: CapabilityTable, tools: ToolRegistry, toolSandbox: ToolSandbox,
-         mcp: MCPServers, bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
+         mcp: MCPServers, bus: Bus, bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
          host: HostSupport, cgroupsUsable: Bool) {
         self.tools = tools
         self.toolSandbox = toolSandbox
         self.approvals = Approvals(events: events)
         self.mcp = mcp
+        self.bus = bus
         self.configuration = configuration
         self.store = store
         self.events = events
@@ -203,6 +205,7 @@ public final class Kernel: Service, Sendable {
         let services = KernelServices(configuration: configuration, store: store, events: events, lifecycle: lifecycle,
                                       supervisor: supervisor, capabilities: capabilities, tools: tools,
                                       toolSandbox: toolSandbox, mcp: MCPServers(registry: tools, events: events, logger: logger),
+                                      bus: Bus(store: store, events: events, mailboxLimit: configuration.mailboxLimit),
                                       bootID: bootID, startedAt: startedAt, pid: getpid(),
                                       uid: getuid(), counters: counters, host: host, cgroupsUsable: cgroups != nil)
         let adminGID = try resolveAdminGroup()
@@ -251,6 +254,7 @@ public final class Kernel: Service, Sendable {
                 _ = await cgroups?.removeLeftovers()
                 cgroups?.removeBases()
                 events.finishAll()
+                services.bus.finishAll()
                 try? await Task.sleep(for: .milliseconds(50))
                 connections.closeAll()
             }

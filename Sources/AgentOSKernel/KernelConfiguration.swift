@@ -26,6 +26,8 @@ public struct KernelConfiguration: Sendable {
     public var fileToolHelper: String
     /// How long a tool call waits for `agentctl approve` before it is denied.
     public var approvalTimeoutMilliseconds: Int64
+    /// Messages one mailbox holds; more are refused (back-pressure).
+    public var mailboxLimit: Int
     /// Where seccomp profiles (NAME.json) are read from; "default" must exist.
     public var seccompProfilesDirectory: String
     /// Remount cgroup2 with favordynmods at start (see CgroupTuning).
@@ -38,6 +40,7 @@ public struct KernelConfiguration: Sendable {
                 shutdownGraceMilliseconds: Int64 = 5_000,
                 logFileMaximumBytes: Int = 16 * 1024 * 1024,
                 sandboxHelper: String, fileToolHelper: String = "", approvalTimeoutMilliseconds: Int64 = 300_000,
+                mailboxLimit: Int = 1_000,
                 agentUIDs: ClosedRange<UInt32> = 200_000...265_535, sandboxPoolSize: Int = 4,
                 seccompProfilesDirectory: String, cgroupFavorDynamicModifications: Bool = false) {
         self.stateDirectory = stateDirectory
@@ -51,6 +54,7 @@ public struct KernelConfiguration: Sendable {
         self.sandboxHelper = sandboxHelper
         self.fileToolHelper = fileToolHelper
         self.approvalTimeoutMilliseconds = approvalTimeoutMilliseconds
+        self.mailboxLimit = mailboxLimit
         self.agentUIDs = agentUIDs
         self.sandboxPoolSize = sandboxPoolSize
         self.seccompProfilesDirectory = seccompProfilesDirectory

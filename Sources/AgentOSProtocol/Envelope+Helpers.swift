@@ -103,13 +103,17 @@ extension KernelRequest.OneOf_Call {
         case .memDelete: return "mem_delete"
         case .memSearch: return "mem_search"
         case .memList: return "mem_list"
+        case .send: return "send"
+        case .receive: return "receive"
+        case .ack: return "ack"
+        case .mailbox: return "mailbox"
         }
     }
 
     /// Calls only an agent makes, on its own socket, about itself.
     public var isAgentCall: Bool {
         switch self {
-        case .ready, .saveCheckpoint, .loadCheckpoint, .myCapabilities, .capCheck, .toolCall: return true
+        case .ready, .saveCheckpoint, .loadCheckpoint, .myCapabilities, .capCheck, .toolCall, .receive, .ack: return true
         default: return false
         }
     }

@@ -162,6 +162,22 @@ public final class StateStore: Sendable {
                 END;
                 """)
         }
+        migrator.registerMigration("v8-mailboxes") { db in
+            try db.execute(sql: """
+                CREATE TABLE mailbox (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    recipient TEXT NOT NULL,
+                    sender TEXT NOT NULL,
+                    type TEXT NOT NULL,
+                    content_type TEXT NOT NULL,
+                    payload BLOB NOT NULL,
+                    correlation_id TEXT NOT NULL DEFAULT '',
+                    sent_at INTEGER NOT NULL
+                );
+                CREATE INDEX mailbox_by_recipient ON mailbox(recipient, seq);
+                """)
+        }
         return migrator
     }
 

@@ -69,6 +69,9 @@ public struct AgentdCommand: AsyncParsableCommand {
                                             valueName: "duration"))
     var approvalTimeout: String = "5m"
 
+    @Option(name: .long, help: ArgumentHelp("Messages one mailbox holds before senders are refused.", valueName: "n"))
+    var mailboxLimit: Int = 1_000
+
     @Option(name: .long, help: ArgumentHelp("The Policies dir (seccomp/NAME.json profiles; default: found next to agentd, or $AGENTOS_POLICIES).",
                                             valueName: "dir"))
     var policies: String?
@@ -123,6 +126,7 @@ public struct AgentdCommand: AsyncParsableCommand {
         defer { free(fileToolReal) }
         let approval = try parsed("approval-timeout") { () throws(Units.ParseError) in try Units.milliseconds(approvalTimeout) }
         guard approval >= 1_000 else { throw ValidationError("--approval-timeout must be at least 1s") }
+        guard (1...1_000_000).contains(mailboxLimit) else { throw ValidationError("--mailbox-limit \(mailboxLimit): give 1 to 1000000") }
         return KernelConfiguration(
             stateDirectory: Self.absolute(stateDir ?? DefaultPaths.stateDirectory(environment: environment)),
             socketPath: Self.absolute(socket ?? DefaultPaths.socketPath(environment: environment)),
@@ -141,6 +145,7 @@ public struct AgentdCommand: AsyncParsableCommand {
             sandboxHelper: Self.absolute(sandboxHelper ?? ownDirectory + "/agentos-sandbox"),
             fileToolHelper: String(cString: fileToolReal),
             approvalTimeoutMilliseconds: approval,
+            mailboxLimit: mailboxLimit,
             agentUIDs: bounds[0]...bounds[1],
             sandboxPoolSize: sandboxPool,
             seccompProfilesDirectory: Self.absolute(policiesDirectory(ownDirectory: ownDirectory, environment: environment))

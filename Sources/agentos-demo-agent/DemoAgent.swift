@@ -17,6 +17,9 @@ import Foundation
 /// call: {"tool", "ok", "is_error", "result" or "error", "us" (round trip)}.
 /// AGENTOS_DEMO_MEMORY: lines of "put SCOPE KEY VALUE...", "get SCOPE KEY" or
 /// "search SCOPE WORDS...", each answered on a "memory-result {json}" line.
+/// AGENTOS_DEMO_SEND: lines of "TARGET TEXT", each sent as a message
+/// ("send-result {json}"); AGENTOS_DEMO_RECEIVE=N: it waits for N messages
+/// from its mailbox, prints each ("message {json}") and acks them.
 @main
 struct DemoAgent {
     static func main() {
@@ -66,6 +69,47 @@ struct DemoAgent {
             }
             for line in (environment["AGENTOS_DEMO_MEMORY"] ?? "").split(separator: "\n") {
                 useMemory(kernel, line.split(separator: " ", maxSplits: 3).map(String.init))
+            }
+            for line in (environment["AGENTOS_DEMO_SEND"] ?? "").split(separator: "\n") {
+                let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { continue }
+                var send = Agentos_V1_SendRequest()
+                send.to = parts[0]
+                send.payload = Data(parts[1].utf8)
+                send.contentType = "text/plain"
+                var report: [String: Any] = ["to": parts[0]]
+                do {
+                    if case .send(let answer) = try kernel.call(.send(send)) {
+                        report["ok"] = true
+                        report["id"] = answer.id
+                    }
+                } catch {
+                    report["ok"] = false
+                    report["error"] = "\(error)"
+                }
+                if let data = try? JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]) {
+                    print("send-result " + String(decoding: data, as: UTF8.self))
+                }
+            }
+            if let wanted = environment["AGENTOS_DEMO_RECEIVE"].flatMap(Int.init), wanted > 0 {
+                var received: [String] = []
+                try kernel.stream(.receive(.init())) { item in
+                    guard case .message(let message) = item else { return true }
+                    // At least once: a repeat (same id) is dropped.
+                    if !received.contains(message.id) {
+                        received.append(message.id)
+                        let report: [String: Any] = ["id": message.id, "from": message.from, "type": message.type,
+                                                     "payload": String(decoding: message.payload, as: UTF8.self)]
+                        if let data = try? JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]) {
+                            print("message " + String(decoding: data, as: UTF8.self))
+                            fflush(nil)
+                        }
+                    }
+                    return received.count < wanted
+                }
+                var ack = Agentos_V1_AckRequest()
+                ack.ids = received
+                _ = try kernel.call(.ack(ack))
             }
             if let path = environment["AGENTOS_CHILD_PATH"] {
                 if case .loadCheckpoint(let checkpoint) = try kernel.call(.loadCheckpoint(.init())),

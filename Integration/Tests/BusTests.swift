@@ -1,0 +1,83 @@
+import Foundation
+import Testing
+
+/// The message bus: durable, bounded mailboxes, delivered at least once.
+@Suite("Message bus", .serialized)
+struct BusTests {
+    func lines(_ kernel: KernelProcess, _ agent: String, _ prefix: String) throws -> [[String: Any]] {
+        try kernel.ctl(["logs", agent]).lines.compactMap { line in
+            guard line.hasPrefix(prefix + " ") else { return nil }
+            return try JSONSerialization.jsonObject(with: Data(line.dropFirst(prefix.count + 1).utf8)) as? [String: Any]
+        }
+    }
+
+    /// Sent while the worker is not there, kept across kill -9 of the
+    /// kernel, delivered when the worker runs, gone once acked.
+    @Test func aMessageWaitsForItsWorkerAcrossAKernelCrashAndIsDeliveredOnce() throws {
+        let kernel = try KernelProcess(label: "bus")
+        defer { kernel.stop() }
+        let first = try kernel.ctl(["send", "crew/listener", "--json", #"{"task": "one"}"#])
+        #expect(first.status == 0)
+        let id = first.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(id.count == 16)
+        #expect(try kernel.ctl(["send", "crew/listener", "--text", "two"]).status == 0)
+        let box = try #require(try kernel.json(["mailbox", "crew/listener"]) as? [String: Any])
+        #expect(box["depth"] as? Int == 2)
+        #expect(((box["messages"] as? [[String: Any]])?.first?["from"] as? String) == "operator")
+        kernel.kill9()
+        try kernel.start()
+        #expect((try kernel.json(["mailbox", "crew/listener"]) as? [String: Any])?["depth"] as? Int == 2)
+        let flags = Binaries.demoAgentSandboxFlags.enumerated().filter { $0.offset % 2 == 1 }.map(\.element)
+        try kernel.apply("""
+            version: 1
+            name: crew
+            supervisor:
+              strategy: one_for_one
+              children:
+                - id: listener
+                  program: \(Binaries.demoAgent)
+                  args: ["1", "0.01"]
+                  restart: temporary
+                  env: {AGENTOS_DEMO_RECEIVE: "2"}
+                  sandbox: {ro: [\(flags.joined(separator: ", "))]}
+            """)
+        var got: [[String: Any]] = []
+        #expect(eventually(timeout: 20) {
+            got = (try? lines(kernel, "crew.listener", "message")) ?? []
+            return got.count == 2
+        })
+        #expect(got.first?["id"] as? String == id)
+        #expect(got.first?["payload"] as? String == #"{"task": "one"}"#)
+        #expect(got.last?["payload"] as? String == "two")
+        #expect(eventually { ((try? kernel.json(["mailbox", "crew/listener"]) as? [String: Any])?["depth"] as? Int) == 0 })
+    }
+
+    @Test func aFullMailboxRefusesAndAgentsMessageTheirTeamOrWhomACapabilityNames() throws {
+        let kernel = try KernelProcess(label: "busfull", arguments: ["--mailbox-limit", "2"])
+        defer { kernel.stop() }
+        _ = try kernel.run(["--name", "sink", "--", "/bin/sleep", "600"])
+        #expect(try kernel.ctl(["send", "sink", "--text", "a"]).status == 0)
+        #expect(try kernel.ctl(["send", "sink", "--text", "b"]).status == 0)
+        let full = try kernel.ctl(["send", "sink", "--text", "c"])
+        #expect(full.status == 1)
+        #expect(full.stderr.contains("the mailbox of sink is full (2 messages wait)"))
+        #expect(try kernel.ctl(["send", "sink", "--json", "{not json"]).status != 0)
+        #expect(try kernel.ctl(["send", "nobody-here", "--text", "x"]).status == 1)
+
+        // An agent outside any team: denied without a capability, allowed with one; the sender is set by the kernel.
+        _ = try kernel.run(["--name", "other", "--", "/bin/sleep", "600"])
+        func sender(_ name: String, _ capabilities: [String]) throws -> [String: Any] {
+            let id = try kernel.run(Binaries.demoAgentSandboxFlags + ["--name", name] + capabilities.flatMap { ["--cap", $0] }
+                + ["--env", "AGENTOS_DEMO_SEND=other hello from \(name)", "--", Binaries.demoAgent, "1", "0.01"])
+            try kernel.ctl(["wait", id])
+            return try #require(try lines(kernel, id, "send-result").first)
+        }
+        let denied = try sender("stranger", [])
+        #expect(denied["ok"] as? Bool == false)
+        #expect((denied["error"] as? String)?.contains("may message its team only") == true, "\(denied)")
+        let allowed = try sender("friend", ["capability://agent/other?action=message"])
+        #expect(allowed["ok"] as? Bool == true, "\(allowed)")
+        let box = try #require(try kernel.json(["mailbox", "other"]) as? [String: Any])
+        #expect(((box["messages"] as? [[String: Any]])?.first?["from"] as? String) == "friend")
+    }
+}

@@ -1,0 +1,111 @@
+import AgentOSProtocol
+import AgentOSStore
+import Foundation
+
+/// The message bus: durable, bounded mailboxes in the state store, one per
+/// identity (a policy worker's path, else an agent's name), so a message to
+/// a worker that is restarting waits for it, and one accepted before a
+/// `kill -9` of the kernel is delivered after the restart. Delivery is at
+/// least once: a message stays until its recipient acks it; its id lets
+/// the recipient drop a repeat.
+final class Bus: Sendable {
+    private let store: StateStore
+    private let events: EventHub
+    private let arrivals = SubscriberSet<MessageRecord>()
+    let mailboxLimit: Int
+
+    static let subscriberBuffer = 10_000
+
+    init(store: StateStore, events: EventHub, mailboxLimit: Int) {
+        self.store = store
+        self.events = events
+        self.mailboxLimit = mailboxLimit
+    }
+
+    /// The mailbox `to` names: a policy path as given, or a live or ended
+    /// agent's identity.
+    func recipient(_ to: String, lifecycle: Lifecycle) async throws -> String {
+        if to.contains("/") {
+            let parts = to.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count >= 2, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }) else {
+                throw KernelError(.invalidArgument, "'\(to)' is not an agent or a policy path POLICY/CHILD")
+            }
+            return to
+        }
+        return Self.identity(of: try await lifecycle.resolve(to))
+    }
+
+    /// An agent's identity: its policy path, else its name.
+    static func identity(of agent: AgentRecord) -> String {
+        agent.environment["AGENTOS_CHILD_PATH"] ?? agent.name
+    }
+
+    /// Puts a message in `recipient`'s mailbox; refused when it is full.
+    func send(_ request: Agentos_V1_SendRequest, from sender: String, to recipient: String) throws -> Agentos_V1_SendResponse {
+        guard request.payload.count <= Self.maximumPayloadBytes else {
+            throw KernelError(.invalidArgument, "a payload of \(request.payload.count) bytes: at most \(Self.maximumPayloadBytes)")
+        }
+        let type = request.type.isEmpty ? "message" : request.type
+        guard ["message", "request", "response", "event"].contains(type) else {
+            throw KernelError(.invalidArgument, "message type '\(type)': use message, request, response or event")
+        }
+        let message = MessageRecord(id: randomHexID(length: 16), recipient: recipient, sender: sender, type: type,
+                                    contentType: request.contentType.isEmpty ? "application/json" : request.contentType,
+                                    payload: [UInt8](request.payload), correlationID: request.correlationID,
+                                    sentAt: unixNanoseconds())
+        guard let (stored, depth) = try store.enqueueMessage(message, limit: mailboxLimit) else {
+            _ = try? events.record("bus.refused", "a message from \(sender) to \(recipient) was refused: its mailbox is full",
+                                   data: ["from": sender, "to": recipient])
+            throw KernelError(.conflict, "the mailbox of \(recipient) is full (\(mailboxLimit) messages wait): try later",
+                              detail: ["reason": "mailbox-full"])
+        }
+        arrivals.deliver(stored)
+        var response = Agentos_V1_SendResponse()
+        response.id = stored.id
+        response.to = recipient
+        response.depth = UInt32(depth)
+        return response
+    }
+
+    /// What waits for `identity`, then what arrives for it: a stream that
+    /// ends only when the caller goes (or falls too far behind).
+    func receive(_ identity: String) throws -> (waiting: [MessageRecord], live: BoundedSubscription<MessageRecord>) {
+        // Subscribed first: nothing sent between the read and the
+        // subscription is missed (a repeat is dropped by seq).
+        let live = arrivals.add(buffer: Self.subscriberBuffer)
+        return (try store.messages(for: identity), live)
+    }
+
+    func acknowledge(_ ids: [String], identity: String) throws -> Int {
+        try store.acknowledgeMessages(ids, recipient: identity)
+    }
+
+    func mailbox(_ identity: String, limit: Int) throws -> Agentos_V1_MailboxInfo {
+        var info = Agentos_V1_MailboxInfo()
+        info.identity = identity
+        let (count, oldest) = try store.mailboxDepth(identity)
+        info.depth = UInt32(count)
+        info.oldestNs = oldest ?? 0
+        info.messages = try store.messages(for: identity, limit: limit).map(Self.wire)
+        return info
+    }
+
+    func finishAll() {
+        arrivals.finishAll()
+    }
+
+    static let maximumPayloadBytes = 1 << 20
+
+    static func wire(_ message: MessageRecord) -> Agentos_V1_BusMessage {
+        var wire = Agentos_V1_BusMessage()
+        wire.id = message.id
+        wire.from = message.sender
+        wire.to = message.recipient
+        wire.type = message.type
+        wire.contentType = message.contentType
+        wire.payload = Data(message.payload)
+        wire.correlationID = message.correlationID
+        wire.sentAtNs = message.sentAt
+        return wire
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import GRDB
+
+/// A message waiting in a mailbox (durable until its recipient acks it).
+public struct MessageRecord: Sendable, Equatable {
+    public var seq: Int64
+    public var id: String
+    /// The recipient's identity: a policy worker's path, else an agent's name.
+    public var recipient: String
+    /// Set by the kernel: the sending agent's identity, or "operator".
+    public var sender: String
+    public var type: String
+    public var contentType: String
+    public var payload: [UInt8]
+    public var correlationID: String
+    public var sentAt: Int64
+
+    public init(seq: Int64 = 0, id: String, recipient: String, sender: String, type: String, contentType: String,
+                payload: [UInt8], correlationID: String = "", sentAt: Int64) {
+        self.seq = seq
+        self.id = id
+        self.recipient = recipient
+        self.sender = sender
+        self.type = type
+        self.contentType = contentType
+        self.payload = payload
+        self.correlationID = correlationID
+        self.sentAt = sentAt
+    }
+}
+
+extension StateStore {
+    /// Puts a message in its recipient's mailbox unless that holds `limit`
+    /// already (nil then: the sender is refused, nothing grows).
+    public func enqueueMessage(_ message: MessageRecord, limit: Int) throws -> (MessageRecord, depth: Int)? {
+        try pool.write { db in
+            let depth = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM mailbox WHERE recipient = ?",
+                                         arguments: [message.recipient]) ?? 0
+            guard depth < limit else { return nil }
+            try db.execute(sql: """
+                INSERT INTO mailbox (id, recipient, sender, type, content_type, payload, correlation_id, sent_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [message.id, message.recipient, message.sender, message.type, message.contentType,
+                                 Data(message.payload), message.correlationID, message.sentAt])
+            var stored = message
+            stored.seq = db.lastInsertedRowID
+            return (stored, depth + 1)
+        }
+    }
+
+    /// Messages for `recipient` after `seq`, oldest first.
+    public func messages(for recipient: String, after seq: Int64 = 0, limit: Int = 1_000) throws -> [MessageRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM mailbox WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?",
+                             arguments: [recipient, seq, limit]).map(Self.message)
+        }
+    }
+
+    /// Removes acknowledged messages of `recipient`; returns how many.
+    @discardableResult
+    public func acknowledgeMessages(_ ids: [String], recipient: String) throws -> Int {
+        try pool.write { db in
+            var removed = 0
+            for id in ids {
+                try db.execute(sql: "DELETE FROM mailbox WHERE id = ? AND recipient = ?", arguments: [id, recipient])
+                removed += db.changesCount
+            }
+            return removed
+        }
+    }
+
+    /// How many wait for `recipient`, and when the oldest was sent.
+    public func mailboxDepth(_ recipient: String) throws -> (count: Int, oldest: Int64?) {
+        try pool.read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, MIN(sent_at) AS oldest FROM mailbox WHERE recipient = ?",
+                                       arguments: [recipient])
+            return (row?["n"] ?? 0, row?["oldest"])
+        }
+    }
+
+    private static func message(_ row: Row) -> MessageRecord {
+        let payload: Data = row["payload"]
+        return MessageRecord(seq: row["seq"], id: row["id"], recipient: row["recipient"], sender: row["sender"],
+                             type: row["type"], contentType: row["content_type"], payload: [UInt8](payload),
+                             correlationID: row["correlation_id"], sentAt: row["sent_at"])
+    }
+}
