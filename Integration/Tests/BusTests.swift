@@ -52,6 +52,26 @@ struct BusTests {
         #expect(eventually { ((try? kernel.json(["mailbox", "crew/listener"]) as? [String: Any])?["depth"] as? Int) == 0 })
     }
 
+    @Test func aRequestGetsItsResponseOrTimesOut() throws {
+        let kernel = try KernelProcess(label: "busrequest")
+        defer { kernel.stop() }
+        _ = try kernel.run(Binaries.demoAgentSandboxFlags + ["--name", "echoer", "--env", "AGENTOS_DEMO_RECEIVE=1",
+                                                             "--", Binaries.demoAgent, "1", "0.01"])
+        let answered = try kernel.ctl(["request", "echoer", "--text", "ping", "--timeout", "10s"])
+        #expect(answered.status == 0, "\(answered.stderr)")
+        #expect(answered.stdout == "echo: ping\n")
+        // The response was taken out of the operator's mailbox.
+        #expect((try kernel.json(["mailbox", "operator"]) as? [String: Any])?["depth"] as? Int == 0)
+        _ = try kernel.run(["--name", "silent", "--", "/bin/sleep", "600"])
+        let start = Date()
+        let unanswered = try kernel.ctl(["request", "silent", "--text", "anyone?", "--timeout", "500ms"])
+        #expect(unanswered.status == 1)
+        #expect(unanswered.stderr.contains("no response from silent within"))
+        #expect(Date().timeIntervalSince(start) < 5)
+        // Withdrawn: nothing left waiting for the silent one.
+        #expect((try kernel.json(["mailbox", "silent"]) as? [String: Any])?["depth"] as? Int == 0)
+    }
+
     @Test func aFullMailboxRefusesAndAgentsMessageTheirTeamOrWhomACapabilityNames() throws {
         let kernel = try KernelProcess(label: "busfull", arguments: ["--mailbox-limit", "2"])
         defer { kernel.stop() }
@@ -63,6 +83,8 @@ struct BusTests {
         #expect(full.stderr.contains("the mailbox of sink is full (2 messages wait)"))
         #expect(try kernel.ctl(["send", "sink", "--json", "{not json"]).status != 0)
         #expect(try kernel.ctl(["send", "nobody-here", "--text", "x"]).status == 1)
+        // No agent may take the operators' name (it would receive their responses, or pose as them).
+        #expect(try kernel.ctl(["run", "--name", "operator", "--", "/bin/true"]).stderr.contains("the operators' own"))
 
         // An agent outside any team: denied without a capability, allowed with one; the sender is set by the kernel.
         _ = try kernel.run(["--name", "other", "--", "/bin/sleep", "600"])

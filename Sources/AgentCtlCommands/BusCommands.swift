@@ -21,10 +21,7 @@ struct SendCommand: ParsableCommand {
 
     @Argument(help: ArgumentHelp("An agent or a policy path POLICY/CHILD.", valueName: "target"))
     var target: String
-    @Option(name: .customLong("json"), help: ArgumentHelp("The payload: a JSON document (checked).", valueName: "json"))
-    var payloadJSON: String?
-    @Option(name: .long, help: ArgumentHelp("The payload: text (content type text/plain).", valueName: "text"))
-    var text: String?
+    @OptionGroup var payload: MessagePayload
     @Option(name: .long, help: ArgumentHelp("message (default), request, response or event.", valueName: "type"))
     var type: String?
     @Option(name: .long, help: ArgumentHelp("Correlation id (a response names its request's).", valueName: "id"))
@@ -33,18 +30,10 @@ struct SendCommand: ParsableCommand {
     @Flag(name: .customLong("output-json"), help: "Print the answer as JSON.")
     var outputJSON = false
 
-    func validate() throws {
-        guard (payloadJSON == nil) != (text == nil) else { throw ValidationError("give the payload with --json or --text (one of them)") }
-        if let payloadJSON, (try? JSONSerialization.jsonObject(with: Data(payloadJSON.utf8), options: [.fragmentsAllowed])) == nil {
-            throw ValidationError("--json: not a JSON document")
-        }
-    }
-
     func run() throws {
         var request = Agentos_V1_SendRequest()
         request.to = target
-        request.payload = Data((payloadJSON ?? text ?? "").utf8)
-        request.contentType = payloadJSON != nil ? "application/json" : "text/plain; charset=utf-8"
+        payload.fill(&request)
         request.type = type ?? ""
         request.correlationID = correlationID ?? ""
         guard case .send(let response) = try connection.withKernel({ try $0.call(.send(request)) }) else {
@@ -99,5 +88,70 @@ struct MailboxCommand: ParsableCommand {
         if !messages.isEmpty {
             Output.table(["ID", "FROM", "TYPE", "PAYLOAD"], messages.map { [$0.id, $0.from, $0.type, String($0.payload.prefix(60))] })
         }
+    }
+}
+
+/// `agentctl request`: a request, and the response it gets.
+struct RequestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "request",
+        abstract: "Send a request to an agent and print its response's payload.",
+        discussion: """
+            The request goes into TARGET's mailbox (type request); the recipient answers with a \
+            message of type response whose correlation id is the request's id. Without an answer \
+            within --timeout the request is withdrawn (if it was not received yet) and this fails.
+
+            Example:
+              agentctl request team/researcher --json '{"question": "status?"}' --timeout 5s
+            """)
+
+    @Argument(help: ArgumentHelp("An agent or a policy path POLICY/CHILD.", valueName: "target"))
+    var target: String
+    @OptionGroup var payload: MessagePayload
+    @Option(name: .long, help: ArgumentHelp("How long to wait for the response (default 30s).", valueName: "duration"))
+    var timeout: String = "30s"
+    @OptionGroup var connection: ConnectionOptions
+    @Flag(name: .customLong("output-json"), help: "Print the whole response message as JSON.")
+    var outputJSON = false
+
+    func run() throws {
+        var request = Agentos_V1_BusRequest()
+        request.message.to = target
+        payload.fill(&request.message)
+        do {
+            request.timeoutMs = UInt64(max(1, try Units.milliseconds(timeout)))
+        } catch {
+            throw ValidationError("--timeout \(timeout): give a duration like 5s")
+        }
+        guard case .request(let response) = try connection.withKernel({ try $0.call(.request(request)) }) else {
+            throw unexpectedResponse("request")
+        }
+        if outputJSON {
+            struct Answer: Encodable { let id: String; let from: String; let correlation_id: String; let payload: String }
+            Output.json(Answer(id: response.id, from: response.from, correlation_id: response.correlationID,
+                               payload: String(decoding: response.payload, as: UTF8.self)))
+        } else {
+            Output.line(String(decoding: response.payload, as: UTF8.self))
+        }
+    }
+}
+
+/// A message's payload on the command line: shared by send and request.
+struct MessagePayload: ParsableArguments {
+    @Option(name: .customLong("json"), help: ArgumentHelp("The payload: a JSON document (checked).", valueName: "json"))
+    var json: String?
+    @Option(name: .long, help: ArgumentHelp("The payload: text (content type text/plain).", valueName: "text"))
+    var text: String?
+
+    func validate() throws {
+        guard (json == nil) != (text == nil) else { throw ValidationError("give the payload with --json or --text (one of them)") }
+        if let json, (try? JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])) == nil {
+            throw ValidationError("--json: not a JSON document")
+        }
+    }
+
+    func fill(_ message: inout Agentos_V1_SendRequest) {
+        message.payload = Data((json ?? text ?? "").utf8)
+        message.contentType = json != nil ? "application/json" : "text/plain; charset=utf-8"
     }
 }

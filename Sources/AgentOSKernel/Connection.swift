@@ -97,7 +97,8 @@ struct Connection {
              .memList, .send, .ack, .mailbox: return true
         // A tool call runs a child and may wait for an operator.
         case .stop, .kill, .wait, .logs, .events, .pause, .resume, .apply, .deletePolicy, .restartChild,
-             .terminateChild, .startChild, .deleteChild, .spawnChild, .auditVerify, .toolCall, .receive: return false
+             .terminateChild, .startChild, .deleteChild, .spawnChild, .auditVerify, .toolCall, .receive,
+             .request: return false
         }
     }
 
@@ -210,6 +211,8 @@ struct Connection {
                                                                            reason: request.reason)), queue)
             case .send(let request):
                 try await respond(id, .send(try await send(request)), queue)
+            case .request(let request):
+                try await respond(id, .request(try await busRequest(request)), queue)
             case .receive:
                 try await streamMailbox(id, agentID: try agentID(), queue)
             case .ack(let request):
@@ -256,20 +259,34 @@ struct Connection {
     /// supervisor's other children) or to whom a capability names
     /// (`capability://agent/NAME-OR-PATH?action=message`).
     private func send(_ request: Agentos_V1_SendRequest) async throws -> Agentos_V1_SendResponse {
+        let (sender, recipient) = try await route(request)
+        return try services.bus.send(request, from: sender, to: recipient)
+    }
+
+    /// A request: sent, and its response waited for.
+    private func busRequest(_ request: Agentos_V1_BusRequest) async throws -> Agentos_V1_BusMessage {
+        let (sender, recipient) = try await route(request.message)
+        let milliseconds = request.timeoutMs == 0 ? 30_000 : min(request.timeoutMs, 600_000)
+        return try await services.bus.request(request.message, from: sender, to: recipient,
+                                              timeout: .milliseconds(Int64(milliseconds)))
+    }
+
+    /// Who sends (`operator`, or the agent's identity) to which mailbox,
+    /// once an agent's right to message it is checked.
+    private func route(_ request: Agentos_V1_SendRequest) async throws -> (sender: String, recipient: String) {
         let recipient = try await services.bus.recipient(request.to, lifecycle: services.lifecycle)
-        guard case .agent(let senderID) = peer else {
-            return try services.bus.send(request, from: "operator", to: recipient)
-        }
+        guard case .agent(let senderID) = peer else { return (Bus.operatorIdentity, recipient) }
         let sender = try await services.lifecycle.resolve(senderID)
         let identity = Bus.identity(of: sender)
         let parent = { (path: String) -> Substring? in path.lastIndex(of: "/").map { path[..<$0] } }
         let team = parent(identity) != nil && parent(identity) == parent(recipient)
-        if !team, case .denied(let reasons) = services.capabilities.check(
+        let answer = services.bus.isResponse(request, from: identity, to: recipient)
+        if !team, !answer, case .denied(let reasons) = services.capabilities.check(
             agentID: senderID, agentName: sender.name, kind: .agent, action: "message", resource: recipient) {
             throw KernelError(.permissionDenied, "\(identity) may message its team only, or whom capability://agent/NAME?action=message names: "
                                   + reasons.joined(separator: "; "))
         }
-        return try services.bus.send(request, from: identity, to: recipient)
+        return (identity, recipient)
     }
 
     /// An agent's mailbox: what waits, then what arrives, until it goes.
@@ -320,7 +337,7 @@ struct Connection {
         // memory calls are an agent's about itself (checked in the call).
         if case .agent = peer {
             switch call {
-            case .tools, .memPut, .memGet, .memDelete, .memSearch, .memList, .send: return
+            case .tools, .memPut, .memGet, .memDelete, .memSearch, .memList, .send, .request: return
             default: break
             }
         }

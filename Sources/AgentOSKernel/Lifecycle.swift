@@ -137,6 +137,10 @@ actor Lifecycle {
             throw KernelError(.invalidArgument,
                               "invalid agent name '\(name)': use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
         }
+        // The operators' mailbox and the sender name of their messages.
+        if name == Bus.operatorIdentity {
+            throw KernelError(.invalidArgument, "the name '\(Bus.operatorIdentity)' is the operators' own: choose another")
+        }
         let workDirOverride = request.workDir.isEmpty ? nil : request.workDir
         if let workDirOverride {
             guard !workDirOverride.utf8.contains(0) else {
@@ -175,7 +179,8 @@ actor Lifecycle {
             + seccomp.filter(for: seccompName).count + 4_096
         let slot = try slots.take(cold: requestEstimate > 65_536) { live[$0] != nil }
         let id = slot.id
-        let agentName = name ?? Self.defaultName(program: program, id: id)
+        var agentName = name ?? Self.defaultName(program: program, id: id)
+        if agentName == Bus.operatorIdentity { agentName += "-" + String(id.prefix(4)) }
         if reservedNames.contains(agentName) || live.values.contains(where: { $0.record.name == agentName }) {
             let holder = live.values.first { $0.record.name == agentName }?.record.id ?? "starting"
             slots.giveBack(slot)

@@ -107,6 +107,7 @@ extension KernelRequest.OneOf_Call {
         case .receive: return "receive"
         case .ack: return "ack"
         case .mailbox: return "mailbox"
+        case .request: return "request"
         }
     }
 

@@ -69,6 +69,14 @@ extension StateStore {
         }
     }
 
+    /// One waiting message of `recipient`.
+    public func message(id: String, recipient: String) throws -> MessageRecord? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM mailbox WHERE id = ? AND recipient = ?", arguments: [id, recipient])
+                .map(Self.message)
+        }
+    }
+
     /// How many wait for `recipient`, and when the oldest was sent.
     public func mailboxDepth(_ recipient: String) throws -> (count: Int, oldest: Int64?) {
         try pool.read { db in

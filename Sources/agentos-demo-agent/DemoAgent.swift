@@ -19,7 +19,8 @@ import Foundation
 /// "search SCOPE WORDS...", each answered on a "memory-result {json}" line.
 /// AGENTOS_DEMO_SEND: lines of "TARGET TEXT", each sent as a message
 /// ("send-result {json}"); AGENTOS_DEMO_RECEIVE=N: it waits for N messages
-/// from its mailbox, prints each ("message {json}") and acks them.
+/// from its mailbox, prints each ("message {json}"), answers each request
+/// ("echo: PAYLOAD") and acks them.
 @main
 struct DemoAgent {
     static func main() {
@@ -93,11 +94,15 @@ struct DemoAgent {
             }
             if let wanted = environment["AGENTOS_DEMO_RECEIVE"].flatMap(Int.init), wanted > 0 {
                 var received: [String] = []
+                var requests: [(String, String, String)] = []
                 try kernel.stream(.receive(.init())) { item in
                     guard case .message(let message) = item else { return true }
                     // At least once: a repeat (same id) is dropped.
                     if !received.contains(message.id) {
                         received.append(message.id)
+                        if message.type == "request" {
+                            requests.append((message.id, message.from, String(decoding: message.payload, as: UTF8.self)))
+                        }
                         let report: [String: Any] = ["id": message.id, "from": message.from, "type": message.type,
                                                      "payload": String(decoding: message.payload, as: UTF8.self)]
                         if let data = try? JSONSerialization.data(withJSONObject: report, options: [.sortedKeys]) {
@@ -106,6 +111,16 @@ struct DemoAgent {
                         }
                     }
                     return received.count < wanted
+                }
+                // Requests get their response (after the stream: one reader per socket).
+                for (id, from, payload) in requests {
+                    var reply = Agentos_V1_SendRequest()
+                    reply.to = from
+                    reply.type = "response"
+                    reply.correlationID = id
+                    reply.payload = Data(("echo: " + payload).utf8)
+                    reply.contentType = "text/plain"
+                    _ = try kernel.call(.send(reply))
                 }
                 var ack = Agentos_V1_AckRequest()
                 ack.ids = received

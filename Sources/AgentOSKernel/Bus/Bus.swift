@@ -25,6 +25,8 @@ final class Bus: Sendable {
     /// The mailbox `to` names: a policy path as given, or a live or ended
     /// agent's identity.
     func recipient(_ to: String, lifecycle: Lifecycle) async throws -> String {
+        // The operators' own mailbox: where responses to their requests go.
+        if to == Self.operatorIdentity { return to }
         if to.contains("/") {
             let parts = to.split(separator: "/", omittingEmptySubsequences: false)
             guard parts.count >= 2, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }) else {
@@ -76,6 +78,44 @@ final class Bus: Sendable {
         return (try store.messages(for: identity), live)
     }
 
+    /// Sends `message` as a request and waits for its response (a message
+    /// to `sender` of type response naming it as its correlation id),
+    /// which is taken out of the sender's mailbox and returned. Unanswered
+    /// within `timeout`, the request is withdrawn if not yet delivered and
+    /// acked, and the call fails.
+    func request(_ message: Agentos_V1_SendRequest, from sender: String, to recipient: String,
+                 timeout: Duration) async throws -> Agentos_V1_BusMessage {
+        var request = message
+        request.type = "request"
+        let live = arrivals.add(buffer: Self.subscriberBuffer)
+        defer { live.finish() }
+        let sent = try send(request, from: sender, to: recipient)
+        let id = sent.id
+        let answer = try await withThrowingTaskGroup(of: MessageRecord?.self) { group in
+            group.addTask {
+                for await arrival in live.stream
+                where arrival.recipient == sender && arrival.type == "response" && arrival.correlationID == id {
+                    return arrival
+                }
+                return nil
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        guard let answer else {
+            _ = try? store.acknowledgeMessages([id], recipient: recipient)
+            throw KernelError(.conflict, "no response from \(recipient) within \(timeout) (the request is withdrawn if it was not received)",
+                              detail: ["reason": "timeout"])
+        }
+        _ = try store.acknowledgeMessages([answer.id], recipient: sender)
+        return Self.wire(answer)
+    }
+
     func acknowledge(_ ids: [String], identity: String) throws -> Int {
         try store.acknowledgeMessages(ids, recipient: identity)
     }
@@ -95,6 +135,15 @@ final class Bus: Sendable {
     }
 
     static let maximumPayloadBytes = 1 << 20
+    static let operatorIdentity = "operator"
+
+    /// Whether `message` answers a request `sender` holds from `recipient`
+    /// (a response goes back to whoever asked, whatever its grants).
+    func isResponse(_ message: Agentos_V1_SendRequest, from sender: String, to recipient: String) -> Bool {
+        guard message.type == "response", !message.correlationID.isEmpty,
+              let request = try? store.message(id: message.correlationID, recipient: sender) else { return false }
+        return request.type == "request" && request.sender == recipient
+    }
 
     static func wire(_ message: MessageRecord) -> Agentos_V1_BusMessage {
         var wire = Agentos_V1_BusMessage()

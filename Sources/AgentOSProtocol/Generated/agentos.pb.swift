@@ -921,6 +921,15 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     set {call = .mailbox(newValue)}
   }
 
+  /// agents and operators: send a request, wait for its response
+  public var request: Agentos_V1_BusRequest {
+    get {
+      if case .request(let v)? = call {return v}
+      return Agentos_V1_BusRequest()
+    }
+    set {call = .request(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Call: Equatable, Sendable {
@@ -998,6 +1007,8 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     case ack(Agentos_V1_AckRequest)
     /// operator: depth, oldest, the first waiting
     case mailbox(Agentos_V1_MailboxRequest)
+    /// agents and operators: send a request, wait for its response
+    case request(Agentos_V1_BusRequest)
 
   }
 
@@ -1373,6 +1384,15 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     set {result = .mailbox(newValue)}
   }
 
+  /// the response
+  public var request: Agentos_V1_BusMessage {
+    get {
+      if case .request(let v)? = result {return v}
+      return Agentos_V1_BusMessage()
+    }
+    set {result = .request(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Result: Equatable, Sendable {
@@ -1430,6 +1450,8 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     case send(Agentos_V1_SendResponse)
     case ack(Agentos_V1_AckResponse)
     case mailbox(Agentos_V1_MailboxInfo)
+    /// the response
+    case request(Agentos_V1_BusMessage)
 
   }
 
@@ -1863,6 +1885,31 @@ public nonisolated struct Agentos_V1_SendRequest: Sendable {
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+}
+
+public nonisolated struct Agentos_V1_BusRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// sent as type request
+  public var message: Agentos_V1_SendRequest {
+    get {_message ?? Agentos_V1_SendRequest()}
+    set {_message = newValue}
+  }
+  /// Returns true if `message` has been explicitly set.
+  public var hasMessage: Bool {self._message != nil}
+  /// Clears the value of `message`. Subsequent reads from it will return its default value.
+  public mutating func clearMessage() {self._message = nil}
+
+  /// 0: 30 s; at most 10 min
+  public var timeoutMs: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _message: Agentos_V1_SendRequest? = nil
 }
 
 public nonisolated struct Agentos_V1_SendResponse: Sendable {
@@ -3640,7 +3687,7 @@ nonisolated extension Agentos_V1_AgentSelf: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0\u{3}mem_put\0\u{3}mem_get\0\u{3}mem_delete\0\u{3}mem_search\0\u{3}mem_list\0\u{1}send\0\u{1}receive\0\u{1}ack\0\u{1}mailbox\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0\u{3}mem_put\0\u{3}mem_get\0\u{3}mem_delete\0\u{3}mem_search\0\u{3}mem_list\0\u{1}send\0\u{1}receive\0\u{1}ack\0\u{1}mailbox\0\u{1}request\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4259,6 +4306,19 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
           self.call = .mailbox(v)
         }
       }()
+      case 48: try {
+        var v: Agentos_V1_BusRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .request(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .request(v)
+        }
+      }()
       default: break
       }
     }
@@ -4458,6 +4518,10 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
       guard case .mailbox(let v)? = self.call else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 47)
     }()
+    case .request?: try {
+      guard case .request(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 48)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -4472,7 +4536,7 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0\u{3}mem_put\0\u{3}mem_get\0\u{3}mem_delete\0\u{3}mem_search\0\u{3}mem_list\0\u{1}send\0\u{1}ack\0\u{1}mailbox\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0\u{3}mem_put\0\u{3}mem_get\0\u{3}mem_delete\0\u{3}mem_search\0\u{3}mem_list\0\u{1}send\0\u{1}ack\0\u{1}mailbox\0\u{1}request\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5052,6 +5116,19 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
           self.result = .mailbox(v)
         }
       }()
+      case 45: try {
+        var v: Agentos_V1_BusMessage?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .request(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .request(v)
+        }
+      }()
       default: break
       }
     }
@@ -5238,6 +5315,10 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
     case .mailbox?: try {
       guard case .mailbox(let v)? = self.result else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 44)
+    }()
+    case .request?: try {
+      guard case .request(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 45)
     }()
     case nil: break
     }
@@ -6031,6 +6112,45 @@ nonisolated extension Agentos_V1_SendRequest: SwiftProtobuf.Message, SwiftProtob
     if lhs.contentType != rhs.contentType {return false}
     if lhs.type != rhs.type {return false}
     if lhs.correlationID != rhs.correlationID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_BusRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BusRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}message\0\u{3}timeout_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._message) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.timeoutMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._message {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.timeoutMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.timeoutMs, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_BusRequest, rhs: Agentos_V1_BusRequest) -> Bool {
+    if lhs._message != rhs._message {return false}
+    if lhs.timeoutMs != rhs.timeoutMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
