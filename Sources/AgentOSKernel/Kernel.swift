@@ -195,6 +195,8 @@ public final class Kernel: Service, Sendable {
         for holder in Set(capabilities.allGrants().map(\.record.agentID)) {
             capabilities.revokeAll(of: holder, reason: "its agent was lost when the kernel stopped")
         }
+        // Expired memory is never read; its space goes back once per start.
+        _ = try? store.deleteExpiredMemory(now: unixNanoseconds())
         let toolSandbox = ToolSandbox(slots: slots, launcher: launcher, seccomp: seccomp, landlockABI: host.landlockABI)
         let lifecycle = Lifecycle(configuration: configuration, store: store, events: events, launcher: launcher,
                                   capabilities: capabilities, toolSandbox: toolSandbox,

@@ -57,10 +57,10 @@ struct ToolBench: ParsableCommand {
             var wait = Agentos_V1_WaitRequest()
             wait.agent = started.agent.id
             guard case .wait(let ended) = try client.call(.wait(wait)), ended.exit.exited, ended.exit.code == 0 else {
-                throw ValidationError("the tool agent failed: \(Self.log(of: started.agent))")
+                throw ValidationError("the tool agent failed: \(Self.log(of: started.agent, client: client))")
             }
             var roundTrips: [Double] = []
-            for line in Self.log(of: started.agent).split(separator: "\n") where line.hasPrefix("tool-result ") {
+            for line in Self.log(of: started.agent, client: client).split(separator: "\n") where line.hasPrefix("tool-result ") {
                 guard let object = try JSONSerialization.jsonObject(with: Data(line.dropFirst(12).utf8)) as? [String: Any],
                       object["ok"] as? Bool == true, object["is_error"] as? Bool == false,
                       let us = (object["us"] as? NSNumber)?.doubleValue else {
@@ -124,18 +124,14 @@ struct ToolBench: ParsableCommand {
         return directories
     }
 
-    static func log(of agent: Agentos_V1_AgentInfo) -> String {
-        // The log file's records: a 16-byte header, then the data (AgentLog).
-        guard let data = FileManager.default.contents(atPath: agent.logPath) else { return "" }
+    /// The agent's stdout, through the kernel's `logs` call.
+    static func log(of agent: Agentos_V1_AgentInfo, client: KernelClient) -> String {
+        var request = Agentos_V1_LogsRequest()
+        request.agent = agent.id
         var text = ""
-        var offset = 0
-        let bytes = [UInt8](data)
-        while offset + 16 <= bytes.count {
-            let length = Int(bytes[offset + 4]) << 24 | Int(bytes[offset + 5]) << 16 | Int(bytes[offset + 6]) << 8 | Int(bytes[offset + 7])
-            let start = offset + 16
-            guard start + length <= bytes.count else { break }
-            if bytes[offset + 1] == 1 { text += String(decoding: bytes[start..<start + length], as: UTF8.self) }
-            offset = start + length
+        _ = try? client.stream(.logs(request)) { item in
+            if case .log(let chunk) = item, chunk.stream == .stdout { text += String(decoding: chunk.data, as: UTF8.self) }
+            return true
         }
         return text
     }

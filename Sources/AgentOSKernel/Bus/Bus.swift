@@ -8,6 +8,11 @@ import Foundation
 /// `kill -9` of the kernel is delivered after the restart. Delivery is at
 /// least once: a message stays until its recipient acks it; its id lets
 /// the recipient drop a repeat.
+extension AgentRecord {
+    /// A policy worker's path (POLICY/CHILD/...), from the environment its supervisor gave it.
+    var policyPath: String? { environment["AGENTOS_CHILD_PATH"] }
+}
+
 final class Bus: Sendable {
     private let store: StateStore
     private let events: EventHub
@@ -37,9 +42,10 @@ final class Bus: Sendable {
         return Self.identity(of: try await lifecycle.resolve(to))
     }
 
-    /// An agent's identity: its policy path, else its name.
+    /// An agent's identity: its policy path, else its name (its mailbox's
+    /// name, and its long-term memory's).
     static func identity(of agent: AgentRecord) -> String {
-        agent.environment["AGENTOS_CHILD_PATH"] ?? agent.name
+        agent.policyPath ?? agent.name
     }
 
     /// Puts a message in `recipient`'s mailbox; refused when it is full.

@@ -111,8 +111,8 @@ struct MemoryCalls {
         let agent = try await services.lifecycle.resolve(reference)
         switch scope {
         case "context": return (Self.contextNamespace(agent.id), scope)
-        case "working": return ("working:" + (agent.environment["AGENTOS_CHILD_PATH"] ?? agent.id), scope)
-        case "long-term": return ("long-term:" + (agent.environment["AGENTOS_CHILD_PATH"] ?? agent.name), scope)
+        case "working": return ("working:" + (agent.policyPath ?? agent.id), scope)
+        case "long-term": return ("long-term:" + Bus.identity(of: agent), scope)
         default:
             throw KernelError(.invalidArgument, "unknown memory scope '\(scope)': use context, working, long-term or shared/NAME")
         }

@@ -179,13 +179,19 @@ struct ToolCalls {
         if let (server, serverTool) = prepared.mcp {
             let timeout = min(grant.capability.constraints.timeoutMilliseconds ?? MCPServers.callTimeoutMilliseconds,
                               MCPServers.callTimeoutMilliseconds * 60)
-            let calls = self
-            let agentName = agent.name
-            let recorded = recorded
-            return try await services.toolSandbox.revocable(agentID: agentID, grantIDs: [grantID], isGranted: isGranted) {
-                try await calls.callServer(server, serverTool, request, agentID: agentID, agentName: agentName,
-                                           timeoutMilliseconds: timeout, grantID: grantID, approved: needsApproval,
-                                           started: started, callID: callID, recorded: recorded)
+            let mcp = services.mcp
+            let arguments = request.argumentsJson
+            prepared.direct = {
+                guard let session = mcp.session(server) else {
+                    throw KernelError(.notRunning, "MCP server \(server) is not running (its supervisor may be restarting it)")
+                }
+                do {
+                    let result = try await session.call(tool: serverTool, argumentsJSON: arguments,
+                                                        timeout: .milliseconds(timeout))
+                    return (JSONValue.parse(result.json) ?? .string(result.json), result.isError)
+                } catch {
+                    throw KernelError(.unsupported, "\(tool.name): \(error)")
+                }
             }
         }
         if let target = prepared.httpTarget {
@@ -195,48 +201,38 @@ struct ToolCalls {
             let arguments = prepared.arguments
             prepared.direct = { try await fetcher.fetch(arguments, first: target, firstGrant: grantID, timeoutMilliseconds: timeout) }
         }
+        func failed(_ error: any Error, _ what: String) -> KernelError {
+            let kernelError = KernelError.from(error)
+            recorded["outcome"] = "failed"
+            recorded["reason"] = kernelError.message
+            _ = try? services.events.record("tool.failed", agentID: agentID,
+                                            "\(agent.name)'s \(tool.name) call \(what): \(kernelError.message)", data: recorded)
+            return kernelError
+        }
+        func answer(_ result: JSONValue, isError: Bool, outcome: String? = nil) throws -> Agentos_V1_ToolCallResponse {
+            try self.answer(result, isError: isError, outcome: outcome, callID: callID, grantID: grantID,
+                            approved: needsApproval, started: started, agentID: agentID, agentName: agent.name,
+                            tool: tool.name, resource: prepared.resource, recorded: recorded)
+        }
         if let direct = prepared.direct {
             let (result, isError): (JSONValue, Bool)
             do {
                 (result, isError) = try await services.toolSandbox.revocable(agentID: agentID, grantIDs: [grantID],
                                                                            isGranted: isGranted, direct)
             } catch {
-                let kernelError = KernelError.from(error)
-                recorded["outcome"] = "failed"
-                recorded["reason"] = kernelError.message
-                _ = try? services.events.record("tool.failed", agentID: agentID,
-                                                "\(agent.name)'s \(tool.name) call failed: \(kernelError.message)", data: recorded)
-                throw kernelError
+                throw failed(error, "failed")
             }
-            return try answer(result, isError: isError, callID: callID, grantID: grantID, approved: needsApproval,
-                              started: started, agentID: agentID, agentName: agent.name, tool: tool.name,
-                              resource: prepared.resource, recorded: recorded)
+            return try answer(result, isError: isError)
         }
         if let (result, isError) = prepared.immediate {
-            recorded["outcome"] = isError ? "error" : "ok"
-            _ = try services.events.record("tool.called", agentID: agentID,
-                                           "\(agent.name) called \(tool.name) on \(prepared.resource): \(recorded["outcome"] ?? "")",
-                                           data: recorded)
-            var response = Agentos_V1_ToolCallResponse()
-            response.callID = callID
-            response.resultJson = result.text
-            response.isError = isError
-            response.grantID = grantID
-            response.approved = needsApproval
-            return response
+            return try answer(result, isError: isError)
         }
         let outcome: ToolSandbox.Outcome
         do {
             outcome = try await services.toolSandbox.run(plan, uid: prepared.uid, agentID: agentID, grantID: grantID,
                                                           isGranted: isGranted)
         } catch {
-            let kernelError = KernelError.from(error)
-            recorded["outcome"] = "failed"
-            recorded["reason"] = kernelError.message
-            _ = try? services.events.record("tool.failed", agentID: agentID,
-                                            "\(agent.name)'s \(tool.name) call could not run: \(kernelError.message)",
-                                            data: recorded)
-            throw kernelError
+            throw failed(error, "could not run")
         }
         // Revoked while it ran: it was killed for that, and says so.
         if services.capabilities.grant(id: grantID) == nil {
@@ -247,76 +243,26 @@ struct ToolCalls {
             throw KernelError(.permissionDenied, "\(tool.name): grant \(grantID) was revoked while the call ran; its run was killed")
         }
         let (result, isError) = prepared.result(outcome)
-        let elapsed = ContinuousClock.now - started
-        let microseconds = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
-        recorded["outcome"] = outcome.timedOut ? "timeout" : isError ? "error" : "ok"
-        recorded["duration_us"] = String(microseconds)
         recorded["exit"] = outcome.exit.description
-        let event = try services.events.record("tool.called", agentID: agentID,
-                                               "\(agent.name) called \(tool.name) on \(prepared.resource): \(recorded["outcome"] ?? "")",
-                                               data: recorded)
-        _ = event
-        var response = Agentos_V1_ToolCallResponse()
-        response.callID = callID
-        response.resultJson = result.text
-        response.isError = isError
-        response.grantID = grantID
-        response.durationUs = microseconds
-        response.approved = needsApproval
-        return response
+        return try answer(result, isError: isError, outcome: outcome.timedOut ? "timeout" : nil)
     }
 
     /// The answer of a call that ran, recorded first (`tool.called`).
-    private func answer(_ result: JSONValue, isError: Bool, callID: String, grantID: String, approved: Bool,
-                        started: ContinuousClock.Instant, agentID: String, agentName: String, tool: String,
-                        resource: String, recorded: [String: String]) throws -> Agentos_V1_ToolCallResponse {
+    private func answer(_ result: JSONValue, isError: Bool, outcome: String?, callID: String, grantID: String,
+                        approved: Bool, started: ContinuousClock.Instant, agentID: String, agentName: String,
+                        tool: String, resource: String, recorded: [String: String]) throws -> Agentos_V1_ToolCallResponse {
         var recorded = recorded
         let microseconds = CapabilityCalls.nanoseconds(ContinuousClock.now - started) / 1_000
-        recorded["outcome"] = isError ? "error" : "ok"
+        recorded["outcome"] = outcome ?? (isError ? "error" : "ok")
         recorded["duration_us"] = String(microseconds)
+        // An MCP tool's resource is its name: said once.
+        let target = resource == tool ? "" : " on \(resource)"
         _ = try services.events.record("tool.called", agentID: agentID,
-                                       "\(agentName) called \(tool) on \(resource): \(recorded["outcome"] ?? "")",
-                                       data: recorded)
+                                       "\(agentName) called \(tool)\(target): \(recorded["outcome"] ?? "")", data: recorded)
         var response = Agentos_V1_ToolCallResponse()
         response.callID = callID
         response.resultJson = result.text
         response.isError = isError
-        response.grantID = grantID
-        response.durationUs = microseconds
-        response.approved = approved
-        return response
-    }
-
-    /// A call to a running MCP server's tool (its child is the server).
-    private func callServer(_ server: String, _ serverTool: String, _ request: Agentos_V1_ToolCallRequest,
-                            agentID: String, agentName: String, timeoutMilliseconds: Int64, grantID: String,
-                            approved: Bool, started: ContinuousClock.Instant, callID: String,
-                            recorded: [String: String]) async throws -> Agentos_V1_ToolCallResponse {
-        var recorded = recorded
-        guard let session = services.mcp.session(server) else {
-            throw KernelError(.notRunning, "MCP server \(server) is not running (its supervisor may be restarting it)")
-        }
-        let result: ServerSession.CallResult
-        do {
-            result = try await session.call(tool: serverTool, argumentsJSON: request.argumentsJson,
-                                            timeout: .milliseconds(timeoutMilliseconds))
-        } catch {
-            recorded["outcome"] = "failed"
-            recorded["reason"] = "\(error)"
-            _ = try? services.events.record("tool.failed", agentID: agentID,
-                                            "\(agentName)'s \(request.tool) call failed: \(error)", data: recorded)
-            throw KernelError(.unsupported, "\(request.tool): \(error)")
-        }
-        let elapsed = ContinuousClock.now - started
-        let microseconds = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
-        recorded["outcome"] = result.isError ? "error" : "ok"
-        recorded["duration_us"] = String(microseconds)
-        _ = try services.events.record("tool.called", agentID: agentID,
-                                       "\(agentName) called \(request.tool): \(recorded["outcome"] ?? "")", data: recorded)
-        var response = Agentos_V1_ToolCallResponse()
-        response.callID = callID
-        response.resultJson = result.json
-        response.isError = result.isError
         response.grantID = grantID
         response.durationUs = microseconds
         response.approved = approved
