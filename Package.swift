@@ -18,6 +18,9 @@ let package = Package(
         .executable(name: "agentos-sandbox", targets: ["agentos-sandbox"]),
         .executable(name: "agentos-file-tool", targets: ["agentos-file-tool"]),
         .library(name: "AgentOSClient", targets: ["AgentOSClient"]),
+        // The Swift SDK: what an agent program imports to talk to the kernel.
+        .library(name: "AgentKit", targets: ["AgentKit"]),
+        .executable(name: "agentos-example-planner", targets: ["agentos-example-planner"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
@@ -115,6 +118,13 @@ let package = Package(
             dependencies: ["AgentOSProtocol"]
         ),
 
+        // The Swift SDK for agents: async calls and streams over the socket
+        // the kernel gave the agent (one reader thread, no event loop).
+        .target(
+            name: "AgentKit",
+            dependencies: ["AgentOSProtocol", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+
         // Command implementations; the executables only call main().
         .target(
             name: "AgentdCommand",
@@ -147,6 +157,15 @@ let package = Package(
         .executableTarget(name: "agentos-file-tool", linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         // A small agent that speaks the protocol (demo and integration tests).
         .executableTarget(name: "agentos-demo-agent", dependencies: ["AgentOSClient", "AgentOSProtocol"]),
+        // The Swift half of the example team (Policies/examples/duo.yaml);
+        // static, so the policy can name it without the toolchain's libraries.
+        .executableTarget(
+            name: "agentos-example-planner",
+            dependencies: ["AgentKit"],
+            // Foundation's own C libraries are not named by -static-stdlib.
+            linkerSettings: [.unsafeFlags(["-static-stdlib", "-lCoreFoundation", "-l_FoundationICU", "-l_FoundationCShims",
+                                           "-l_FoundationCollections", "-lstdc++"])]
+        ),
         .executableTarget(
             name: "agentos-bench",
             dependencies: [
@@ -177,6 +196,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "AgentCtlCommandsTests", dependencies: ["AgentCtlCommands"]),
+        .testTarget(name: "AgentKitTests", dependencies: ["AgentKit", "AgentOSProtocol"]),
         // End-to-end: the real agentd and agentctl binaries, as a user runs them.
         .testTarget(
             name: "IntegrationTests",

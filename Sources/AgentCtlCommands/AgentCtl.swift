@@ -28,7 +28,8 @@ public struct AgentCtl: ParsableCommand {
             DeleteCommand.self, RestartChildCommand.self, TerminateChildCommand.self, StartChildCommand.self,
             DeleteChildCommand.self, SpawnCommand.self, CheckpointCommand.self, CapabilityCommand.self,
             AuditCommand.self, ToolsCommand.self, PendingCommand.self, ApproveCommand.self, DenyCommand.self,
-            MemoryCommand.self, SendCommand.self, RequestCommand.self, MailboxCommand.self,
+            MemoryCommand.self, SendCommand.self, RequestCommand.self, MailboxCommand.self, PublishCommand.self,
+            SubscribeCommand.self,
         ]
     )
 

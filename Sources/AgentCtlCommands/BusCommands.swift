@@ -22,10 +22,13 @@ struct SendCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("An agent or a policy path POLICY/CHILD.", valueName: "target"))
     var target: String
     @OptionGroup var payload: MessagePayload
-    @Option(name: .long, help: ArgumentHelp("message (default), request, response or event.", valueName: "type"))
+    @Option(name: .long, help: ArgumentHelp("message (default), request, response, event or stream.", valueName: "type"))
     var type: String?
-    @Option(name: .long, help: ArgumentHelp("Correlation id (a response names its request's).", valueName: "id"))
+    @Option(name: .long, help: ArgumentHelp("Correlation id (a response names its request's; stream chunks their stream's).",
+                                            valueName: "id"))
     var correlationID: String?
+    @Flag(name: .long, help: "With --type stream: this chunk ends the stream.")
+    var end = false
     @OptionGroup var connection: ConnectionOptions
     @Flag(name: .customLong("output-json"), help: "Print the answer as JSON.")
     var outputJSON = false
@@ -36,6 +39,7 @@ struct SendCommand: ParsableCommand {
         payload.fill(&request)
         request.type = type ?? ""
         request.correlationID = correlationID ?? ""
+        request.end = end
         guard case .send(let response) = try connection.withKernel({ try $0.call(.send(request)) }) else {
             throw unexpectedResponse("send")
         }
@@ -150,8 +154,11 @@ struct MessagePayload: ParsableArguments {
         }
     }
 
+    var bytes: Data { Data((json ?? text ?? "").utf8) }
+    var contentType: String { json != nil ? "application/json" : "text/plain; charset=utf-8" }
+
     func fill(_ message: inout Agentos_V1_SendRequest) {
-        message.payload = Data((json ?? text ?? "").utf8)
-        message.contentType = json != nil ? "application/json" : "text/plain; charset=utf-8"
+        message.payload = bytes
+        message.contentType = contentType
     }
 }

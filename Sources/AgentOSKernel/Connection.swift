@@ -94,11 +94,11 @@ struct Connection {
         case .status, .list, .inspect, .run, .stats, .policies, .tree, .checkpoints, .ready, .saveCheckpoint,
              .loadCheckpoint, .capGrant, .capList, .capRevoke, .capExplain, .audit, .myCapabilities,
              .capCheck, .tools, .pending, .approve, .deny, .memPut, .memGet, .memDelete, .memSearch,
-             .memList, .send, .ack, .mailbox: return true
+             .memList, .send, .ack, .mailbox, .publish, .memShare: return true
         // A tool call runs a child and may wait for an operator.
         case .stop, .kill, .wait, .logs, .events, .pause, .resume, .apply, .deletePolicy, .restartChild,
              .terminateChild, .startChild, .deleteChild, .spawnChild, .auditVerify, .toolCall, .receive,
-             .request: return false
+             .request, .subscribe: return false
         }
     }
 
@@ -224,6 +224,12 @@ struct Connection {
                 let recipient = try await services.bus.recipient(request.to, lifecycle: services.lifecycle)
                 let limit = request.limit == 0 ? 10 : min(Int(request.limit), 1_000)
                 try await respond(id, .mailbox(try services.bus.mailbox(recipient, limit: limit)), queue)
+            case .publish(let request):
+                try await respond(id, .publish(try await publish(request)), queue)
+            case .subscribe(let request):
+                try await streamTopics(id, pattern: request.pattern, queue)
+            case .memShare(let request):
+                try await respond(id, .memShare(try await shareMemory(request, agentID: try agentID())), queue)
             case .memPut(let request):
                 try await respond(id, .memPut(try await memory(.put, request)), queue)
             case .memGet(let request):
@@ -312,6 +318,72 @@ struct Connection {
         try await end(id, "kernel-shutdown", queue)
     }
 
+    /// An event to a topic: operators may publish anywhere, an agent where
+    /// `capability://topic/PATTERN?action=publish` allows.
+    private func publish(_ request: Agentos_V1_PublishRequest) async throws -> Agentos_V1_PublishResponse {
+        guard case .agent(let agentID) = peer else {
+            return try services.bus.publish(request, from: Bus.operatorIdentity)
+        }
+        if let problem = Topics.problem(request.topic, pattern: false) { throw KernelError(.invalidArgument, problem) }
+        let agent = try await services.lifecycle.resolve(agentID)
+        if case .denied(let reasons) = services.capabilities.check(agentID: agentID, agentName: agent.name, kind: .topic,
+                                                                   action: "publish", resource: request.topic) {
+            throw KernelError(.permissionDenied, "publishing to \(request.topic) needs capability://topic/\(request.topic)?action=publish: "
+                                  + reasons.joined(separator: "; "))
+        }
+        return try services.bus.publish(request, from: Bus.identity(of: agent))
+    }
+
+    /// Events of the topics `pattern` matches, as they are published, until
+    /// the caller cancels. An agent needs a subscribe grant covering the
+    /// pattern, and each event's topic is checked again (without counting a
+    /// use) before it is handed over: a revoked grant stops the flow, and a
+    /// grant `news.*` does not open `news.**` wider than it says.
+    private func streamTopics(_ id: UInt64, pattern: String, _ queue: OutboundQueue) async throws {
+        if let problem = Topics.problem(pattern, pattern: true) { throw KernelError(.invalidArgument, problem) }
+        var admits: @Sendable (String) -> Bool = { _ in true }
+        if case .agent(let agentID) = peer {
+            let agent = try await services.lifecycle.resolve(agentID)
+            if case .denied(let reasons) = services.capabilities.check(agentID: agentID, agentName: agent.name, kind: .topic,
+                                                                       action: "subscribe", resource: pattern) {
+                throw KernelError(.permissionDenied, "subscribing to \(pattern) needs capability://topic/\(pattern)?action=subscribe: "
+                                      + reasons.joined(separator: "; "))
+            }
+            let capabilities = services.capabilities
+            admits = { topic in
+                if case .allowed = capabilities.explain(agentID: agentID, kind: .topic, action: "subscribe", resource: topic) {
+                    return true
+                }
+                return false
+            }
+        }
+        let live = services.bus.topics.subscribe(pattern, admits: admits)
+        defer { live.finish() }
+        for await event in live.stream {
+            try Task.checkCancellation()
+            try await queue.send(chunk(id, .message(event)))
+        }
+        try Task.checkCancellation()
+        if live.overflowed {
+            throw KernelError(.slowConsumer, "the subscription to \(pattern) fell more than \(Topics.subscriberBuffer) events behind "
+                                  + "and was ended; subscribe again (what was published meanwhile is not kept)")
+        }
+        try await end(id, "kernel-shutdown", queue)
+    }
+
+    /// Copies one entry of the calling agent's memory into the long-term
+    /// memory of `request.to` as `from/SENDER/KEY`: allowed where a message
+    /// would be (its team, or whom an agent message grant names).
+    private func shareMemory(_ request: Agentos_V1_MemoryRequest, agentID: String) async throws -> Agentos_V1_MemoryList {
+        var probe = Agentos_V1_SendRequest()
+        probe.to = request.to
+        let (sender, recipient) = try await route(probe)
+        guard recipient != Bus.operatorIdentity else {
+            throw KernelError(.invalidArgument, "share with an agent (name, id or policy path), not the operators")
+        }
+        return try await MemoryCalls(services: services).share(request, agentID: agentID, from: sender, to: recipient)
+    }
+
     /// A memory call: an agent's about itself, an operator's about the agent it names.
     private func memory(_ call: MemoryCalls.Call, _ request: Agentos_V1_MemoryRequest) async throws -> Agentos_V1_MemoryList {
         if case .agent(let id) = peer {
@@ -337,7 +409,7 @@ struct Connection {
         // memory calls are an agent's about itself (checked in the call).
         if case .agent = peer {
             switch call {
-            case .tools, .memPut, .memGet, .memDelete, .memSearch, .memList, .send, .request: return
+            case .tools, .memPut, .memGet, .memDelete, .memSearch, .memList, .send, .request, .publish, .subscribe: return
             default: break
             }
         }

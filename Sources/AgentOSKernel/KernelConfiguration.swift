@@ -28,6 +28,9 @@ public struct KernelConfiguration: Sendable {
     public var approvalTimeoutMilliseconds: Int64
     /// Messages one mailbox holds; more are refused (back-pressure).
     public var mailboxLimit: Int
+    /// Bytes (keys and values) one agent's long-term and working memory may
+    /// each hold, and each shared namespace; nil: no quota.
+    public var memoryQuotaBytes: Int?
     /// Where seccomp profiles (NAME.json) are read from; "default" must exist.
     public var seccompProfilesDirectory: String
     /// Remount cgroup2 with favordynmods at start (see CgroupTuning).
@@ -40,7 +43,7 @@ public struct KernelConfiguration: Sendable {
                 shutdownGraceMilliseconds: Int64 = 5_000,
                 logFileMaximumBytes: Int = 16 * 1024 * 1024,
                 sandboxHelper: String, fileToolHelper: String = "", approvalTimeoutMilliseconds: Int64 = 300_000,
-                mailboxLimit: Int = 1_000,
+                mailboxLimit: Int = 1_000, memoryQuotaBytes: Int? = nil,
                 agentUIDs: ClosedRange<UInt32> = 200_000...265_535, sandboxPoolSize: Int = 4,
                 seccompProfilesDirectory: String, cgroupFavorDynamicModifications: Bool = false) {
         self.stateDirectory = stateDirectory
@@ -55,6 +58,7 @@ public struct KernelConfiguration: Sendable {
         self.fileToolHelper = fileToolHelper
         self.approvalTimeoutMilliseconds = approvalTimeoutMilliseconds
         self.mailboxLimit = mailboxLimit
+        self.memoryQuotaBytes = memoryQuotaBytes
         self.agentUIDs = agentUIDs
         self.sandboxPoolSize = sandboxPoolSize
         self.seccompProfilesDirectory = seccompProfilesDirectory

@@ -28,6 +28,7 @@ public struct KernelError: Error, CustomStringConvertible, Sendable {
             case .ambiguous: return KernelError(.ambiguous, error.message)
             case .nameInUse: return KernelError(.alreadyExists, error.message)
             case .cannotOpen, .corrupt: return KernelError(.internal, error.message)
+            case .quotaExceeded: return KernelError(.resourceExhausted, error.message, detail: ["reason": "memory-quota"])
             }
         case let error as ConfinementError:
             switch error.code {

@@ -108,13 +108,17 @@ extension KernelRequest.OneOf_Call {
         case .ack: return "ack"
         case .mailbox: return "mailbox"
         case .request: return "request"
+        case .publish: return "publish"
+        case .subscribe: return "subscribe"
+        case .memShare: return "mem_share"
         }
     }
 
     /// Calls only an agent makes, on its own socket, about itself.
     public var isAgentCall: Bool {
         switch self {
-        case .ready, .saveCheckpoint, .loadCheckpoint, .myCapabilities, .capCheck, .toolCall, .receive, .ack: return true
+        case .ready, .saveCheckpoint, .loadCheckpoint, .myCapabilities, .capCheck, .toolCall, .receive, .ack, .memShare:
+            return true
         default: return false
         }
     }
@@ -147,6 +151,7 @@ extension ErrorCode {
         case .unsupported: return "unsupported"
         case .invalidPolicy: return "invalid_policy"
         case .conflict: return "conflict"
+        case .resourceExhausted: return "resource_exhausted"
         case .UNRECOGNIZED(let value): return "code_\(value)"
         }
     }

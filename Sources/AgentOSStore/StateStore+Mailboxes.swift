@@ -14,9 +14,12 @@ public struct MessageRecord: Sendable, Equatable {
     public var payload: [UInt8]
     public var correlationID: String
     public var sentAt: Int64
+    /// Type stream: the last chunk of the stream `correlationID` names.
+    public var streamEnd: Bool
 
     public init(seq: Int64 = 0, id: String, recipient: String, sender: String, type: String, contentType: String,
-                payload: [UInt8], correlationID: String = "", sentAt: Int64) {
+                payload: [UInt8], correlationID: String = "", sentAt: Int64, streamEnd: Bool = false) {
+        self.streamEnd = streamEnd
         self.seq = seq
         self.id = id
         self.recipient = recipient
@@ -38,10 +41,10 @@ extension StateStore {
                                          arguments: [message.recipient]) ?? 0
             guard depth < limit else { return nil }
             try db.execute(sql: """
-                INSERT INTO mailbox (id, recipient, sender, type, content_type, payload, correlation_id, sent_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO mailbox (id, recipient, sender, type, content_type, payload, correlation_id, sent_at, stream_end)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [message.id, message.recipient, message.sender, message.type, message.contentType,
-                                 Data(message.payload), message.correlationID, message.sentAt])
+                                 Data(message.payload), message.correlationID, message.sentAt, message.streamEnd])
             var stored = message
             stored.seq = db.lastInsertedRowID
             return (stored, depth + 1)
@@ -90,6 +93,6 @@ extension StateStore {
         let payload: Data = row["payload"]
         return MessageRecord(seq: row["seq"], id: row["id"], recipient: row["recipient"], sender: row["sender"],
                              type: row["type"], contentType: row["content_type"], payload: [UInt8](payload),
-                             correlationID: row["correlation_id"], sentAt: row["sent_at"])
+                             correlationID: row["correlation_id"], sentAt: row["sent_at"], streamEnd: row["stream_end"])
     }
 }

@@ -30,10 +30,23 @@ public struct MemoryEntry: Sendable, Equatable {
 
 extension StateStore {
     /// Stores (or replaces) `key` in `namespace`; returns the entry as kept.
+    /// With a `quota`, refused (`quotaExceeded`) when the namespace's keys
+    /// and values would then take more than `quota` bytes: checked in the
+    /// same transaction, so concurrent writers cannot overshoot it together.
     @discardableResult
     public func putMemory(namespace: String, key: String, value: String, tags: [String], expiresAt: Int64?,
-                          now: Int64) throws -> MemoryEntry {
+                          now: Int64, quota: Int? = nil) throws -> MemoryEntry {
         try pool.write { db in
+            if let quota {
+                let others = try Int.fetchOne(db, sql: """
+                    SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0) FROM memory
+                    WHERE namespace = ? AND key <> ? AND (expires_at IS NULL OR expires_at > ?)
+                    """, arguments: [namespace, key, now]) ?? 0
+                let total = others + key.utf8.count + value.utf8.count
+                guard total <= quota else {
+                    throw StoreError(.quotaExceeded, "memory quota: \(namespace) would hold \(total) bytes, at most \(quota)")
+                }
+            }
             try db.execute(sql: """
                 INSERT INTO memory (namespace, key, value, tags, created_at, updated_at, expires_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -131,5 +144,17 @@ extension StateStore {
         return MemoryEntry(namespace: row["namespace"], key: row["key"], value: row["value"],
                            tags: tags.split(separator: " ").map(String.init), createdAt: row["created_at"],
                            updatedAt: row["updated_at"], expiresAt: row["expires_at"])
+    }
+}
+
+extension StateStore {
+    /// Bytes of keys and values a namespace holds now (its quota's measure).
+    public func memoryBytes(namespace: String, now: Int64) throws -> Int {
+        try pool.read { db in
+            try Int.fetchOne(db, sql: """
+                SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0) FROM memory
+                WHERE namespace = ? AND (expires_at IS NULL OR expires_at > ?)
+                """, arguments: [namespace, now]) ?? 0
+        }
     }
 }

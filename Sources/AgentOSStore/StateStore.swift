@@ -178,6 +178,10 @@ public final class StateStore: Sendable {
                 CREATE INDEX mailbox_by_recipient ON mailbox(recipient, seq);
                 """)
         }
+        migrator.registerMigration("v9-message-streams") { db in
+            // A stream is messages of type stream sharing a correlation id; the last says so.
+            try db.execute(sql: "ALTER TABLE mailbox ADD COLUMN stream_end INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 

@@ -6,6 +6,8 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case ambiguous
         case nameInUse
         case corrupt
+        /// A write would take a namespace past its quota.
+        case quotaExceeded
     }
 
     public let code: Code

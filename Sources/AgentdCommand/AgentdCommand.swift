@@ -72,6 +72,10 @@ public struct AgentdCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Messages one mailbox holds before senders are refused.", valueName: "n"))
     var mailboxLimit: Int = 1_000
 
+    @Option(name: .long, help: ArgumentHelp("Bytes of keys and values each memory namespace may hold (an agent's long-term, its working, a shared one); a put past it is refused with resource_exhausted. 0: no quota.",
+                                            valueName: "size"))
+    var memoryQuota: String = "64M"
+
     @Option(name: .long, help: ArgumentHelp("The Policies dir (seccomp/NAME.json profiles; default: found next to agentd, or $AGENTOS_POLICIES).",
                                             valueName: "dir"))
     var policies: String?
@@ -127,6 +131,7 @@ public struct AgentdCommand: AsyncParsableCommand {
         let approval = try parsed("approval-timeout") { () throws(Units.ParseError) in try Units.milliseconds(approvalTimeout) }
         guard approval >= 1_000 else { throw ValidationError("--approval-timeout must be at least 1s") }
         guard (1...1_000_000).contains(mailboxLimit) else { throw ValidationError("--mailbox-limit \(mailboxLimit): give 1 to 1000000") }
+        let quota = try parsed("memory-quota") { () throws(Units.ParseError) in try Units.bytes(memoryQuota) }
         return KernelConfiguration(
             stateDirectory: Self.absolute(stateDir ?? DefaultPaths.stateDirectory(environment: environment)),
             socketPath: Self.absolute(socket ?? DefaultPaths.socketPath(environment: environment)),
@@ -146,6 +151,7 @@ public struct AgentdCommand: AsyncParsableCommand {
             fileToolHelper: String(cString: fileToolReal),
             approvalTimeoutMilliseconds: approval,
             mailboxLimit: mailboxLimit,
+            memoryQuotaBytes: quota == 0 ? nil : quota,
             agentUIDs: bounds[0]...bounds[1],
             sandboxPoolSize: sandboxPool,
             seccompProfilesDirectory: Self.absolute(policiesDirectory(ownDirectory: ownDirectory, environment: environment))

@@ -17,6 +17,7 @@ final class Bus: Sendable {
     private let store: StateStore
     private let events: EventHub
     private let arrivals = SubscriberSet<MessageRecord>()
+    let topics = Topics()
     let mailboxLimit: Int
 
     static let subscriberBuffer = 10_000
@@ -54,13 +55,19 @@ final class Bus: Sendable {
             throw KernelError(.invalidArgument, "a payload of \(request.payload.count) bytes: at most \(Self.maximumPayloadBytes)")
         }
         let type = request.type.isEmpty ? "message" : request.type
-        guard ["message", "request", "response", "event"].contains(type) else {
-            throw KernelError(.invalidArgument, "message type '\(type)': use message, request, response or event")
+        guard ["message", "request", "response", "event", "stream"].contains(type) else {
+            throw KernelError(.invalidArgument, "message type '\(type)': use message, request, response, event or stream")
+        }
+        guard type != "stream" || !request.correlationID.isEmpty else {
+            throw KernelError(.invalidArgument, "a stream chunk names its stream in correlation_id (the same id for every chunk)")
+        }
+        guard request.correlationID.utf8.count <= 128 else {
+            throw KernelError(.invalidArgument, "a correlation id is at most 128 bytes")
         }
         let message = MessageRecord(id: randomHexID(length: 16), recipient: recipient, sender: sender, type: type,
                                     contentType: request.contentType.isEmpty ? "application/json" : request.contentType,
                                     payload: [UInt8](request.payload), correlationID: request.correlationID,
-                                    sentAt: unixNanoseconds())
+                                    sentAt: unixNanoseconds(), streamEnd: type == "stream" && request.end)
         guard let (stored, depth) = try store.enqueueMessage(message, limit: mailboxLimit) else {
             _ = try? events.record("bus.refused", "a message from \(sender) to \(recipient) was refused: its mailbox is full",
                                    data: ["from": sender, "to": recipient])
@@ -138,15 +145,39 @@ final class Bus: Sendable {
 
     func finishAll() {
         arrivals.finishAll()
+        topics.finishAll()
+    }
+
+    /// An event to the live subscribers of `request.topic` (not stored).
+    func publish(_ request: Agentos_V1_PublishRequest, from sender: String) throws -> Agentos_V1_PublishResponse {
+        if let problem = Topics.problem(request.topic, pattern: false) {
+            throw KernelError(.invalidArgument, problem)
+        }
+        guard request.payload.count <= Self.maximumPayloadBytes else {
+            throw KernelError(.invalidArgument, "a payload of \(request.payload.count) bytes: at most \(Self.maximumPayloadBytes)")
+        }
+        var event = Agentos_V1_BusMessage()
+        event.id = randomHexID(length: 16)
+        event.from = sender
+        event.to = request.topic
+        event.type = "event"
+        event.contentType = request.contentType.isEmpty ? "application/json" : request.contentType
+        event.payload = request.payload
+        event.sentAtNs = unixNanoseconds()
+        var response = Agentos_V1_PublishResponse()
+        response.id = event.id
+        response.subscribers = UInt32(topics.publish(event))
+        return response
     }
 
     static let maximumPayloadBytes = 1 << 20
     static let operatorIdentity = "operator"
 
     /// Whether `message` answers a request `sender` holds from `recipient`
-    /// (a response goes back to whoever asked, whatever its grants).
+    /// (a response, or a stream of chunks, goes back to whoever asked,
+    /// whatever its grants).
     func isResponse(_ message: Agentos_V1_SendRequest, from sender: String, to recipient: String) -> Bool {
-        guard message.type == "response", !message.correlationID.isEmpty,
+        guard message.type == "response" || message.type == "stream", !message.correlationID.isEmpty,
               let request = try? store.message(id: message.correlationID, recipient: sender) else { return false }
         return request.type == "request" && request.sender == recipient
     }
@@ -161,6 +192,7 @@ final class Bus: Sendable {
         wire.payload = Data(message.payload)
         wire.correlationID = message.correlationID
         wire.sentAtNs = message.sentAt
+        wire.end = message.streamEnd
         return wire
     }
 }

@@ -55,8 +55,10 @@ struct MemoryCalls {
                                   "tags: at most \(Self.maximumTags) words of 1-\(Self.maximumTagBytes) bytes, without spaces")
             }
             let expires = request.ttlMs == 0 ? nil : now + Int64(clamping: request.ttlMs) * 1_000_000
+            // Context memory lives only as long as the run: no quota needed.
+            let quota = namespace.hasPrefix("context:") ? nil : services.configuration.memoryQuotaBytes
             let entry = try services.store.putMemory(namespace: namespace, key: request.key, value: request.value,
-                                                     tags: request.tags, expiresAt: expires, now: now)
+                                                     tags: request.tags, expiresAt: expires, now: now, quota: quota)
             list.entries = [Self.item(entry, scope: scope)]
         case .get:
             try Self.checkKey(request.key)
@@ -81,6 +83,35 @@ struct MemoryCalls {
             list.entries = try services.store.memories(namespace: namespace, now: now, limit: limit)
                 .map { Self.item($0, scope: scope) }
         }
+        return list
+    }
+
+    /// `share(key, to)`: a copy of the caller's entry (scope and key of the
+    /// request) in the long-term memory of `recipient`, under
+    /// `from/SENDER/KEY` so it never overwrites the recipient's own keys,
+    /// tagged `shared-by:SENDER`. The recipient's quota applies.
+    func share(_ request: Agentos_V1_MemoryRequest, agentID: String, from sender: String,
+               to recipient: String) async throws -> Agentos_V1_MemoryList {
+        var get = request
+        get.agent = ""
+        let original = try await handle(.get, get, agentID: agentID)
+        guard let entry = original.entries.first else { throw KernelError(.notFound, "no '\(request.key)' to share") }
+        let key = "from/\(sender)/\(entry.key)"
+        guard key.utf8.count <= Self.maximumKeyBytes else {
+            throw KernelError(.invalidArgument, "the shared key \(key) is longer than \(Self.maximumKeyBytes) bytes: use a shorter key")
+        }
+        let now = unixNanoseconds()
+        let tag = "shared-by:" + sender
+        let tags = entry.tags.filter { $0 != tag } + (tag.utf8.count <= Self.maximumTagBytes ? [tag] : [])
+        let expires = entry.expiresAtNs == 0 ? nil : entry.expiresAtNs
+        let namespace = "long-term:" + recipient
+        let copy = try services.store.putMemory(namespace: namespace, key: key, value: entry.value,
+                                                tags: Array(tags.prefix(Self.maximumTags)), expiresAt: expires, now: now,
+                                                quota: services.configuration.memoryQuotaBytes)
+        _ = try? services.events.record("memory.shared", agentID: agentID, "\(sender) shared '\(entry.key)' with \(recipient)",
+                                        data: ["from": sender, "to": recipient, "key": key])
+        var list = Agentos_V1_MemoryList()
+        list.entries = [Self.item(copy, scope: "long-term")]
         return list
     }
 

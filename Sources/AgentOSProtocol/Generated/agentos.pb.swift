@@ -236,6 +236,9 @@ public nonisolated enum Agentos_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
 
   /// the child's state forbids it (running, restarting, already_present, ...); detail "reason"
   case conflict // = 35
+
+  /// a quota or budget is spent (memory quota); detail "reason"
+  case resourceExhausted // = 36
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -267,6 +270,7 @@ public nonisolated enum Agentos_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     case 33: self = .unsupported
     case 34: self = .invalidPolicy
     case 35: self = .conflict
+    case 36: self = .resourceExhausted
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -296,6 +300,7 @@ public nonisolated enum Agentos_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     case .unsupported: return 33
     case .invalidPolicy: return 34
     case .conflict: return 35
+    case .resourceExhausted: return 36
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -325,6 +330,7 @@ public nonisolated enum Agentos_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     .unsupported,
     .invalidPolicy,
     .conflict,
+    .resourceExhausted,
   ]
 
 }
@@ -930,6 +936,33 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     set {call = .request(newValue)}
   }
 
+  /// agents and operators: an event to a topic's live subscribers
+  public var publish: Agentos_V1_PublishRequest {
+    get {
+      if case .publish(let v)? = call {return v}
+      return Agentos_V1_PublishRequest()
+    }
+    set {call = .publish(newValue)}
+  }
+
+  /// agents and operators, a stream: events of topics matching a pattern
+  public var subscribe: Agentos_V1_SubscribeRequest {
+    get {
+      if case .subscribe(let v)? = call {return v}
+      return Agentos_V1_SubscribeRequest()
+    }
+    set {call = .subscribe(newValue)}
+  }
+
+  /// agent call: copy one entry into another agent's long-term memory
+  public var memShare: Agentos_V1_MemoryRequest {
+    get {
+      if case .memShare(let v)? = call {return v}
+      return Agentos_V1_MemoryRequest()
+    }
+    set {call = .memShare(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Call: Equatable, Sendable {
@@ -1009,6 +1042,12 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     case mailbox(Agentos_V1_MailboxRequest)
     /// agents and operators: send a request, wait for its response
     case request(Agentos_V1_BusRequest)
+    /// agents and operators: an event to a topic's live subscribers
+    case publish(Agentos_V1_PublishRequest)
+    /// agents and operators, a stream: events of topics matching a pattern
+    case subscribe(Agentos_V1_SubscribeRequest)
+    /// agent call: copy one entry into another agent's long-term memory
+    case memShare(Agentos_V1_MemoryRequest)
 
   }
 
@@ -1393,6 +1432,23 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     set {result = .request(newValue)}
   }
 
+  public var publish: Agentos_V1_PublishResponse {
+    get {
+      if case .publish(let v)? = result {return v}
+      return Agentos_V1_PublishResponse()
+    }
+    set {result = .publish(newValue)}
+  }
+
+  /// the copy, as the recipient has it
+  public var memShare: Agentos_V1_MemoryList {
+    get {
+      if case .memShare(let v)? = result {return v}
+      return Agentos_V1_MemoryList()
+    }
+    set {result = .memShare(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Result: Equatable, Sendable {
@@ -1452,6 +1508,9 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     case mailbox(Agentos_V1_MailboxInfo)
     /// the response
     case request(Agentos_V1_BusMessage)
+    case publish(Agentos_V1_PublishResponse)
+    /// the copy, as the recipient has it
+    case memShare(Agentos_V1_MemoryList)
 
   }
 
@@ -1882,6 +1941,9 @@ public nonisolated struct Agentos_V1_SendRequest: Sendable {
 
   public var correlationID: String = String()
 
+  /// type stream: the last chunk of the stream correlation_id names.
+  public var end: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2021,6 +2083,56 @@ public nonisolated struct Agentos_V1_BusMessage: Sendable {
 
   public var sentAtNs: Int64 = 0
 
+  /// type stream: the stream's last chunk
+  public var end: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Topics: events to whoever subscribes now (not stored; PROTOCOL.md §5.19).
+public nonisolated struct Agentos_V1_PublishRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// segments joined by '.', e.g. news.sports
+  public var topic: String = String()
+
+  public var payload: Data = Data()
+
+  /// default application/json
+  public var contentType: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_PublishResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  /// live subscriptions it was handed to
+  public var subscribers: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_SubscribeRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// a topic, or a glob: '*' within a segment, '**' any segments
+  public var pattern: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2054,6 +2166,9 @@ public nonisolated struct Agentos_V1_MemoryRequest: Sendable {
 
   /// search and list: at most this many (0: 20; up to 1000)
   public var limit: UInt32 = 0
+
+  /// share: the agent (name, id, policy path) that gets a copy
+  public var to: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3314,7 +3429,7 @@ nonisolated extension Agentos_V1_LogStream: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Agentos_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_HANDSHAKE_REQUIRED\0\u{1}ERROR_CODE_VERSION_MISMATCH\0\u{1}ERROR_CODE_HANDSHAKE_TIMEOUT\0\u{1}ERROR_CODE_SLOW_CONSUMER\0\u{2}\u{e}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_INVALID_ARGUMENT\0\u{1}ERROR_CODE_PERMISSION_DENIED\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_AMBIGUOUS\0\u{1}ERROR_CODE_ALREADY_EXISTS\0\u{1}ERROR_CODE_PROGRAM_NOT_FOUND\0\u{1}ERROR_CODE_PROGRAM_NOT_EXECUTABLE\0\u{1}ERROR_CODE_SPAWN_FAILED\0\u{1}ERROR_CODE_NOT_RUNNING\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_DUPLICATE_REQUEST_ID\0\u{1}ERROR_CODE_UNSUPPORTED\0\u{1}ERROR_CODE_INVALID_POLICY\0\u{1}ERROR_CODE_CONFLICT\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_HANDSHAKE_REQUIRED\0\u{1}ERROR_CODE_VERSION_MISMATCH\0\u{1}ERROR_CODE_HANDSHAKE_TIMEOUT\0\u{1}ERROR_CODE_SLOW_CONSUMER\0\u{2}\u{e}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_INVALID_ARGUMENT\0\u{1}ERROR_CODE_PERMISSION_DENIED\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_AMBIGUOUS\0\u{1}ERROR_CODE_ALREADY_EXISTS\0\u{1}ERROR_CODE_PROGRAM_NOT_FOUND\0\u{1}ERROR_CODE_PROGRAM_NOT_EXECUTABLE\0\u{1}ERROR_CODE_SPAWN_FAILED\0\u{1}ERROR_CODE_NOT_RUNNING\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_DUPLICATE_REQUEST_ID\0\u{1}ERROR_CODE_UNSUPPORTED\0\u{1}ERROR_CODE_INVALID_POLICY\0\u{1}ERROR_CODE_CONFLICT\0\u{1}ERROR_CODE_RESOURCE_EXHAUSTED\0")
 }
 
 nonisolated extension Agentos_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -3687,7 +3802,7 @@ nonisolated extension Agentos_V1_AgentSelf: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0\u{3}mem_put\0\u{3}mem_get\0\u{3}mem_delete\0\u{3}mem_search\0\u{3}mem_list\0\u{1}send\0\u{1}receive\0\u{1}ack\0\u{1}mailbox\0\u{1}request\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0\u{3}mem_put\0\u{3}mem_get\0\u{3}mem_delete\0\u{3}mem_search\0\u{3}mem_list\0\u{1}send\0\u{1}receive\0\u{1}ack\0\u{1}mailbox\0\u{1}request\0\u{1}publish\0\u{1}subscribe\0\u{3}mem_share\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4319,6 +4434,45 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
           self.call = .request(v)
         }
       }()
+      case 49: try {
+        var v: Agentos_V1_PublishRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .publish(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .publish(v)
+        }
+      }()
+      case 50: try {
+        var v: Agentos_V1_SubscribeRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .subscribe(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .subscribe(v)
+        }
+      }()
+      case 51: try {
+        var v: Agentos_V1_MemoryRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .memShare(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .memShare(v)
+        }
+      }()
       default: break
       }
     }
@@ -4522,6 +4676,18 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
       guard case .request(let v)? = self.call else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 48)
     }()
+    case .publish?: try {
+      guard case .publish(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 49)
+    }()
+    case .subscribe?: try {
+      guard case .subscribe(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 50)
+    }()
+    case .memShare?: try {
+      guard case .memShare(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 51)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -4536,7 +4702,7 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0\u{3}mem_put\0\u{3}mem_get\0\u{3}mem_delete\0\u{3}mem_search\0\u{3}mem_list\0\u{1}send\0\u{1}ack\0\u{1}mailbox\0\u{1}request\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0\u{3}mem_put\0\u{3}mem_get\0\u{3}mem_delete\0\u{3}mem_search\0\u{3}mem_list\0\u{1}send\0\u{1}ack\0\u{1}mailbox\0\u{1}request\0\u{1}publish\0\u{3}mem_share\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5129,6 +5295,32 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
           self.result = .request(v)
         }
       }()
+      case 46: try {
+        var v: Agentos_V1_PublishResponse?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .publish(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .publish(v)
+        }
+      }()
+      case 47: try {
+        var v: Agentos_V1_MemoryList?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .memShare(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .memShare(v)
+        }
+      }()
       default: break
       }
     }
@@ -5319,6 +5511,14 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
     case .request?: try {
       guard case .request(let v)? = self.result else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 45)
+    }()
+    case .publish?: try {
+      guard case .publish(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 46)
+    }()
+    case .memShare?: try {
+      guard case .memShare(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 47)
     }()
     case nil: break
     }
@@ -6069,7 +6269,7 @@ nonisolated extension Agentos_V1_ApprovalRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Agentos_V1_SendRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SendRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}to\0\u{1}payload\0\u{3}content_type\0\u{1}type\0\u{3}correlation_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}to\0\u{1}payload\0\u{3}content_type\0\u{1}type\0\u{3}correlation_id\0\u{1}end\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6082,6 +6282,7 @@ nonisolated extension Agentos_V1_SendRequest: SwiftProtobuf.Message, SwiftProtob
       case 3: try { try decoder.decodeSingularStringField(value: &self.contentType) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.type) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.end) }()
       default: break
       }
     }
@@ -6103,6 +6304,9 @@ nonisolated extension Agentos_V1_SendRequest: SwiftProtobuf.Message, SwiftProtob
     if !self.correlationID.isEmpty {
       try visitor.visitSingularStringField(value: self.correlationID, fieldNumber: 5)
     }
+    if self.end != false {
+      try visitor.visitSingularBoolField(value: self.end, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -6112,6 +6316,7 @@ nonisolated extension Agentos_V1_SendRequest: SwiftProtobuf.Message, SwiftProtob
     if lhs.contentType != rhs.contentType {return false}
     if lhs.type != rhs.type {return false}
     if lhs.correlationID != rhs.correlationID {return false}
+    if lhs.end != rhs.end {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -6357,7 +6562,7 @@ nonisolated extension Agentos_V1_MailboxInfo: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Agentos_V1_BusMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BusMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}from\0\u{1}to\0\u{1}type\0\u{3}content_type\0\u{1}payload\0\u{3}correlation_id\0\u{3}sent_at_ns\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}from\0\u{1}to\0\u{1}type\0\u{3}content_type\0\u{1}payload\0\u{3}correlation_id\0\u{3}sent_at_ns\0\u{1}end\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6373,6 +6578,7 @@ nonisolated extension Agentos_V1_BusMessage: SwiftProtobuf.Message, SwiftProtobu
       case 6: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
       case 8: try { try decoder.decodeSingularInt64Field(value: &self.sentAtNs) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.end) }()
       default: break
       }
     }
@@ -6403,6 +6609,9 @@ nonisolated extension Agentos_V1_BusMessage: SwiftProtobuf.Message, SwiftProtobu
     if self.sentAtNs != 0 {
       try visitor.visitSingularInt64Field(value: self.sentAtNs, fieldNumber: 8)
     }
+    if self.end != false {
+      try visitor.visitSingularBoolField(value: self.end, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -6415,6 +6624,112 @@ nonisolated extension Agentos_V1_BusMessage: SwiftProtobuf.Message, SwiftProtobu
     if lhs.payload != rhs.payload {return false}
     if lhs.correlationID != rhs.correlationID {return false}
     if lhs.sentAtNs != rhs.sentAtNs {return false}
+    if lhs.end != rhs.end {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_PublishRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PublishRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}topic\0\u{1}payload\0\u{3}content_type\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.topic) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.contentType) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.topic.isEmpty {
+      try visitor.visitSingularStringField(value: self.topic, fieldNumber: 1)
+    }
+    if !self.payload.isEmpty {
+      try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 2)
+    }
+    if !self.contentType.isEmpty {
+      try visitor.visitSingularStringField(value: self.contentType, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_PublishRequest, rhs: Agentos_V1_PublishRequest) -> Bool {
+    if lhs.topic != rhs.topic {return false}
+    if lhs.payload != rhs.payload {return false}
+    if lhs.contentType != rhs.contentType {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_PublishResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PublishResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}subscribers\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.subscribers) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if self.subscribers != 0 {
+      try visitor.visitSingularUInt32Field(value: self.subscribers, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_PublishResponse, rhs: Agentos_V1_PublishResponse) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.subscribers != rhs.subscribers {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_SubscribeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SubscribeRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pattern\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.pattern) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.pattern.isEmpty {
+      try visitor.visitSingularStringField(value: self.pattern, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_SubscribeRequest, rhs: Agentos_V1_SubscribeRequest) -> Bool {
+    if lhs.pattern != rhs.pattern {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -6422,7 +6737,7 @@ nonisolated extension Agentos_V1_BusMessage: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Agentos_V1_MemoryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MemoryRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}agent\0\u{1}scope\0\u{1}key\0\u{1}value\0\u{1}tags\0\u{3}ttl_ms\0\u{1}query\0\u{1}limit\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}agent\0\u{1}scope\0\u{1}key\0\u{1}value\0\u{1}tags\0\u{3}ttl_ms\0\u{1}query\0\u{1}limit\0\u{1}to\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6438,6 +6753,7 @@ nonisolated extension Agentos_V1_MemoryRequest: SwiftProtobuf.Message, SwiftProt
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.ttlMs) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.query) }()
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.to) }()
       default: break
       }
     }
@@ -6468,6 +6784,9 @@ nonisolated extension Agentos_V1_MemoryRequest: SwiftProtobuf.Message, SwiftProt
     if self.limit != 0 {
       try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 8)
     }
+    if !self.to.isEmpty {
+      try visitor.visitSingularStringField(value: self.to, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -6480,6 +6799,7 @@ nonisolated extension Agentos_V1_MemoryRequest: SwiftProtobuf.Message, SwiftProt
     if lhs.ttlMs != rhs.ttlMs {return false}
     if lhs.query != rhs.query {return false}
     if lhs.limit != rhs.limit {return false}
+    if lhs.to != rhs.to {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,267 @@
+import AgentOSProtocol
+import Foundation
+import SwiftProtobuf
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The agent's socket to the kernel, multiplexed: calls and streams run
+/// concurrently, each under its own request id. One reader thread blocks in
+/// read(2) and hands each frame to the call or stream it answers; writers
+/// take a lock per frame. Plain syscalls rather than an event loop: an agent
+/// has one socket, and this keeps its start-up and dependencies small.
+final class KernelLink: Sendable {
+    private enum Waiter {
+        case call(CheckedContinuation<KernelResponse.OneOf_Result, any Error>)
+        case stream(AsyncThrowingStream<StreamChunk.OneOf_Item, any Error>.Continuation)
+    }
+
+    private struct State {
+        var nextID: UInt64 = 1
+        var waiters: [UInt64: Waiter] = [:]
+        /// Set once the connection is gone: every later call fails with it.
+        var failure: AgentKitError?
+    }
+
+    let welcome: Welcome
+    private let fd: Int32
+    private let state = Mutex(State())
+    /// Held for each frame written; true once the descriptor is closed, so
+    /// no write can reach a descriptor number the process has reused.
+    private let writeLock = Mutex(false)
+
+    /// Says hello on `fd` (blocking), then starts the reader thread.
+    init(fd: Int32, client: String) throws(AgentKitError) {
+        self.fd = fd
+        var reader = FrameReader(maximumPayloadSize: Self.maximumFrame)
+        do {
+            try Self.writeAll(fd, try Envelope.hello(client: client).framed())
+        } catch let error as AgentKitError {
+            throw error
+        } catch {
+            throw AgentKitError(.protocolViolation, "cannot encode hello: \(error)")
+        }
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        let reply = try Self.readEnvelope(fd, &reader, &buffer)
+        switch reply.body {
+        case .welcome(let welcome)?:
+            self.welcome = welcome
+        case .error(let error)?:
+            throw AgentKitError(.kernel(error.code), error.message, detail: error.detail)
+        default:
+            throw AgentKitError(.protocolViolation, "the kernel answered hello with something other than welcome")
+        }
+        let leftover = reader
+        Thread.detachNewThread { [self] in readLoop(leftover) }
+    }
+
+    /// The kernel is trusted; a bound still keeps a corrupt stream from
+    /// asking for gigabytes.
+    static let maximumFrame = 256 * 1024 * 1024
+
+    // MARK: Calls
+
+    /// One request, answered by one response (or an error).
+    func call(_ call: KernelRequest.OneOf_Call) async throws -> KernelResponse.OneOf_Result {
+        let id = nextID()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                if let failure = register(id, .call(continuation)) {
+                    continuation.resume(throwing: failure)
+                    return
+                }
+                send(id, call)
+            }
+        } onCancel: {
+            cancel(id)
+        }
+    }
+
+    /// A streaming request: its chunks until the kernel ends it. Ending the
+    /// iteration early sends Cancel, so the kernel stops the stream too.
+    func stream(_ call: KernelRequest.OneOf_Call) -> AsyncThrowingStream<StreamChunk.OneOf_Item, any Error> {
+        let id = nextID()
+        // Unbounded here on purpose: the reader thread must never wait for
+        // one slow consumer (other calls' answers share the socket); the
+        // kernel bounds what it queues for each stream on its side.
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: StreamChunk.OneOf_Item.self,
+                                                                    throwing: (any Error).self)
+        continuation.onTermination = { [weak self] termination in
+            guard let self else { return }
+            if case .cancelled = termination {
+                _ = self.remove(id)
+                self.cancel(id)
+            }
+        }
+        if let failure = register(id, .stream(continuation)) {
+            continuation.finish(throwing: failure)
+        } else {
+            send(id, call)
+        }
+        return stream
+    }
+
+    /// Ends the connection: pending calls and streams fail with
+    /// `connectionClosed`; the reader thread closes the descriptor.
+    func close() {
+        writeLock.withLock { closed in
+            if !closed { shutdown(fd, Int32(SHUT_RDWR)) }
+        }
+    }
+
+    // MARK: Internals
+
+    private func nextID() -> UInt64 {
+        state.withLock { state in
+            defer { state.nextID += 1 }
+            return state.nextID
+        }
+    }
+
+    /// Registers a waiter, or returns why the connection cannot take one.
+    private func register(_ id: UInt64, _ waiter: Waiter) -> AgentKitError? {
+        state.withLock { state in
+            if let failure = state.failure { return failure }
+            state.waiters[id] = waiter
+            return nil
+        }
+    }
+
+    private func remove(_ id: UInt64) -> Waiter? {
+        state.withLock { $0.waiters.removeValue(forKey: id) }
+    }
+
+    private func send(_ id: UInt64, _ call: KernelRequest.OneOf_Call) {
+        do {
+            let bytes = try Envelope.request(id: id, call).framed()
+            try writeLock.withLock { closed throws(AgentKitError) in
+                guard !closed else { throw AgentKitError(.connectionClosed, "the connection to the kernel is closed") }
+                try Self.writeAll(fd, bytes)
+            }
+        } catch {
+            let failure = error as? AgentKitError ?? AgentKitError(.encoding, "cannot encode the request: \(error)")
+            fail(remove(id), failure)
+        }
+    }
+
+    private func cancel(_ id: UInt64) {
+        var envelope = Envelope()
+        envelope.cancel.requestID = id
+        guard let bytes = try? envelope.framed() else { return }
+        try? writeLock.withLock { closed throws(AgentKitError) in
+            if !closed { try Self.writeAll(fd, bytes) }
+        }
+    }
+
+    private func fail(_ waiter: Waiter?, _ error: any Error) {
+        switch waiter {
+        case .call(let continuation)?: continuation.resume(throwing: error)
+        case .stream(let continuation)?: continuation.finish(throwing: error)
+        case nil: break
+        }
+    }
+
+    private func readLoop(_ initial: FrameReader) {
+        var reader = initial
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        var failure = AgentKitError(.connectionClosed, "the kernel closed the connection")
+        while true {
+            do {
+                dispatch(try Self.readEnvelope(fd, &reader, &buffer))
+            } catch {
+                failure = error
+                break
+            }
+        }
+        let waiters = state.withLock { state -> [Waiter] in
+            state.failure = failure
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
+        }
+        writeLock.withLock { closed in
+            closed = true
+            Glibc.close(fd)
+        }
+        for waiter in waiters { fail(waiter, failure) }
+    }
+
+    private func dispatch(_ envelope: Envelope) {
+        let id = envelope.correlationID
+        switch envelope.body {
+        case .response(let response)?:
+            guard case .call(let continuation)? = remove(id) else { return }
+            if let result = response.result {
+                continuation.resume(returning: result)
+            } else {
+                continuation.resume(throwing: AgentKitError(.protocolViolation, "an empty response to request \(id)"))
+            }
+        case .chunk(let chunk)?:
+            let waiter = state.withLock { $0.waiters[id] }
+            if case .stream(let continuation)? = waiter, let item = chunk.item { continuation.yield(item) }
+        case .streamEnd?:
+            switch remove(id) {
+            case .stream(let continuation)?: continuation.finish()
+            case .call(let continuation)?: continuation.resume(throwing: CancellationError())
+            case nil: break
+            }
+        case .error(let error)?:
+            let failure = AgentKitError(.kernel(error.code), error.message, detail: error.detail)
+            if id == 0 {
+                // About the connection itself: the kernel closes it next.
+                close()
+            } else {
+                fail(remove(id), failure)
+            }
+        default:
+            break
+        }
+    }
+
+    private static func readEnvelope(_ fd: Int32, _ reader: inout FrameReader,
+                                     _ buffer: inout [UInt8]) throws(AgentKitError) -> Envelope {
+        while true {
+            let payload: [UInt8]?
+            do {
+                payload = try reader.next()
+            } catch {
+                throw AgentKitError(.protocolViolation, "a bad frame from the kernel: \(error)")
+            }
+            if let payload {
+                do {
+                    return try Envelope(serializedBytes: payload)
+                } catch {
+                    throw AgentKitError(.protocolViolation, "an undecodable frame from the kernel")
+                }
+            }
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                reader.append(buffer[0..<n])
+            } else if n == 0 {
+                throw AgentKitError(.connectionClosed, "the kernel closed the connection")
+            } else if errno != EINTR {
+                throw AgentKitError(.connectionClosed, "reading the kernel socket: \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(AgentKitError) {
+        var failure: Int32 = 0
+        bytes.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            var written = 0
+            while written < raw.count {
+                let n = Glibc.send(fd, base + written, raw.count - written, Int32(MSG_NOSIGNAL))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    return
+                }
+                written += n
+            }
+        }
+        guard failure == 0 else {
+            throw AgentKitError(.connectionClosed, "writing to the kernel socket: \(String(cString: strerror(failure)))")
+        }
+    }
+}

@@ -1,0 +1,195 @@
+import AgentOSProtocol
+import Foundation
+import Testing
+@testable import AgentKit
+
+/// AgentKit against a scripted kernel on a socketpair: what goes on the
+/// wire, and what the agent gets back.
+@Suite("AgentKit")
+struct AgentTests {
+    @Test func handshakeGivesTheAgentItsIdentity() throws {
+        let kernel = try FakeKernel { _, _ in }
+        let agent = try Agent(fd: kernel.agentFD, childPath: "team/writer")
+        #expect(agent.identity.id == "a1b2c3")
+        #expect(agent.identity.name == "tester")
+        #expect(agent.identity.address == "team/writer")
+        #expect(agent.kernelVersion == "fake")
+        guard case .hello(let hello)? = kernel.envelopes.first?.body else {
+            Issue.record("the first frame was not hello")
+            return
+        }
+        #expect(hello.client.hasPrefix("agentkit-swift"))
+    }
+
+    @Test func concurrentCallsAreMatchedToTheirAnswersWhateverTheOrder() async throws {
+        // Answers in reverse order of arrival, once three requests are in.
+        let kernel = try FakeKernel { kernel, envelope in
+            let waiting = kernel.envelopes.filter { $0.request.call != nil }
+            guard waiting.count == 3 else { return }
+            for request in waiting.reversed() {
+                var sent = Agentos_V1_SendResponse()
+                sent.id = "m\(request.requestID)"
+                sent.to = request.request.send.to
+                kernel.respond(to: request, .send(sent))
+            }
+        }
+        let agent = try Agent(fd: kernel.agentFD)
+        let targets = try await withThrowingTaskGroup(of: (String, SentMessage).self) { group in
+            for target in ["a", "b", "c"] {
+                group.addTask { (target, try await agent.send(to: target, .text("hi"))) }
+            }
+            return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+        }
+        #expect(targets.count == 3)
+        for (target, sent) in targets { #expect(sent.to == target) }
+    }
+
+    @Test func aKernelRefusalIsATypedErrorWithItsDetail() async throws {
+        let kernel = try FakeKernel { kernel, envelope in
+            kernel.fail(envelope, .conflict, "the mailbox of team/writer is full", detail: ["reason": "mailbox-full"])
+        }
+        let agent = try Agent(fd: kernel.agentFD)
+        do {
+            try await agent.send(to: "team/writer", .text("x"))
+            Issue.record("a refused send returned")
+        } catch let error as AgentKitError {
+            #expect(error.kernelCode == .conflict)
+            #expect(error.detail["reason"] == "mailbox-full")
+        }
+    }
+
+    @Test func aMessageDeliveredTwiceIsSeenOnce() async throws {
+        let kernel = try FakeKernel { kernel, envelope in
+            guard case .receive? = envelope.request.call else { return }
+            for id in ["m1", "m2", "m1", "m3", "m2"] { kernel.chunk(to: envelope, .message(busMessage(id))) }
+            var end = Envelope()
+            end.correlationID = envelope.requestID
+            end.streamEnd.reason = "kernel-shutdown"
+            kernel.reply(end)
+        }
+        let agent = try Agent(fd: kernel.agentFD)
+        var ids: [String] = []
+        for try await message in agent.messages() { ids.append(message.id) }
+        #expect(ids == ["m1", "m2", "m3"])
+    }
+
+    @Test func serveAnswersEachRequestWithItsCorrelationIDThenAcksIt() async throws {
+        let kernel = try FakeKernel { kernel, envelope in
+            switch envelope.request.call {
+            case .receive?:
+                kernel.chunk(to: envelope, .message(busMessage("r1", payload: #"{"n": 2}"#)))
+                kernel.chunk(to: envelope, .message(busMessage("e1", type: "event")))
+            case .send?:
+                kernel.respond(to: envelope, .send(Agentos_V1_SendResponse()))
+            case .ack(let ack)?:
+                kernel.respond(to: envelope, .ack(Agentos_V1_AckResponse()))
+                if ack.ids == ["e1"] { kernel.hangUp() }
+            default:
+                break
+            }
+        }
+        let agent = try Agent(fd: kernel.agentFD)
+        struct Number: Codable { let n: Int }
+        do {
+            try await agent.serve { request in
+                try Payload.json(Number(n: try request.decode(Number.self).n * 10))
+            }
+        } catch let error as AgentKitError {
+            #expect(error.code == .connectionClosed)
+        }
+        let calls = kernel.requests
+        guard calls.count >= 4, case .send(let response) = calls[1], case .ack(let first) = calls[2],
+              case .ack(let second) = calls[3] else {
+            Issue.record("unexpected calls: \(calls.map(\.name))")
+            return
+        }
+        #expect(response.type == "response")
+        #expect(response.correlationID == "r1")
+        #expect(response.to == "team/planner")
+        #expect(String(decoding: response.payload, as: UTF8.self) == #"{"n":20}"#)
+        #expect(first.ids == ["r1"])
+        #expect(second.ids == ["e1"])
+    }
+
+    @Test func leavingASubscriptionSendsCancelForIt() async throws {
+        let kernel = try FakeKernel { kernel, envelope in
+            if case .subscribe? = envelope.request.call {
+                var event = busMessage("t1", type: "event")
+                event.to = "news.sports"
+                kernel.chunk(to: envelope, .message(event))
+            }
+        }
+        let agent = try Agent(fd: kernel.agentFD)
+        for try await event in agent.subscribe("news.*") {
+            #expect(event.to == "news.sports")
+            #expect(event.kind == .event)
+            break
+        }
+        let subscribeID = try #require(kernel.envelopes.first { $0.request.call?.name == "subscribe" }?.requestID)
+        var cancelled = false
+        for _ in 0..<200 where !cancelled {
+            cancelled = kernel.envelopes.contains { $0.cancel.requestID == subscribeID }
+            if !cancelled { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        #expect(cancelled)
+    }
+
+    @Test func aStreamIsChunksWithOneIDAndAnEnd() async throws {
+        let kernel = try FakeKernel { kernel, envelope in
+            kernel.respond(to: envelope, .send(Agentos_V1_SendResponse()))
+        }
+        let agent = try Agent(fd: kernel.agentFD)
+        let stream = agent.openStream(to: "team/reader", id: "s-1")
+        try await stream.write(.text("one"))
+        try await stream.write(.text("two"))
+        try await stream.finish()
+        let sends = kernel.requests.compactMap { call -> Agentos_V1_SendRequest? in
+            if case .send(let send) = call { return send }
+            return nil
+        }
+        #expect(sends.map(\.type) == ["stream", "stream", "stream"])
+        #expect(sends.allSatisfy { $0.correlationID == "s-1" })
+        #expect(sends.map(\.end) == [false, false, true])
+    }
+
+    @Test func callsWaitingWhenTheKernelGoesFailWithConnectionClosed() async throws {
+        let kernel = try FakeKernel { kernel, _ in kernel.hangUp() }
+        let agent = try Agent(fd: kernel.agentFD)
+        await #expect(throws: AgentKitError.self) { try await agent.ready() }
+        do {
+            try await agent.ready()
+            Issue.record("a call after the kernel went returned")
+        } catch let error as AgentKitError {
+            #expect(error.code == .connectionClosed)
+        }
+    }
+
+    @Test func memoryGetOfAMissingKeyIsNil() async throws {
+        let kernel = try FakeKernel { kernel, envelope in
+            guard case .memGet(let request)? = envelope.request.call else { return }
+            if request.key == "there" {
+                var item = Agentos_V1_MemoryItem()
+                item.key = "there"
+                item.value = "v"
+                var list = Agentos_V1_MemoryList()
+                list.entries = [item]
+                kernel.respond(to: envelope, .memGet(list))
+            } else {
+                kernel.fail(envelope, .notFound, "no '\(request.key)' in shared/duo memory")
+            }
+        }
+        let agent = try Agent(fd: kernel.agentFD)
+        #expect(try await agent.memory.get("there", scope: .shared("duo"))?.value == "v")
+        #expect(try await agent.memory.get("missing", scope: .shared("duo")) == nil)
+        guard case .memGet(let request)? = kernel.requests.last else { return }
+        #expect(request.scope == "shared/duo")
+    }
+
+    @Test func seenMessagesForgetsTheOldestBeyondItsCapacity() {
+        var seen = SeenMessages(capacity: 3)
+        var fresh: [Bool] = []
+        for id in ["a", "a", "b", "c", "d", "a", "d"] { fresh.append(seen.insert(id)) }
+        // The second "a" is a repeat; the third is not: three newer ids pushed it out.
+        #expect(fresh == [true, false, true, true, true, true, false])
+    }
+}
