@@ -41,6 +41,21 @@ if [ ! -x "$mcp_venv/bin/mcp-server-time" ]; then
     chmod -R a+rX "$mcp_venv"
 fi
 
+# Python for the agent SDK's tests (pytest) and for installing it with pip
+# (Integration/install-examples.sh): a venv of the system python3, the one
+# agents run.
+py_venv=${AGENTOS_PYTHON_VENV:-/opt/agentos-test/python}
+if [ ! -x "$py_venv/bin/pytest" ]; then
+    echo "setup: creating $py_venv (pytest, protobuf from PyPI)"
+    dpkg-query -W -f='${Status}' python3-venv 2>/dev/null | grep -q "install ok installed" || {
+        [ "$(id -u)" = 0 ] || sudo=sudo
+        ${sudo:-} apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    }
+    /usr/bin/python3 -m venv "$py_venv"
+    "$py_venv/bin/pip" install -q --disable-pip-version-check pytest 'protobuf>=4.21'
+    chmod -R a+rX "$py_venv"
+fi
+
 if ! command -v swift >/dev/null; then
     echo "setup: the Swift toolchain (6.0 or later) is not on PATH; install it from swift.org first" >&2
     exit 1

@@ -72,15 +72,18 @@ struct MailboxCommand: ParsableCommand {
         }
         struct Message: Encodable {
             let id: String, from: String, type: String, contentType: String, payload: String, sentAt: String?
+            let correlationID: String?, end: Bool?
             enum CodingKeys: String, CodingKey {
-                case id, from, type, payload
+                case id, from, type, payload, end
                 case contentType = "content_type"
                 case sentAt = "sent_at"
+                case correlationID = "correlation_id"
             }
         }
         let messages = info.messages.map {
             Message(id: $0.id, from: $0.from, type: $0.type, contentType: $0.contentType,
-                    payload: String(decoding: $0.payload, as: UTF8.self), sentAt: Output.timestamp($0.sentAtNs))
+                    payload: String(decoding: $0.payload, as: UTF8.self), sentAt: Output.timestamp($0.sentAtNs),
+                    correlationID: $0.correlationID.isEmpty ? nil : $0.correlationID, end: $0.type == "stream" ? $0.end : nil)
         }
         if output.json {
             struct Info: Encodable { let identity: String; let depth: UInt32; let oldest: String?; let messages: [Message] }

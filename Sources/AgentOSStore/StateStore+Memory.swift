@@ -44,7 +44,7 @@ extension StateStore {
                     """, arguments: [namespace, key, now]) ?? 0
                 let total = others + key.utf8.count + value.utf8.count
                 guard total <= quota else {
-                    throw StoreError(.quotaExceeded, "memory quota: \(namespace) would hold \(total) bytes, at most \(quota)")
+                    throw StoreError(.quotaExceeded, "it would hold \(total) bytes, at most \(quota)")
                 }
             }
             try db.execute(sql: """

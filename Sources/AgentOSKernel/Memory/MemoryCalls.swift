@@ -57,8 +57,13 @@ struct MemoryCalls {
             let expires = request.ttlMs == 0 ? nil : now + Int64(clamping: request.ttlMs) * 1_000_000
             // Context memory lives only as long as the run: no quota needed.
             let quota = namespace.hasPrefix("context:") ? nil : services.configuration.memoryQuotaBytes
-            let entry = try services.store.putMemory(namespace: namespace, key: request.key, value: request.value,
+            let entry: MemoryEntry
+            do {
+                entry = try services.store.putMemory(namespace: namespace, key: request.key, value: request.value,
                                                      tags: request.tags, expiresAt: expires, now: now, quota: quota)
+            } catch let error as StoreError where error.code == .quotaExceeded {
+                throw Self.quotaError(error, scope: scope)
+            }
             list.entries = [Self.item(entry, scope: scope)]
         case .get:
             try Self.checkKey(request.key)
@@ -105,9 +110,14 @@ struct MemoryCalls {
         let tags = entry.tags.filter { $0 != tag } + (tag.utf8.count <= Self.maximumTagBytes ? [tag] : [])
         let expires = entry.expiresAtNs == 0 ? nil : entry.expiresAtNs
         let namespace = "long-term:" + recipient
-        let copy = try services.store.putMemory(namespace: namespace, key: key, value: entry.value,
+        let copy: MemoryEntry
+        do {
+            copy = try services.store.putMemory(namespace: namespace, key: key, value: entry.value,
                                                 tags: Array(tags.prefix(Self.maximumTags)), expiresAt: expires, now: now,
                                                 quota: services.configuration.memoryQuotaBytes)
+        } catch let error as StoreError where error.code == .quotaExceeded {
+            throw Self.quotaError(error, scope: "\(recipient)'s long-term")
+        }
         _ = try? services.events.record("memory.shared", agentID: agentID, "\(sender) shared '\(entry.key)' with \(recipient)",
                                         data: ["from": sender, "to": recipient, "key": key])
         var list = Agentos_V1_MemoryList()
@@ -150,6 +160,11 @@ struct MemoryCalls {
     }
 
     static func contextNamespace(_ agentID: String) -> String { "context:" + agentID }
+
+    static func quotaError(_ error: StoreError, scope: String) -> KernelError {
+        KernelError(.resourceExhausted, "\(scope) memory is at its quota (agentd --memory-quota): \(error.message); "
+                        + "delete entries or store less", detail: ["reason": "memory-quota"])
+    }
 
     static func isSharedName(_ name: String) -> Bool {
         (1...63).contains(name.unicodeScalars.count) && !name.hasPrefix(".") && name.unicodeScalars.allSatisfy {
