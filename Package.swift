@@ -169,7 +169,7 @@ let package = Package(
         .executableTarget(
             name: "agentos-bench",
             dependencies: [
-                "AgentOSClient", "AgentOSProtocol", "AgentOSConfinement", "CAgentOSShim",
+                "AgentOSClient", "AgentOSProtocol", "AgentOSConfinement", "CAgentOSShim", "AgentKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

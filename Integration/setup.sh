@@ -52,7 +52,7 @@ if [ ! -x "$py_venv/bin/pytest" ]; then
         ${sudo:-} apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
     }
     /usr/bin/python3 -m venv "$py_venv"
-    "$py_venv/bin/pip" install -q --disable-pip-version-check pytest 'protobuf>=4.21'
+    "$py_venv/bin/pip" install -q --disable-pip-version-check pytest
     chmod -R a+rX "$py_venv"
 fi
 

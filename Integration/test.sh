@@ -9,4 +9,7 @@ Integration/setup.sh
 swift build                  # agentd, agentctl, agentos-demo-agent: the integration tests run them
 swift build --build-tests
 export AGENTOS_BIN_DIR="$(swift build --show-bin-path)"
+Integration/install-examples.sh "$AGENTOS_BIN_DIR"   # the example team's agents, under /opt/agentos
+# The Python SDK's own tests (a scripted kernel on a socketpair), against the package as pip installed it.
+PYTHONPATH=/opt/agentos/python "${AGENTOS_PYTHON_VENV:-/opt/agentos-test/python}/bin/python" -m pytest -q -p no:cacheprovider Tests/AgentKitPythonTests
 swift test --skip-build

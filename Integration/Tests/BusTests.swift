@@ -97,6 +97,9 @@ struct BusTests {
         let denied = try sender("stranger", [])
         #expect(denied["ok"] as? Bool == false)
         #expect((denied["error"] as? String)?.contains("may message its team only") == true, "\(denied)")
+        // The denial is in the tamper-evident audit chain.
+        let audit = try kernel.ctl(["audit", "--json"])
+        #expect(audit.stdout.contains("capability.denied") && audit.stdout.contains("stranger was denied message"), "\(audit.stdout.suffix(2_000))")
         let allowed = try sender("friend", ["capability://agent/other?action=message"])
         #expect(allowed["ok"] as? Bool == true, "\(allowed)")
         let box = try #require(try kernel.json(["mailbox", "other"]) as? [String: Any])

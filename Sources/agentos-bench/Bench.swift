@@ -9,7 +9,7 @@ import Glibc
 /// `agentos-bench`: measures the system against baselines taken in the same
 /// run on the same machine, and reports ratios.
 @main
-struct Bench: ParsableCommand {
+struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agentos-bench",
         abstract: "Benchmarks of Agent OS against baselines measured in the same run.",
@@ -20,7 +20,7 @@ struct Bench: ParsableCommand {
             <!-- bench:kernel:begin --> and <!-- bench:kernel:end --> with this run's table.
             """,
         subcommands: [KernelBench.self, AgentsBench.self, RestartBench.self, CapabilityBench.self, ToolBench.self, MemoryBench.self,
-                      EchoServer.self]
+                      BusBench.self, EchoServer.self, BusAgent.self]
     )
 }
 

@@ -20,7 +20,7 @@ from typing import Callable, Dict, Optional, Tuple, Union
 from google.protobuf.message import DecodeError
 
 from ._proto import pb
-from .errors import AgentOSError, ConnectionClosed, FrameTooLarge, code_name, from_frame
+from .errors import AgentOSError, ConnectionClosed, FrameTooLarge, VersionMismatch, code_name, from_frame
 
 #: The protocol versions this client speaks (PROTOCOL.md §4).
 MIN_PROTOCOL_VERSION = 1
@@ -119,7 +119,7 @@ class Connection:
             raise AgentOSError(0, "PROTOCOL_ERROR", f"the kernel answered the hello with {body or 'an empty envelope'}")
         welcome = reply.welcome
         if not MIN_PROTOCOL_VERSION <= welcome.version <= MAX_PROTOCOL_VERSION:
-            raise AgentOSError(4, "VERSION_MISMATCH", f"the kernel chose protocol version {welcome.version}; this "
+            raise VersionMismatch(4, "VERSION_MISMATCH", f"the kernel chose protocol version {welcome.version}; this "
                                f"client speaks {MIN_PROTOCOL_VERSION}-{MAX_PROTOCOL_VERSION}")
         return welcome
 
@@ -249,6 +249,8 @@ class Connection:
         except BaseException as error:  # a bug in a deliver callback: do not leave waiters hanging
             failure = _closed(f"the reader thread failed: {error!r}")
         self._shutdown(failure)
+        with self._write_lock:  # nothing writes once closed: the fd can go
+            self._sock.close()
 
     def _dispatch(self, envelope: pb.Envelope) -> None:
         body = envelope.WhichOneof("body")

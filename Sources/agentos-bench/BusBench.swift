@@ -1,0 +1,202 @@
+import AgentKit
+import AgentOSClient
+import AgentOSProtocol
+import ArgumentParser
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The message bus, agent to agent through the kernel (both confined, both
+/// on AgentKit): request/response round trips against a raw Unix-socket
+/// ping-pong between two processes measured in the same run, the rate of
+/// one-way messages to a live agent, and the rate at which messages are
+/// queued durably for an agent that is not running.
+struct BusBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bus",
+        abstract: "Agent-to-agent request/response vs a raw Unix-socket ping-pong; message throughput.")
+
+    @Option(help: "Round trips measured (each side).")
+    var count = 5_000
+
+    @Option(help: "One-way messages sent in each throughput run.")
+    var messages = 50_000
+
+    @Option(help: ArgumentHelp("Rewrite the bus section of this README with the results.", valueName: "path"))
+    var updateReadme: String?
+
+    func run() throws {
+        let work = "/tmp/agentos-bench-bus-\(getpid())"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        chmod(work, 0o755)
+        let payload = 64
+
+        // Baseline: a frame of the same size to another process and back.
+        let echoPath = work + "/echo.sock"
+        let echo = try Bench.startProcess(Bench.executablePath, ["echo-server", echoPath, "--reply-size", String(payload)])
+        defer { Bench.stopProcess(echo) }
+        var fd: Int32 = -1
+        _ = Bench.waitFor {
+            fd = (try? openUnixSocket(path: echoPath)) ?? -1
+            return fd >= 0
+        }
+        guard fd >= 0 else { throw ValidationError("the echo server did not start") }
+        defer { close(fd) }
+        let frame = Frame.encode([UInt8](repeating: 0x23, count: payload - Frame.headerSize))
+        var buffer = [UInt8](repeating: 0, count: 4_096)
+        let raw = try Bench.measure(count: count, warmup: 500) {
+            try Bench.writeAll(fd, frame)
+            var got = 0
+            while got < payload {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                guard n > 0 else { throw ValidationError("the echo server went away") }
+                got += n
+            }
+        }
+
+        let (kernel, client) = try Bench.startKernel(work: work, arguments: ["--mailbox-limit", "1000000"])
+        defer { Bench.stopProcess(kernel) }
+        let paths = ToolBench.sandboxPaths(for: Bench.executablePath)
+        func start(_ name: String, _ arguments: [String], capabilities: [String] = []) throws -> Agentos_V1_AgentInfo {
+            var run = Agentos_V1_RunRequest()
+            run.name = name
+            run.argv = [Bench.executablePath, "bus-agent"] + arguments
+            run.sandbox.readOnly = paths
+            run.capabilities = capabilities
+            run.limits.pids = 64
+            guard case .run(let started) = try client.call(.run(run)) else { throw ValidationError("run \(name) failed") }
+            return started.agent
+        }
+        func result(of agent: Agentos_V1_AgentInfo, _ tag: String) throws -> [String: Double] {
+            var wait = Agentos_V1_WaitRequest()
+            wait.agent = agent.id
+            guard case .wait(let ended) = try client.call(.wait(wait)), ended.exit.exited, ended.exit.code == 0 else {
+                throw ValidationError("\(agent.name) failed: \(ToolBench.log(of: agent, client: client))")
+            }
+            let log = ToolBench.log(of: agent, client: client)
+            guard let line = log.split(separator: "\n").first(where: { $0.hasPrefix(tag + " ") }),
+                  let object = try JSONSerialization.jsonObject(with: Data(line.dropFirst(tag.count + 1).utf8)) as? [String: Any] else {
+                throw ValidationError("no \(tag) line from \(agent.name): \(log)")
+            }
+            return object.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+        }
+
+        // Request/response between two confined agents.
+        _ = try start("responder", ["respond"])
+        let requester = try start("requester", ["request", "--to", "responder", "--count", String(count),
+                                                "--payload", String(payload)],
+                                  capabilities: ["capability://agent/responder?action=message"])
+        let trips = try result(of: requester, "request-result")
+
+        // One-way messages to a live agent, sent by another (concurrently, pipelined).
+        let sink = try start("sink", ["sink", "--count", String(messages)])
+        let flood = try start("flood", ["flood", "--to", "sink", "--count", String(messages)],
+                              capabilities: ["capability://agent/sink?action=message"])
+        let sent = try result(of: flood, "flood-result")
+        let received = try result(of: sink, "sink-result")
+        let liveRate = Double(messages) / (((received["last_ns"] ?? 0) - (sent["start_ns"] ?? 0)) / 1e9)
+
+        // Queued durably for a worker that is not running.
+        let queuer = try start("queuer", ["flood", "--to", "offline/worker", "--count", String(messages)],
+                               capabilities: ["capability://agent/offline/**?action=message"])
+        let queued = try result(of: queuer, "flood-result")
+        let queueRate = Double(messages) / (((queued["end_ns"] ?? 0) - (queued["start_ns"] ?? 0)) / 1e9)
+
+        let median = trips["median_us"] ?? 0, p99 = trips["p99_us"] ?? 0
+        let table = [
+            "Measured \(ISO8601DateFormatter().string(from: Date())) by `agentos-bench bus` (release build) on: "
+                + Machine.description + ". Payload \(payload) bytes.",
+            "",
+            "| | median | p99 | n |",
+            "|---|---:|---:|---:|",
+            "| (a) request/response: confined agent → kernel → confined agent → kernel → agent (AgentKit) | \(Bench.format(median)) | \(Bench.format(p99)) | \(Int(trips["n"] ?? 0)) |",
+            "| (b) raw Unix-socket ping-pong between two processes | \(Bench.format(raw.median)) | \(Bench.format(raw.p99)) | \(raw.count) |",
+            "",
+            "| | value | target |",
+            "|---|---:|---:|",
+            "| (a) / (b), medians | \(String(format: "%.2f×", median / raw.median)) | ≤ 4× |",
+            "| one-way messages to a live agent (agent → kernel → agent, each stored until acked) | \(Int(liveRate).formatted()) msgs/s | ≥ 100,000 msgs/s |",
+            "| messages queued durably for a worker that is not running | \(Int(queueRate).formatted()) msgs/s | |",
+        ].joined(separator: "\n")
+        print(table)
+        if let updateReadme {
+            try Bench.replaceSection(in: updateReadme, marker: "bus", with: table)
+            FileHandle.standardError.write(Data("updated \(updateReadme)\n".utf8))
+        }
+    }
+}
+
+/// The agents of the bus benchmark (run confined by the kernel).
+struct BusAgent: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bus-agent", shouldDisplay: false)
+
+    @Argument var role: String
+    @Option var to = ""
+    @Option var count = 1_000
+    @Option var payload = 64
+    @Option var concurrency = 64
+
+    func run() async throws {
+        let agent = try Agent.connect(client: "agentos-bench bus-agent")
+        let body = Payload(bytes: Data(repeating: 0x2a, count: payload), contentType: "application/octet-stream")
+        switch role {
+        case "respond":
+            try await agent.serve { request in Payload(bytes: request.payload, contentType: request.contentType) }
+        case "request":
+            for _ in 0..<200 { _ = try await agent.request(to, body) }
+            var values: [Double] = []
+            values.reserveCapacity(count)
+            for _ in 0..<count {
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = try await agent.request(to, body)
+                values.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1_000)
+            }
+            let sample = Sample(values: values)
+            report("request-result", ["median_us": sample.median, "p99_us": sample.p99, "n": Double(sample.count)])
+        case "sink":
+            var received = 0
+            var batch: [String] = []
+            var first: Int64 = 0
+            for try await message in agent.messages() {
+                if first == 0 { first = Self.now() }
+                received += 1
+                batch.append(message.id)
+                if batch.count == 512 || received == count {
+                    try await agent.ack(ids: batch)
+                    batch.removeAll(keepingCapacity: true)
+                }
+                if received == count { break }
+            }
+            report("sink-result", ["first_ns": Double(first), "last_ns": Double(Self.now()), "count": Double(received)])
+        case "flood":
+            let start = Self.now()
+            let perTask = count / concurrency
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<concurrency {
+                    let share = index == concurrency - 1 ? count - perTask * (concurrency - 1) : perTask
+                    group.addTask {
+                        for _ in 0..<share { try await agent.send(to: to, body) }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            report("flood-result", ["start_ns": Double(start), "end_ns": Double(Self.now())])
+        default:
+            throw ValidationError("unknown role \(role)")
+        }
+    }
+
+    static func now() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+    }
+
+    func report(_ tag: String, _ values: [String: Double]) {
+        guard let data = try? JSONSerialization.data(withJSONObject: values, options: [.sortedKeys]) else { return }
+        print(tag + " " + String(decoding: data, as: UTF8.self))
+        fflush(nil)
+    }
+}
