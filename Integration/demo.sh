@@ -9,13 +9,16 @@ echo "== building (debug) ..."
 swift build 2>&1 | tail -1
 bin="$(swift build --show-bin-path)"
 export PATH="$bin:$PATH"
+Integration/install-examples.sh "$bin"   # the example team's agents (Policies/examples/duo.yaml), under /opt/agentos
 
 demo=$(mktemp -d /tmp/agentos-demo.XXXXXX)
 chmod 755 "$demo"   # agents run as their own uids and must reach their dirs below it
 export AGENTOS_SOCKET="$demo/kernel.sock"
 state="$demo/state"
 kernel_pid=""
+hello_subscriber="" duo_subscriber=""   # agentctl subscribe jobs in the background, until they end
 cleanup() {
+    for pid in $hello_subscriber $duo_subscriber; do kill "$pid" 2>/dev/null || true; done
     [ -n "$kernel_pid" ] && kill "$kernel_pid" 2>/dev/null && wait "$kernel_pid" 2>/dev/null
     rm -rf "$demo"
 }
@@ -24,9 +27,18 @@ trap cleanup EXIT
 pid_of() { agentctl inspect "$1" --json | grep -o '"pid" : [0-9]*' | grep -o '[0-9]*$' | head -1; }
 # Running = exists and is not a zombie waiting for its reaper.
 alive() { [ -r "/proc/$1/stat" ] && ! awk '{ exit ($3 == "Z" || $3 == "X") ? 0 : 1 }' "/proc/$1/stat" 2>/dev/null; }
+ended() { ! alive "$1"; }
 gone_within() { for _ in $(seq 50); do alive "$1" || return 0; sleep 0.05; done; return 1; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
+# wait_until SECONDS WHAT COMMAND...: runs COMMAND every 0.1 s until it succeeds; after SECONDS the demo fails, saying what it waited for.
+wait_until() {
+    local seconds=$1 what=$2
+    shift 2
+    for _ in $(seq $((seconds * 10))); do "$@" && return 0; sleep 0.1; done
+    echo "demo: gave up after ${seconds}s waiting for $what" >&2
+    exit 1
+}
 
 start_kernel() {
     agentd --state-dir "$state" --socket "$AGENTOS_SOCKET" --log-level warning 2>>"$demo/agentd.log" &
@@ -165,6 +177,62 @@ if [ -x "$mcp_venv/bin/mcp-server-time" ]; then
     agentctl logs asker | grep '^tool-result' | cut -c1-240
     show agentctl stop clock
 fi
+
+step "topics: an event reaches whoever is subscribed when it is published; nothing is stored"
+show agentctl publish demo.hello --text hello
+echo "\$ agentctl subscribe 'demo.**' --count 1 > demo.events &"
+agentctl subscribe 'demo.**' --count 1 >"$demo/demo.events" &
+hello_subscriber=$!
+# The subscription opens a moment later: publish until one reaches it (publish says how many it reached).
+reached_one() { hello=$(agentctl publish demo.hello --text "hello again") && [[ $hello != *" reached 0 "* ]]; }
+wait_until 10 "the subscription to demo.** to open" reached_one
+echo "\$ agentctl publish demo.hello --text \"hello again\""
+echo "$hello"
+wait_until 10 "agentctl subscribe --count 1 to end after its event" ended "$hello_subscriber"
+wait "$hello_subscriber" || { echo "demo: agentctl subscribe failed" >&2; exit 1; }
+hello_subscriber=""
+show cat "$demo/demo.events"
+
+step "a team in two languages (Policies/examples/duo.yaml): a Swift planner and a Python writer"
+echo "(the planner, Swift with AgentKit, sends the writer, Python with agentkit, 6 items as requests; the writer"
+echo " keeps each result in the memory both share (shared/duo), saves a checkpoint, answers and acks; the planner"
+echo " announces the end on the topic duo.done. Integration/install-examples.sh put both under /opt/agentos)"
+echo "\$ agentctl subscribe 'duo.*' --count 1 > duo.events &"
+agentctl subscribe 'duo.*' --count 1 >"$demo/duo.events" &
+duo_subscriber=$!
+show agentctl apply Policies/examples/duo.yaml
+# The writer spends 0.5 s on each item (WRITER_WORK_SECONDS in duo.yaml); item 3 too, should a poll miss item 2.
+writer_mid_item() { writer_line=$(agentctl logs duo.writer 2>/dev/null | tail -n 1) && [[ $writer_line =~ ^writer:\ working\ on\ item\ [23]$ ]]; }
+wait_until 30 "the writer to start on item 2 (agentctl logs duo.writer)" writer_mid_item
+echo "(the writer's log ends with: $writer_line)"
+show agentctl tree duo
+# (--json keys are sorted: a node's "pid" follows its "path")
+writer_pid=$(agentctl tree duo --json | tr -d ' \n' | grep -o '"path":"duo/writer","pid":[0-9]*' | grep -o '[0-9]*$' || true)
+[ -n "$writer_pid" ] || { echo "demo: no pid for duo/writer in agentctl tree duo --json" >&2; exit 1; }
+echo "(kill -9 of the writer in the middle of an item simulates a crash: it has not answered that request, nor acked it)"
+show kill -9 "$writer_pid"
+planner_done() { agentctl logs duo.planner 2>/dev/null | grep -q 'all 6 items done'; }
+wait_until 60 "the planner to log 'all 6 items done' (agentctl logs duo.planner)" planner_done
+# Then it announces it on duo.done and exits 0.
+wait_until 10 "the duo.done event (agentctl subscribe 'duo.*' --count 1)" ended "$duo_subscriber"
+wait "$duo_subscriber" || { echo "demo: agentctl subscribe 'duo.*' failed" >&2; exit 1; }
+duo_subscriber=""
+planner_stopped() { agentctl tree duo --json | tr -d ' \n' | grep -q '"path":"duo/planner"[^}]*"state":"stopped"'; }
+wait_until 10 "the planner to stop (agentctl tree duo)" planner_stopped
+echo "(its supervisor restarted the writer: the new run (its log starts again) resumed from its checkpoint, and"
+echo " the request it had not acked was delivered again from its mailbox: it did that item again, or answered it"
+echo " from shared memory had the crash come after its checkpoint)"
+show agentctl logs duo.writer
+echo "(every item once, in order, each result found in shared memory)"
+show agentctl logs duo.planner
+echo "(1 restart in the window, the writer's; the planner, transient, ended normally and stays stopped)"
+show agentctl tree duo
+show agentctl mem ls shared/duo
+echo "(nothing left waiting: every request was acked)"
+show agentctl mailbox duo/writer
+echo "(what the subscriber started before the apply got: the planner's announcement)"
+show cat "$demo/duo.events"
+show agentctl delete duo
 
 step "the audit chain: every event and allowed check, each record hashing the one before"
 show agentctl audit --limit 6

@@ -149,20 +149,9 @@ public final class Agent: Sendable {
     /// when this process ends is delivered again to the next run. Repeats
     /// this process has seen already are dropped.
     public func messages() -> AsyncThrowingStream<Message, any Error> {
-        let raw = link.stream(.receive(.init()))
-        return AsyncThrowingStream { continuation in
-            let pump = Task { [self] in
-                do {
-                    for try await item in raw {
-                        guard case .message(let wire) = item else { continue }
-                        if self.seen.withLock({ $0.insert(wire.id) }) { continuation.yield(Message(wire)) }
-                    }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in pump.cancel() }
+        link.stream(.receive(.init())) { [self] item in
+            guard case .message(let wire) = item, seen.withLock({ $0.insert(wire.id) }) else { return nil }
+            return Message(wire)
         }
     }
 
@@ -217,19 +206,9 @@ public final class Agent: Sendable {
     public func subscribe(_ pattern: String) -> AsyncThrowingStream<Message, any Error> {
         var request = Agentos_V1_SubscribeRequest()
         request.pattern = pattern
-        let raw = link.stream(.subscribe(request))
-        return AsyncThrowingStream { continuation in
-            let pump = Task {
-                do {
-                    for try await item in raw {
-                        if case .message(let wire) = item { continuation.yield(Message(wire)) }
-                    }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in pump.cancel() }
+        return link.stream(.subscribe(request)) { item in
+            guard case .message(let wire) = item else { return nil }
+            return Message(wire)
         }
     }
 

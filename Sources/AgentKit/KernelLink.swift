@@ -14,7 +14,9 @@ import Glibc
 final class KernelLink: Sendable {
     private enum Waiter {
         case call(CheckedContinuation<KernelResponse.OneOf_Result, any Error>)
-        case stream(AsyncThrowingStream<StreamChunk.OneOf_Item, any Error>.Continuation)
+        /// A stream's chunks are handed over on the reader thread itself
+        /// (already transformed: no extra task hop per message).
+        case stream(yield: @Sendable (StreamChunk.OneOf_Item) -> Void, finish: @Sendable ((any Error)?) -> Void)
     }
 
     private struct State {
@@ -78,15 +80,17 @@ final class KernelLink: Sendable {
         }
     }
 
-    /// A streaming request: its chunks until the kernel ends it. Ending the
-    /// iteration early sends Cancel, so the kernel stops the stream too.
-    func stream(_ call: KernelRequest.OneOf_Call) -> AsyncThrowingStream<StreamChunk.OneOf_Item, any Error> {
+    /// A streaming request: its chunks, as `transform` makes them (nil:
+    /// skipped), until the kernel ends it. Ending the iteration early sends
+    /// Cancel, so the kernel stops the stream too.
+    func stream<Element: Sendable>(_ call: KernelRequest.OneOf_Call,
+                                   transform: @escaping @Sendable (StreamChunk.OneOf_Item) -> Element?)
+        -> AsyncThrowingStream<Element, any Error> {
         let id = nextID()
         // Unbounded here on purpose: the reader thread must never wait for
         // one slow consumer (other calls' answers share the socket); the
         // kernel bounds what it queues for each stream on its side.
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: StreamChunk.OneOf_Item.self,
-                                                                    throwing: (any Error).self)
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: Element.self, throwing: (any Error).self)
         continuation.onTermination = { [weak self] termination in
             guard let self else { return }
             if case .cancelled = termination {
@@ -94,7 +98,12 @@ final class KernelLink: Sendable {
                 self.cancel(id)
             }
         }
-        if let failure = register(id, .stream(continuation)) {
+        let waiter = Waiter.stream(yield: { item in
+            if let element = transform(item) { continuation.yield(element) }
+        }, finish: { error in
+            continuation.finish(throwing: error)
+        })
+        if let failure = register(id, waiter) {
             continuation.finish(throwing: failure)
         } else {
             send(id, call)
@@ -157,7 +166,7 @@ final class KernelLink: Sendable {
     private func fail(_ waiter: Waiter?, _ error: any Error) {
         switch waiter {
         case .call(let continuation)?: continuation.resume(throwing: error)
-        case .stream(let continuation)?: continuation.finish(throwing: error)
+        case .stream(_, let finish)?: finish(error)
         case nil: break
         }
     }
@@ -198,10 +207,10 @@ final class KernelLink: Sendable {
             }
         case .chunk(let chunk)?:
             let waiter = state.withLock { $0.waiters[id] }
-            if case .stream(let continuation)? = waiter, let item = chunk.item { continuation.yield(item) }
+            if case .stream(let yield, _)? = waiter, let item = chunk.item { yield(item) }
         case .streamEnd?:
             switch remove(id) {
-            case .stream(let continuation)?: continuation.finish()
+            case .stream(_, let finish)?: finish(nil)
             case .call(let continuation)?: continuation.resume(throwing: CancellationError())
             case nil: break
             }

@@ -210,13 +210,26 @@ struct Connection {
                 try await respond(id, .deny(try services.approvals.decide(request.callID, approve: false,
                                                                            reason: request.reason)), queue)
             case .send(let request):
-                try await respond(id, .send(try await send(request)), queue)
+                // Routed and queued here, in the order the frames came;
+                // answered once its group is committed, without holding up
+                // the next frame (so a sender's stream of sends is committed
+                // in groups, still in order).
+                let (sender, recipient) = try await route(request)
+                let outcome = try services.bus.submit(request, from: sender, to: recipient)
+                Task {
+                    switch await outcome.value() {
+                    case .success(let sent):
+                        try? await respond(id, .send(sent), queue)
+                    case .failure(let error):
+                        queue.sendNow(.error(error.code, error.message, correlationID: id, detail: error.detail))
+                    }
+                }
             case .request(let request):
                 try await respond(id, .request(try await busRequest(request)), queue)
             case .receive:
                 try await streamMailbox(id, agentID: try agentID(), queue)
             case .ack(let request):
-                let me = Bus.identity(of: try await services.lifecycle.resolve(try agentID()))
+                let me = try await services.bus.agent(try agentID(), lifecycle: services.lifecycle).identity
                 var response = Agentos_V1_AckResponse()
                 response.removed = UInt32(try services.bus.acknowledge(request.ids, identity: me))
                 try await respond(id, .ack(response), queue)
@@ -261,14 +274,6 @@ struct Connection {
         }
     }
 
-    /// A message from an operator, or from an agent to its team (its
-    /// supervisor's other children) or to whom a capability names
-    /// (`capability://agent/NAME-OR-PATH?action=message`).
-    private func send(_ request: Agentos_V1_SendRequest) async throws -> Agentos_V1_SendResponse {
-        let (sender, recipient) = try await route(request)
-        return try services.bus.send(request, from: sender, to: recipient)
-    }
-
     /// A request: sent, and its response waited for.
     private func busRequest(_ request: Agentos_V1_BusRequest) async throws -> Agentos_V1_BusMessage {
         let (sender, recipient) = try await route(request.message)
@@ -278,12 +283,14 @@ struct Connection {
     }
 
     /// Who sends (`operator`, or the agent's identity) to which mailbox,
-    /// once an agent's right to message it is checked.
+    /// once an agent's right to message it is checked: an agent may message
+    /// its team (its supervisor's other children) and whom a capability
+    /// names (`capability://agent/NAME-OR-PATH?action=message`).
     private func route(_ request: Agentos_V1_SendRequest) async throws -> (sender: String, recipient: String) {
         let recipient = try await services.bus.recipient(request.to, lifecycle: services.lifecycle)
         guard case .agent(let senderID) = peer else { return (Bus.operatorIdentity, recipient) }
-        let sender = try await services.lifecycle.resolve(senderID)
-        let identity = Bus.identity(of: sender)
+        let sender = try await services.bus.agent(senderID, lifecycle: services.lifecycle)
+        let identity = sender.identity
         let parent = { (path: String) -> Substring? in path.lastIndex(of: "/").map { path[..<$0] } }
         let team = parent(identity) != nil && parent(identity) == parent(recipient)
         let answer = services.bus.isResponse(request, from: identity, to: recipient)
@@ -297,18 +304,31 @@ struct Connection {
 
     /// An agent's mailbox: what waits, then what arrives, until it goes.
     private func streamMailbox(_ id: UInt64, agentID: String, _ queue: OutboundQueue) async throws {
-        let identity = Bus.identity(of: try await services.lifecycle.resolve(agentID))
+        let identity = try await services.bus.agent(agentID, lifecycle: services.lifecycle).identity
         let (waiting, live) = try services.bus.receive(identity)
         defer { live.finish() }
-        var last: Int64 = 0
-        for message in waiting {
-            try await queue.send(chunk(id, .message(Bus.wire(message))))
-            last = message.seq
+        // What arrives while the waiting ones are read is in both: sent once.
+        // Stored messages go by their seq (they arrive in its order);
+        // requests whose requesters wait (not stored, seq 0) by their id.
+        var lastSeq: Int64 = 0
+        var handed: Set<String> = []
+        var page = waiting
+        while !page.isEmpty {
+            for message in page {
+                try await queue.send(chunk(id, .message(Bus.wire(message))))
+                if message.seq > 0 { lastSeq = message.seq } else { handed.insert(message.id) }
+            }
+            page = try services.bus.stored(for: identity, after: lastSeq)
         }
-        for await message in live.stream where message.recipient == identity && message.seq > last {
+        for await message in live.stream where message.recipient == identity {
             try Task.checkCancellation()
+            if message.seq > 0 {
+                guard message.seq > lastSeq else { continue }
+                lastSeq = message.seq
+            } else if handed.remove(message.id) != nil {
+                continue
+            }
             try await queue.send(chunk(id, .message(Bus.wire(message))))
-            last = message.seq
         }
         try Task.checkCancellation()
         if live.overflowed {

@@ -33,21 +33,43 @@ public struct MessageRecord: Sendable, Equatable {
 }
 
 extension StateStore {
-    /// Puts a message in its recipient's mailbox unless that holds `limit`
-    /// already (nil then: the sender is refused, nothing grows).
-    public func enqueueMessage(_ message: MessageRecord, limit: Int) throws -> (MessageRecord, depth: Int)? {
+    /// Puts messages in their recipients' mailboxes, in order, in one
+    /// transaction (the bus commits what arrives together as a group). A
+    /// mailbox that holds `limit` refuses (nil in its place: nothing grows).
+    /// `depths` are the mailboxes' sizes the caller knows; the others are
+    /// counted here. Returns each message as stored, and the sizes after.
+    public func enqueueMessages(_ messages: [MessageRecord], limit: Int,
+                                depths known: [String: Int]) throws -> (stored: [MessageRecord?], depths: [String: Int]) {
         try pool.write { db in
-            let depth = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM mailbox WHERE recipient = ?",
-                                         arguments: [message.recipient]) ?? 0
-            guard depth < limit else { return nil }
-            try db.execute(sql: """
+            var depths = known
+            var stored: [MessageRecord?] = []
+            stored.reserveCapacity(messages.count)
+            let insert = try db.cachedStatement(sql: """
                 INSERT INTO mailbox (id, recipient, sender, type, content_type, payload, correlation_id, sent_at, stream_end)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [message.id, message.recipient, message.sender, message.type, message.contentType,
-                                 Data(message.payload), message.correlationID, message.sentAt, message.streamEnd])
-            var stored = message
-            stored.seq = db.lastInsertedRowID
-            return (stored, depth + 1)
+                """)
+            for message in messages {
+                let depth: Int
+                if let known = depths[message.recipient] {
+                    depth = known
+                } else {
+                    depth = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM mailbox WHERE recipient = ?",
+                                             arguments: [message.recipient]) ?? 0
+                }
+                guard depth < limit else {
+                    depths[message.recipient] = depth
+                    stored.append(nil)
+                    continue
+                }
+                try insert.execute(arguments: [message.id, message.recipient, message.sender, message.type,
+                                               message.contentType, Data(message.payload), message.correlationID,
+                                               message.sentAt, message.streamEnd])
+                var copy = message
+                copy.seq = db.lastInsertedRowID
+                stored.append(copy)
+                depths[message.recipient] = depth + 1
+            }
+            return (stored, depths)
         }
     }
 
@@ -64,8 +86,9 @@ extension StateStore {
     public func acknowledgeMessages(_ ids: [String], recipient: String) throws -> Int {
         try pool.write { db in
             var removed = 0
+            let delete = try db.cachedStatement(sql: "DELETE FROM mailbox WHERE id = ? AND recipient = ?")
             for id in ids {
-                try db.execute(sql: "DELETE FROM mailbox WHERE id = ? AND recipient = ?", arguments: [id, recipient])
+                try delete.execute(arguments: [id, recipient])
                 removed += db.changesCount
             }
             return removed

@@ -315,13 +315,14 @@ public final class StateStore: Sendable {
     /// live one, else the newest); or an unambiguous id prefix of 3+ characters.
     public func resolve(_ reference: String) throws -> AgentRecord {
         try pool.read { db in
-            if let row = try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?", arguments: [reference]) {
+            // Cached statements: agents' calls resolve on every message.
+            if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM agents WHERE id = ?"), arguments: [reference]) {
                 return Self.agent(from: row)
             }
-            if let row = try Row.fetchOne(db, sql: """
+            if let row = try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT * FROM agents WHERE name = ?
                 ORDER BY state IN ('pending', 'running', 'paused') DESC, created_at DESC LIMIT 1
-                """, arguments: [reference]) {
+                """), arguments: [reference]) {
                 return Self.agent(from: row)
             }
             if reference.count >= 3, reference.allSatisfy({ $0.isHexDigit }) {

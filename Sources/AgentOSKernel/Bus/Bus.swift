@@ -1,6 +1,8 @@
 import AgentOSProtocol
 import AgentOSStore
+import Dispatch
 import Foundation
+import Synchronization
 
 /// The message bus: durable, bounded mailboxes in the state store, one per
 /// identity (a policy worker's path, else an agent's name), so a message to
@@ -8,6 +10,14 @@ import Foundation
 /// `kill -9` of the kernel is delivered after the restart. Delivery is at
 /// least once: a message stays until its recipient acks it; its id lets
 /// the recipient drop a repeat.
+///
+/// Sends are committed in groups: what arrives while a transaction runs
+/// goes into the next one, in arrival order, and each sender is answered
+/// once its message is stored. A request made with `request` is not stored:
+/// it lives (and waits for a restarting recipient) as long as its requester
+/// waits, and its response goes straight to that requester. A kernel crash
+/// ends the requester's call with its connection, so storing either would
+/// only leave messages nobody waits for.
 extension AgentRecord {
     /// A policy worker's path (POLICY/CHILD/...), from the environment its supervisor gave it.
     var policyPath: String? { environment["AGENTOS_CHILD_PATH"] }
@@ -19,8 +29,56 @@ final class Bus: Sendable {
     private let arrivals = SubscriberSet<MessageRecord>()
     let topics = Topics()
     let mailboxLimit: Int
+    private let state = Mutex(State())
+    /// Runs the group commits, one at a time, off the concurrency pool.
+    private let writer = DispatchQueue(label: "agentos.bus.writer")
 
     static let subscriberBuffer = 10_000
+    static let maximumPayloadBytes = 1 << 20
+    static let operatorIdentity = "operator"
+    /// Messages in one group commit at most.
+    static let groupLimit = 1_000
+
+    typealias SendOutcome = Result<Agentos_V1_SendResponse, KernelError>
+
+    private struct Queued {
+        let message: MessageRecord
+        let outcome: Handoff<SendOutcome>
+    }
+
+    /// A requester waiting for the response to its request.
+    private struct Waiter {
+        let requester: String
+        let responder: String
+        let response: Handoff<MessageRecord?>
+    }
+
+    private struct State {
+        /// Sends accepted and not yet committed, in arrival order.
+        var queued: [Queued] = []
+        var committing = false
+        /// Stored messages per mailbox, as far as known (every mailbox
+        /// write goes through the bus); unknown ones are counted in the
+        /// commit. `generation` changes with each removal, so a commit that
+        /// raced an ack does not write back a stale size.
+        var depths: [String: Int] = [:]
+        var generation: [String: Int] = [:]
+        /// Requests whose requester waits, by id (not stored).
+        var requests: [String: MessageRecord] = [:]
+        var waiters: [String: Waiter] = [:]
+        /// Agents' identities and names by id (fixed for an agent's life;
+        /// every message an agent sends needs its own).
+        var agents: [String: (identity: String, name: String)] = [:]
+
+        func pendingRequests(for recipient: String) -> [MessageRecord] {
+            requests.values.filter { $0.recipient == recipient }.sorted { $0.sentAt < $1.sentAt }
+        }
+
+        mutating func removed(from recipient: String) {
+            depths[recipient] = nil
+            generation[recipient, default: 0] += 1
+        }
+    }
 
     init(store: StateStore, events: EventHub, mailboxLimit: Int) {
         self.store = store
@@ -49,10 +107,99 @@ final class Bus: Sendable {
         agent.policyPath ?? agent.name
     }
 
+    /// The identity and name of the agent with id `id`, looked up once.
+    func agent(_ id: String, lifecycle: Lifecycle) async throws -> (identity: String, name: String) {
+        if let known = state.withLock({ $0.agents[id] }) { return known }
+        let record = try await lifecycle.resolve(id)
+        let entry = (identity: Self.identity(of: record), name: record.name)
+        state.withLock { state in
+            if state.agents.count >= 4_096 { state.agents.removeAll() }
+            state.agents[id] = entry
+        }
+        return entry
+    }
+
+    // MARK: Sending
+
+    /// Takes a message for `recipient`'s mailbox: its place in the order is
+    /// fixed now; the outcome comes once its group is committed (or at once,
+    /// for a response a requester is waiting for). Bad input throws here.
+    func submit(_ request: Agentos_V1_SendRequest, from sender: String, to recipient: String) throws -> Handoff<SendOutcome> {
+        let message = try Self.record(request, from: sender, to: recipient)
+        let outcome = Handoff<SendOutcome>()
+        if message.type == "response", let waiter = state.withLock({ $0.waiters[message.correlationID] }),
+           waiter.requester == recipient, waiter.response.fulfil(message) {
+            outcome.fulfil(.success(Self.sent(message, depth: 0)))
+            return outcome
+        }
+        let start = state.withLock { state -> Bool in
+            state.queued.append(Queued(message: message, outcome: outcome))
+            defer { state.committing = true }
+            return !state.committing
+        }
+        if start { writer.async { self.commitQueued() } }
+        return outcome
+    }
+
     /// Puts a message in `recipient`'s mailbox; refused when it is full.
-    func send(_ request: Agentos_V1_SendRequest, from sender: String, to recipient: String) throws -> Agentos_V1_SendResponse {
-        guard request.payload.count <= Self.maximumPayloadBytes else {
-            throw KernelError(.invalidArgument, "a payload of \(request.payload.count) bytes: at most \(Self.maximumPayloadBytes)")
+    func send(_ request: Agentos_V1_SendRequest, from sender: String, to recipient: String) async throws -> Agentos_V1_SendResponse {
+        try await submit(request, from: sender, to: recipient).value().get()
+    }
+
+    /// Commits what is queued, a group at a time, until nothing is.
+    private func commitQueued() {
+        while true {
+            let (group, known, generations) = state.withLock { state -> ([Queued], [String: Int], [String: Int]) in
+                guard !state.queued.isEmpty else {
+                    state.committing = false
+                    return ([], [:], [:])
+                }
+                let group = Array(state.queued.prefix(Self.groupLimit))
+                state.queued.removeFirst(group.count)
+                var known: [String: Int] = [:], generations: [String: Int] = [:]
+                for recipient in Set(group.map(\.message.recipient)) {
+                    known[recipient] = state.depths[recipient]
+                    generations[recipient] = state.generation[recipient, default: 0]
+                }
+                return (group, known, generations)
+            }
+            if group.isEmpty { return }
+            do {
+                let (stored, depths) = try store.enqueueMessages(group.map(\.message), limit: mailboxLimit, depths: known)
+                state.withLock { state in
+                    for (recipient, depth) in depths where state.generation[recipient, default: 0] == generations[recipient] {
+                        state.depths[recipient] = depth
+                    }
+                }
+                for (queued, message) in zip(group, stored) {
+                    guard let message else {
+                        queued.outcome.fulfil(.failure(refusal(queued.message)))
+                        continue
+                    }
+                    arrivals.deliver(message)
+                    queued.outcome.fulfil(.success(Self.sent(message, depth: depths[message.recipient] ?? 0)))
+                }
+            } catch {
+                state.withLock { state in
+                    for recipient in known.keys { state.removed(from: recipient) }
+                }
+                let failure = KernelError.from(error)
+                for queued in group { queued.outcome.fulfil(.failure(failure)) }
+            }
+        }
+    }
+
+    private func refusal(_ message: MessageRecord) -> KernelError {
+        _ = try? events.record("bus.refused", "a message from \(message.sender) to \(message.recipient) was refused: its mailbox is full",
+                               data: ["from": message.sender, "to": message.recipient])
+        return KernelError(.conflict, "the mailbox of \(message.recipient) is full (\(mailboxLimit) messages wait): try later",
+                           detail: ["reason": "mailbox-full"])
+    }
+
+    /// A message as the bus keeps it, once its fields are checked.
+    private static func record(_ request: Agentos_V1_SendRequest, from sender: String, to recipient: String) throws -> MessageRecord {
+        guard request.payload.count <= maximumPayloadBytes else {
+            throw KernelError(.invalidArgument, "a payload of \(request.payload.count) bytes: at most \(maximumPayloadBytes)")
         }
         let type = request.type.isEmpty ? "message" : request.type
         guard ["message", "request", "response", "event", "stream"].contains(type) else {
@@ -64,88 +211,119 @@ final class Bus: Sendable {
         guard request.correlationID.utf8.count <= 128 else {
             throw KernelError(.invalidArgument, "a correlation id is at most 128 bytes")
         }
-        let message = MessageRecord(id: randomHexID(length: 16), recipient: recipient, sender: sender, type: type,
-                                    contentType: request.contentType.isEmpty ? "application/json" : request.contentType,
-                                    payload: [UInt8](request.payload), correlationID: request.correlationID,
-                                    sentAt: unixNanoseconds(), streamEnd: type == "stream" && request.end)
-        guard let (stored, depth) = try store.enqueueMessage(message, limit: mailboxLimit) else {
-            _ = try? events.record("bus.refused", "a message from \(sender) to \(recipient) was refused: its mailbox is full",
-                                   data: ["from": sender, "to": recipient])
-            throw KernelError(.conflict, "the mailbox of \(recipient) is full (\(mailboxLimit) messages wait): try later",
-                              detail: ["reason": "mailbox-full"])
-        }
-        arrivals.deliver(stored)
+        return MessageRecord(id: randomHexID(length: 16), recipient: recipient, sender: sender, type: type,
+                             contentType: request.contentType.isEmpty ? "application/json" : request.contentType,
+                             payload: [UInt8](request.payload), correlationID: request.correlationID,
+                             sentAt: unixNanoseconds(), streamEnd: type == "stream" && request.end)
+    }
+
+    private static func sent(_ message: MessageRecord, depth: Int) -> Agentos_V1_SendResponse {
         var response = Agentos_V1_SendResponse()
-        response.id = stored.id
-        response.to = recipient
+        response.id = message.id
+        response.to = message.recipient
         response.depth = UInt32(depth)
         return response
     }
 
-    /// What waits for `identity`, then what arrives for it: a stream that
-    /// ends only when the caller goes (or falls too far behind).
+    // MARK: Receiving
+
+    /// What waits for `identity` (stored messages, then requests whose
+    /// requesters wait), then what arrives for it: a stream that ends only
+    /// when the caller goes (or falls too far behind).
     func receive(_ identity: String) throws -> (waiting: [MessageRecord], live: BoundedSubscription<MessageRecord>) {
         // Subscribed first: nothing sent between the read and the
-        // subscription is missed (a repeat is dropped by seq).
+        // subscription is missed (a repeat is dropped by its id).
         let live = arrivals.add(buffer: Self.subscriberBuffer)
-        return (try store.messages(for: identity), live)
+        let stored = try store.messages(for: identity)
+        return (stored + state.withLock { $0.pendingRequests(for: identity) }, live)
+    }
+
+    /// Stored messages for `identity` after `seq` (the next page of what waits).
+    func stored(for identity: String, after seq: Int64) throws -> [MessageRecord] {
+        try store.messages(for: identity, after: seq)
     }
 
     /// Sends `message` as a request and waits for its response (a message
-    /// to `sender` of type response naming it as its correlation id),
-    /// which is taken out of the sender's mailbox and returned. Unanswered
-    /// within `timeout`, the request is withdrawn if not yet delivered and
-    /// acked, and the call fails.
+    /// of type response to `sender` naming it as its correlation id). The
+    /// request waits for its recipient (a restarting worker gets it when it
+    /// receives again) as long as the requester waits, and no longer:
+    /// unanswered within `timeout`, it is withdrawn and the call fails.
     func request(_ message: Agentos_V1_SendRequest, from sender: String, to recipient: String,
                  timeout: Duration) async throws -> Agentos_V1_BusMessage {
         var request = message
         request.type = "request"
-        let live = arrivals.add(buffer: Self.subscriberBuffer)
-        defer { live.finish() }
-        let sent = try send(request, from: sender, to: recipient)
-        let id = sent.id
-        let answer = try await withThrowingTaskGroup(of: MessageRecord?.self) { group in
-            group.addTask {
-                for await arrival in live.stream
-                where arrival.recipient == sender && arrival.type == "response" && arrival.correlationID == id {
-                    return arrival
+        let record = try Self.record(request, from: sender, to: recipient)
+        let response = Handoff<MessageRecord?>()
+        try state.withLock { state throws(KernelError) in
+            let waiting = (state.depths[recipient] ?? 0) + state.requests.values.count { $0.recipient == recipient }
+            guard waiting < mailboxLimit else { throw refusal(record) }
+            state.requests[record.id] = record
+            state.waiters[record.id] = Waiter(requester: sender, responder: recipient, response: response)
+        }
+        defer {
+            state.withLock { state in
+                state.requests[record.id] = nil
+                state.waiters[record.id] = nil
+            }
+        }
+        arrivals.deliver(record)
+        let answer = await withTaskCancellationHandler {
+            await withTaskGroup(of: MessageRecord?.self) { group in
+                group.addTask { await response.value() }
+                group.addTask {
+                    try? await Task.sleep(for: timeout)
+                    response.fulfil(nil)
+                    return nil
                 }
-                return nil
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first
             }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            let first = try await group.next() ?? nil
-            group.cancelAll()
-            return first
+        } onCancel: {
+            response.fulfil(nil)
         }
         guard let answer else {
-            _ = try? store.acknowledgeMessages([id], recipient: recipient)
-            throw KernelError(.conflict, "no response from \(recipient) within \(timeout) (the request is withdrawn if it was not received)",
+            try Task.checkCancellation()
+            throw KernelError(.conflict, "no response from \(recipient) within \(timeout) (the request is withdrawn)",
                               detail: ["reason": "timeout"])
         }
-        _ = try store.acknowledgeMessages([answer.id], recipient: sender)
         return Self.wire(answer)
     }
 
+    /// Removes handled messages from `identity`'s mailbox (and requests it
+    /// was handed); returns how many.
     func acknowledge(_ ids: [String], identity: String) throws -> Int {
-        try store.acknowledgeMessages(ids, recipient: identity)
+        let handed = state.withLock { state -> Set<String> in
+            var found: Set<String> = []
+            for id in ids where state.requests[id]?.recipient == identity {
+                state.requests[id] = nil
+                found.insert(id)
+            }
+            return found
+        }
+        let stored = ids.filter { !handed.contains($0) }
+        guard !stored.isEmpty else { return handed.count }
+        let removed = try store.acknowledgeMessages(stored, recipient: identity)
+        if removed > 0 { state.withLock { $0.removed(from: identity) } }
+        return handed.count + removed
     }
 
     func mailbox(_ identity: String, limit: Int) throws -> Agentos_V1_MailboxInfo {
         var info = Agentos_V1_MailboxInfo()
         info.identity = identity
         let (count, oldest) = try store.mailboxDepth(identity)
-        info.depth = UInt32(count)
-        info.oldestNs = oldest ?? 0
-        info.messages = try store.messages(for: identity, limit: limit).map(Self.wire)
+        let requests = state.withLock { $0.pendingRequests(for: identity) }
+        info.depth = UInt32(count + requests.count)
+        info.oldestNs = [oldest, requests.first?.sentAt].compactMap { $0 }.min() ?? 0
+        info.messages = Array((try store.messages(for: identity, limit: limit) + requests).prefix(limit)).map(Self.wire)
         return info
     }
 
     func finishAll() {
         arrivals.finishAll()
         topics.finishAll()
+        let waiters = state.withLock { Array($0.waiters.values) }
+        for waiter in waiters { waiter.response.fulfil(nil) }
     }
 
     /// An event to the live subscribers of `request.topic` (not stored).
@@ -170,15 +348,15 @@ final class Bus: Sendable {
         return response
     }
 
-    static let maximumPayloadBytes = 1 << 20
-    static let operatorIdentity = "operator"
-
     /// Whether `message` answers a request `sender` holds from `recipient`
     /// (a response, or a stream of chunks, goes back to whoever asked,
-    /// whatever its grants).
+    /// whatever its grants): one whose requester waits, or a stored one.
     func isResponse(_ message: Agentos_V1_SendRequest, from sender: String, to recipient: String) -> Bool {
-        guard message.type == "response" || message.type == "stream", !message.correlationID.isEmpty,
-              let request = try? store.message(id: message.correlationID, recipient: sender) else { return false }
+        guard message.type == "response" || message.type == "stream", !message.correlationID.isEmpty else { return false }
+        if let waiter = state.withLock({ $0.waiters[message.correlationID] }) {
+            return waiter.requester == recipient && waiter.responder == sender
+        }
+        guard let request = try? store.message(id: message.correlationID, recipient: sender) else { return false }
         return request.type == "request" && request.sender == recipient
     }
 
