@@ -1,5 +1,12 @@
 import AgentOSProtocol
 
+// The protocol types AgentKit's API hands out, nameable by an agent that
+// imports only AgentKit.
+@_exported import enum AgentOSProtocol.Agentos_V1_ErrorCode
+@_exported import struct AgentOSProtocol.Agentos_V1_ToolInfo
+@_exported import struct AgentOSProtocol.Agentos_V1_CapabilityInfo
+@_exported import typealias AgentOSProtocol.ErrorCode
+
 /// The one error type of AgentKit. A refusal by the kernel carries its wire
 /// code (`.kernel(.permissionDenied)`, ...) and `detail` (e.g. `reason:
 /// mailbox-full`), so an agent can handle each case; the rest say what went

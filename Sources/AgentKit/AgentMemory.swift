@@ -85,7 +85,7 @@ public struct AgentMemory: Sendable {
     }
 
     /// Entries by key.
-    public func list(scope: Scope = .longTerm, limit: Int = 100) async throws -> [Entry] {
+    public func list(scope: Scope = .longTerm, limit: Int = 20) async throws -> [Entry] {
         var request = request(scope, "")
         request.limit = UInt32(clamping: limit)
         return try await all(.memList(request))

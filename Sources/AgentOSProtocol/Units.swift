@@ -9,7 +9,7 @@ public enum Units {
     /// Milliseconds in a duration; a bare number means seconds.
     public static func milliseconds(_ text: String) throws(ParseError) -> Int64 {
         let trimmed = text.trimmedASCII.lowercased()
-        let units: [(String, Double)] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)]
+        let units: [(String, Double)] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
         var number = Substring(trimmed)
         var scale = 1_000.0
         for (suffix, value) in units where trimmed.hasSuffix(suffix) {
@@ -21,7 +21,7 @@ public enum Units {
             }
         }
         guard let value = Double(number), value.isFinite, value >= 0 else {
-            throw ParseError(description: "invalid duration '\(text)': use e.g. 500ms, 5s, 2m or 1h")
+            throw ParseError(description: "invalid duration '\(text)': use e.g. 500ms, 5s, 2m, 1h or 7d")
         }
         let result = value * scale
         guard result < Double(Int64.max / 2) else {

@@ -74,6 +74,8 @@ struct PolicyValidateTests {
             .deletingLastPathComponent().appendingPathComponent("Policies/examples")
         let files = try FileManager.default.contentsOfDirectory(atPath: examples.path)
             .filter { $0.hasSuffix(".yaml") }.map { examples.appendingPathComponent($0).path }
+            // duo's programs are installed by Integration/install-examples.sh (test.sh runs it first).
+            .filter { !$0.hasSuffix("/duo.yaml") || FileManager.default.isExecutableFile(atPath: "/opt/agentos/bin/agentos-example-planner") }
         let command = try #require(try AgentCtl.parseAsRoot(["policy", "validate"] + files) as? PolicyValidateCommand)
         #expect(!files.isEmpty)
         #expect(command.outcomes().allSatisfy { $0.document != nil && $0.problems.isEmpty })

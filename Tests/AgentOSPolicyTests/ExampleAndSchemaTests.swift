@@ -5,6 +5,9 @@ import Testing
 
 /// The shipped examples parse, and the JSON Schema describes exactly the
 /// keys and values the parser accepts, so the two cannot drift apart.
+/// Whether Integration/install-examples.sh has put duo.yaml's programs in place.
+let exampleAgentsInstalled = FileManager.default.isExecutableFile(atPath: "/opt/agentos/bin/agentos-example-planner")
+
 @Suite("Examples and the JSON Schema")
 struct ExampleAndSchemaTests {
     @Test func everyExampleParsesOnThisHostAndReferencesTheSchema() throws {
@@ -13,7 +16,10 @@ struct ExampleAndSchemaTests {
         for file in files {
             let text = try String(contentsOf: file, encoding: .utf8)
             #expect(text.hasPrefix("# yaml-language-server: $schema=../schema/policy.schema.json\n"), "\(file.lastPathComponent)")
-            // The real filesystem: examples only use programs of a stock Debian host.
+            // The real filesystem: examples use programs of a stock Debian
+            // host, except duo's, which Integration/install-examples.sh puts
+            // under /opt/agentos (test.sh runs it first).
+            if file.lastPathComponent == "duo.yaml", !exampleAgentsInstalled { continue }
             let document = try PolicyParser().parse(text: text, file: file.path)
             #expect(document.name + ".yaml" == file.lastPathComponent)
         }

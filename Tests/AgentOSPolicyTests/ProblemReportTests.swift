@@ -52,7 +52,7 @@ struct ProblemReportTests {
                   program: /bin/sh
                   sandbox: {memory: lots}
             """) == [
-                "p.yaml:4:11: supervisor.period: invalid duration '5 seconds': use e.g. 500ms, 5s, 2m or 1h",
+                "p.yaml:4:11: supervisor.period: invalid duration '5 seconds': use e.g. 500ms, 5s, 2m, 1h or 7d",
                 "p.yaml:8:25: supervisor.children[0].sandbox.memory: invalid size 'lots': use e.g. 4096, 64K, 16M or 1G",
             ])
     }

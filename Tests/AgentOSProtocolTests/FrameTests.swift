@@ -125,7 +125,7 @@ struct EnvelopeTests {
 @Suite("Units")
 struct UnitsTests {
     @Test(arguments: [("500ms", 500), ("5s", 5_000), ("5", 5_000), ("1.5s", 1_500), ("2m", 120_000),
-                      ("1h", 3_600_000), (" 10s ", 10_000), ("0", 0)] as [(String, Int64)])
+                      ("1h", 3_600_000), ("7d", 604_800_000), (" 10s ", 10_000), ("0", 0)] as [(String, Int64)])
     func parsesDurations(text: String, milliseconds: Int64) throws {
         #expect(try Units.milliseconds(text) == milliseconds)
     }

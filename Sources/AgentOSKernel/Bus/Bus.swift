@@ -208,6 +208,9 @@ final class Bus: Sendable {
         guard type != "stream" || !request.correlationID.isEmpty else {
             throw KernelError(.invalidArgument, "a stream chunk names its stream in correlation_id (the same id for every chunk)")
         }
+        guard !request.end || type == "stream" else {
+            throw KernelError(.invalidArgument, "end marks a stream's last chunk: send it with type stream")
+        }
         guard request.correlationID.utf8.count <= 128 else {
             throw KernelError(.invalidArgument, "a correlation id is at most 128 bytes")
         }
