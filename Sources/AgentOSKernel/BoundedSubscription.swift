@@ -81,19 +81,29 @@ final class OneShot: Sendable {
 
 /// A value handed over once, to whoever awaits it (before or after).
 final class Handoff<Value: Sendable>: Sendable {
-    private let state = Mutex<(value: Value?, waiters: [CheckedContinuation<Value, Never>])>((nil, []))
+    private struct State {
+        var value: Value?
+        var waiters: [CheckedContinuation<Value, Never>] = []
+        var callbacks: [@Sendable (Value) -> Void] = []
+    }
+
+    private let state = Mutex(State())
 
     /// Sets the value unless one is set; false if one was.
     @discardableResult
     func fulfil(_ value: Value) -> Bool {
-        let waiters = state.withLock { state -> [CheckedContinuation<Value, Never>]? in
+        let taken = state.withLock { state -> State? in
             guard state.value == nil else { return nil }
             state.value = value
-            defer { state.waiters = [] }
-            return state.waiters
+            defer {
+                state.waiters = []
+                state.callbacks = []
+            }
+            return state
         }
-        guard let waiters else { return false }
-        for waiter in waiters { waiter.resume(returning: value) }
+        guard let taken else { return false }
+        for waiter in taken.waiters { waiter.resume(returning: value) }
+        for callback in taken.callbacks { callback(value) }
         return true
     }
 
@@ -106,5 +116,16 @@ final class Handoff<Value: Sendable>: Sendable {
             }
             if let ready { continuation.resume(returning: ready) }
         }
+    }
+
+    /// Calls `body` with the value once it is set (at once if it is), on
+    /// the thread that sets it: no task to start for a quick answer.
+    func whenFulfilled(_ body: @escaping @Sendable (Value) -> Void) {
+        let ready = state.withLock { state -> Value? in
+            if let value = state.value { return value }
+            state.callbacks.append(body)
+            return nil
+        }
+        if let ready { body(ready) }
     }
 }

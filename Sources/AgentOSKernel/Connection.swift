@@ -215,11 +215,15 @@ struct Connection {
                 // the next frame (so a sender's stream of sends is committed
                 // in groups, still in order).
                 let (sender, recipient) = try await route(request)
+                try await queue.waitForRoom()   // a sender that does not read its answers is not read from
                 let outcome = try services.bus.submit(request, from: sender, to: recipient)
-                Task {
-                    switch await outcome.value() {
+                outcome.whenFulfilled { result in
+                    switch result {
                     case .success(let sent):
-                        try? await respond(id, .send(sent), queue)
+                        var envelope = Envelope()
+                        envelope.correlationID = id
+                        envelope.response.result = .send(sent)
+                        queue.sendNow(envelope)
                     case .failure(let error):
                         queue.sendNow(.error(error.code, error.message, correlationID: id, detail: error.detail))
                     }

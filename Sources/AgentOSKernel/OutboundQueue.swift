@@ -4,8 +4,10 @@ import Synchronization
 
 /// Frames on their way to one connection, with back-pressure.
 ///
-/// Any task may `send`; each frame goes straight to the channel (NIO keeps
-/// the order of writes issued from one task). A producer is suspended while
+/// Any task may `send`. Frames are appended to an outbox in the order they
+/// are sent and handed to the channel by the event loop, a burst at a time
+/// with one flush: under load many frames share one writev, and the order
+/// of frames is the order of `send` calls. A producer is suspended while
 /// more than `highWater` bytes are written but not yet on the socket, and
 /// resumes below half of it. A live feed whose reader falls behind is cut
 /// off by its `BoundedSubscription`, not here.
@@ -18,6 +20,10 @@ final class OutboundQueue: Sendable {
         var closed = false
         var roomWaiters: [CheckedContinuation<Void, any Error>] = []
         var drainWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Frames not yet handed to the channel, and whether the event loop
+        /// has a write of them scheduled.
+        var outbox: [[UInt8]] = []
+        var writeScheduled = false
     }
 
     private let state = Mutex(State())
@@ -71,17 +77,34 @@ final class OutboundQueue: Sendable {
     }
 
     private func enqueue(_ bytes: [UInt8]) -> Bool {
-        let accepted = state.withLock { state -> Bool in
-            guard !state.closed else { return false }
+        let schedule = state.withLock { state -> Bool? in
+            guard !state.closed else { return nil }
             state.pendingBytes += bytes.count
-            return true
+            state.outbox.append(bytes)
+            defer { state.writeScheduled = true }
+            return !state.writeScheduled
         }
-        guard accepted else { return false }
-        let count = bytes.count
-        channel.writeAndFlush(ByteBuffer(bytes: bytes)).whenComplete { _ in
-            self.written(count)
-        }
+        guard let schedule else { return false }
+        if schedule { channel.eventLoop.execute { self.writeOutbox() } }
         return true
+    }
+
+    /// On the event loop: every frame in the outbox (each one message for
+    /// the frame encoder), then one flush.
+    private func writeOutbox() {
+        let frames = state.withLock { state -> [[UInt8]] in
+            state.writeScheduled = false
+            defer { state.outbox = [] }
+            return state.outbox
+        }
+        guard !frames.isEmpty else { return }
+        for frame in frames {
+            let count = frame.count
+            channel.write(ByteBuffer(bytes: frame)).whenComplete { _ in
+                self.written(count)
+            }
+        }
+        channel.flush()
     }
 
     private func written(_ count: Int) {
@@ -111,7 +134,9 @@ final class OutboundQueue: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    private func waitForRoom() async throws {
+    /// Waits while more than `highWater` bytes are on their way (what a
+    /// producer that answers later calls first, to keep back-pressure).
+    func waitForRoom() async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let result = state.withLock { state -> Bool? in
                 if state.closed { return false }

@@ -66,6 +66,21 @@ final class Bus: Sendable {
         /// Requests whose requester waits, by id (not stored).
         var requests: [String: MessageRecord] = [:]
         var waiters: [String: Waiter] = [:]
+        /// Requests answered or withdrawn lately: an ack of one (a
+        /// responder acks after it answers) needs no store write.
+        var finished: Set<String> = []
+        var finishedOrder: [String] = []
+
+        mutating func finish(_ id: String) {
+            requests[id] = nil
+            waiters[id] = nil
+            guard finished.insert(id).inserted else { return }
+            finishedOrder.append(id)
+            if finishedOrder.count > 4_096 {
+                for old in finishedOrder.prefix(1_024) { finished.remove(old) }
+                finishedOrder.removeFirst(1_024)
+            }
+        }
         /// Agents' identities and names by id (fixed for an agent's life;
         /// every message an agent sends needs its own).
         var agents: [String: (identity: String, name: String)] = [:]
@@ -263,12 +278,7 @@ final class Bus: Sendable {
             state.requests[record.id] = record
             state.waiters[record.id] = Waiter(requester: sender, responder: recipient, response: response)
         }
-        defer {
-            state.withLock { state in
-                state.requests[record.id] = nil
-                state.waiters[record.id] = nil
-            }
-        }
+        defer { state.withLock { $0.finish(record.id) } }
         arrivals.deliver(record)
         let answer = await withTaskCancellationHandler {
             await withTaskGroup(of: MessageRecord?.self) { group in
@@ -298,9 +308,13 @@ final class Bus: Sendable {
     func acknowledge(_ ids: [String], identity: String) throws -> Int {
         let handed = state.withLock { state -> Set<String> in
             var found: Set<String> = []
-            for id in ids where state.requests[id]?.recipient == identity {
-                state.requests[id] = nil
-                found.insert(id)
+            for id in ids {
+                if state.requests[id]?.recipient == identity {
+                    state.requests[id] = nil
+                    found.insert(id)
+                } else if state.finished.remove(id) != nil {
+                    found.insert(id)
+                }
             }
             return found
         }
