@@ -1,3 +1,5 @@
+import AgentOSClient
+import AgentOSProtocol
 import Foundation
 import Testing
 
@@ -104,5 +106,74 @@ struct BusTests {
         #expect(allowed["ok"] as? Bool == true, "\(allowed)")
         let box = try #require(try kernel.json(["mailbox", "other"]) as? [String: Any])
         #expect(((box["messages"] as? [[String: Any]])?.first?["from"] as? String) == "friend")
+    }
+
+    /// Delivered but not acked when the kernel is killed: delivered again
+    /// after the restart, with the same id (the SDKs drop such a repeat
+    /// within one run; a new run sees it once more and decides).
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/opt/agentos/python/agentkit/__init__.py"),
+                   "the Python SDK is not installed: run Integration/install-examples.sh"))
+    func aMessageNotAckedBeforeAKernelCrashComesAgainWithItsID() throws {
+        let kernel = try KernelProcess(label: "busredeliver")
+        defer { kernel.stop() }
+        let script = "import agentkit, time; a = agentkit.connect(); m = next(iter(a.messages())); "
+            + "print('got', m.id, m.text(), flush=True); time.sleep(600)"
+        try kernel.apply("""
+            version: 1
+            name: crew
+            supervisor:
+              strategy: one_for_one
+              children:
+                - id: reader
+                  program: /usr/bin/python3
+                  args: [-c, "\(script)"]
+                  env: {PYTHONPATH: /opt/agentos/python}
+                  sandbox: {ro: [/opt/agentos]}
+            """)
+        let id = try kernel.ctl(["send", "crew/reader", "--text", "once"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(eventually(timeout: 20) { (try? kernel.ctl(["logs", "crew.reader"]).stdout) == "got \(id) once\n" })
+        kernel.kill9()
+        try kernel.start()
+        // The tree starts again; the new reader gets the same message, same id.
+        #expect(eventually(timeout: 30) {
+            let agents = (try? kernel.json(["ps"]) as? [[String: Any]]) ?? []
+            guard let live = agents.first(where: { $0["name"] as? String == "crew.reader" }), let agent = live["id"] as? String
+            else { return false }
+            return (try? kernel.ctl(["logs", agent]).stdout) == "got \(id) once\n"
+        }, "\(kernel.kernelLog.suffix(2_000))")
+        #expect((try kernel.json(["mailbox", "crew/reader"]) as? [String: Any])?["depth"] as? Int == 1)
+    }
+
+    /// Bad input gets a clear error and changes nothing for anyone else.
+    @Test func oversizedPayloadsAndBadMessagesAreRefusedClearly() throws {
+        let kernel = try KernelProcess(label: "busbad")
+        defer { kernel.stop() }
+        _ = try kernel.run(["--name", "sink", "--", "/bin/sleep", "600"])
+        let client = try kernel.client()
+        var send = Agentos_V1_SendRequest()
+        send.to = "sink"
+        send.payload = Data(repeating: 0x78, count: (1 << 20) + 1)
+        #expect(throws: ClientError.self) { _ = try client.call(.send(send)) }
+        do {
+            _ = try client.call(.send(send))
+        } catch {
+            #expect("\(error)".contains("a payload of 1048577 bytes: at most 1048576"))
+        }
+        send.payload = Data("ok".utf8)
+        send.type = "gossip"
+        #expect(throws: ClientError.self) { _ = try client.call(.send(send)) }
+        send.type = "message"
+        send.end = true
+        #expect(throws: ClientError.self) { _ = try client.call(.send(send)) }
+        send.end = false
+        send.to = "../etc"
+        #expect(throws: ClientError.self) { _ = try client.call(.send(send)) }
+        var publish = Agentos_V1_PublishRequest()
+        publish.topic = "a..b"
+        #expect(throws: ClientError.self) { _ = try client.call(.publish(publish)) }
+        // The connection and the mailbox are fine.
+        send.to = "sink"
+        guard case .send(let sent) = try client.call(.send(send)) else { throw HarnessError("send failed") }
+        #expect(sent.depth == 1)
     }
 }

@@ -38,23 +38,34 @@ extension StateStore {
                           now: Int64, quota: Int? = nil) throws -> MemoryEntry {
         try pool.write { db in
             if let quota {
-                let others = try Int.fetchOne(db, sql: """
-                    SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0) FROM memory
-                    WHERE namespace = ? AND key <> ? AND (expires_at IS NULL OR expires_at > ?)
-                    """, arguments: [namespace, key, now]) ?? 0
-                let total = others + key.utf8.count + value.utf8.count
-                guard total <= quota else {
-                    throw StoreError(.quotaExceeded, "it would hold \(total) bytes, at most \(quota)")
+                func total() throws -> Int {
+                    let held = try Int.fetchOne(db.cachedStatement(sql: "SELECT bytes FROM memory_usage WHERE namespace = ?"),
+                                                arguments: [namespace]) ?? 0
+                    let replaced = try Int.fetchOne(db.cachedStatement(sql: """
+                        SELECT length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)) FROM memory WHERE namespace = ? AND key = ?
+                        """), arguments: [namespace, key]) ?? 0
+                    return held - replaced + key.utf8.count + value.utf8.count
+                }
+                var bytes = try total()
+                if bytes > quota {
+                    // What has expired no longer counts: gone first.
+                    try db.execute(sql: "DELETE FROM memory WHERE namespace = ? AND expires_at IS NOT NULL AND expires_at <= ?",
+                                   arguments: [namespace, now])
+                    bytes = try total()
+                }
+                guard bytes <= quota else {
+                    throw StoreError(.quotaExceeded, "it would hold \(bytes) bytes, at most \(quota)")
                 }
             }
-            try db.execute(sql: """
-                INSERT INTO memory (namespace, key, value, tags, created_at, updated_at, expires_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
+            try db.cachedStatement(sql: """
+                INSERT INTO memory (namespace, key, value, tags, created_at, updated_at, expires_at, ns_token)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(namespace, key) DO UPDATE SET
                     value = excluded.value, tags = excluded.tags, updated_at = excluded.updated_at,
                     expires_at = excluded.expires_at
-                """, arguments: [namespace, key, value, tags.joined(separator: " "), now, now, expiresAt])
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM memory WHERE namespace = ? AND key = ?",
+                """).execute(arguments: [namespace, key, value, tags.joined(separator: " "), now, now, expiresAt,
+                                         Self.namespaceToken(namespace)])
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM memory WHERE namespace = ? AND key = ?"),
                                              arguments: [namespace, key]) else {
                 throw StoreError(.corrupt, "memory \(namespace)/\(key) vanished as it was written")
             }
@@ -65,9 +76,9 @@ extension StateStore {
     /// `key` in `namespace`, unless it expired.
     public func memory(namespace: String, key: String, now: Int64) throws -> MemoryEntry? {
         try pool.read { db in
-            try Row.fetchOne(db, sql: """
+            try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT * FROM memory WHERE namespace = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)
-                """, arguments: [namespace, key, now]).map(Self.memoryEntry)
+                """), arguments: [namespace, key, now]).map(Self.memoryEntry)
         }
     }
 
@@ -117,20 +128,36 @@ extension StateStore {
         }
     }
 
-    /// Entries of `namespace` whose value or tags match `query` (its words,
-    /// any of them; each taken literally, never as FTS5 syntax), best first
-    /// by BM25.
+    /// How many of the newest matches a search ranks: its cost stays flat
+    /// however many entries match (a word in nearly every entry of a
+    /// million). Fewer matches than this are all ranked.
+    public static let searchWindow = 2_000
+
+    /// Entries of `namespace` matching `query` (see `ftsQuery`), best first
+    /// by BM25 over values and tags: all matches when there are at most
+    /// `searchWindow`, else the best of the newest `searchWindow`.
+    ///
+    /// Two steps. The window is found in the index with the namespace's
+    /// token (cheap: the newest matches, no ranking). Then SQLite's bm25()
+    /// ranks the matches from the window's oldest row on, without the
+    /// namespace token in the expression: bm25 counts every row a phrase of
+    /// the expression matches (its IDF), which for a namespace is all of it.
+    /// What is left to grow with memory is that count for the query's own
+    /// words: a word in nearly every entry costs a pass over its index entry.
     public func searchMemory(namespace: String, query: String, now: Int64, limit: Int) throws -> [MemoryEntry] {
-        let words = query.split(whereSeparator: { $0.isWhitespace }).prefix(32)
-        guard !words.isEmpty else { return [] }
-        // Every word a quoted string: FTS5 operators in it are plain text.
-        let match = words.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: " OR ")
+        guard let terms = Self.ftsQuery(query) else { return [] }
+        let words = "{value tags} : (" + terms + ")"
+        let inNamespace = "ns_token : " + Self.namespaceToken(namespace) + " AND " + words
         return try pool.read { db in
-            try Row.fetchAll(db, sql: """
+            guard let oldest = try Int64.fetchOne(db.cachedStatement(sql: """
+                SELECT MIN(rowid) FROM (SELECT rowid FROM memory_fts WHERE memory_fts MATCH ? ORDER BY rowid DESC LIMIT ?)
+                """), arguments: [inNamespace, Self.searchWindow]) else { return [] }
+            return try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT memory.*, bm25(memory_fts) AS rank FROM memory_fts JOIN memory ON memory.id = memory_fts.rowid
-                WHERE memory_fts MATCH ? AND memory.namespace = ? AND (memory.expires_at IS NULL OR memory.expires_at > ?)
+                WHERE memory_fts MATCH ? AND memory_fts.rowid >= ? AND memory.namespace = ?
+                    AND (memory.expires_at IS NULL OR memory.expires_at > ?)
                 ORDER BY rank LIMIT ?
-                """, arguments: [match, namespace, now, limit]).map { row in
+                """), arguments: [words, oldest, namespace, now, limit]).map { row in
                 var entry = Self.memoryEntry(row)
                 // SQLite's bm25() is lower for better matches: turned around.
                 entry.score = -(row["rank"] as Double? ?? 0)
@@ -139,22 +166,58 @@ extension StateStore {
         }
     }
 
+    /// A search query as an FTS5 expression, or nil when it has nothing to
+    /// look for. Terms are separated by spaces and any of them matches:
+    /// `"several words"` is a phrase (those words in that order), `word*`
+    /// a prefix; everything else is text: FTS5's own syntax (AND, OR, NOT,
+    /// NEAR, column filters, `^`, `+`, parentheses) has no effect. At most
+    /// 32 terms.
+    public static func ftsQuery(_ query: String) -> String? {
+        var terms: [String] = []
+        var rest = Substring(query)
+        while terms.count < 32 {
+            rest = rest.drop { $0.isWhitespace }
+            guard let first = rest.first else { break }
+            if first == "\"" {
+                let body = rest.dropFirst()
+                let phrase = body.prefix { $0 != "\"" }
+                rest = body.dropFirst(phrase.count + 1)
+                if phrase.contains(where: { $0.isLetter || $0.isNumber }) { terms.append(ftsString(String(phrase))) }
+                continue
+            }
+            let word = rest.prefix { !$0.isWhitespace }
+            rest = rest.dropFirst(word.count)
+            if word.count > 1, word.hasSuffix("*"), word.dropLast().contains(where: { $0.isLetter || $0.isNumber }) {
+                terms.append(ftsString(String(word.dropLast())) + "*")
+            } else if word.contains(where: { $0.isLetter || $0.isNumber }) {
+                terms.append(ftsString(String(word)))
+            }
+        }
+        return terms.isEmpty ? nil : terms.joined(separator: " OR ")
+    }
+
+    /// A namespace as one index token: "ns" and 16 hex digits of its
+    /// FNV-1a hash (a collision only widens the candidates; the namespace
+    /// itself is compared exactly).
+    static func namespaceToken(_ namespace: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in namespace.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return "ns" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// Text as an FTS5 string: quoted, its quotes doubled (never syntax).
+    static func ftsString(_ text: String) -> String {
+        "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
     private static func memoryEntry(_ row: Row) -> MemoryEntry {
         let tags: String = row["tags"]
         return MemoryEntry(namespace: row["namespace"], key: row["key"], value: row["value"],
                            tags: tags.split(separator: " ").map(String.init), createdAt: row["created_at"],
                            updatedAt: row["updated_at"], expiresAt: row["expires_at"])
-    }
-}
-
-extension StateStore {
-    /// Bytes of keys and values a namespace holds now (its quota's measure).
-    public func memoryBytes(namespace: String, now: Int64) throws -> Int {
-        try pool.read { db in
-            try Int.fetchOne(db, sql: """
-                SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0) FROM memory
-                WHERE namespace = ? AND (expires_at IS NULL OR expires_at > ?)
-                """, arguments: [namespace, now]) ?? 0
-        }
     }
 }

@@ -182,6 +182,56 @@ public final class StateStore: Sendable {
             // A stream is messages of type stream sharing a correlation id; the last says so.
             try db.execute(sql: "ALTER TABLE mailbox ADD COLUMN stream_end INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("v10-memory-index-by-namespace") { db in
+            // Each entry's namespace as one token in the index (ns_token), so
+            // a search intersects its words with its namespace in the index:
+            // a word found in one entry costs the same in a store of millions.
+            try db.execute(sql: "ALTER TABLE memory ADD COLUMN ns_token TEXT NOT NULL DEFAULT ''")
+            for namespace in try String.fetchAll(db, sql: "SELECT DISTINCT namespace FROM memory") {
+                try db.execute(sql: "UPDATE memory SET ns_token = ? WHERE namespace = ?",
+                               arguments: [Self.namespaceToken(namespace), namespace])
+            }
+            try db.execute(sql: """
+                DROP TRIGGER memory_inserted;
+                DROP TRIGGER memory_deleted;
+                DROP TRIGGER memory_updated;
+                DROP TABLE memory_fts;
+                CREATE VIRTUAL TABLE memory_fts USING fts5(value, tags, ns_token, content='memory', content_rowid='id');
+                CREATE TRIGGER memory_inserted AFTER INSERT ON memory BEGIN
+                    INSERT INTO memory_fts(rowid, value, tags, ns_token) VALUES (new.id, new.value, new.tags, new.ns_token);
+                END;
+                CREATE TRIGGER memory_deleted AFTER DELETE ON memory BEGIN
+                    INSERT INTO memory_fts(memory_fts, rowid, value, tags, ns_token)
+                    VALUES ('delete', old.id, old.value, old.tags, old.ns_token);
+                END;
+                CREATE TRIGGER memory_updated AFTER UPDATE ON memory BEGIN
+                    INSERT INTO memory_fts(memory_fts, rowid, value, tags, ns_token)
+                    VALUES ('delete', old.id, old.value, old.tags, old.ns_token);
+                    INSERT INTO memory_fts(rowid, value, tags, ns_token) VALUES (new.id, new.value, new.tags, new.ns_token);
+                END;
+                INSERT INTO memory_fts(memory_fts) VALUES ('rebuild');
+                """)
+            // Bytes per namespace (keys and values), kept by triggers: a
+            // quota check reads one row, not the whole namespace.
+            try db.execute(sql: """
+                CREATE TABLE memory_usage (namespace TEXT PRIMARY KEY, bytes INTEGER NOT NULL) WITHOUT ROWID;
+                INSERT INTO memory_usage
+                    SELECT namespace, SUM(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))) FROM memory GROUP BY namespace;
+                CREATE TRIGGER memory_usage_inserted AFTER INSERT ON memory BEGIN
+                    INSERT INTO memory_usage VALUES (new.namespace, length(CAST(new.key AS BLOB)) + length(CAST(new.value AS BLOB)))
+                    ON CONFLICT(namespace) DO UPDATE SET bytes = bytes + excluded.bytes;
+                END;
+                CREATE TRIGGER memory_usage_deleted AFTER DELETE ON memory BEGIN
+                    UPDATE memory_usage SET bytes = bytes - length(CAST(old.key AS BLOB)) - length(CAST(old.value AS BLOB))
+                    WHERE namespace = old.namespace;
+                END;
+                CREATE TRIGGER memory_usage_updated AFTER UPDATE OF key, value ON memory BEGIN
+                    UPDATE memory_usage SET bytes = bytes - length(CAST(old.key AS BLOB)) - length(CAST(old.value AS BLOB))
+                        + length(CAST(new.key AS BLOB)) + length(CAST(new.value AS BLOB))
+                    WHERE namespace = new.namespace;
+                END;
+                """)
+        }
         return migrator
     }
 

@@ -26,7 +26,8 @@ extension AgentRecord {
 final class Bus: Sendable {
     private let store: StateStore
     private let events: EventHub
-    private let arrivals = SubscriberSet<MessageRecord>()
+    /// Live mailbox streams, by the identity they receive for.
+    private let arrivals = Mutex<[String: SubscriberSet<MessageRecord>]>([:])
     let topics = Topics()
     let mailboxLimit: Int
     private let state = Mutex(State())
@@ -191,7 +192,7 @@ final class Bus: Sendable {
                         queued.outcome.fulfil(.failure(refusal(queued.message)))
                         continue
                     }
-                    arrivals.deliver(message)
+                    deliver(message)
                     queued.outcome.fulfil(.success(Self.sent(message, depth: depths[message.recipient] ?? 0)))
                 }
             } catch {
@@ -251,7 +252,7 @@ final class Bus: Sendable {
     func receive(_ identity: String) throws -> (waiting: [MessageRecord], live: BoundedSubscription<MessageRecord>) {
         // Subscribed first: nothing sent between the read and the
         // subscription is missed (a repeat is dropped by its id).
-        let live = arrivals.add(buffer: Self.subscriberBuffer)
+        let live = feed(identity).add(buffer: Self.subscriberBuffer)
         let stored = try store.messages(for: identity)
         return (stored + state.withLock { $0.pendingRequests(for: identity) }, live)
     }
@@ -279,22 +280,18 @@ final class Bus: Sendable {
             state.waiters[record.id] = Waiter(requester: sender, responder: recipient, response: response)
         }
         defer { state.withLock { $0.finish(record.id) } }
-        arrivals.deliver(record)
+        deliver(record)
+        // The deadline is a timer, not a task: a request costs no task of its own.
+        let deadline = DispatchWorkItem { response.fulfil(nil) }
+        writer.asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: timeout.components.seconds * 1_000_000_000
+                                                                     + timeout.components.attoseconds / 1_000_000_000)),
+                          execute: deadline)
         let answer = await withTaskCancellationHandler {
-            await withTaskGroup(of: MessageRecord?.self) { group in
-                group.addTask { await response.value() }
-                group.addTask {
-                    try? await Task.sleep(for: timeout)
-                    response.fulfil(nil)
-                    return nil
-                }
-                let first = await group.next() ?? nil
-                group.cancelAll()
-                return first
-            }
+            await response.value()
         } onCancel: {
             response.fulfil(nil)
         }
+        deadline.cancel()
         guard let answer else {
             try Task.checkCancellation()
             throw KernelError(.conflict, "no response from \(recipient) within \(timeout) (the request is withdrawn)",
@@ -336,8 +333,23 @@ final class Bus: Sendable {
         return info
     }
 
+    /// The live streams of `identity`'s mailbox.
+    private func feed(_ identity: String) -> SubscriberSet<MessageRecord> {
+        arrivals.withLock { feeds in
+            if let feed = feeds[identity] { return feed }
+            let feed = SubscriberSet<MessageRecord>()
+            feeds[identity] = feed
+            return feed
+        }
+    }
+
+    /// Hands a message to the live streams of its recipient's mailbox.
+    private func deliver(_ message: MessageRecord) {
+        arrivals.withLock { $0[message.recipient] }?.deliver(message)
+    }
+
     func finishAll() {
-        arrivals.finishAll()
+        for feed in arrivals.withLock({ Array($0.values) }) { feed.finishAll() }
         topics.finishAll()
         let waiters = state.withLock { Array($0.waiters.values) }
         for waiter in waiters { waiter.response.fulfil(nil) }
