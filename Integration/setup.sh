@@ -27,34 +27,26 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# A real MCP server from PyPI for the MCP tests, in a venv anyone may read
-# (agents run as their own uids). Only when missing.
-mcp_venv=${AGENTOS_MCP_TIME_VENV:-/opt/agentos-test/mcp-time}
-if [ ! -x "$mcp_venv/bin/mcp-server-time" ]; then
-    echo "setup: installing mcp-server-time (PyPI) into $mcp_venv"
+# A venv of the system python3 (the one agents run) that anyone may read
+# (agents run as their own uids), with PACKAGES from PyPI; only when BINARY
+# in it is missing.
+python_venv() {
+    local venv=$1 binary=$2; shift 2
+    [ -x "$venv/bin/$binary" ] && return
+    echo "setup: installing $* (PyPI) into $venv"
     dpkg-query -W -f='${Status}' python3-venv 2>/dev/null | grep -q "install ok installed" || {
         [ "$(id -u)" = 0 ] || sudo=sudo
         ${sudo:-} apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
     }
-    /usr/bin/python3 -m venv "$mcp_venv"
-    "$mcp_venv/bin/pip" install -q --disable-pip-version-check mcp-server-time
-    chmod -R a+rX "$mcp_venv"
-fi
-
-# Python for the agent SDK's tests (pytest) and for installing it with pip
-# (Integration/install-examples.sh): a venv of the system python3, the one
-# agents run.
-py_venv=${AGENTOS_PYTHON_VENV:-/opt/agentos-test/python}
-if [ ! -x "$py_venv/bin/pytest" ]; then
-    echo "setup: creating $py_venv (pytest, protobuf from PyPI)"
-    dpkg-query -W -f='${Status}' python3-venv 2>/dev/null | grep -q "install ok installed" || {
-        [ "$(id -u)" = 0 ] || sudo=sudo
-        ${sudo:-} apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-    }
-    /usr/bin/python3 -m venv "$py_venv"
-    "$py_venv/bin/pip" install -q --disable-pip-version-check pytest
-    chmod -R a+rX "$py_venv"
-fi
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "$@"
+    chmod -R a+rX "$venv"
+}
+# A real MCP server for the MCP tests.
+python_venv "${AGENTOS_MCP_TIME_VENV:-/opt/agentos-test/mcp-time}" mcp-server-time mcp-server-time
+# pytest for the Python SDK's tests, and the pip that installs the SDK
+# (Integration/install-examples.sh).
+python_venv "${AGENTOS_PYTHON_VENV:-/opt/agentos-test/python}" pytest pytest
 
 if ! command -v swift >/dev/null; then
     echo "setup: the Swift toolchain (6.0 or later) is not on PATH; install it from swift.org first" >&2
