@@ -144,6 +144,27 @@ struct BusTests {
         #expect((try kernel.json(["mailbox", "crew/reader"]) as? [String: Any])?["depth"] as? Int == 1)
     }
 
+    /// A response after its requester gave up is accepted and dropped: the
+    /// responder (outside the requester's team, without a grant) is not
+    /// refused, and nothing is left in anyone's mailbox.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/opt/agentos/python/agentkit/__init__.py"),
+                   "the Python SDK is not installed: run Integration/install-examples.sh"))
+    func aResponseAfterTheRequesterGaveUpIsDropped() throws {
+        let kernel = try KernelProcess(label: "buslate")
+        defer { kernel.stop() }
+        let script = "import agentkit, time; a = agentkit.connect(); m = next(iter(a.messages())); time.sleep(1.5); "
+            + "a.respond(m, text='late'); print('responded', flush=True); a.ack(m); time.sleep(600)"
+        _ = try kernel.run(["--name", "slowpoke", "--ro", "/opt/agentos", "--env", "PYTHONPATH=/opt/agentos/python",
+                            "--", "/usr/bin/python3", "-c", script])
+        let asked = try kernel.ctl(["request", "slowpoke", "--text", "now?", "--timeout", "500ms"])
+        #expect(asked.status == 1)
+        #expect(asked.stderr.contains("no response from slowpoke within"))
+        #expect(eventually(timeout: 10) { (try? kernel.ctl(["logs", "slowpoke"]).stdout) == "responded\n" },
+                "\((try? kernel.ctl(["logs", "slowpoke"]))?.stderr ?? "")")
+        #expect((try kernel.json(["mailbox", "operator"]) as? [String: Any])?["depth"] as? Int == 0)
+        #expect(eventually { ((try? kernel.json(["mailbox", "slowpoke"]) as? [String: Any])?["depth"] as? Int) == 0 })
+    }
+
     /// Bad input gets a clear error and changes nothing for anyone else.
     @Test func oversizedPayloadsAndBadMessagesAreRefusedClearly() throws {
         let kernel = try KernelProcess(label: "busbad")

@@ -35,7 +35,8 @@ public final class Agent: Sendable {
     public let kernelVersion: String
 
     let link: KernelLink
-    private let seen = Mutex(SeenMessages())
+    /// Ids of the messages this process has handed out (see `messages()`).
+    let seen = Mutex(SeenMessages())
 
     public static let version = AgentOSVersion.release
 
@@ -148,11 +149,11 @@ public final class Agent: Sendable {
     /// A message stays in the mailbox until acked (`ack`): one not acked
     /// when this process ends is delivered again to the next run. Repeats
     /// this process has seen already are dropped.
-    public func messages() -> AsyncThrowingStream<Message, any Error> {
-        link.stream(.receive(.init())) { [self] item in
-            guard case .message(let wire) = item, seen.withLock({ $0.insert(wire.id) }) else { return nil }
+    public func messages() -> MessageSequence {
+        MessageSequence(agent: self, raw: link.stream(.receive(.init())) { item in
+            guard case .message(let wire) = item else { return nil }
             return Message(wire)
-        }
+        })
     }
 
     /// Removes handled messages from the mailbox.
@@ -257,6 +258,34 @@ public final class Agent: Sendable {
 
     static func unexpected(_ call: String) -> AgentKitError {
         AgentKitError(.protocolViolation, "the kernel answered \(call) with another call's response")
+    }
+}
+
+/// An agent's mailbox as an async sequence (`Agent.messages()`): a message
+/// counts as seen when it is handed to the caller, not when it arrives, so
+/// one buffered but never read (the loop left early) comes again from the
+/// next `messages()`.
+public struct MessageSequence: AsyncSequence, Sendable {
+    public typealias Element = Message
+    public typealias Failure = any Error
+
+    let agent: Agent
+    let raw: AsyncThrowingStream<Message, any Error>
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let agent: Agent
+        var raw: AsyncThrowingStream<Message, any Error>.AsyncIterator
+
+        public mutating func next() async throws -> Message? {
+            while let message = try await raw.next() {
+                if agent.seen.withLock({ $0.insert(message.id) }) { return message }
+            }
+            return nil
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(agent: agent, raw: raw.makeAsyncIterator())
     }
 }
 

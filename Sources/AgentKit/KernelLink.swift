@@ -183,16 +183,17 @@ final class KernelLink: Sendable {
                 break
             }
         }
-        let waiters = state.withLock { state -> [Waiter] in
-            state.failure = failure
+        let (waiters, reason) = state.withLock { state -> ([Waiter], AgentKitError) in
+            let reason = state.failure ?? failure
+            state.failure = reason
             defer { state.waiters = [:] }
-            return Array(state.waiters.values)
+            return (Array(state.waiters.values), reason)
         }
         writeLock.withLock { closed in
             closed = true
             Glibc.close(fd)
         }
-        for waiter in waiters { fail(waiter, failure) }
+        for waiter in waiters { fail(waiter, reason) }
     }
 
     private func dispatch(_ envelope: Envelope) {
@@ -217,7 +218,9 @@ final class KernelLink: Sendable {
         case .error(let error)?:
             let failure = AgentKitError(.kernel(error.code), error.message, detail: error.detail)
             if id == 0 {
-                // About the connection itself: the kernel closes it next.
+                // About the connection itself: the kernel closes it next;
+                // every call still waiting fails with the kernel's reason.
+                state.withLock { $0.failure = $0.failure ?? failure }
                 close()
             } else {
                 fail(remove(id), failure)

@@ -63,17 +63,18 @@ struct Connection {
     private func readLoop(_ inbound: NIOAsyncChannelInboundStream<ConnectionInput>, queue: OutboundQueue,
                           requests: RequestRegistry) async {
         let inflight = InflightLimit(Self.inflightLimit)
+        let sends = SendWindow()
         do {
             for try await input in inbound {
                 let (id, call) = (input.id, input.call)
                 if Self.isQuick(call) && !requests.contains(id: id) {
-                    await handle(id: id, call: call, queue: queue)
+                    await handle(id: id, call: call, queue: queue, sends: sends)
                     continue
                 }
                 await inflight.acquire()
                 let started = requests.start(id: id) {
                     defer { inflight.release() }
-                    await handle(id: id, call: call, queue: queue)
+                    await handle(id: id, call: call, queue: queue, sends: sends)
                 }
                 if !started {
                     inflight.release()
@@ -104,7 +105,7 @@ struct Connection {
 
     // MARK: Requests
 
-    private func handle(id: UInt64, call: KernelRequest.OneOf_Call, queue: OutboundQueue) async {
+    private func handle(id: UInt64, call: KernelRequest.OneOf_Call, queue: OutboundQueue, sends: SendWindow) async {
         do {
             try authorize(call)
             switch call {
@@ -217,7 +218,9 @@ struct Connection {
                 let (sender, recipient) = try await route(request)
                 try await queue.waitForRoom()   // a sender that does not read its answers is not read from
                 let outcome = try services.bus.submit(request, from: sender, to: recipient)
+                let full = sends.opened()
                 outcome.whenFulfilled { result in
+                    sends.closed()
                     switch result {
                     case .success(let sent):
                         var envelope = Envelope()
@@ -228,6 +231,9 @@ struct Connection {
                         queue.sendNow(.error(error.code, error.message, correlationID: id, detail: error.detail))
                     }
                 }
+                // Too many of this connection's sends wait for their commit:
+                // stop reading until this one is stored (back-pressure).
+                if full { _ = await outcome.value() }
             case .request(let request):
                 try await respond(id, .request(try await busRequest(request)), queue)
             case .receive:

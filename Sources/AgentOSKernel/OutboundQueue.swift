@@ -192,3 +192,27 @@ final class InflightLimit: Sendable {
         waiter?.resume()
     }
 }
+
+/// Sends of one connection accepted but not yet stored: past `limit` the
+/// connection stops reading until one is, so a sender that pipelines
+/// cannot queue more in the kernel than its share.
+final class SendWindow: Sendable {
+    private let open = Mutex(0)
+    let limit: Int
+
+    init(limit: Int = 256) {
+        self.limit = limit
+    }
+
+    /// Counts one more; true when the window is now over its limit.
+    func opened() -> Bool {
+        open.withLock { count in
+            count += 1
+            return count > limit
+        }
+    }
+
+    func closed() {
+        open.withLock { $0 -= 1 }
+    }
+}

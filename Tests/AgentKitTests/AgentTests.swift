@@ -73,6 +73,23 @@ struct AgentTests {
         #expect(ids == ["m1", "m2", "m3"])
     }
 
+    @Test func aMessageBufferedButNeverReadComesAgainFromTheNextStream() async throws {
+        // Each receive: the two messages waiting in the mailbox (nothing acked).
+        let kernel = try FakeKernel { kernel, envelope in
+            guard case .receive? = envelope.request.call else { return }
+            for id in ["m1", "m2"] { kernel.chunk(to: envelope, .message(busMessage(id))) }
+        }
+        let agent = try Agent(fd: kernel.agentFD)
+        for try await message in agent.messages() {
+            #expect(message.id == "m1")
+            break   // m2 may be buffered already; it was not handed out
+        }
+        for try await message in agent.messages() {
+            #expect(message.id == "m2")
+            break
+        }
+    }
+
     @Test func serveAnswersEachRequestWithItsCorrelationIDThenAcksIt() async throws {
         let kernel = try FakeKernel { kernel, envelope in
             switch envelope.request.call {

@@ -33,6 +33,8 @@ final class Bus: Sendable {
     private let state = Mutex(State())
     /// Runs the group commits, one at a time, off the concurrency pool.
     private let writer = DispatchQueue(label: "agentos.bus.writer")
+    /// Fires requests' deadlines (never behind a commit).
+    private let deadlines = DispatchQueue(label: "agentos.bus.deadlines")
 
     static let subscriberBuffer = 10_000
     static let maximumPayloadBytes = 1 << 20
@@ -67,20 +69,31 @@ final class Bus: Sendable {
         /// Requests whose requester waits, by id (not stored).
         var requests: [String: MessageRecord] = [:]
         var waiters: [String: Waiter] = [:]
-        /// Requests answered or withdrawn lately: an ack of one (a
-        /// responder acks after it answers) needs no store write.
-        var finished: Set<String> = []
+        /// Requests answered or withdrawn lately, with who asked whom: an
+        /// ack of one (a responder acks after it answers) needs no store
+        /// write, and a response that comes too late is dropped, not refused.
+        var finished: [String: (requester: String, responder: String)] = [:]
         var finishedOrder: [String] = []
 
         mutating func finish(_ id: String) {
             requests[id] = nil
-            waiters[id] = nil
-            guard finished.insert(id).inserted else { return }
+            guard let waiter = waiters.removeValue(forKey: id) else { return }
+            finished[id] = (waiter.requester, waiter.responder)
             finishedOrder.append(id)
             if finishedOrder.count > 4_096 {
-                for old in finishedOrder.prefix(1_024) { finished.remove(old) }
+                for old in finishedOrder.prefix(1_024) { finished[old] = nil }
                 finishedOrder.removeFirst(1_024)
             }
+        }
+
+        /// Whether `message` answers a request of `requester` to `responder`
+        /// whose requester waits (true), or waited and is gone (false), else nil.
+        func awaited(_ correlationID: String, requester: String, responder: String) -> Bool? {
+            if let waiter = waiters[correlationID] {
+                return waiter.requester == requester && waiter.responder == responder ? true : nil
+            }
+            if let pair = finished[correlationID], pair.requester == requester, pair.responder == responder { return false }
+            return nil
         }
         /// Agents' identities and names by id (fixed for an agent's life;
         /// every message an agent sends needs its own).
@@ -143,10 +156,19 @@ final class Bus: Sendable {
     func submit(_ request: Agentos_V1_SendRequest, from sender: String, to recipient: String) throws -> Handoff<SendOutcome> {
         let message = try Self.record(request, from: sender, to: recipient)
         let outcome = Handoff<SendOutcome>()
-        if message.type == "response", let waiter = state.withLock({ $0.waiters[message.correlationID] }),
-           waiter.requester == recipient, waiter.response.fulfil(message) {
-            outcome.fulfil(.success(Self.sent(message, depth: 0)))
-            return outcome
+        if message.type == "response" {
+            let waiter = state.withLock { state -> Waiter? in
+                guard let waiter = state.waiters[message.correlationID], waiter.requester == recipient,
+                      waiter.responder == sender else { return nil }
+                return waiter
+            }
+            let late = waiter == nil
+                && state.withLock { $0.awaited(message.correlationID, requester: recipient, responder: sender) } == false
+            // Handed to the requester that waits, or dropped: its requester gave up.
+            if late || waiter?.response.fulfil(message) == true {
+                outcome.fulfil(.success(Self.sent(message, depth: 0)))
+                return outcome
+            }
         }
         let start = state.withLock { state -> Bool in
             state.queued.append(Queued(message: message, outcome: outcome))
@@ -253,7 +275,13 @@ final class Bus: Sendable {
         // Subscribed first: nothing sent between the read and the
         // subscription is missed (a repeat is dropped by its id).
         let live = feed(identity).add(buffer: Self.subscriberBuffer)
-        let stored = try store.messages(for: identity)
+        let stored: [MessageRecord]
+        do {
+            stored = try store.messages(for: identity)
+        } catch {
+            live.finish()
+            throw error
+        }
         return (stored + state.withLock { $0.pendingRequests(for: identity) }, live)
     }
 
@@ -273,17 +301,20 @@ final class Bus: Sendable {
         request.type = "request"
         let record = try Self.record(request, from: sender, to: recipient)
         let response = Handoff<MessageRecord?>()
-        try state.withLock { state throws(KernelError) in
+        let accepted = state.withLock { state -> Bool in
             let waiting = (state.depths[recipient] ?? 0) + state.requests.values.count { $0.recipient == recipient }
-            guard waiting < mailboxLimit else { throw refusal(record) }
+            guard waiting < mailboxLimit else { return false }
             state.requests[record.id] = record
             state.waiters[record.id] = Waiter(requester: sender, responder: recipient, response: response)
+            return true
         }
+        guard accepted else { throw refusal(record) }
         defer { state.withLock { $0.finish(record.id) } }
         deliver(record)
         // The deadline is a timer, not a task: a request costs no task of its own.
-        let deadline = DispatchWorkItem { response.fulfil(nil) }
-        writer.asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: timeout.components.seconds * 1_000_000_000
+        // Weak: a cancelled work item keeps its closure until its time comes.
+        let deadline = DispatchWorkItem { [weak response] in response?.fulfil(nil) }
+        deadlines.asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: timeout.components.seconds * 1_000_000_000
                                                                      + timeout.components.attoseconds / 1_000_000_000)),
                           execute: deadline)
         let answer = await withTaskCancellationHandler {
@@ -309,7 +340,7 @@ final class Bus: Sendable {
                 if state.requests[id]?.recipient == identity {
                     state.requests[id] = nil
                     found.insert(id)
-                } else if state.finished.remove(id) != nil {
+                } else if state.finished[id]?.responder == identity {
                     found.insert(id)
                 }
             }
@@ -382,8 +413,8 @@ final class Bus: Sendable {
     /// whatever its grants): one whose requester waits, or a stored one.
     func isResponse(_ message: Agentos_V1_SendRequest, from sender: String, to recipient: String) -> Bool {
         guard message.type == "response" || message.type == "stream", !message.correlationID.isEmpty else { return false }
-        if let waiter = state.withLock({ $0.waiters[message.correlationID] }) {
-            return waiter.requester == recipient && waiter.responder == sender
+        if state.withLock({ $0.awaited(message.correlationID, requester: recipient, responder: sender) }) != nil {
+            return true
         }
         guard let request = try? store.message(id: message.correlationID, recipient: sender) else { return false }
         return request.type == "request" && request.sender == recipient
