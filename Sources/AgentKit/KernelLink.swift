@@ -22,6 +22,10 @@ final class KernelLink: Sendable {
     private struct State {
         var nextID: UInt64 = 1
         var waiters: [UInt64: Waiter] = [:]
+        /// Requests written, and requests cancelled before they were: a
+        /// Cancel can never overtake its request (the kernel would ignore it).
+        var sent: Set<UInt64> = []
+        var cancelled: Set<UInt64> = []
         /// Set once the connection is gone: every later call fails with it.
         var failure: AgentKitError?
     }
@@ -61,6 +65,8 @@ final class KernelLink: Sendable {
     /// The kernel is trusted; a bound still keeps a corrupt stream from
     /// asking for gigabytes.
     static let maximumFrame = 256 * 1024 * 1024
+    /// Items a stream holds for a reader that has not taken them.
+    static let streamBuffer = 10_000
 
     // MARK: Calls
 
@@ -71,6 +77,13 @@ final class KernelLink: Sendable {
             try await withCheckedThrowingContinuation { continuation in
                 if let failure = register(id, .call(continuation)) {
                     continuation.resume(throwing: failure)
+                    return
+                }
+                // Cancelled before it was registered: the handler found
+                // nothing to mark, so it is checked here (later ones are
+                // caught by `send`).
+                if Task.isCancelled {
+                    fail(remove(id), CancellationError())
                     return
                 }
                 send(id, call)
@@ -87,19 +100,25 @@ final class KernelLink: Sendable {
                                    transform: @escaping @Sendable (StreamChunk.OneOf_Item) -> Element?)
         -> AsyncThrowingStream<Element, any Error> {
         let id = nextID()
-        // Unbounded here on purpose: the reader thread must never wait for
-        // one slow consumer (other calls' answers share the socket); the
-        // kernel bounds what it queues for each stream on its side.
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: Element.self, throwing: (any Error).self)
+        // Bounded, and never waited on: the reader thread must not stall for
+        // one slow consumer (other calls' answers share the socket). A
+        // consumer that falls this far behind loses the stream, as the
+        // kernel's own subscriber queues do.
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: Element.self, throwing: (any Error).self,
+                                                                    bufferingPolicy: .bufferingOldest(Self.streamBuffer))
         continuation.onTermination = { [weak self] termination in
             guard let self else { return }
             if case .cancelled = termination {
+                self.cancel(id)   // first: it writes Cancel only for a request written
                 _ = self.remove(id)
-                self.cancel(id)
             }
         }
-        let waiter = Waiter.stream(yield: { item in
-            if let element = transform(item) { continuation.yield(element) }
+        let waiter = Waiter.stream(yield: { [weak self] item in
+            guard let element = transform(item), case .dropped = continuation.yield(element) else { return }
+            self?.cancel(id)
+            _ = self?.remove(id)
+            continuation.finish(throwing: AgentKitError(.kernel(.slowConsumer),
+                                                        "this stream fell more than \(Self.streamBuffer) messages behind its reader"))
         }, finish: { error in
             continuation.finish(throwing: error)
         })
@@ -138,28 +157,46 @@ final class KernelLink: Sendable {
     }
 
     private func remove(_ id: UInt64) -> Waiter? {
-        state.withLock { $0.waiters.removeValue(forKey: id) }
+        state.withLock { state in
+            state.sent.remove(id)
+            return state.waiters.removeValue(forKey: id)
+        }
     }
 
+    /// Writes the request, unless it was cancelled before it could be.
     private func send(_ id: UInt64, _ call: KernelRequest.OneOf_Call) {
         do {
             let bytes = try Envelope.request(id: id, call).framed()
-            try writeLock.withLock { closed throws(AgentKitError) in
+            let written = try writeLock.withLock { closed throws(AgentKitError) -> Bool in
                 guard !closed else { throw AgentKitError(.connectionClosed, "the connection to the kernel is closed") }
-                try Self.writeAll(fd, bytes)
+                let go = state.withLock { state -> Bool in
+                    if state.cancelled.remove(id) != nil { return false }
+                    state.sent.insert(id)
+                    return true
+                }
+                if go { try Self.writeAll(fd, bytes) }
+                return go
             }
+            if !written { fail(remove(id), CancellationError()) }
         } catch {
             let failure = error as? AgentKitError ?? AgentKitError(.encoding, "cannot encode the request: \(error)")
             fail(remove(id), failure)
         }
     }
 
+    /// Cancels a request: a Cancel frame if it was written, else it is
+    /// never written (checked under the same lock as the write).
     private func cancel(_ id: UInt64) {
         var envelope = Envelope()
         envelope.cancel.requestID = id
         guard let bytes = try? envelope.framed() else { return }
         try? writeLock.withLock { closed throws(AgentKitError) in
-            if !closed { try Self.writeAll(fd, bytes) }
+            let written = state.withLock { state -> Bool in
+                if state.sent.contains(id) { return true }
+                if state.waiters[id] != nil { state.cancelled.insert(id) }
+                return false
+            }
+            if written, !closed { try Self.writeAll(fd, bytes) }
         }
     }
 

@@ -202,6 +202,19 @@ struct AgentTests {
         #expect(request.scope == "shared/duo")
     }
 
+    @Test func aCallCancelledBeforeItIsWrittenIsNeverSent() async throws {
+        let kernel = try FakeKernel { _, _ in }   // never answers
+        let agent = try Agent(fd: kernel.agentFD)
+        let task = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            try await agent.ready()
+        }
+        await #expect(throws: CancellationError.self) { try await task.value }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(kernel.requests.isEmpty)   // neither the request nor a Cancel ahead of it
+        #expect(!kernel.envelopes.contains { $0.cancel.requestID != 0 })
+    }
+
     @Test func seenMessagesForgetsTheOldestBeyondItsCapacity() {
         var seen = SeenMessages(capacity: 3)
         var fresh: [Bool] = []
