@@ -134,66 +134,66 @@ extension StateStore {
     public static let searchWindow = 2_000
 
     /// Entries of `namespace` matching `query` (see `ftsQuery`), best first
-    /// by BM25 over values and tags: all matches when there are at most
-    /// `searchWindow`, else the best of the newest `searchWindow`.
-    ///
-    /// Two steps. The window is found in the index with the namespace's
-    /// token (cheap: the newest matches, no ranking). Then SQLite's bm25()
-    /// ranks the matches from the window's oldest row on, without the
-    /// namespace token in the expression: bm25 counts every row a phrase of
-    /// the expression matches (its IDF), which for a namespace is all of it.
-    /// What is left to grow with memory is that count for the query's own
-    /// words: a word in nearly every entry costs a pass over its index entry.
+    /// by BM25 over values and tags (`MemoryQuery`): all matches when there
+    /// are at most `searchWindow`, else the best of the newest `searchWindow`.
+    /// The index finds them through the namespace's token, newest first, and
+    /// stops at the window: no step reads every entry holding a word.
     public func searchMemory(namespace: String, query: String, now: Int64, limit: Int) throws -> [MemoryEntry] {
-        guard let terms = Self.ftsQuery(query) else { return [] }
-        let words = "{value tags} : (" + terms + ")"
-        let inNamespace = "ns_token : " + Self.namespaceToken(namespace) + " AND " + words
+        let search = MemoryQuery(query)
+        guard let terms = search.expression else { return [] }
+        let match = "ns_token : " + Self.namespaceToken(namespace) + " AND {value tags} : (" + terms + ")"
         return try pool.read { db in
-            guard let oldest = try Int64.fetchOne(db.cachedStatement(sql: """
-                SELECT MIN(rowid) FROM (SELECT rowid FROM memory_fts WHERE memory_fts MATCH ? ORDER BY rowid DESC LIMIT ?)
-                """), arguments: [inNamespace, Self.searchWindow]) else { return [] }
-            return try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT memory.*, bm25(memory_fts) AS rank FROM memory_fts JOIN memory ON memory.id = memory_fts.rowid
-                WHERE memory_fts MATCH ? AND memory_fts.rowid >= ? AND memory.namespace = ?
-                    AND (memory.expires_at IS NULL OR memory.expires_at > ?)
-                ORDER BY rank LIMIT ?
-                """), arguments: [words, oldest, namespace, now, limit]).map { row in
-                var entry = Self.memoryEntry(row)
-                // SQLite's bm25() is lower for better matches: turned around.
-                entry.score = -(row["rank"] as Double? ?? 0)
+            let window = try Int64.fetchAll(db.cachedStatement(sql: """
+                SELECT rowid FROM memory_fts WHERE memory_fts MATCH ? ORDER BY rowid DESC LIMIT ?
+                """), arguments: [match, Self.searchWindow])
+            guard !window.isEmpty else { return [] }
+            let entries = try Int.fetchOne(db.cachedStatement(sql: "SELECT entries FROM memory_usage WHERE namespace = ?"),
+                                           arguments: [namespace]) ?? window.count
+            // The candidates' text only (read by column index: the cheap
+            // way through a few thousand rows); whole entries for the best.
+            var ids: [Int64] = []
+            var candidates: [MemoryQuery.Candidate] = []
+            let rows = try Row.fetchCursor(db.cachedStatement(sql: """
+                SELECT id, value, tags FROM memory WHERE id IN (SELECT value FROM json_each(?)) AND +namespace = ?
+                    AND (expires_at IS NULL OR expires_at > ?)
+                """), arguments: [Self.jsonArray(window), namespace, now])   // `+namespace`: by id, not the namespace index
+            while let row = try rows.next() {
+                let value: String = row[1]
+                let tags: String = row[2]
+                candidates.append(MemoryQuery.Candidate(index: ids.count, text: tags.isEmpty ? value : value + " " + tags))
+                ids.append(row[0])
+            }
+            let scores = search.scores(candidates, complete: window.count < Self.searchWindow, entries: entries)
+            // Best first; equal scores: the newer (higher id) first.
+            let best = ids.indices.sorted {
+                let (left, right) = (scores[$0] ?? 0, scores[$1] ?? 0)
+                return left != right ? left > right : ids[$0] > ids[$1]
+            }.prefix(limit)
+            let entriesByID = Dictionary(uniqueKeysWithValues: try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT * FROM memory WHERE id IN (SELECT value FROM json_each(?))
+                """), arguments: [Self.jsonArray(best.map { ids[$0] })]).map { row -> (Int64, MemoryEntry) in
+                (row["id"], Self.memoryEntry(row))
+            })
+            return best.compactMap { index in
+                guard var entry = entriesByID[ids[index]] else { return nil }
+                entry.score = scores[index] ?? 0
                 return entry
             }
         }
     }
 
-    /// A search query as an FTS5 expression, or nil when it has nothing to
+    private static func jsonArray(_ ids: some Sequence<Int64>) -> String {
+        "[" + ids.map(String.init).joined(separator: ",") + "]"
+    }
+
+    /// The FTS5 expression of a search query, or nil when it has nothing to
     /// look for. Terms are separated by spaces and any of them matches:
     /// `"several words"` is a phrase (those words in that order), `word*`
     /// a prefix; everything else is text: FTS5's own syntax (AND, OR, NOT,
     /// NEAR, column filters, `^`, `+`, parentheses) has no effect. At most
     /// 32 terms.
     public static func ftsQuery(_ query: String) -> String? {
-        var terms: [String] = []
-        var rest = Substring(query)
-        while terms.count < 32 {
-            rest = rest.drop { $0.isWhitespace }
-            guard let first = rest.first else { break }
-            if first == "\"" {
-                let body = rest.dropFirst()
-                let phrase = body.prefix { $0 != "\"" }
-                rest = body.dropFirst(phrase.count + 1)
-                if phrase.contains(where: { $0.isLetter || $0.isNumber }) { terms.append(ftsString(String(phrase))) }
-                continue
-            }
-            let word = rest.prefix { !$0.isWhitespace }
-            rest = rest.dropFirst(word.count)
-            if word.count > 1, word.hasSuffix("*"), word.dropLast().contains(where: { $0.isLetter || $0.isNumber }) {
-                terms.append(ftsString(String(word.dropLast())) + "*")
-            } else if word.contains(where: { $0.isLetter || $0.isNumber }) {
-                terms.append(ftsString(String(word)))
-            }
-        }
-        return terms.isEmpty ? nil : terms.joined(separator: " OR ")
+        MemoryQuery(query).expression
     }
 
     /// A namespace as one index token: "ns" and 16 hex digits of its
@@ -207,11 +207,6 @@ extension StateStore {
         }
         let hex = String(hash, radix: 16)
         return "ns" + String(repeating: "0", count: 16 - hex.count) + hex
-    }
-
-    /// Text as an FTS5 string: quoted, its quotes doubled (never syntax).
-    static func ftsString(_ text: String) -> String {
-        "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
     private static func memoryEntry(_ row: Row) -> MemoryEntry {

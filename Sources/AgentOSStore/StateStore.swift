@@ -232,6 +232,25 @@ public final class StateStore: Sendable {
                 END;
                 """)
         }
+        migrator.registerMigration("v11-memory-entry-counts") { db in
+            // Entries per namespace beside its bytes: the N of a search's BM25.
+            try db.execute(sql: """
+                ALTER TABLE memory_usage ADD COLUMN entries INTEGER NOT NULL DEFAULT 0;
+                UPDATE memory_usage SET entries = (SELECT COUNT(*) FROM memory WHERE memory.namespace = memory_usage.namespace);
+                DROP TRIGGER memory_usage_inserted;
+                DROP TRIGGER memory_usage_deleted;
+                CREATE TRIGGER memory_usage_inserted AFTER INSERT ON memory BEGIN
+                    INSERT INTO memory_usage (namespace, bytes, entries)
+                    VALUES (new.namespace, length(CAST(new.key AS BLOB)) + length(CAST(new.value AS BLOB)), 1)
+                    ON CONFLICT(namespace) DO UPDATE SET bytes = bytes + excluded.bytes, entries = entries + 1;
+                END;
+                CREATE TRIGGER memory_usage_deleted AFTER DELETE ON memory BEGIN
+                    UPDATE memory_usage SET bytes = bytes - length(CAST(old.key AS BLOB)) - length(CAST(old.value AS BLOB)),
+                        entries = entries - 1
+                    WHERE namespace = old.namespace;
+                END;
+                """)
+        }
         return migrator
     }
 

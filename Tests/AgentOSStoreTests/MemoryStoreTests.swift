@@ -98,4 +98,21 @@ struct MemoryStoreTests {
         #expect(try store.memory(namespace: "q", key: "b", now: 6) != nil)
         try put("b", 99, now: 7)                                // 100: exactly the quota
     }
+
+    @Test func rarerWordsWeighMoreAndCaseAndAccentsFold() throws {
+        func put(_ key: String, _ value: String) throws {
+            try store.putMemory(namespace: "r", key: key, value: value, tags: [], expiresAt: nil, now: 1)
+        }
+        try put("both", "apple banana")
+        for index in 0..<20 { try put("apple\(index)", "apple pie") }
+        try put("rare", "banana split")
+        try put("accent", "Café au lait")
+        let ranked = try store.searchMemory(namespace: "r", query: "apple banana", now: 2, limit: 30).map(\.key)
+        #expect(ranked.first == "both")      // both words
+        #expect(ranked.dropFirst().first == "rare")   // the rarer word beats the common one
+        #expect(ranked.count == 22)
+        #expect(try store.searchMemory(namespace: "r", query: "CAFE", now: 2, limit: 10).map(\.key) == ["accent"])
+        #expect(try store.searchMemory(namespace: "r", query: "café", now: 2, limit: 10).map(\.key) == ["accent"])
+        #expect(try store.searchMemory(namespace: "r", query: #""au lait" pie*"#, now: 2, limit: 1).first?.key == "accent")
+    }
 }
