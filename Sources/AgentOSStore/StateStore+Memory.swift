@@ -131,7 +131,7 @@ extension StateStore {
     /// How many of the newest matches a search ranks: its cost stays flat
     /// however many entries match (a word in nearly every entry of a
     /// million). Fewer matches than this are all ranked.
-    public static let searchWindow = 2_000
+    public static let searchWindow = 1_000
 
     /// Entries of `namespace` matching `query` (see `ftsQuery`), best first
     /// by BM25 over values and tags (`MemoryQuery`): all matches when there
