@@ -122,7 +122,7 @@ let package = Package(
         // the kernel gave the agent (one reader thread, no event loop).
         .target(
             name: "AgentKit",
-            dependencies: ["AgentOSProtocol", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+            dependencies: ["AgentOSProtocol", "AgentOSClient", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
 
         // Command implementations; the executables only call main().

@@ -1,3 +1,4 @@
+import AgentOSClient
 import AgentOSProtocol
 
 // The protocol types AgentKit's API hands out, nameable by an agent that
@@ -46,5 +47,15 @@ public struct AgentKitError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         if case .kernel(let code) = code { return "\(code.name): \(message)" }
         return message
+    }
+
+    /// A socket failure as the agent sees it: a broken or failed socket is
+    /// the connection gone; a bad frame, a protocol violation.
+    init(_ error: ClientError) {
+        switch error.code {
+        case .protocolViolation: self.init(.protocolViolation, error.message)
+        case .kernel(let code): self.init(.kernel(code), error.message)
+        case .cannotConnect, .connectionClosed, .system: self.init(.connectionClosed, error.message)
+        }
     }
 }

@@ -1,3 +1,4 @@
+import AgentOSClient
 import AgentOSProtocol
 import Foundation
 import SwiftProtobuf
@@ -269,48 +270,18 @@ final class KernelLink: Sendable {
 
     private static func readEnvelope(_ fd: Int32, _ reader: inout FrameReader,
                                      _ buffer: inout [UInt8]) throws(AgentKitError) -> Envelope {
-        while true {
-            let payload: [UInt8]?
-            do {
-                payload = try reader.next()
-            } catch {
-                throw AgentKitError(.protocolViolation, "a bad frame from the kernel: \(error)")
-            }
-            if let payload {
-                do {
-                    return try Envelope(serializedBytes: payload)
-                } catch {
-                    throw AgentKitError(.protocolViolation, "an undecodable frame from the kernel")
-                }
-            }
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n > 0 {
-                reader.append(buffer[0..<n])
-            } else if n == 0 {
-                throw AgentKitError(.connectionClosed, "the kernel closed the connection")
-            } else if errno != EINTR {
-                throw AgentKitError(.connectionClosed, "reading the kernel socket: \(String(cString: strerror(errno)))")
-            }
+        do {
+            return try FrameSocket.readEnvelope(fd, &reader, &buffer)
+        } catch {
+            throw AgentKitError(error)
         }
     }
 
     private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(AgentKitError) {
-        var failure: Int32 = 0
-        bytes.withUnsafeBytes { raw in
-            guard let base = raw.baseAddress else { return }
-            var written = 0
-            while written < raw.count {
-                let n = Glibc.send(fd, base + written, raw.count - written, Int32(MSG_NOSIGNAL))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return
-                }
-                written += n
-            }
-        }
-        guard failure == 0 else {
-            throw AgentKitError(.connectionClosed, "writing to the kernel socket: \(String(cString: strerror(failure)))")
+        do {
+            try FrameSocket.write(fd, bytes)
+        } catch {
+            throw AgentKitError(error)
         }
     }
 }

@@ -125,6 +125,20 @@ public final class KernelClient {
     }
 
     private func readEnvelope() throws(ClientError) -> Envelope {
+        try FrameSocket.readEnvelope(fd, &reader, &readBuffer)
+    }
+
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(ClientError) {
+        try FrameSocket.write(fd, bytes)
+    }
+}
+
+/// Frames over a connected stream socket with plain syscalls: shared by
+/// this client and the agents' SDK (AgentKit).
+public enum FrameSocket {
+    /// The next envelope: from what `reader` holds, else read into `buffer`.
+    public static func readEnvelope(_ fd: Int32, _ reader: inout FrameReader,
+                                    _ buffer: inout [UInt8]) throws(ClientError) -> Envelope {
         while true {
             let payload: [UInt8]?
             do {
@@ -139,9 +153,9 @@ public final class KernelClient {
                     throw ClientError(.protocolViolation, "undecodable frame from the kernel")
                 }
             }
-            let n = readBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n > 0 {
-                reader.append(readBuffer[0..<n])
+                reader.append(buffer[0..<n])
             } else if n == 0 {
                 throw ClientError(.connectionClosed, "the kernel closed the connection")
             } else if errno != EINTR {
@@ -150,7 +164,8 @@ public final class KernelClient {
         }
     }
 
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(ClientError) {
+    /// All of `bytes` (no SIGPIPE: a closed peer is `connectionClosed`).
+    public static func write(_ fd: Int32, _ bytes: [UInt8]) throws(ClientError) {
         var failure: Int32 = 0
         bytes.withUnsafeBytes { buffer in
             guard let base = buffer.baseAddress else { return }

@@ -38,7 +38,7 @@ final class AgentLog: OutputSink, Sendable {
         var size: Int
         var rotations = 0
         var finished = false
-        var finishSignals: [OneShot] = []
+        var finishSignals: [Handoff<Void>] = []
     }
 
     private let state: Mutex<State>
@@ -79,7 +79,7 @@ final class AgentLog: OutputSink, Sendable {
     var isFinished: Bool { state.withLock { $0.finished } }
 
     func finish() {
-        let signals = state.withLock { state -> [OneShot]? in
+        let signals = state.withLock { state -> [Handoff<Void>]? in
             guard !state.finished else { return nil }
             state.finished = true
             close(state.fd)
@@ -89,7 +89,7 @@ final class AgentLog: OutputSink, Sendable {
         }
         guard let signals else { return }
         followers.finishAll()
-        for signal in signals { signal.fire() }
+        for signal in signals { signal.fulfil(()) }
     }
 
     private func append(_ record: LogRecord) {
@@ -133,7 +133,7 @@ final class AgentLog: OutputSink, Sendable {
     /// Waits until both pipes reached end of file, or `milliseconds` passed
     /// (a descendant that inherited the pipes may keep them open for ever).
     func waitFinished(milliseconds: Int64) async {
-        let signal = OneShot()
+        let signal = Handoff<Void>()
         let alreadyDone = state.withLock { state -> Bool in
             if state.finished { return true }
             state.finishSignals.append(signal)
@@ -142,9 +142,9 @@ final class AgentLog: OutputSink, Sendable {
         if alreadyDone { return }
         let timer = Task {
             try? await Task.sleep(for: .milliseconds(milliseconds))
-            signal.fire()
+            signal.fulfil(())
         }
-        await signal.wait()
+        await signal.value()
         timer.cancel()
     }
 

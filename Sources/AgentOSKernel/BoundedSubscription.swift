@@ -53,32 +53,6 @@ final class SubscriberSet<Element: Sendable>: Sendable {
     }
 }
 
-/// Resumes one waiter once, whichever comes first: the event or a timeout.
-final class OneShot: Sendable {
-    private let state = Mutex<(fired: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
-
-    func wait() async {
-        await withCheckedContinuation { continuation in
-            let fired = state.withLock { state -> Bool in
-                if state.fired { return true }
-                state.waiter = continuation
-                return false
-            }
-            if fired { continuation.resume() }
-        }
-    }
-
-    func fire() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard !state.fired else { return nil }
-            state.fired = true
-            defer { state.waiter = nil }
-            return state.waiter
-        }
-        waiter?.resume()
-    }
-}
-
 /// A value handed over once, to whoever awaits it (before or after).
 final class Handoff<Value: Sendable>: Sendable {
     private struct State {

@@ -303,8 +303,7 @@ struct Connection {
         let identity = sender.identity
         let parent = { (path: String) -> Substring? in path.lastIndex(of: "/").map { path[..<$0] } }
         let team = parent(identity) != nil && parent(identity) == parent(recipient)
-        let answer = services.bus.isResponse(request, from: identity, to: recipient)
-        if !team, !answer, case .denied(let reasons) = services.capabilities.check(
+        if !team, !services.bus.isResponse(request, from: identity, to: recipient), case .denied(let reasons) = services.capabilities.check(
             agentID: senderID, agentName: sender.name, kind: .agent, action: "message", resource: recipient) {
             throw KernelError(.permissionDenied, "\(identity) may message its team only, or whom capability://agent/NAME?action=message names: "
                                   + reasons.joined(separator: "; "))

@@ -179,11 +179,6 @@ final class Bus: Sendable {
         return outcome
     }
 
-    /// Puts a message in `recipient`'s mailbox; refused when it is full.
-    func send(_ request: Agentos_V1_SendRequest, from sender: String, to recipient: String) async throws -> Agentos_V1_SendResponse {
-        try await submit(request, from: sender, to: recipient).value().get()
-    }
-
     /// Commits what is queued, a group at a time, until nothing is.
     private func commitQueued() {
         while true {
