@@ -73,6 +73,11 @@ let package = Package(
         // check of a call's arguments. Pure: the kernel runs them.
         .target(name: "AgentOSTools", dependencies: ["AgentOSCapabilities"]),
 
+        // Models: each provider's wire format (requests, answers, streams,
+        // errors), model names, provider settings, back-off. Pure: the
+        // kernel's gateway does the HTTP.
+        .target(name: "AgentOSModels", dependencies: ["AgentOSTools"]),
+
         // The kernel's MCP client: sessions with MCP servers over their stdio
         // (modelcontextprotocol/swift-sdk's client, a transport of our own).
         .target(
@@ -93,7 +98,7 @@ let package = Package(
         // into supervision specs and launch settings.
         .target(
             name: "AgentOSPolicy",
-            dependencies: ["AgentOSSupervision", "AgentOSProtocol", "AgentOSCapabilities", "AgentOSTools",
+            dependencies: ["AgentOSSupervision", "AgentOSProtocol", "AgentOSCapabilities", "AgentOSTools", "AgentOSModels",
                            .product(name: "Yams", package: "Yams")]
         ),
 
@@ -102,7 +107,7 @@ let package = Package(
             name: "AgentOSKernel",
             dependencies: [
                 "AgentOSProtocol", "AgentOSStore", "AgentOSConfinement", "AgentOSSupervision", "AgentOSPolicy",
-                "AgentOSCapabilities", "AgentOSTools", "AgentOSMCP", "CAgentOSShim",
+                "AgentOSCapabilities", "AgentOSTools", "AgentOSMCP", "AgentOSModels", "CAgentOSShim",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -180,6 +185,7 @@ let package = Package(
         .testTarget(name: "AgentOSSupervisionTests", dependencies: ["AgentOSSupervision"]),
         .testTarget(name: "AgentOSCapabilitiesTests", dependencies: ["AgentOSCapabilities"]),
         .testTarget(name: "AgentOSToolsTests", dependencies: ["AgentOSTools"]),
+        .testTarget(name: "AgentOSModelsTests", dependencies: ["AgentOSModels", "AgentOSTools"]),
         .testTarget(
             name: "AgentOSMCPTests",
             dependencies: ["AgentOSMCP", .product(name: "NIOCore", package: "swift-nio"),
