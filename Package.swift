@@ -78,6 +78,10 @@ let package = Package(
         // kernel's gateway does the HTTP.
         .target(name: "AgentOSModels", dependencies: ["AgentOSTools"]),
 
+        // Scheduling: the fair priority queue (aging, fair share between
+        // policies) that model calls and goals wait in. Pure.
+        .target(name: "AgentOSScheduling"),
+
         // The kernel's MCP client: sessions with MCP servers over their stdio
         // (modelcontextprotocol/swift-sdk's client, a transport of our own).
         .target(
@@ -107,7 +111,7 @@ let package = Package(
             name: "AgentOSKernel",
             dependencies: [
                 "AgentOSProtocol", "AgentOSStore", "AgentOSConfinement", "AgentOSSupervision", "AgentOSPolicy",
-                "AgentOSCapabilities", "AgentOSTools", "AgentOSMCP", "AgentOSModels", "CAgentOSShim",
+                "AgentOSCapabilities", "AgentOSTools", "AgentOSMCP", "AgentOSModels", "AgentOSScheduling", "CAgentOSShim",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -134,7 +138,7 @@ let package = Package(
         .target(
             name: "AgentdCommand",
             dependencies: [
-                "AgentOSKernel", "CAgentOSShim",
+                "AgentOSKernel", "AgentOSPolicy", "CAgentOSShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -179,13 +183,15 @@ let package = Package(
             ]
         ),
 
+        // A fake model provider for tests and benchmarks: answers as the Anthropic, OpenAI and Ollama APIs document.
+        .target(name: "ModelProviderFake", dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")], path: "Tests/ModelProviderFake"),
         .testTarget(name: "AgentOSProtocolTests", dependencies: ["AgentOSProtocol"]),
         .testTarget(name: "AgentOSStoreTests", dependencies: ["AgentOSStore"]),
         .testTarget(name: "AgentOSConfinementTests", dependencies: ["AgentOSConfinement"]),
         .testTarget(name: "AgentOSSupervisionTests", dependencies: ["AgentOSSupervision"]),
         .testTarget(name: "AgentOSCapabilitiesTests", dependencies: ["AgentOSCapabilities"]),
         .testTarget(name: "AgentOSToolsTests", dependencies: ["AgentOSTools"]),
-        .testTarget(name: "AgentOSModelsTests", dependencies: ["AgentOSModels", "AgentOSTools"]),
+        .testTarget(name: "AgentOSModelsTests", dependencies: ["AgentOSModels", "AgentOSTools", "ModelProviderFake"]),
         .testTarget(
             name: "AgentOSMCPTests",
             dependencies: ["AgentOSMCP", .product(name: "NIOCore", package: "swift-nio"),
@@ -207,7 +213,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             // AgentOSConfinement only to read and put back host cgroup mount options.
-            dependencies: ["AgentOSClient", "AgentOSProtocol", "AgentOSConfinement"],
+            dependencies: ["AgentOSClient", "AgentOSProtocol", "AgentOSConfinement", "ModelProviderFake"],
             path: "Integration/Tests",
             exclude: ["Escapes"]   // hostile C programs, compiled by the tests with the system cc
         ),

@@ -68,6 +68,7 @@ struct CapListCommand: ParsableCommand {
             var left: [String] = []
             if info.hasRemainingUses { left.append("\(info.remainingUses) uses") }
             if info.hasRemainingInWindow { left.append("\(info.remainingInWindow) this window") }
+            if info.hasRemainingTokens { left.append("\(info.remainingTokens) tokens") }
             if info.hasExpiresAtMs, let at = Output.timestamp(info.expiresAtMs * 1_000_000) { left.append("until \(at)") }
             if info.needsApproval { left.append("needs approval") }
             return [info.id, info.agentName.isEmpty ? String(info.agent.prefix(12)) : info.agentName, info.uri,
@@ -146,6 +147,7 @@ struct CapabilityJSON: Encodable {
     var uses: UInt64
     var remaining_uses: UInt64?
     var remaining_in_window: UInt64?
+    var remaining_tokens: UInt64?
     var expires_at: String?
     var needs_approval: Bool
 
@@ -160,6 +162,7 @@ struct CapabilityJSON: Encodable {
         uses = info.uses
         remaining_uses = info.hasRemainingUses ? info.remainingUses : nil
         remaining_in_window = info.hasRemainingInWindow ? info.remainingInWindow : nil
+        remaining_tokens = info.hasRemainingTokens ? info.remainingTokens : nil
         expires_at = info.hasExpiresAtMs ? Output.timestamp(info.expiresAtMs * 1_000_000) : nil
         needs_approval = info.needsApproval
     }

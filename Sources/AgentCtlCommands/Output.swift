@@ -7,8 +7,13 @@ enum Output {
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }
 
-    static func error(_ text: String) {
-        FileHandle.standardError.write(Data(("agentctl: " + text + "\n").utf8))
+    static func error(_ text: String, prefix: String = "agentctl: ") {
+        FileHandle.standardError.write(Data((prefix + text + "\n").utf8))
+    }
+
+    /// Text without a newline (a streamed answer, as it arrives).
+    static func write(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
     }
 
     static func json<T: Encodable>(_ value: T, pretty: Bool = true) {

@@ -95,11 +95,11 @@ struct Connection {
         case .status, .list, .inspect, .run, .stats, .policies, .tree, .checkpoints, .ready, .saveCheckpoint,
              .loadCheckpoint, .capGrant, .capList, .capRevoke, .capExplain, .audit, .myCapabilities,
              .capCheck, .tools, .pending, .approve, .deny, .memPut, .memGet, .memDelete, .memSearch,
-             .memList, .send, .ack, .mailbox, .publish, .memShare: return true
+             .memList, .send, .ack, .mailbox, .publish, .memShare, .models: return true
         // A tool call runs a child and may wait for an operator.
         case .stop, .kill, .wait, .logs, .events, .pause, .resume, .apply, .deletePolicy, .restartChild,
              .terminateChild, .startChild, .deleteChild, .spawnChild, .auditVerify, .toolCall, .receive,
-             .request, .subscribe: return false
+             .request, .subscribe, .modelComplete: return false
         }
     }
 
@@ -263,6 +263,10 @@ struct Connection {
                 try await respond(id, .memSearch(try await memory(.search, request)), queue)
             case .memList(let request):
                 try await respond(id, .memList(try await memory(.list, request)), queue)
+            case .modelComplete(let request):
+                try await completeModel(id, request, queue)
+            case .models:
+                try await respond(id, .models(ModelCalls(services: services).list()), queue)
             case .capCheck(let request):
                 try await respond(id, .capCheck(try await CapabilityCalls(services: services).check(request,
                                                                                                    agentID: try agentID())),
@@ -282,6 +286,22 @@ struct Connection {
             }
             queue.sendNow(.error(kernelError.code, kernelError.message, correlationID: id, detail: kernelError.detail))
         }
+    }
+
+    /// A model call: answered whole, or streamed as deltas, then the whole
+    /// completion as the last chunk.
+    private func completeModel(_ id: UInt64, _ request: Agentos_V1_ModelCompleteRequest, _ queue: OutboundQueue) async throws {
+        let caller: ModelCalls.Caller = if case .agent(let agentID) = peer { .agent(id: agentID) } else { .operator }
+        let calls = ModelCalls(services: services)
+        guard request.stream else {
+            try await respond(id, .modelComplete(try await calls.complete(request, caller: caller, onDelta: { _ in })), queue)
+            return
+        }
+        let completion = try await calls.complete(request, caller: caller) { delta in
+            try await queue.send(chunk(id, .modelDelta(delta)))
+        }
+        try await queue.send(chunk(id, .modelCompletion(completion)))
+        try await end(id, "eof", queue)
     }
 
     /// A request: sent, and its response waited for.
@@ -438,7 +458,8 @@ struct Connection {
         // memory calls are an agent's about itself (checked in the call).
         if case .agent = peer {
             switch call {
-            case .tools, .memPut, .memGet, .memDelete, .memSearch, .memList, .send, .request, .publish, .subscribe: return
+            case .tools, .memPut, .memGet, .memDelete, .memSearch, .memList, .send, .request, .publish, .subscribe,
+                 .modelComplete, .models: return
             default: break
             }
         }

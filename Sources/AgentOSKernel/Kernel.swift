@@ -22,6 +22,7 @@ struct KernelServices: Sendable {
     let approvals: Approvals
     let mcp: MCPServers
     let bus: Bus
+    let models: ModelGateway
     let bootID: String
     let startedAt: Int64
     let pid: Int32
@@ -33,13 +34,14 @@ struct KernelServices: Sendable {
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, lifecycle: Lifecycle,
          supervisor: PolicySupervisor, capabilities: CapabilityTable, tools: ToolRegistry, toolSandbox: ToolSandbox,
-         mcp: MCPServers, bus: Bus, bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
+         mcp: MCPServers, bus: Bus, models: ModelGateway, bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
          host: HostSupport, cgroupsUsable: Bool) {
         self.tools = tools
         self.toolSandbox = toolSandbox
         self.approvals = Approvals(events: events)
         self.mcp = mcp
         self.bus = bus
+        self.models = models
         self.configuration = configuration
         self.store = store
         self.events = events
@@ -120,6 +122,8 @@ public final class Kernel: Service, Sendable {
             throw KernelError(.invalidArgument,
                               "the sandbox helper \(configuration.sandboxHelper) is missing or not executable (see --sandbox-helper)")
         }
+        // A secrets file others could read stops the kernel before it starts.
+        let modelKeys = try ModelKeys(secretsFile: configuration.secretsFile)
         let stateLock = try ExclusiveLock(path: configuration.stateDirectory + "/agentd.lock",
                                           purpose: "state dir \(configuration.stateDirectory)")
         defer { stateLock.release() }
@@ -204,13 +208,16 @@ public final class Kernel: Service, Sendable {
                                   landlockABI: host.landlockABI, bootID: bootID, logger: logger)
         let supervisor = PolicySupervisor(lifecycle: lifecycle, store: store, events: events, logger: logger)
         let tools = ToolRegistry()
+        let adminGID = try resolveAdminGroup()
+        // Its HTTP client must be shut down on every path from here.
+        let models = ModelGateway(configuration: configuration.models, keys: modelKeys, logger: logger)
         let services = KernelServices(configuration: configuration, store: store, events: events, lifecycle: lifecycle,
                                       supervisor: supervisor, capabilities: capabilities, tools: tools,
                                       toolSandbox: toolSandbox, mcp: MCPServers(registry: tools, events: events, logger: logger),
                                       bus: Bus(store: store, events: events, mailboxLimit: configuration.mailboxLimit),
+                                      models: models,
                                       bootID: bootID, startedAt: startedAt, pid: getpid(),
                                       uid: getuid(), counters: counters, host: host, cgroupsUsable: cgroups != nil)
-        let adminGID = try resolveAdminGroup()
         let connections = ConnectionRegistry()
         let group = MultiThreadedEventLoopGroup.singleton
         let logger = logger
@@ -224,7 +231,13 @@ public final class Kernel: Service, Sendable {
                                          connections: connections, logger: logger)
         }
 
-        let server = try await bind(group: group, adminGID: adminGID, services: services)
+        let server: NIOAsyncChannel<AcceptedConnection, Never>
+        do {
+            server = try await bind(group: group, adminGID: adminGID, services: services)
+        } catch {
+            await models.shutdown()
+            throw error
+        }
         logger.info("agentd ready", metadata: ["socket": "\(configuration.socketPath)",
                                                "state": "\(configuration.stateDirectory)",
                                                "boot": "\(bootID)", "pid": "\(getpid())"])
@@ -234,34 +247,40 @@ public final class Kernel: Service, Sendable {
             ? "the kernel started again" : "the kernel restarted after an unclean stop (killed or crashed)"
         Task { await supervisor.restore(reason: restoreReason) }
 
-        try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { taskGroup in
-                try await server.executeThenClose { inbound in
-                    for try await accepted in inbound {
-                        connections.add(accepted.channel.channel)
-                        taskGroup.addTask {
-                            await Connection(accepted: accepted, services: services, logger: logger).run()
-                            connections.remove(accepted.channel.channel)
+        do {
+            try await withGracefulShutdownHandler {
+                try await withThrowingDiscardingTaskGroup { taskGroup in
+                    try await server.executeThenClose { inbound in
+                        for try await accepted in inbound {
+                            connections.add(accepted.channel.channel)
+                            taskGroup.addTask {
+                                await Connection(accepted: accepted, services: services, logger: logger).run()
+                                connections.remove(accepted.channel.channel)
+                            }
                         }
                     }
+                    // The socket is closed: stop the agents (their waiters get
+                    // answers), end the live feeds, then drop every connection.
+                    logger.info("shutting down")
+                    _ = try? events.record("kernel.stopping", "kernel stopping: stopping every agent")
+                    // Trees first, each in reverse start order; then whatever is left.
+                    await supervisor.stopAll(timeout: .milliseconds(configuration.shutdownGraceMilliseconds))
+                    await lifecycle.shutdownAll(graceMilliseconds: configuration.shutdownGraceMilliseconds)
+                    await slots.close()
+                    _ = await cgroups?.removeLeftovers()
+                    cgroups?.removeBases()
+                    events.finishAll()
+                    services.bus.finishAll()
+                    await models.shutdown()
+                    try? await Task.sleep(for: .milliseconds(50))
+                    connections.closeAll()
                 }
-                // The socket is closed: stop the agents (their waiters get
-                // answers), end the live feeds, then drop every connection.
-                logger.info("shutting down")
-                _ = try? events.record("kernel.stopping", "kernel stopping: stopping every agent")
-                // Trees first, each in reverse start order; then whatever is left.
-                await supervisor.stopAll(timeout: .milliseconds(configuration.shutdownGraceMilliseconds))
-                await lifecycle.shutdownAll(graceMilliseconds: configuration.shutdownGraceMilliseconds)
-                await slots.close()
-                _ = await cgroups?.removeLeftovers()
-                cgroups?.removeBases()
-                events.finishAll()
-                services.bus.finishAll()
-                try? await Task.sleep(for: .milliseconds(50))
-                connections.closeAll()
+            } onGracefulShutdown: {
+                server.channel.close(promise: nil)
             }
-        } onGracefulShutdown: {
-            server.channel.close(promise: nil)
+        } catch {
+            await models.shutdown()
+            throw error
         }
 
         unlink(configuration.socketPath)

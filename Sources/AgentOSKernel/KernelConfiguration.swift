@@ -1,3 +1,4 @@
+import AgentOSModels
 import AgentOSProtocol
 
 /// Everything `agentd` is told on its command line.
@@ -35,6 +36,10 @@ public struct KernelConfiguration: Sendable {
     public var seccompProfilesDirectory: String
     /// Remount cgroup2 with favordynmods at start (see CgroupTuning).
     public var cgroupFavorDynamicModifications: Bool
+    /// The model providers (`models:` of the config file).
+    public var models: ModelsConfiguration = .defaults
+    /// Where API keys are read besides the environment (0600, the kernel's own).
+    public var secretsFile: String?
 
     public init(stateDirectory: String, socketPath: String, adminGroup: String? = nil,
                 maximumFrameSize: Int = Frame.defaultMaximumPayloadSize,

@@ -126,7 +126,7 @@ public struct PolicyParser: Sendable {
     }
 
     /// A YAML syntax error, at its position.
-    private static func reportSyntax(_ error: any Error, text: String, to log: ProblemLog) {
+    static func reportSyntax(_ error: any Error, text: String, to log: ProblemLog) {
         guard let error = error as? YamlError else {
             log.report(nil, .top, "not valid YAML: \(error)")
             return

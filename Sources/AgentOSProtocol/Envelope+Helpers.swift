@@ -111,6 +111,8 @@ extension KernelRequest.OneOf_Call {
         case .publish: return "publish"
         case .subscribe: return "subscribe"
         case .memShare: return "mem_share"
+        case .modelComplete: return "model_complete"
+        case .models: return "models"
         }
     }
 
@@ -152,6 +154,7 @@ extension ErrorCode {
         case .invalidPolicy: return "invalid_policy"
         case .conflict: return "conflict"
         case .resourceExhausted: return "resource_exhausted"
+        case .modelFailed: return "model_failed"
         case .UNRECOGNIZED(let value): return "code_\(value)"
         }
     }

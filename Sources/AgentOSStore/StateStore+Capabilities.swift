@@ -15,9 +15,11 @@ public struct CapabilityRecord: Sendable, Equatable {
     public var revokeReason: String
     /// Uses allowed so far (what `max` counts).
     public var uses: Int
+    /// Model tokens spent under it (what `tokens` counts).
+    public var tokensUsed: Int
 
     public init(id: String, agentID: String, uri: String, parentID: String? = nil, source: String, grantedAt: Int64,
-                revokedAt: Int64? = nil, revokeReason: String = "", uses: Int = 0) {
+                revokedAt: Int64? = nil, revokeReason: String = "", uses: Int = 0, tokensUsed: Int = 0) {
         self.id = id
         self.agentID = agentID
         self.uri = uri
@@ -27,6 +29,7 @@ public struct CapabilityRecord: Sendable, Equatable {
         self.revokedAt = revokedAt
         self.revokeReason = revokeReason
         self.uses = uses
+        self.tokensUsed = tokensUsed
     }
 }
 
@@ -68,6 +71,15 @@ extension StateStore {
         }
     }
 
+    /// Adds model tokens spent under a grant and those it was delegated from.
+    public func recordCapabilityTokens(_ ids: [String], tokens: Int) throws {
+        try pool.write { db in
+            for id in ids {
+                try db.execute(sql: "UPDATE capabilities SET tokens_used = tokens_used + ? WHERE id = ?", arguments: [tokens, id])
+            }
+        }
+    }
+
     /// Grants, oldest first: of one agent, or every one; revoked ones only if asked.
     public func capabilities(agentID: String? = nil, includeRevoked: Bool = false) throws -> [CapabilityRecord] {
         try pool.read { db in
@@ -84,7 +96,7 @@ extension StateStore {
             return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map { row in
                 CapabilityRecord(id: row["id"], agentID: row["agent_id"], uri: row["uri"], parentID: row["parent_id"],
                                  source: row["source"], grantedAt: row["granted_at"], revokedAt: row["revoked_at"],
-                                 revokeReason: row["revoke_reason"], uses: row["uses"])
+                                 revokeReason: row["revoke_reason"], uses: row["uses"], tokensUsed: row["tokens_used"])
             }
         }
     }

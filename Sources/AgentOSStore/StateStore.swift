@@ -251,6 +251,10 @@ public final class StateStore: Sendable {
                 END;
                 """)
         }
+        migrator.registerMigration("v12-capability-tokens") { db in
+            // Model tokens spent under each grant: what `tokens=` limits.
+            try db.execute(sql: "ALTER TABLE capabilities ADD COLUMN tokens_used INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 

@@ -1,4 +1,5 @@
 import AgentOSKernel
+import AgentOSPolicy
 import AgentOSProtocol
 import CAgentOSShim
 import ArgumentParser
@@ -91,6 +92,14 @@ public struct AgentdCommand: AsyncParsableCommand {
           help: ArgumentHelp("Remount the host's cgroup2 hierarchy with favordynmods: agent starts and restarts skip an RCU grace period (about 10 ms after idle), every fork and exit on the host pays a little. Host-wide; it stays after agentd stops."))
     var cgroupFavorDynmods = false
 
+    @Option(name: .long, help: ArgumentHelp("agentd's config file (YAML): the model providers, their endpoints, keys' names, limits and prices (Policies/README.md#kernel-config). Default: /etc/agentos/agentd.yaml if it exists; without one, anthropic, openai and ollama at their usual endpoints.",
+                                            valueName: "file"))
+    var config: String?
+
+    @Option(name: .long, help: ArgumentHelp("A file of NAME=value lines holding the providers' API keys, read before the environment; mode 0600 and owned by agentd's user, or agentd refuses to start. Overrides models.secrets_file of --config.",
+                                            valueName: "file"))
+    var secrets: String?
+
     public init() {}
 
     public func validate() throws {
@@ -132,7 +141,16 @@ public struct AgentdCommand: AsyncParsableCommand {
         guard approval >= 1_000 else { throw ValidationError("--approval-timeout must be at least 1s") }
         guard (1...1_000_000).contains(mailboxLimit) else { throw ValidationError("--mailbox-limit \(mailboxLimit): give 1 to 1000000") }
         let quota = try parsed("memory-quota") { () throws(Units.ParseError) in try Units.bytes(memoryQuota) }
-        return KernelConfiguration(
+        var file = KernelConfigFile()
+        let configPath = config ?? (FileManager.default.fileExists(atPath: Self.defaultConfig) ? Self.defaultConfig : nil)
+        if let configPath {
+            do {
+                file = try KernelConfigParser.parse(contentsOf: Self.absolute(configPath))
+            } catch {
+                throw ValidationError("--config:\n\(error.description)")
+            }
+        }
+        var configuration = KernelConfiguration(
             stateDirectory: Self.absolute(stateDir ?? DefaultPaths.stateDirectory(environment: environment)),
             socketPath: Self.absolute(socket ?? DefaultPaths.socketPath(environment: environment)),
             adminGroup: adminGroup,
@@ -157,7 +175,12 @@ public struct AgentdCommand: AsyncParsableCommand {
             seccompProfilesDirectory: Self.absolute(policiesDirectory(ownDirectory: ownDirectory, environment: environment))
                 + "/seccomp",
             cgroupFavorDynamicModifications: cgroupFavorDynmods)
+        configuration.models = file.models
+        configuration.secretsFile = secrets.map(Self.absolute) ?? file.secretsFile
+        return configuration
     }
+
+    static let defaultConfig = "/etc/agentos/agentd.yaml"
 
     /// --policies, else $AGENTOS_POLICIES, else the checkout agentd was
     /// built in (.build/<triple>/<config>/agentd), else /usr/share/agentos/policies.

@@ -136,6 +136,7 @@ struct CapabilityCalls {
         let remaining = table.remaining(grant)
         if let uses = remaining.uses { info.remainingUses = UInt64(uses) }
         if let rate = remaining.rate { info.remainingInWindow = UInt64(rate) }
+        if let tokens = table.remainingTokens(grant) { info.remainingTokens = UInt64(tokens) }
         if let expires = grant.capability.constraints.expiresAtMilliseconds { info.expiresAtMs = expires }
         info.needsApproval = grant.capability.constraints.approval == .operator
         return info

@@ -339,6 +339,7 @@ final class CapabilityTable: Sendable {
         let constraints = grant.capability.constraints
         if constraints.hasExpired(atMilliseconds: now) { return "expired" }
         if let max = constraints.max, grant.record.uses >= max { return "used all \(max) of its uses" }
+        if let tokens = constraints.tokens, grant.record.tokensUsed >= tokens { return "spent all \(tokens) of its model tokens" }
         if let rate = constraints.rate {
             let windowStart = now - Int64(rate.windowSeconds) * 1_000
             let inWindow = grant.recentUses.filter { $0 > windowStart }
@@ -348,6 +349,46 @@ final class CapabilityTable: Sendable {
             }
         }
         return nil
+    }
+
+    /// Adds model tokens spent under `grantID` to it and to every grant it
+    /// was delegated from (what `tokens=` limits), in memory and the store.
+    /// A call already allowed is charged in full even past the limit: the
+    /// next one is refused.
+    func charge(tokens: Int, to grantID: String) {
+        guard tokens > 0 else { return }
+        let chain = grants.withLock { grants -> [String] in
+            var chain: [String] = []
+            var cursor: String? = grantID
+            while let id = cursor, var link = grants[id] {
+                link.record.tokensUsed += tokens
+                grants[id] = link
+                chain.append(id)
+                cursor = link.record.parentID
+            }
+            return chain
+        }
+        do {
+            try store.recordCapabilityTokens(chain, tokens: tokens)
+        } catch {
+            logger.error("cannot record \(tokens) model tokens under capability \(grantID): \(error)")
+        }
+    }
+
+    /// Model tokens a grant may still spend (with `tokens`), the least left
+    /// along the chain it was delegated through.
+    func remainingTokens(_ grant: Grant) -> Int? {
+        grants.withLock { grants in
+            var least: Int?
+            var cursor: String? = grant.record.id
+            while let id = cursor, let link = grants[id] {
+                if let tokens = link.capability.constraints.tokens {
+                    least = Swift.min(least ?? Int.max, Swift.max(0, tokens - link.record.tokensUsed))
+                }
+                cursor = link.record.parentID
+            }
+            return least
+        }
     }
 
     /// What a grant has left now: uses (with `max`), uses in the current

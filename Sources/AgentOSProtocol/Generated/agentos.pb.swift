@@ -237,8 +237,14 @@ public nonisolated enum Agentos_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
   /// the child's state forbids it (running, restarting, already_present, ...); detail "reason"
   case conflict // = 35
 
-  /// a quota or budget is spent (memory quota); detail "reason"
+  /// a quota or budget is spent (memory quota, tokens, cost); detail "reason"
   case resourceExhausted // = 36
+
+  /// A model provider failed the call (after the kernel's retries): detail
+  /// "reason" is rate_limited | overloaded | context_too_long | bad_response |
+  /// timeout | unreachable | authentication | invalid_request | not_found, and
+  /// "status" the HTTP status when there was one.
+  case modelFailed // = 37
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -271,6 +277,7 @@ public nonisolated enum Agentos_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     case 34: self = .invalidPolicy
     case 35: self = .conflict
     case 36: self = .resourceExhausted
+    case 37: self = .modelFailed
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -301,6 +308,7 @@ public nonisolated enum Agentos_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     case .invalidPolicy: return 34
     case .conflict: return 35
     case .resourceExhausted: return 36
+    case .modelFailed: return 37
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -331,6 +339,7 @@ public nonisolated enum Agentos_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseIter
     .invalidPolicy,
     .conflict,
     .resourceExhausted,
+    .modelFailed,
   ]
 
 }
@@ -963,6 +972,24 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     set {call = .memShare(newValue)}
   }
 
+  /// The model gateway (PROTOCOL.md §5.20).
+  public var modelComplete: Agentos_V1_ModelCompleteRequest {
+    get {
+      if case .modelComplete(let v)? = call {return v}
+      return Agentos_V1_ModelCompleteRequest()
+    }
+    set {call = .modelComplete(newValue)}
+  }
+
+  /// the configured providers and models (never a key)
+  public var models: Agentos_V1_ModelListRequest {
+    get {
+      if case .models(let v)? = call {return v}
+      return Agentos_V1_ModelListRequest()
+    }
+    set {call = .models(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Call: Equatable, Sendable {
@@ -1048,6 +1075,10 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     case subscribe(Agentos_V1_SubscribeRequest)
     /// agent call: copy one entry into another agent's long-term memory
     case memShare(Agentos_V1_MemoryRequest)
+    /// The model gateway (PROTOCOL.md §5.20).
+    case modelComplete(Agentos_V1_ModelCompleteRequest)
+    /// the configured providers and models (never a key)
+    case models(Agentos_V1_ModelListRequest)
 
   }
 
@@ -1449,6 +1480,23 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     set {result = .memShare(newValue)}
   }
 
+  /// not streamed; streamed: ModelDelta chunks, then the ModelCompletion chunk
+  public var modelComplete: Agentos_V1_ModelCompletion {
+    get {
+      if case .modelComplete(let v)? = result {return v}
+      return Agentos_V1_ModelCompletion()
+    }
+    set {result = .modelComplete(newValue)}
+  }
+
+  public var models: Agentos_V1_ModelList {
+    get {
+      if case .models(let v)? = result {return v}
+      return Agentos_V1_ModelList()
+    }
+    set {result = .models(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Result: Equatable, Sendable {
@@ -1511,6 +1559,9 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     case publish(Agentos_V1_PublishResponse)
     /// the copy, as the recipient has it
     case memShare(Agentos_V1_MemoryList)
+    /// not streamed; streamed: ModelDelta chunks, then the ModelCompletion chunk
+    case modelComplete(Agentos_V1_ModelCompletion)
+    case models(Agentos_V1_ModelList)
 
   }
 
@@ -2125,6 +2176,264 @@ public nonisolated struct Agentos_V1_PublishResponse: Sendable {
   public init() {}
 }
 
+/// The model gateway: one call to a model, through the kernel (which holds
+/// the keys, checks capability://model/PROVIDER:MODEL, retries, counts).
+public nonisolated struct Agentos_V1_ModelCompleteRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// PROVIDER:MODEL, e.g. anthropic:claude-sonnet-4-5
+  public var model: String = String()
+
+  public var system: String = String()
+
+  public var messages: [Agentos_V1_ModelMessage] = []
+
+  public var tools: [Agentos_V1_ModelTool] = []
+
+  /// "" or auto, none, required, or a tool's name
+  public var toolChoice: String = String()
+
+  /// 0: 1024
+  public var maxTokens: UInt32 = 0
+
+  public var temperature: Double {
+    get {_temperature ?? 0}
+    set {_temperature = newValue}
+  }
+  /// Returns true if `temperature` has been explicitly set.
+  public var hasTemperature: Bool {self._temperature != nil}
+  /// Clears the value of `temperature`. Subsequent reads from it will return its default value.
+  public mutating func clearTemperature() {self._temperature = nil}
+
+  public var stop: [String] = []
+
+  /// deltas as they arrive, then the whole completion
+  public var stream: Bool = false
+
+  /// the whole call, retries included; 0: the provider's timeout
+  public var timeoutMs: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _temperature: Double? = nil
+}
+
+public nonisolated struct Agentos_V1_ModelMessage: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// user | assistant | tool
+  public var role: String = String()
+
+  public var content: String = String()
+
+  /// assistant: what the model asked for
+  public var toolCalls: [Agentos_V1_ModelToolCall] = []
+
+  /// tool: the call this answers
+  public var toolCallID: String = String()
+
+  /// tool: the result is an error
+  public var isError: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_ModelToolCall: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  /// the tool's registry name (e.g. file.read)
+  public var name: String = String()
+
+  /// a JSON object; what the model wrote if it is not one
+  public var argumentsJson: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_ModelTool: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var description_p: String = String()
+
+  /// JSON Schema (an object)
+  public var parametersSchema: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_ModelUsage: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var inputTokens: UInt64 = 0
+
+  public var outputTokens: UInt64 = 0
+
+  /// from the config's price table; 0 when it has none
+  public var costMicrodollars: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_ModelCompletion: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// in events and the audit chain
+  public var callID: String = String()
+
+  /// PROVIDER:MODEL as asked
+  public var model: String = String()
+
+  /// the model as the provider named it
+  public var providerModel: String = String()
+
+  public var content: String = String()
+
+  public var toolCalls: [Agentos_V1_ModelToolCall] = []
+
+  /// end_turn | max_tokens | tool_use | stop_sequence | content_filter | other
+  public var stopReason: String = String()
+
+  public var usage: Agentos_V1_ModelUsage {
+    get {_usage ?? Agentos_V1_ModelUsage()}
+    set {_usage = newValue}
+  }
+  /// Returns true if `usage` has been explicitly set.
+  public var hasUsage: Bool {self._usage != nil}
+  /// Clears the value of `usage`. Subsequent reads from it will return its default value.
+  public mutating func clearUsage() {self._usage = nil}
+
+  /// 1 + retries
+  public var attempts: UInt32 = 0
+
+  public var durationUs: Int64 = 0
+
+  /// agents: the grant that allowed it
+  public var grantID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _usage: Agentos_V1_ModelUsage? = nil
+}
+
+/// A piece of a streamed completion.
+public nonisolated struct Agentos_V1_ModelDelta: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var text: String = String()
+
+  /// A tool call: its position; id and name on its first delta, then
+  /// fragments of its arguments' JSON text.
+  public var toolIndex: UInt32 = 0
+
+  public var toolCallID: String = String()
+
+  public var toolName: String = String()
+
+  public var argumentsFragment: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_ModelListRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_ModelProviderInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  /// anthropic | openai | ollama | openai-compatible
+  public var kind: String = String()
+
+  public var baseURL: String = String()
+
+  /// the env var / secrets entry that holds its key ("" none needed)
+  public var keyName: String = String()
+
+  /// whether the kernel has that key (never the key)
+  public var keyPresent: Bool = false
+
+  public var concurrency: UInt32 = 0
+
+  /// empty: any model
+  public var models: [Agentos_V1_ModelInfo] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_ModelInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// PROVIDER:MODEL
+  public var name: String = String()
+
+  /// USD per million tokens; 0: no price
+  public var inputPrice: Double = 0
+
+  public var outputPrice: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_ModelList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var providers: [Agentos_V1_ModelProviderInfo] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Agentos_V1_SubscribeRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -2273,6 +2582,16 @@ public nonisolated struct Agentos_V1_CapabilityInfo: Sendable {
   /// approve=operator
   public var needsApproval: Bool = false
 
+  /// with tokens: model tokens left (the least along its delegation chain)
+  public var remainingTokens: UInt64 {
+    get {_remainingTokens ?? 0}
+    set {_remainingTokens = newValue}
+  }
+  /// Returns true if `remainingTokens` has been explicitly set.
+  public var hasRemainingTokens: Bool {self._remainingTokens != nil}
+  /// Clears the value of `remainingTokens`. Subsequent reads from it will return its default value.
+  public mutating func clearRemainingTokens() {self._remainingTokens = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2280,6 +2599,7 @@ public nonisolated struct Agentos_V1_CapabilityInfo: Sendable {
   fileprivate var _remainingUses: UInt64? = nil
   fileprivate var _remainingInWindow: UInt64? = nil
   fileprivate var _expiresAtMs: Int64? = nil
+  fileprivate var _remainingTokens: UInt64? = nil
 }
 
 public nonisolated struct Agentos_V1_CapabilityList: Sendable {
@@ -3329,12 +3649,32 @@ public nonisolated struct Agentos_V1_StreamChunk: Sendable {
     set {item = .message(newValue)}
   }
 
+  public var modelDelta: Agentos_V1_ModelDelta {
+    get {
+      if case .modelDelta(let v)? = item {return v}
+      return Agentos_V1_ModelDelta()
+    }
+    set {item = .modelDelta(newValue)}
+  }
+
+  /// a streamed completion's last chunk
+  public var modelCompletion: Agentos_V1_ModelCompletion {
+    get {
+      if case .modelCompletion(let v)? = item {return v}
+      return Agentos_V1_ModelCompletion()
+    }
+    set {item = .modelCompletion(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Item: Equatable, Sendable {
     case log(Agentos_V1_LogChunk)
     case event(Agentos_V1_Event)
     case message(Agentos_V1_BusMessage)
+    case modelDelta(Agentos_V1_ModelDelta)
+    /// a streamed completion's last chunk
+    case modelCompletion(Agentos_V1_ModelCompletion)
 
   }
 
@@ -3429,7 +3769,7 @@ nonisolated extension Agentos_V1_LogStream: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Agentos_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_HANDSHAKE_REQUIRED\0\u{1}ERROR_CODE_VERSION_MISMATCH\0\u{1}ERROR_CODE_HANDSHAKE_TIMEOUT\0\u{1}ERROR_CODE_SLOW_CONSUMER\0\u{2}\u{e}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_INVALID_ARGUMENT\0\u{1}ERROR_CODE_PERMISSION_DENIED\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_AMBIGUOUS\0\u{1}ERROR_CODE_ALREADY_EXISTS\0\u{1}ERROR_CODE_PROGRAM_NOT_FOUND\0\u{1}ERROR_CODE_PROGRAM_NOT_EXECUTABLE\0\u{1}ERROR_CODE_SPAWN_FAILED\0\u{1}ERROR_CODE_NOT_RUNNING\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_DUPLICATE_REQUEST_ID\0\u{1}ERROR_CODE_UNSUPPORTED\0\u{1}ERROR_CODE_INVALID_POLICY\0\u{1}ERROR_CODE_CONFLICT\0\u{1}ERROR_CODE_RESOURCE_EXHAUSTED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_MALFORMED_FRAME\0\u{1}ERROR_CODE_HANDSHAKE_REQUIRED\0\u{1}ERROR_CODE_VERSION_MISMATCH\0\u{1}ERROR_CODE_HANDSHAKE_TIMEOUT\0\u{1}ERROR_CODE_SLOW_CONSUMER\0\u{2}\u{e}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_INVALID_ARGUMENT\0\u{1}ERROR_CODE_PERMISSION_DENIED\0\u{1}ERROR_CODE_NOT_FOUND\0\u{1}ERROR_CODE_AMBIGUOUS\0\u{1}ERROR_CODE_ALREADY_EXISTS\0\u{1}ERROR_CODE_PROGRAM_NOT_FOUND\0\u{1}ERROR_CODE_PROGRAM_NOT_EXECUTABLE\0\u{1}ERROR_CODE_SPAWN_FAILED\0\u{1}ERROR_CODE_NOT_RUNNING\0\u{1}ERROR_CODE_SHUTTING_DOWN\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_DUPLICATE_REQUEST_ID\0\u{1}ERROR_CODE_UNSUPPORTED\0\u{1}ERROR_CODE_INVALID_POLICY\0\u{1}ERROR_CODE_CONFLICT\0\u{1}ERROR_CODE_RESOURCE_EXHAUSTED\0\u{1}ERROR_CODE_MODEL_FAILED\0")
 }
 
 nonisolated extension Agentos_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -3802,7 +4142,7 @@ nonisolated extension Agentos_V1_AgentSelf: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0\u{3}mem_put\0\u{3}mem_get\0\u{3}mem_delete\0\u{3}mem_search\0\u{3}mem_list\0\u{1}send\0\u{1}receive\0\u{1}ack\0\u{1}mailbox\0\u{1}request\0\u{1}publish\0\u{1}subscribe\0\u{3}mem_share\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0\u{3}mem_put\0\u{3}mem_get\0\u{3}mem_delete\0\u{3}mem_search\0\u{3}mem_list\0\u{1}send\0\u{1}receive\0\u{1}ack\0\u{1}mailbox\0\u{1}request\0\u{1}publish\0\u{1}subscribe\0\u{3}mem_share\0\u{3}model_complete\0\u{1}models\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4473,6 +4813,32 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
           self.call = .memShare(v)
         }
       }()
+      case 52: try {
+        var v: Agentos_V1_ModelCompleteRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .modelComplete(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .modelComplete(v)
+        }
+      }()
+      case 53: try {
+        var v: Agentos_V1_ModelListRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .models(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .models(v)
+        }
+      }()
       default: break
       }
     }
@@ -4688,6 +5054,14 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
       guard case .memShare(let v)? = self.call else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 51)
     }()
+    case .modelComplete?: try {
+      guard case .modelComplete(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 52)
+    }()
+    case .models?: try {
+      guard case .models(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 53)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -4702,7 +5076,7 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0\u{3}mem_put\0\u{3}mem_get\0\u{3}mem_delete\0\u{3}mem_search\0\u{3}mem_list\0\u{1}send\0\u{1}ack\0\u{1}mailbox\0\u{1}request\0\u{1}publish\0\u{3}mem_share\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0\u{3}mem_put\0\u{3}mem_get\0\u{3}mem_delete\0\u{3}mem_search\0\u{3}mem_list\0\u{1}send\0\u{1}ack\0\u{1}mailbox\0\u{1}request\0\u{1}publish\0\u{3}mem_share\0\u{3}model_complete\0\u{1}models\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5321,6 +5695,32 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
           self.result = .memShare(v)
         }
       }()
+      case 48: try {
+        var v: Agentos_V1_ModelCompletion?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .modelComplete(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .modelComplete(v)
+        }
+      }()
+      case 49: try {
+        var v: Agentos_V1_ModelList?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .models(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .models(v)
+        }
+      }()
       default: break
       }
     }
@@ -5519,6 +5919,14 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
     case .memShare?: try {
       guard case .memShare(let v)? = self.result else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 47)
+    }()
+    case .modelComplete?: try {
+      guard case .modelComplete(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 48)
+    }()
+    case .models?: try {
+      guard case .models(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 49)
     }()
     case nil: break
     }
@@ -6705,6 +7113,533 @@ nonisolated extension Agentos_V1_PublishResponse: SwiftProtobuf.Message, SwiftPr
   }
 }
 
+nonisolated extension Agentos_V1_ModelCompleteRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelCompleteRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}system\0\u{1}messages\0\u{1}tools\0\u{3}tool_choice\0\u{3}max_tokens\0\u{1}temperature\0\u{1}stop\0\u{1}stream\0\u{3}timeout_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.model) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.system) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.messages) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.tools) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.toolChoice) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.maxTokens) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self._temperature) }()
+      case 8: try { try decoder.decodeRepeatedStringField(value: &self.stop) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.stream) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.timeoutMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.model.isEmpty {
+      try visitor.visitSingularStringField(value: self.model, fieldNumber: 1)
+    }
+    if !self.system.isEmpty {
+      try visitor.visitSingularStringField(value: self.system, fieldNumber: 2)
+    }
+    if !self.messages.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.messages, fieldNumber: 3)
+    }
+    if !self.tools.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.tools, fieldNumber: 4)
+    }
+    if !self.toolChoice.isEmpty {
+      try visitor.visitSingularStringField(value: self.toolChoice, fieldNumber: 5)
+    }
+    if self.maxTokens != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxTokens, fieldNumber: 6)
+    }
+    try { if let v = self._temperature {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 7)
+    } }()
+    if !self.stop.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.stop, fieldNumber: 8)
+    }
+    if self.stream != false {
+      try visitor.visitSingularBoolField(value: self.stream, fieldNumber: 9)
+    }
+    if self.timeoutMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.timeoutMs, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ModelCompleteRequest, rhs: Agentos_V1_ModelCompleteRequest) -> Bool {
+    if lhs.model != rhs.model {return false}
+    if lhs.system != rhs.system {return false}
+    if lhs.messages != rhs.messages {return false}
+    if lhs.tools != rhs.tools {return false}
+    if lhs.toolChoice != rhs.toolChoice {return false}
+    if lhs.maxTokens != rhs.maxTokens {return false}
+    if lhs._temperature != rhs._temperature {return false}
+    if lhs.stop != rhs.stop {return false}
+    if lhs.stream != rhs.stream {return false}
+    if lhs.timeoutMs != rhs.timeoutMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ModelMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelMessage"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}role\0\u{1}content\0\u{3}tool_calls\0\u{3}tool_call_id\0\u{3}is_error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.role) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.content) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.toolCalls) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.toolCallID) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.isError) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.role.isEmpty {
+      try visitor.visitSingularStringField(value: self.role, fieldNumber: 1)
+    }
+    if !self.content.isEmpty {
+      try visitor.visitSingularStringField(value: self.content, fieldNumber: 2)
+    }
+    if !self.toolCalls.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.toolCalls, fieldNumber: 3)
+    }
+    if !self.toolCallID.isEmpty {
+      try visitor.visitSingularStringField(value: self.toolCallID, fieldNumber: 4)
+    }
+    if self.isError != false {
+      try visitor.visitSingularBoolField(value: self.isError, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ModelMessage, rhs: Agentos_V1_ModelMessage) -> Bool {
+    if lhs.role != rhs.role {return false}
+    if lhs.content != rhs.content {return false}
+    if lhs.toolCalls != rhs.toolCalls {return false}
+    if lhs.toolCallID != rhs.toolCallID {return false}
+    if lhs.isError != rhs.isError {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ModelToolCall: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelToolCall"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{3}arguments_json\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.argumentsJson) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if !self.argumentsJson.isEmpty {
+      try visitor.visitSingularStringField(value: self.argumentsJson, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ModelToolCall, rhs: Agentos_V1_ModelToolCall) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.argumentsJson != rhs.argumentsJson {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ModelTool: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelTool"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}description\0\u{3}parameters_schema\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.parametersSchema) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.description_p.isEmpty {
+      try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 2)
+    }
+    if !self.parametersSchema.isEmpty {
+      try visitor.visitSingularStringField(value: self.parametersSchema, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ModelTool, rhs: Agentos_V1_ModelTool) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.description_p != rhs.description_p {return false}
+    if lhs.parametersSchema != rhs.parametersSchema {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ModelUsage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelUsage"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}input_tokens\0\u{3}output_tokens\0\u{3}cost_microdollars\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.inputTokens) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.outputTokens) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.costMicrodollars) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.inputTokens != 0 {
+      try visitor.visitSingularUInt64Field(value: self.inputTokens, fieldNumber: 1)
+    }
+    if self.outputTokens != 0 {
+      try visitor.visitSingularUInt64Field(value: self.outputTokens, fieldNumber: 2)
+    }
+    if self.costMicrodollars != 0 {
+      try visitor.visitSingularUInt64Field(value: self.costMicrodollars, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ModelUsage, rhs: Agentos_V1_ModelUsage) -> Bool {
+    if lhs.inputTokens != rhs.inputTokens {return false}
+    if lhs.outputTokens != rhs.outputTokens {return false}
+    if lhs.costMicrodollars != rhs.costMicrodollars {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ModelCompletion: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelCompletion"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}call_id\0\u{1}model\0\u{3}provider_model\0\u{1}content\0\u{3}tool_calls\0\u{3}stop_reason\0\u{1}usage\0\u{1}attempts\0\u{3}duration_us\0\u{3}grant_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.callID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.model) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.providerModel) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.content) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.toolCalls) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.stopReason) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._usage) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.attempts) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.durationUs) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.grantID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.callID.isEmpty {
+      try visitor.visitSingularStringField(value: self.callID, fieldNumber: 1)
+    }
+    if !self.model.isEmpty {
+      try visitor.visitSingularStringField(value: self.model, fieldNumber: 2)
+    }
+    if !self.providerModel.isEmpty {
+      try visitor.visitSingularStringField(value: self.providerModel, fieldNumber: 3)
+    }
+    if !self.content.isEmpty {
+      try visitor.visitSingularStringField(value: self.content, fieldNumber: 4)
+    }
+    if !self.toolCalls.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.toolCalls, fieldNumber: 5)
+    }
+    if !self.stopReason.isEmpty {
+      try visitor.visitSingularStringField(value: self.stopReason, fieldNumber: 6)
+    }
+    try { if let v = self._usage {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
+    if self.attempts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.attempts, fieldNumber: 8)
+    }
+    if self.durationUs != 0 {
+      try visitor.visitSingularInt64Field(value: self.durationUs, fieldNumber: 9)
+    }
+    if !self.grantID.isEmpty {
+      try visitor.visitSingularStringField(value: self.grantID, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ModelCompletion, rhs: Agentos_V1_ModelCompletion) -> Bool {
+    if lhs.callID != rhs.callID {return false}
+    if lhs.model != rhs.model {return false}
+    if lhs.providerModel != rhs.providerModel {return false}
+    if lhs.content != rhs.content {return false}
+    if lhs.toolCalls != rhs.toolCalls {return false}
+    if lhs.stopReason != rhs.stopReason {return false}
+    if lhs._usage != rhs._usage {return false}
+    if lhs.attempts != rhs.attempts {return false}
+    if lhs.durationUs != rhs.durationUs {return false}
+    if lhs.grantID != rhs.grantID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ModelDelta: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelDelta"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}text\0\u{3}tool_index\0\u{3}tool_call_id\0\u{3}tool_name\0\u{3}arguments_fragment\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.text) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.toolIndex) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.toolCallID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.toolName) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.argumentsFragment) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.text.isEmpty {
+      try visitor.visitSingularStringField(value: self.text, fieldNumber: 1)
+    }
+    if self.toolIndex != 0 {
+      try visitor.visitSingularUInt32Field(value: self.toolIndex, fieldNumber: 2)
+    }
+    if !self.toolCallID.isEmpty {
+      try visitor.visitSingularStringField(value: self.toolCallID, fieldNumber: 3)
+    }
+    if !self.toolName.isEmpty {
+      try visitor.visitSingularStringField(value: self.toolName, fieldNumber: 4)
+    }
+    if !self.argumentsFragment.isEmpty {
+      try visitor.visitSingularStringField(value: self.argumentsFragment, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ModelDelta, rhs: Agentos_V1_ModelDelta) -> Bool {
+    if lhs.text != rhs.text {return false}
+    if lhs.toolIndex != rhs.toolIndex {return false}
+    if lhs.toolCallID != rhs.toolCallID {return false}
+    if lhs.toolName != rhs.toolName {return false}
+    if lhs.argumentsFragment != rhs.argumentsFragment {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ModelListRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelListRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ModelListRequest, rhs: Agentos_V1_ModelListRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ModelProviderInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelProviderInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}kind\0\u{3}base_url\0\u{3}key_name\0\u{3}key_present\0\u{1}concurrency\0\u{1}models\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.baseURL) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.keyName) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.keyPresent) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.concurrency) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.models) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 2)
+    }
+    if !self.baseURL.isEmpty {
+      try visitor.visitSingularStringField(value: self.baseURL, fieldNumber: 3)
+    }
+    if !self.keyName.isEmpty {
+      try visitor.visitSingularStringField(value: self.keyName, fieldNumber: 4)
+    }
+    if self.keyPresent != false {
+      try visitor.visitSingularBoolField(value: self.keyPresent, fieldNumber: 5)
+    }
+    if self.concurrency != 0 {
+      try visitor.visitSingularUInt32Field(value: self.concurrency, fieldNumber: 6)
+    }
+    if !self.models.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.models, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ModelProviderInfo, rhs: Agentos_V1_ModelProviderInfo) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.baseURL != rhs.baseURL {return false}
+    if lhs.keyName != rhs.keyName {return false}
+    if lhs.keyPresent != rhs.keyPresent {return false}
+    if lhs.concurrency != rhs.concurrency {return false}
+    if lhs.models != rhs.models {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ModelInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}input_price\0\u{3}output_price\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.inputPrice) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.outputPrice) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.inputPrice.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.inputPrice, fieldNumber: 2)
+    }
+    if self.outputPrice.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.outputPrice, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ModelInfo, rhs: Agentos_V1_ModelInfo) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.inputPrice != rhs.inputPrice {return false}
+    if lhs.outputPrice != rhs.outputPrice {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ModelList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}providers\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.providers) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.providers.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.providers, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ModelList, rhs: Agentos_V1_ModelList) -> Bool {
+    if lhs.providers != rhs.providers {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Agentos_V1_SubscribeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SubscribeRequest"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pattern\0")
@@ -6902,7 +7837,7 @@ nonisolated extension Agentos_V1_MemoryList: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Agentos_V1_CapabilityInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CapabilityInfo"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}agent\0\u{3}agent_name\0\u{1}uri\0\u{3}parent_id\0\u{1}source\0\u{3}granted_at_ns\0\u{1}uses\0\u{3}remaining_uses\0\u{3}remaining_in_window\0\u{3}expires_at_ms\0\u{3}needs_approval\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}agent\0\u{3}agent_name\0\u{1}uri\0\u{3}parent_id\0\u{1}source\0\u{3}granted_at_ns\0\u{1}uses\0\u{3}remaining_uses\0\u{3}remaining_in_window\0\u{3}expires_at_ms\0\u{3}needs_approval\0\u{3}remaining_tokens\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6922,6 +7857,7 @@ nonisolated extension Agentos_V1_CapabilityInfo: SwiftProtobuf.Message, SwiftPro
       case 10: try { try decoder.decodeSingularUInt64Field(value: &self._remainingInWindow) }()
       case 11: try { try decoder.decodeSingularInt64Field(value: &self._expiresAtMs) }()
       case 12: try { try decoder.decodeSingularBoolField(value: &self.needsApproval) }()
+      case 13: try { try decoder.decodeSingularUInt64Field(value: &self._remainingTokens) }()
       default: break
       }
     }
@@ -6968,6 +7904,9 @@ nonisolated extension Agentos_V1_CapabilityInfo: SwiftProtobuf.Message, SwiftPro
     if self.needsApproval != false {
       try visitor.visitSingularBoolField(value: self.needsApproval, fieldNumber: 12)
     }
+    try { if let v = self._remainingTokens {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 13)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -6984,6 +7923,7 @@ nonisolated extension Agentos_V1_CapabilityInfo: SwiftProtobuf.Message, SwiftPro
     if lhs._remainingInWindow != rhs._remainingInWindow {return false}
     if lhs._expiresAtMs != rhs._expiresAtMs {return false}
     if lhs.needsApproval != rhs.needsApproval {return false}
+    if lhs._remainingTokens != rhs._remainingTokens {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -9008,7 +9948,7 @@ nonisolated extension Agentos_V1_AgentInfo: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Agentos_V1_StreamChunk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StreamChunk"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}log\0\u{1}event\0\u{1}message\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}log\0\u{1}event\0\u{1}message\0\u{3}model_delta\0\u{3}model_completion\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -9055,6 +9995,32 @@ nonisolated extension Agentos_V1_StreamChunk: SwiftProtobuf.Message, SwiftProtob
           self.item = .message(v)
         }
       }()
+      case 4: try {
+        var v: Agentos_V1_ModelDelta?
+        var hadOneofValue = false
+        if let current = self.item {
+          hadOneofValue = true
+          if case .modelDelta(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.item = .modelDelta(v)
+        }
+      }()
+      case 5: try {
+        var v: Agentos_V1_ModelCompletion?
+        var hadOneofValue = false
+        if let current = self.item {
+          hadOneofValue = true
+          if case .modelCompletion(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.item = .modelCompletion(v)
+        }
+      }()
       default: break
       }
     }
@@ -9077,6 +10043,14 @@ nonisolated extension Agentos_V1_StreamChunk: SwiftProtobuf.Message, SwiftProtob
     case .message?: try {
       guard case .message(let v)? = self.item else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .modelDelta?: try {
+      guard case .modelDelta(let v)? = self.item else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .modelCompletion?: try {
+      guard case .modelCompletion(let v)? = self.item else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     }()
     case nil: break
     }

@@ -17,19 +17,19 @@ from ._version import __version__
 from .agent import Agent, MessageStream, StreamWriter, connect
 from .errors import (AgentOSError, Ambiguous, AlreadyExists, Conflict, ConnectionClosed, DuplicateRequestId,
                      FrameTooLarge, HandshakeRequired, HandshakeTimeout, Internal, InvalidArgument, InvalidPolicy,
-                     MalformedFrame, NotFound, NotRunning, PermissionDenied, ProgramNotExecutable, ProgramNotFound,
+                     MalformedFrame, ModelFailed, NotFound, NotRunning, PermissionDenied, ProgramNotExecutable, ProgramNotFound,
                      RequestTimeout, ResourceExhausted, ShuttingDown, SlowConsumer, SpawnFailed, UnknownMessage,
                      Unsupported, VersionMismatch)
 from ._api import Memory
-from .models import (AgentSelf, Capability, CheckResult, Checkpoint, MemoryItem, Message, Sent, ToolInfo,
-                     ToolResult)
+from .models import (AgentSelf, Capability, CheckResult, Checkpoint, Completion, MemoryItem, Message, Sent,
+                     ToolCall, ToolInfo, ToolResult)
 
 __all__ = [
     "__version__", "connect", "Agent", "Memory", "MessageStream", "StreamWriter",
-    "AgentSelf", "Capability", "CheckResult", "Checkpoint", "MemoryItem", "Message", "Sent", "ToolInfo", "ToolResult",
+    "AgentSelf", "Capability", "CheckResult", "Checkpoint", "Completion", "MemoryItem", "Message", "Sent", "ToolCall", "ToolInfo", "ToolResult",
     "AgentOSError", "Ambiguous", "AlreadyExists", "Conflict", "ConnectionClosed", "DuplicateRequestId",
     "FrameTooLarge", "HandshakeRequired", "HandshakeTimeout", "Internal", "InvalidArgument", "InvalidPolicy",
-    "MalformedFrame", "NotFound", "NotRunning", "PermissionDenied", "ProgramNotExecutable", "ProgramNotFound",
+    "MalformedFrame", "ModelFailed", "NotFound", "NotRunning", "PermissionDenied", "ProgramNotExecutable", "ProgramNotFound",
     "RequestTimeout", "ResourceExhausted", "ShuttingDown", "SlowConsumer", "SpawnFailed", "UnknownMessage",
     "Unsupported", "VersionMismatch",
 ]

@@ -13,8 +13,8 @@ from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 from ._proto import pb
 from .errors import AgentOSError
-from .models import (AgentSelf, Capability, CheckResult, Checkpoint, MemoryItem, Message, Sent, ToolInfo,
-                     ToolResult)
+from .models import (AgentSelf, Capability, CheckResult, Checkpoint, Completion, MemoryItem, Message, Sent,
+                     ToolInfo, ToolResult)
 
 #: Marks "no json= argument" (None is a JSON value).
 UNSET: Any = object()
@@ -250,6 +250,44 @@ class Calls:
         failed has is_error set, a refused call raises (PermissionDenied, ...)."""
         request = pb.ToolCallRequest(tool=name, arguments_json=_json.dumps(arguments or {}))
         return self._exec("tool_call", request, ToolResult._from, timeout=timeout)
+
+    # -- models ----------------------------------------------------------
+
+    def complete(self, model: str, messages: Iterable[Any], *, system: str = "", tools: Iterable[Any] = (),
+                 tool_choice: str = "auto", max_tokens: int = 1024, temperature: Optional[float] = None,
+                 stop: Iterable[str] = (), timeout: Optional[float] = None):
+        """Asks a model ("PROVIDER:MODEL") through the kernel, which holds the
+        keys and needs capability://model/PROVIDER:MODEL?action=complete.
+        `messages`: dicts {"role": "user"|"assistant"|"tool", "content": ...,
+        "tool_calls": [{"id", "name", "arguments"}], "tool_call_id", "is_error"}
+        (a str is a user message); `tools`: `ToolInfo`s or dicts {"name",
+        "description", "parameters"}. Returns a `Completion`; raises
+        ModelFailed (provider), ResourceExhausted (budget), PermissionDenied."""
+        request = pb.ModelCompleteRequest(model=model, system=system, tool_choice=tool_choice,
+                                          max_tokens=max_tokens, stop=list(stop))
+        if temperature is not None:
+            request.temperature = temperature
+        if timeout is not None:
+            request.timeout_ms = max(1, int(timeout * 1000))
+        for message in messages:
+            if isinstance(message, str):
+                message = {"role": "user", "content": message}
+            wire = request.messages.add(role=message.get("role", "user"), content=message.get("content") or "",
+                                        tool_call_id=message.get("tool_call_id", ""),
+                                        is_error=bool(message.get("is_error", False)))
+            for call in message.get("tool_calls") or ():
+                arguments = call.get("arguments", "{}")
+                wire.tool_calls.add(id=call["id"], name=call["name"],
+                                    arguments_json=arguments if isinstance(arguments, str) else _json.dumps(arguments))
+        for tool in tools:
+            if isinstance(tool, ToolInfo):
+                request.tools.add(name=tool.name, description=tool.description, parameters_schema=tool.parameters_schema)
+            else:
+                parameters = tool.get("parameters", {"type": "object"})
+                request.tools.add(name=tool["name"], description=tool.get("description", ""),
+                                  parameters_schema=parameters if isinstance(parameters, str) else _json.dumps(parameters))
+        wait = None if timeout is None else timeout + 5.0
+        return self._exec("model_complete", request, Completion._from, timeout=wait)
 
     # -- supervision ---------------------------------------------------
 

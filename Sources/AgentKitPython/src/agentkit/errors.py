@@ -156,6 +156,14 @@ class ResourceExhausted(AgentOSError):
     code, name = 36, "RESOURCE_EXHAUSTED"
 
 
+class ModelFailed(AgentOSError):
+    """A model provider failed the call after the kernel's retries;
+    detail["reason"]: rate_limited, overloaded, context_too_long,
+    bad_response, timeout, unreachable, authentication, ...; detail["status"]
+    the provider's HTTP status when there was one."""
+    code, name = 37, "MODEL_FAILED"
+
+
 class RequestTimeout(Conflict, TimeoutError):
     """`request()` got no response in time (the kernel's CONFLICT with
     detail reason "timeout"). It is both a `Conflict` and a `TimeoutError`."""
@@ -166,7 +174,7 @@ _BY_CODE: Dict[int, Type[AgentOSError]] = {
         FrameTooLarge, MalformedFrame, HandshakeRequired, VersionMismatch, HandshakeTimeout, SlowConsumer,
         UnknownMessage, InvalidArgument, PermissionDenied, NotFound, Ambiguous, AlreadyExists, ProgramNotFound,
         ProgramNotExecutable, SpawnFailed, NotRunning, ShuttingDown, Internal, DuplicateRequestId, Unsupported,
-        InvalidPolicy, Conflict, ResourceExhausted,
+        InvalidPolicy, Conflict, ResourceExhausted, ModelFailed,
     )
 }
 

@@ -173,3 +173,44 @@ class CheckResult:
     @classmethod
     def _from(cls, m: "pb.CapExplainResponse") -> "CheckResult":
         return cls(m.allowed, m.grant_id, m.needs_approval, list(m.reasons), m.check_ns)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool call a model asked for: the tool's registry name and its
+    arguments as JSON text (what the model wrote when it is not an object)."""
+    id: str
+    name: str
+    arguments_json: str
+
+    def arguments(self) -> Any:
+        """The arguments parsed (raises ValueError when the model wrote no JSON)."""
+        return _json.loads(self.arguments_json) if self.arguments_json else {}
+
+    def message(self) -> Dict[str, Any]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments_json}
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A model's answer through the kernel's gateway, with what it cost."""
+    call_id: str
+    model: str
+    provider_model: str
+    content: str
+    tool_calls: Tuple[ToolCall, ...]
+    stop_reason: str
+    input_tokens: int
+    output_tokens: int
+    cost_microdollars: int
+    attempts: int
+
+    def message(self) -> Dict[str, Any]:
+        """The assistant turn to append to the conversation."""
+        return {"role": "assistant", "content": self.content, "tool_calls": [c.message() for c in self.tool_calls]}
+
+    @classmethod
+    def _from(cls, m: "pb.ModelCompletion") -> "Completion":
+        return cls(m.call_id, m.model, m.provider_model, m.content,
+                   tuple(ToolCall(c.id, c.name, c.arguments_json) for c in m.tool_calls), m.stop_reason,
+                   m.usage.input_tokens, m.usage.output_tokens, m.usage.cost_microdollars, m.attempts)
