@@ -21,6 +21,7 @@ let package = Package(
         // The Swift SDK: what an agent program imports to talk to the kernel.
         .library(name: "AgentKit", targets: ["AgentKit"]),
         .executable(name: "agentos-example-planner", targets: ["agentos-example-planner"]),
+        .executable(name: "agentos-llm-agent", targets: ["agentos-llm-agent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
@@ -175,6 +176,10 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["-static-stdlib", "-lCoreFoundation", "-l_FoundationICU", "-l_FoundationCShims",
                                            "-l_FoundationCollections", "-lstdc++"])]
         ),
+        // The built-in LLM agent: goal in, model ↔ tools through the kernel, result out.
+        .executableTarget(name: "agentos-llm-agent", dependencies: ["AgentKit"],
+                          linkerSettings: [.unsafeFlags(["-static-stdlib", "-lCoreFoundation", "-l_FoundationICU",
+                                                         "-l_FoundationCShims", "-l_FoundationCollections", "-lstdc++"])]),
         .executableTarget(
             name: "agentos-bench",
             dependencies: [

@@ -2,6 +2,7 @@
 # Installs the agents of the example team (Policies/examples/duo.yaml) under
 # /opt/agentos, which the policy names and shows its agents read-only:
 #   bin/agentos-example-planner   the Swift planner (AgentKit), from this build
+#   bin/agentos-llm-agent         the built-in LLM agent (policies' llm: workers)
 #   examples/writer.py            the Python writer
 #   python/                       the Python SDK (pip install Sources/AgentKitPython)
 #                                 and protobuf, for PYTHONPATH
@@ -16,6 +17,7 @@ venv=${AGENTOS_PYTHON_VENV:-/opt/agentos-test/python}
 [ -x "$venv/bin/pip" ] || { echo "install-examples: run Integration/setup.sh first ($venv is missing)" >&2; exit 1; }
 
 install -D -m 0755 "$bin_dir/agentos-example-planner" "$prefix/bin/agentos-example-planner"
+install -D -m 0755 "$bin_dir/agentos-llm-agent" "$prefix/bin/agentos-llm-agent"
 install -D -m 0644 Policies/examples/agents/writer.py "$prefix/examples/writer.py"
 
 # The SDK again only when its sources changed (pip needs PyPI for protobuf).

@@ -29,7 +29,8 @@ public struct AgentCtl: ParsableCommand {
             DeleteChildCommand.self, SpawnCommand.self, CheckpointCommand.self, CapabilityCommand.self,
             AuditCommand.self, ToolsCommand.self, PendingCommand.self, ApproveCommand.self, DenyCommand.self,
             MemoryCommand.self, SendCommand.self, RequestCommand.self, MailboxCommand.self, PublishCommand.self,
-            SubscribeCommand.self, ModelsCommand.self, CompleteCommand.self,
+            SubscribeCommand.self, ModelsCommand.self, CompleteCommand.self, SubmitCommand.self, QueueCommand.self, PrioritizeCommand.self,
+            CancelCommand.self,
         ]
     )
 

@@ -95,11 +95,12 @@ struct Connection {
         case .status, .list, .inspect, .run, .stats, .policies, .tree, .checkpoints, .ready, .saveCheckpoint,
              .loadCheckpoint, .capGrant, .capList, .capRevoke, .capExplain, .audit, .myCapabilities,
              .capCheck, .tools, .pending, .approve, .deny, .memPut, .memGet, .memDelete, .memSearch,
-             .memList, .send, .ack, .mailbox, .publish, .memShare, .models: return true
+             .memList, .send, .ack, .mailbox, .publish, .memShare, .models, .goalList, .goalPrioritize, .goalGet,
+             .goalFinish: return true
         // A tool call runs a child and may wait for an operator.
         case .stop, .kill, .wait, .logs, .events, .pause, .resume, .apply, .deletePolicy, .restartChild,
              .terminateChild, .startChild, .deleteChild, .spawnChild, .auditVerify, .toolCall, .receive,
-             .request, .subscribe, .modelComplete: return false
+             .request, .subscribe, .modelComplete, .goalSubmit, .goalCancel: return false
         }
     }
 
@@ -267,6 +268,25 @@ struct Connection {
                 try await completeModel(id, request, queue)
             case .models:
                 try await respond(id, .models(ModelCalls(services: services).list()), queue)
+            case .goalSubmit(let request):
+                try await respond(id, .goalSubmit(try await services.goals.submit(request)), queue)
+            case .goalList(let request):
+                var list = Agentos_V1_GoalList()
+                list.goals = try await services.goals.list(includeEnded: request.all,
+                                                           limit: request.limit == 0 ? 100 : min(Int(request.limit), 10_000))
+                try await respond(id, .goalList(list), queue)
+            case .goalPrioritize(let request):
+                try await respond(id, .goalPrioritize(try await services.goals.prioritize(request.id, priority: Int(request.priority))),
+                                  queue)
+            case .goalCancel(let request):
+                try await respond(id, .goalCancel(try await services.goals.cancel(request.id, reason: request.reason)), queue)
+            case .goalGet(let request):
+                let me = try agentID()
+                let identity = try await services.bus.agent(me, lifecycle: services.lifecycle).identity
+                try await respond(id, .goalGet(try await services.goals.get(request.id, identity: identity, agentID: me)), queue)
+            case .goalFinish(let request):
+                let identity = try await services.bus.agent(try agentID(), lifecycle: services.lifecycle).identity
+                try await respond(id, .goalFinish(try await services.goals.finish(request, identity: identity)), queue)
             case .capCheck(let request):
                 try await respond(id, .capCheck(try await CapabilityCalls(services: services).check(request,
                                                                                                    agentID: try agentID())),

@@ -23,6 +23,7 @@ struct KernelServices: Sendable {
     let mcp: MCPServers
     let bus: Bus
     let models: ModelGateway
+    let goals: GoalScheduler
     let bootID: String
     let startedAt: Int64
     let pid: Int32
@@ -42,6 +43,8 @@ struct KernelServices: Sendable {
         self.mcp = mcp
         self.bus = bus
         self.models = models
+        self.goals = GoalScheduler(store: store, events: events, supervisor: supervisor, lifecycle: lifecycle,
+                                   concurrency: configuration.goalConcurrency, logger: Logger(label: "agentd.goals"))
         self.configuration = configuration
         self.store = store
         self.events = events
@@ -245,7 +248,11 @@ public final class Kernel: Service, Sendable {
         // Applied policies start again, each tree from its spec.
         let restoreReason = recovery.uncleanBoots.isEmpty
             ? "the kernel started again" : "the kernel restarted after an unclean stop (killed or crashed)"
-        Task { await supervisor.restore(reason: restoreReason) }
+        Task {
+            await supervisor.restore(reason: restoreReason)
+            // Goals dispatch once the trees they start agents under are back.
+            await services.goals.start()
+        }
 
         do {
             try await withGracefulShutdownHandler {

@@ -40,6 +40,8 @@ public struct KernelConfiguration: Sendable {
     public var models: ModelsConfiguration = .defaults
     /// Where API keys are read besides the environment (0600, the kernel's own).
     public var secretsFile: String?
+    /// Goals running at once; more wait in the queue.
+    public var goalConcurrency: Int = 4
 
     public init(stateDirectory: String, socketPath: String, adminGroup: String? = nil,
                 maximumFrameSize: Int = Frame.defaultMaximumPayloadSize,

@@ -12,13 +12,16 @@ enum PolicyKeys {
     static let childCommon = ["id", "restart", "shutdown", "significant", "backoff"]
     /// Keys only a worker (a child with `program:`) may have.
     static let workerOnly = ["program", "args", "env", "workdir", "sandbox", "capabilities", "success_exit_codes",
-                             "no_restart_exit_codes", "readiness", "start_timeout", "mcp_server"]
+                             "no_restart_exit_codes", "readiness", "start_timeout", "mcp_server", "llm"]
     /// Keys only a nested supervisor (a child with `supervisor:`) may have.
     static let supervisorChildOnly = ["supervisor", "restart_on_escalation"]
     static let child = childCommon + workerOnly + supervisorChildOnly
 
     /// A worker's confinement, named as `agentctl run` names its flags.
     static let sandbox = ["memory", "pids", "cpu", "timeout", "ro", "rw", "tmp_size", "net", "seccomp"]
+
+    /// A worker run by the built-in LLM agent.
+    static let llm = ["model", "system_prompt", "tools", "max_steps", "max_tokens", "stream"]
 
     /// A child's restart back-off.
     static let backoff = ["initial", "max", "steps"]

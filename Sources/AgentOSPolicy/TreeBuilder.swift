@@ -103,7 +103,7 @@ final class TreeBuilder {
             log.report(reader.markOf("id"), reader.path.key("id"), "invalid id '\(written)': \(Names.childIDRule)")
             id = nil
         }
-        let isWorker = reader.has("program"), isSupervisor = reader.has("supervisor")
+        let isWorker = reader.has("program") || reader.has("llm"), isSupervisor = reader.has("supervisor")
         if isWorker, isSupervisor {
             log.report(reader.keyMark("supervisor"), reader.path,
                        "a child has program: (a worker) or supervisor: (a nested supervisor), not both")

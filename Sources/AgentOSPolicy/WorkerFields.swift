@@ -1,6 +1,7 @@
 // A worker's own fields: what to run, its environment, its sandbox and
 // limits (named as `agentctl run` names its flags), capabilities, readiness.
 
+import AgentOSModels
 import AgentOSTools
 import Yams
 
@@ -18,6 +19,10 @@ extension TreeBuilder {
         var launch = WorkerLaunch(program: program ?? "")
         launch.args = reader.texts("args") ?? []
         launch.env = environment(reader)
+        if let llm = reader.mapping("llm", expected: "the LLM agent's settings (a mapping with model:, tools:, ...)",
+                                    allowed: PolicyKeys.llm) {
+            for (name, value) in llmSettings(llm) { launch.env[name] = value }
+        }
         if let workdir = reader.text("workdir") {
             if let problem = Names.hostPathProblem(workdir) {
                 log.report(reader.markOf("workdir"), reader.path.key("workdir"), problem)
@@ -50,11 +55,60 @@ extension TreeBuilder {
             }
             launch.mcpServer = server
         }
+        if program != nil, !reader.has("program"), reader.has("llm") {
+            // The built-in agent must be visible inside its sandbox.
+            let directory = String(WorkerLaunch.llmAgentProgram.prefix(upTo: WorkerLaunch.llmAgentProgram.lastIndex(of: "/")
+                ?? WorkerLaunch.llmAgentProgram.endIndex))
+            if !launch.sandbox.readOnly.contains(where: { directory == $0 || directory.hasPrefix($0 + "/") }) {
+                launch.sandbox.readOnly.append(directory)
+            }
+        }
         return log.count == before && program != nil ? launch : nil
     }
 
+    /// `llm:` as the environment the built-in agent reads its settings from.
+    private func llmSettings(_ reader: MappingReader) -> [String: String] {
+        var settings: [String: String] = [:]
+        reader.require("model", "missing: the model it thinks with, as PROVIDER:MODEL (e.g. anthropic:claude-sonnet-4-5)")
+        if let model = reader.text("model") {
+            do {
+                _ = try ModelName(parsing: model)
+                settings["AGENTOS_MODEL"] = model
+            } catch {
+                log.report(reader.markOf("model"), reader.path.key("model"), error.message)
+            }
+        }
+        if let prompt = reader.text("system_prompt") { settings["AGENTOS_SYSTEM_PROMPT"] = prompt }
+        let tools = reader.textItems("tools")
+        for item in tools where item.text.isEmpty || item.text.contains(",") {
+            log.report(item.mark, item.path, "a tool name or glob (e.g. file.read, shell.*), not '\(item.text)'")
+        }
+        if reader.has("tools") { settings["AGENTOS_TOOLS"] = tools.map(\.text).joined(separator: ",") }
+        if let steps = reader.integer("max_steps") {
+            if (1...1_000).contains(steps) { settings["AGENTOS_MAX_STEPS"] = String(steps) } else {
+                log.report(reader.markOf("max_steps"), reader.path.key("max_steps"), "must be 1-1000, not \(steps)")
+            }
+        }
+        if let tokens = reader.integer("max_tokens") {
+            if (1...1_000_000).contains(tokens) { settings["AGENTOS_MAX_TOKENS"] = String(tokens) } else {
+                log.report(reader.markOf("max_tokens"), reader.path.key("max_tokens"), "must be 1-1000000, not \(tokens)")
+            }
+        }
+        if let stream = reader.boolean("stream") { settings["AGENTOS_STREAM"] = stream ? "1" : "0" }
+        return settings
+    }
+
     private func program(_ reader: MappingReader) -> String? {
-        guard let program = reader.text("program") else { return nil }
+        guard let program = reader.text("program") else {
+            guard reader.has("llm") else { return nil }
+            guard programExists(WorkerLaunch.llmAgentProgram) else {
+                log.report(reader.keyMark("llm"), reader.path.key("llm"),
+                           "the built-in LLM agent is not installed at \(WorkerLaunch.llmAgentProgram) "
+                               + "(Integration/install-examples.sh installs it), or give program:")
+                return nil
+            }
+            return WorkerLaunch.llmAgentProgram
+        }
         let mark = reader.markOf("program"), field = reader.path.key("program")
         if program.isEmpty {
             log.report(mark, field, "empty: give an absolute path or a name found in PATH")

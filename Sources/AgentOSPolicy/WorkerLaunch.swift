@@ -3,6 +3,10 @@
 
 /// Everything needed to start one worker child as a confined process.
 public struct WorkerLaunch: Sendable, Hashable {
+    /// The built-in LLM agent, run for a worker with `llm:` and no `program:`
+    /// (Integration/install-examples.sh installs it there).
+    public static let llmAgentProgram = "/opt/agentos/bin/agentos-llm-agent"
+
     /// As written: an absolute path, or a name looked up in the system PATH.
     public var program: String
     public var args: [String]

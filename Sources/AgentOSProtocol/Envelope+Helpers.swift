@@ -113,13 +113,20 @@ extension KernelRequest.OneOf_Call {
         case .memShare: return "mem_share"
         case .modelComplete: return "model_complete"
         case .models: return "models"
+        case .goalSubmit: return "goal_submit"
+        case .goalList: return "goal_list"
+        case .goalPrioritize: return "goal_prioritize"
+        case .goalCancel: return "goal_cancel"
+        case .goalGet: return "goal_get"
+        case .goalFinish: return "goal_finish"
         }
     }
 
     /// Calls only an agent makes, on its own socket, about itself.
     public var isAgentCall: Bool {
         switch self {
-        case .ready, .saveCheckpoint, .loadCheckpoint, .myCapabilities, .capCheck, .toolCall, .receive, .ack, .memShare:
+        case .ready, .saveCheckpoint, .loadCheckpoint, .myCapabilities, .capCheck, .toolCall, .receive, .ack, .memShare,
+             .goalGet, .goalFinish:
             return true
         default: return false
         }

@@ -255,6 +255,27 @@ public final class StateStore: Sendable {
             // Model tokens spent under each grant: what `tokens=` limits.
             try db.execute(sql: "ALTER TABLE capabilities ADD COLUMN tokens_used INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("v13-goals") { db in
+            // The scheduler's durable queue: a goal is never lost to a crash.
+            try db.execute(sql: """
+                CREATE TABLE goals (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    text TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    policy TEXT NOT NULL,
+                    priority INTEGER NOT NULL,
+                    state TEXT NOT NULL,
+                    result TEXT NOT NULL DEFAULT '',
+                    agent_id TEXT NOT NULL DEFAULT '',
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    submitted_at INTEGER NOT NULL,
+                    started_at INTEGER NOT NULL DEFAULT 0,
+                    ended_at INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX goals_by_state ON goals(state, seq);
+                """)
+        }
         return migrator
     }
 

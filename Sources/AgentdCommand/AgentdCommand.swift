@@ -100,6 +100,10 @@ public struct AgentdCommand: AsyncParsableCommand {
                                             valueName: "file"))
     var secrets: String?
 
+    @Option(name: .long, help: ArgumentHelp("Goals (agentctl submit) running at once; the rest wait in the queue, highest priority first, a waiting goal gaining a point of priority every 10 s.",
+                                            valueName: "n"))
+    var goalConcurrency: Int = 4
+
     public init() {}
 
     public func validate() throws {
@@ -177,6 +181,8 @@ public struct AgentdCommand: AsyncParsableCommand {
             cgroupFavorDynamicModifications: cgroupFavorDynmods)
         configuration.models = file.models
         configuration.secretsFile = secrets.map(Self.absolute) ?? file.secretsFile
+        guard (1...1_000).contains(goalConcurrency) else { throw ValidationError("--goal-concurrency \(goalConcurrency): give 1 to 1000") }
+        configuration.goalConcurrency = goalConcurrency
         return configuration
     }
 

@@ -631,9 +631,14 @@ actor PolicySupervisor {
     }
 
     private func findNode(_ node: Agentos_V1_TreeNode, path: String) -> Agentos_V1_TreeNode? {
+        Self.find(node, path: path)
+    }
+
+    /// The node at `path` in a tree.
+    nonisolated static func find(_ node: Agentos_V1_TreeNode, path: String) -> Agentos_V1_TreeNode? {
         if node.path == path { return node }
         for child in node.children {
-            if path == child.path || path.hasPrefix(child.path + "/"), let found = findNode(child, path: path) { return found }
+            if path == child.path || path.hasPrefix(child.path + "/"), let found = find(child, path: path) { return found }
         }
         return nil
     }

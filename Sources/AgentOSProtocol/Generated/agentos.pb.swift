@@ -990,6 +990,60 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     set {call = .models(newValue)}
   }
 
+  /// Goals and the scheduler (PROTOCOL.md §5.21).
+  public var goalSubmit: Agentos_V1_GoalSubmitRequest {
+    get {
+      if case .goalSubmit(let v)? = call {return v}
+      return Agentos_V1_GoalSubmitRequest()
+    }
+    set {call = .goalSubmit(newValue)}
+  }
+
+  /// operator: pending, running and ended goals
+  public var goalList: Agentos_V1_GoalListRequest {
+    get {
+      if case .goalList(let v)? = call {return v}
+      return Agentos_V1_GoalListRequest()
+    }
+    set {call = .goalList(newValue)}
+  }
+
+  /// operator: a waiting goal's new priority
+  public var goalPrioritize: Agentos_V1_GoalPrioritizeRequest {
+    get {
+      if case .goalPrioritize(let v)? = call {return v}
+      return Agentos_V1_GoalPrioritizeRequest()
+    }
+    set {call = .goalPrioritize(newValue)}
+  }
+
+  /// operator: a waiting goal is dropped, a running one's agent stopped
+  public var goalCancel: Agentos_V1_GoalRequest {
+    get {
+      if case .goalCancel(let v)? = call {return v}
+      return Agentos_V1_GoalRequest()
+    }
+    set {call = .goalCancel(newValue)}
+  }
+
+  /// agent: the goal the scheduler gave it
+  public var goalGet: Agentos_V1_GoalRequest {
+    get {
+      if case .goalGet(let v)? = call {return v}
+      return Agentos_V1_GoalRequest()
+    }
+    set {call = .goalGet(newValue)}
+  }
+
+  /// agent: its goal's result
+  public var goalFinish: Agentos_V1_GoalFinishRequest {
+    get {
+      if case .goalFinish(let v)? = call {return v}
+      return Agentos_V1_GoalFinishRequest()
+    }
+    set {call = .goalFinish(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Call: Equatable, Sendable {
@@ -1079,6 +1133,18 @@ public nonisolated struct Agentos_V1_Request: Sendable {
     case modelComplete(Agentos_V1_ModelCompleteRequest)
     /// the configured providers and models (never a key)
     case models(Agentos_V1_ModelListRequest)
+    /// Goals and the scheduler (PROTOCOL.md §5.21).
+    case goalSubmit(Agentos_V1_GoalSubmitRequest)
+    /// operator: pending, running and ended goals
+    case goalList(Agentos_V1_GoalListRequest)
+    /// operator: a waiting goal's new priority
+    case goalPrioritize(Agentos_V1_GoalPrioritizeRequest)
+    /// operator: a waiting goal is dropped, a running one's agent stopped
+    case goalCancel(Agentos_V1_GoalRequest)
+    /// agent: the goal the scheduler gave it
+    case goalGet(Agentos_V1_GoalRequest)
+    /// agent: its goal's result
+    case goalFinish(Agentos_V1_GoalFinishRequest)
 
   }
 
@@ -1497,6 +1563,54 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     set {result = .models(newValue)}
   }
 
+  public var goalSubmit: Agentos_V1_GoalInfo {
+    get {
+      if case .goalSubmit(let v)? = result {return v}
+      return Agentos_V1_GoalInfo()
+    }
+    set {result = .goalSubmit(newValue)}
+  }
+
+  public var goalList: Agentos_V1_GoalList {
+    get {
+      if case .goalList(let v)? = result {return v}
+      return Agentos_V1_GoalList()
+    }
+    set {result = .goalList(newValue)}
+  }
+
+  public var goalPrioritize: Agentos_V1_GoalInfo {
+    get {
+      if case .goalPrioritize(let v)? = result {return v}
+      return Agentos_V1_GoalInfo()
+    }
+    set {result = .goalPrioritize(newValue)}
+  }
+
+  public var goalCancel: Agentos_V1_GoalInfo {
+    get {
+      if case .goalCancel(let v)? = result {return v}
+      return Agentos_V1_GoalInfo()
+    }
+    set {result = .goalCancel(newValue)}
+  }
+
+  public var goalGet: Agentos_V1_GoalInfo {
+    get {
+      if case .goalGet(let v)? = result {return v}
+      return Agentos_V1_GoalInfo()
+    }
+    set {result = .goalGet(newValue)}
+  }
+
+  public var goalFinish: Agentos_V1_GoalInfo {
+    get {
+      if case .goalFinish(let v)? = result {return v}
+      return Agentos_V1_GoalInfo()
+    }
+    set {result = .goalFinish(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Result: Equatable, Sendable {
@@ -1562,6 +1676,12 @@ public nonisolated struct Agentos_V1_Response: Sendable {
     /// not streamed; streamed: ModelDelta chunks, then the ModelCompletion chunk
     case modelComplete(Agentos_V1_ModelCompletion)
     case models(Agentos_V1_ModelList)
+    case goalSubmit(Agentos_V1_GoalInfo)
+    case goalList(Agentos_V1_GoalList)
+    case goalPrioritize(Agentos_V1_GoalInfo)
+    case goalCancel(Agentos_V1_GoalInfo)
+    case goalGet(Agentos_V1_GoalInfo)
+    case goalFinish(Agentos_V1_GoalInfo)
 
   }
 
@@ -2360,6 +2480,147 @@ public nonisolated struct Agentos_V1_ModelDelta: Sendable {
   public var toolName: String = String()
 
   public var argumentsFragment: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A goal: text for an agent to work on, queued durably and dispatched by
+/// the scheduler (priority with aging, fair share between policies) when
+/// the goal concurrency allows.
+public nonisolated struct Agentos_V1_GoalSubmitRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var text: String = String()
+
+  /// Where it goes (one of): a dynamic supervisor POLICY/PATH (an agent is
+  /// started from its template for the goal), or a policy (its first
+  /// dynamic supervisor).
+  public var template: String = String()
+
+  public var policy: String = String()
+
+  /// higher first; waiting raises it (aging)
+  public var priority: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_GoalListRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// include ended goals (else pending and running only)
+  public var all: Bool = false
+
+  /// 0: 100
+  public var limit: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_GoalPrioritizeRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// a goal id or unique prefix
+  public var id: String = String()
+
+  public var priority: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_GoalRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  /// cancel: recorded
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_GoalFinishRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  /// at most 64 KiB
+  public var result: String = String()
+
+  public var failed: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_GoalInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var text: String = String()
+
+  /// the dynamic supervisor it is dispatched to
+  public var target: String = String()
+
+  public var policy: String = String()
+
+  public var priority: Int32 = 0
+
+  /// pending | running | done | failed | cancelled
+  public var state: String = String()
+
+  public var result: String = String()
+
+  /// running (or last run): its agent
+  public var agentID: String = String()
+
+  /// dispatches so far
+  public var attempts: UInt32 = 0
+
+  public var submittedAtNs: Int64 = 0
+
+  public var startedAtNs: Int64 = 0
+
+  public var endedAtNs: Int64 = 0
+
+  /// pending: priority plus aging, now
+  public var effectivePriority: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Agentos_V1_GoalList: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var goals: [Agentos_V1_GoalInfo] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -4142,7 +4403,7 @@ nonisolated extension Agentos_V1_AgentSelf: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0\u{3}mem_put\0\u{3}mem_get\0\u{3}mem_delete\0\u{3}mem_search\0\u{3}mem_list\0\u{1}send\0\u{1}receive\0\u{1}ack\0\u{1}mailbox\0\u{1}request\0\u{1}publish\0\u{1}subscribe\0\u{3}mem_share\0\u{3}model_complete\0\u{1}models\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}logs\0\u{1}events\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0\u{3}mem_put\0\u{3}mem_get\0\u{3}mem_delete\0\u{3}mem_search\0\u{3}mem_list\0\u{1}send\0\u{1}receive\0\u{1}ack\0\u{1}mailbox\0\u{1}request\0\u{1}publish\0\u{1}subscribe\0\u{3}mem_share\0\u{3}model_complete\0\u{1}models\0\u{3}goal_submit\0\u{3}goal_list\0\u{3}goal_prioritize\0\u{3}goal_cancel\0\u{3}goal_get\0\u{3}goal_finish\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4839,6 +5100,84 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
           self.call = .models(v)
         }
       }()
+      case 54: try {
+        var v: Agentos_V1_GoalSubmitRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .goalSubmit(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .goalSubmit(v)
+        }
+      }()
+      case 55: try {
+        var v: Agentos_V1_GoalListRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .goalList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .goalList(v)
+        }
+      }()
+      case 56: try {
+        var v: Agentos_V1_GoalPrioritizeRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .goalPrioritize(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .goalPrioritize(v)
+        }
+      }()
+      case 57: try {
+        var v: Agentos_V1_GoalRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .goalCancel(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .goalCancel(v)
+        }
+      }()
+      case 58: try {
+        var v: Agentos_V1_GoalRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .goalGet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .goalGet(v)
+        }
+      }()
+      case 59: try {
+        var v: Agentos_V1_GoalFinishRequest?
+        var hadOneofValue = false
+        if let current = self.call {
+          hadOneofValue = true
+          if case .goalFinish(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.call = .goalFinish(v)
+        }
+      }()
       default: break
       }
     }
@@ -5062,6 +5401,30 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
       guard case .models(let v)? = self.call else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 53)
     }()
+    case .goalSubmit?: try {
+      guard case .goalSubmit(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 54)
+    }()
+    case .goalList?: try {
+      guard case .goalList(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 55)
+    }()
+    case .goalPrioritize?: try {
+      guard case .goalPrioritize(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 56)
+    }()
+    case .goalCancel?: try {
+      guard case .goalCancel(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 57)
+    }()
+    case .goalGet?: try {
+      guard case .goalGet(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 58)
+    }()
+    case .goalFinish?: try {
+      guard case .goalFinish(let v)? = self.call else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 59)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -5076,7 +5439,7 @@ nonisolated extension Agentos_V1_Request: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0\u{3}mem_put\0\u{3}mem_get\0\u{3}mem_delete\0\u{3}mem_search\0\u{3}mem_list\0\u{1}send\0\u{1}ack\0\u{1}mailbox\0\u{1}request\0\u{1}publish\0\u{3}mem_share\0\u{3}model_complete\0\u{1}models\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}run\0\u{1}list\0\u{1}inspect\0\u{1}stop\0\u{1}kill\0\u{1}wait\0\u{1}pause\0\u{1}resume\0\u{1}stats\0\u{1}apply\0\u{1}policies\0\u{3}delete_policy\0\u{1}tree\0\u{3}restart_child\0\u{3}terminate_child\0\u{3}start_child\0\u{3}delete_child\0\u{3}spawn_child\0\u{1}checkpoints\0\u{1}ready\0\u{3}save_checkpoint\0\u{3}load_checkpoint\0\u{3}cap_grant\0\u{3}cap_list\0\u{3}cap_revoke\0\u{3}cap_explain\0\u{1}audit\0\u{3}audit_verify\0\u{3}my_capabilities\0\u{3}cap_check\0\u{1}tools\0\u{3}tool_call\0\u{1}pending\0\u{1}approve\0\u{1}deny\0\u{3}mem_put\0\u{3}mem_get\0\u{3}mem_delete\0\u{3}mem_search\0\u{3}mem_list\0\u{1}send\0\u{1}ack\0\u{1}mailbox\0\u{1}request\0\u{1}publish\0\u{3}mem_share\0\u{3}model_complete\0\u{1}models\0\u{3}goal_submit\0\u{3}goal_list\0\u{3}goal_prioritize\0\u{3}goal_cancel\0\u{3}goal_get\0\u{3}goal_finish\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -5721,6 +6084,84 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
           self.result = .models(v)
         }
       }()
+      case 50: try {
+        var v: Agentos_V1_GoalInfo?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .goalSubmit(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .goalSubmit(v)
+        }
+      }()
+      case 51: try {
+        var v: Agentos_V1_GoalList?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .goalList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .goalList(v)
+        }
+      }()
+      case 52: try {
+        var v: Agentos_V1_GoalInfo?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .goalPrioritize(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .goalPrioritize(v)
+        }
+      }()
+      case 53: try {
+        var v: Agentos_V1_GoalInfo?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .goalCancel(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .goalCancel(v)
+        }
+      }()
+      case 54: try {
+        var v: Agentos_V1_GoalInfo?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .goalGet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .goalGet(v)
+        }
+      }()
+      case 55: try {
+        var v: Agentos_V1_GoalInfo?
+        var hadOneofValue = false
+        if let current = self.result {
+          hadOneofValue = true
+          if case .goalFinish(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.result = .goalFinish(v)
+        }
+      }()
       default: break
       }
     }
@@ -5927,6 +6368,30 @@ nonisolated extension Agentos_V1_Response: SwiftProtobuf.Message, SwiftProtobuf.
     case .models?: try {
       guard case .models(let v)? = self.result else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 49)
+    }()
+    case .goalSubmit?: try {
+      guard case .goalSubmit(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 50)
+    }()
+    case .goalList?: try {
+      guard case .goalList(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 51)
+    }()
+    case .goalPrioritize?: try {
+      guard case .goalPrioritize(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 52)
+    }()
+    case .goalCancel?: try {
+      guard case .goalCancel(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 53)
+    }()
+    case .goalGet?: try {
+      guard case .goalGet(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 54)
+    }()
+    case .goalFinish?: try {
+      guard case .goalFinish(let v)? = self.result else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 55)
     }()
     case nil: break
     }
@@ -7486,6 +7951,316 @@ nonisolated extension Agentos_V1_ModelDelta: SwiftProtobuf.Message, SwiftProtobu
     if lhs.toolCallID != rhs.toolCallID {return false}
     if lhs.toolName != rhs.toolName {return false}
     if lhs.argumentsFragment != rhs.argumentsFragment {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_GoalSubmitRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GoalSubmitRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}text\0\u{1}template\0\u{1}policy\0\u{1}priority\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.text) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.template) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.policy) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.priority) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.text.isEmpty {
+      try visitor.visitSingularStringField(value: self.text, fieldNumber: 1)
+    }
+    if !self.template.isEmpty {
+      try visitor.visitSingularStringField(value: self.template, fieldNumber: 2)
+    }
+    if !self.policy.isEmpty {
+      try visitor.visitSingularStringField(value: self.policy, fieldNumber: 3)
+    }
+    if self.priority != 0 {
+      try visitor.visitSingularInt32Field(value: self.priority, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_GoalSubmitRequest, rhs: Agentos_V1_GoalSubmitRequest) -> Bool {
+    if lhs.text != rhs.text {return false}
+    if lhs.template != rhs.template {return false}
+    if lhs.policy != rhs.policy {return false}
+    if lhs.priority != rhs.priority {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_GoalListRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GoalListRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}all\0\u{1}limit\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.all) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.all != false {
+      try visitor.visitSingularBoolField(value: self.all, fieldNumber: 1)
+    }
+    if self.limit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_GoalListRequest, rhs: Agentos_V1_GoalListRequest) -> Bool {
+    if lhs.all != rhs.all {return false}
+    if lhs.limit != rhs.limit {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_GoalPrioritizeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GoalPrioritizeRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}priority\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.priority) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if self.priority != 0 {
+      try visitor.visitSingularInt32Field(value: self.priority, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_GoalPrioritizeRequest, rhs: Agentos_V1_GoalPrioritizeRequest) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.priority != rhs.priority {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_GoalRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GoalRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_GoalRequest, rhs: Agentos_V1_GoalRequest) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_GoalFinishRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GoalFinishRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}result\0\u{1}failed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.result) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.failed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.result.isEmpty {
+      try visitor.visitSingularStringField(value: self.result, fieldNumber: 2)
+    }
+    if self.failed != false {
+      try visitor.visitSingularBoolField(value: self.failed, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_GoalFinishRequest, rhs: Agentos_V1_GoalFinishRequest) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.result != rhs.result {return false}
+    if lhs.failed != rhs.failed {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_GoalInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GoalInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}text\0\u{1}target\0\u{1}policy\0\u{1}priority\0\u{1}state\0\u{1}result\0\u{3}agent_id\0\u{1}attempts\0\u{3}submitted_at_ns\0\u{3}started_at_ns\0\u{3}ended_at_ns\0\u{3}effective_priority\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.text) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.target) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.policy) }()
+      case 5: try { try decoder.decodeSingularInt32Field(value: &self.priority) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.result) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.agentID) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.attempts) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.submittedAtNs) }()
+      case 11: try { try decoder.decodeSingularInt64Field(value: &self.startedAtNs) }()
+      case 12: try { try decoder.decodeSingularInt64Field(value: &self.endedAtNs) }()
+      case 13: try { try decoder.decodeSingularInt32Field(value: &self.effectivePriority) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.text.isEmpty {
+      try visitor.visitSingularStringField(value: self.text, fieldNumber: 2)
+    }
+    if !self.target.isEmpty {
+      try visitor.visitSingularStringField(value: self.target, fieldNumber: 3)
+    }
+    if !self.policy.isEmpty {
+      try visitor.visitSingularStringField(value: self.policy, fieldNumber: 4)
+    }
+    if self.priority != 0 {
+      try visitor.visitSingularInt32Field(value: self.priority, fieldNumber: 5)
+    }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 6)
+    }
+    if !self.result.isEmpty {
+      try visitor.visitSingularStringField(value: self.result, fieldNumber: 7)
+    }
+    if !self.agentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.agentID, fieldNumber: 8)
+    }
+    if self.attempts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.attempts, fieldNumber: 9)
+    }
+    if self.submittedAtNs != 0 {
+      try visitor.visitSingularInt64Field(value: self.submittedAtNs, fieldNumber: 10)
+    }
+    if self.startedAtNs != 0 {
+      try visitor.visitSingularInt64Field(value: self.startedAtNs, fieldNumber: 11)
+    }
+    if self.endedAtNs != 0 {
+      try visitor.visitSingularInt64Field(value: self.endedAtNs, fieldNumber: 12)
+    }
+    if self.effectivePriority != 0 {
+      try visitor.visitSingularInt32Field(value: self.effectivePriority, fieldNumber: 13)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_GoalInfo, rhs: Agentos_V1_GoalInfo) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.text != rhs.text {return false}
+    if lhs.target != rhs.target {return false}
+    if lhs.policy != rhs.policy {return false}
+    if lhs.priority != rhs.priority {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.result != rhs.result {return false}
+    if lhs.agentID != rhs.agentID {return false}
+    if lhs.attempts != rhs.attempts {return false}
+    if lhs.submittedAtNs != rhs.submittedAtNs {return false}
+    if lhs.startedAtNs != rhs.startedAtNs {return false}
+    if lhs.endedAtNs != rhs.endedAtNs {return false}
+    if lhs.effectivePriority != rhs.effectivePriority {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_GoalList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GoalList"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}goals\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.goals) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.goals.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.goals, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_GoalList, rhs: Agentos_V1_GoalList) -> Bool {
+    if lhs.goals != rhs.goals {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

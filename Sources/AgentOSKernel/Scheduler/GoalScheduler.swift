@@ -1,0 +1,305 @@
+import AgentOSProtocol
+import AgentOSScheduling
+import AgentOSStore
+import Foundation
+import Logging
+
+/// The goal queue: goals submitted with a priority, kept in the store, and
+/// dispatched when fewer than `concurrency` run, highest effective priority
+/// first (priority plus aging, so nothing starves; fair share between
+/// policies at equal priority). A goal is dispatched by starting an agent
+/// for it under a dynamic supervisor (`--goal ID` appended to the
+/// template's arguments); that agent reads it (goal_get) and ends it
+/// (goal_finish). An agent that ends without finishing it puts it back in
+/// the queue, up to `maximumAttempts`; a kernel restart re-queues what ran.
+actor GoalScheduler {
+    static let maximumAttempts = 3
+    static let maximumResultBytes = 64 * 1024
+    static let maximumTextBytes = 64 * 1024
+
+    private let store: StateStore
+    private let events: EventHub
+    private let supervisor: PolicySupervisor
+    private let lifecycle: Lifecycle
+    private let logger: Logger
+    let concurrency: Int
+
+    private var queue = FairQueue<String>(agingMilliseconds: 10_000)
+    private var goals: [String: GoalRecord] = [:]
+    /// Running goals: the child path their agent runs at.
+    private var running: [String: String] = [:]
+    private var started = false
+
+    init(store: StateStore, events: EventHub, supervisor: PolicySupervisor, lifecycle: Lifecycle, concurrency: Int,
+         logger: Logger) {
+        self.store = store
+        self.events = events
+        self.supervisor = supervisor
+        self.lifecycle = lifecycle
+        self.concurrency = concurrency
+        self.logger = logger
+    }
+
+    /// At kernel start, after the policies are restored: what was pending
+    /// waits again; what ran when the kernel stopped is queued again.
+    func start() async {
+        do {
+            for var goal in try store.goals(includeEnded: false) {
+                if goal.state == .running {
+                    goal.state = .pending
+                    goal.agentID = ""
+                    try save(goal, "goal.requeued", "goal \(goal.id) queued again: the kernel stopped while it ran")
+                }
+                goals[goal.id] = goal
+                queue.push(goal.id, priority: goal.priority, group: goal.policy, now: goal.submittedAt / 1_000_000)
+            }
+        } catch {
+            logger.error("cannot load the goal queue: \(error)")
+        }
+        started = true
+        pump()
+    }
+
+    // MARK: Operator calls
+
+    func submit(_ request: Agentos_V1_GoalSubmitRequest) async throws -> Agentos_V1_GoalInfo {
+        let text = request.text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else { throw KernelError(.invalidArgument, "a goal needs text") }
+        guard text.utf8.count <= Self.maximumTextBytes else {
+            throw KernelError(.invalidArgument, "a goal of \(text.utf8.count) bytes: at most \(Self.maximumTextBytes)")
+        }
+        guard abs(Int(request.priority)) <= 1_000 else {
+            throw KernelError(.invalidArgument, "priority \(request.priority): give -1000 to 1000")
+        }
+        let target = try await resolveTarget(template: request.template, policy: request.policy)
+        let now = unixNanoseconds()
+        let goal = GoalRecord(id: randomHexID(length: 12), text: text, target: target,
+                              policy: String(target.split(separator: "/").first ?? ""), priority: Int(request.priority),
+                              submittedAt: now)
+        try store.insertGoal(goal)
+        record("goal.submitted", goal, "goal \(goal.id) submitted for \(target) (priority \(goal.priority))")
+        goals[goal.id] = goal
+        queue.push(goal.id, priority: goal.priority, group: goal.policy, now: now / 1_000_000)
+        pump()
+        return wire(goals[goal.id] ?? goal)
+    }
+
+    func list(includeEnded: Bool, limit: Int) throws -> [Agentos_V1_GoalInfo] {
+        try store.goals(includeEnded: includeEnded, limit: limit).map { wire(goals[$0.id] ?? $0) }
+    }
+
+    func prioritize(_ reference: String, priority: Int) throws -> Agentos_V1_GoalInfo {
+        var goal = try lookup(reference)
+        guard goal.state == .pending else {
+            throw KernelError(.conflict, "goal \(goal.id) is \(goal.state.rawValue): only a waiting goal can be re-prioritized",
+                              detail: ["reason": goal.state.rawValue])
+        }
+        guard abs(priority) <= 1_000 else { throw KernelError(.invalidArgument, "priority \(priority): give -1000 to 1000") }
+        _ = queue.removeAll { $0 == goal.id }
+        goal.priority = priority
+        try save(goal, "goal.prioritized", "goal \(goal.id) now has priority \(priority)")
+        goals[goal.id] = goal
+        // Its wait so far still counts (aging from the submission).
+        queue.push(goal.id, priority: priority, group: goal.policy, now: goal.submittedAt / 1_000_000)
+        pump()
+        return wire(goal)
+    }
+
+    func cancel(_ reference: String, reason: String) async throws -> Agentos_V1_GoalInfo {
+        var goal = try lookup(reference)
+        guard !goal.state.hasEnded else {
+            throw KernelError(.conflict, "goal \(goal.id) has already ended (\(goal.state.rawValue))", detail: ["reason": goal.state.rawValue])
+        }
+        let path = running[goal.id]
+        _ = queue.removeAll { $0 == goal.id }
+        goal.state = .cancelled
+        goal.endedAt = unixNanoseconds()
+        goal.result = reason.isEmpty ? "cancelled by an operator" : "cancelled: \(reason)"
+        try save(goal, "goal.cancelled", "goal \(goal.id) cancelled")
+        goals[goal.id] = goal
+        if let path {
+            _ = try? await supervisor.child(.terminate, path: path)
+        }
+        return wire(goal)
+    }
+
+    // MARK: Agent calls
+
+    /// The goal, for the agent whose child path it was dispatched to.
+    func get(_ id: String, identity: String, agentID: String) throws -> Agentos_V1_GoalInfo {
+        var goal = try assigned(id, identity: identity)
+        if goal.agentID != agentID {
+            goal.agentID = agentID
+            try store.updateGoal(goal)
+            goals[goal.id] = goal
+        }
+        return wire(goal)
+    }
+
+    func finish(_ request: Agentos_V1_GoalFinishRequest, identity: String) throws -> Agentos_V1_GoalInfo {
+        var goal = try assigned(request.id, identity: identity)
+        guard request.result.utf8.count <= Self.maximumResultBytes else {
+            throw KernelError(.invalidArgument, "a result of \(request.result.utf8.count) bytes: at most \(Self.maximumResultBytes)")
+        }
+        goal.state = request.failed ? .failed : .done
+        goal.result = request.result
+        goal.endedAt = unixNanoseconds()
+        try save(goal, request.failed ? "goal.failed" : "goal.done",
+                 "goal \(goal.id) \(request.failed ? "failed" : "done") (\(request.result.utf8.count) bytes of result)")
+        goals[goal.id] = goal
+        return wire(goal)
+    }
+
+    // MARK: Dispatch
+
+    private func pump() {
+        guard started else { return }
+        let now = unixNanoseconds() / 1_000_000
+        while running.count < concurrency, let next = queue.pop(now: now) {
+            guard var goal = goals[next.element], goal.state == .pending else { continue }
+            goal.state = .running
+            goal.attempts += 1
+            goal.startedAt = unixNanoseconds()
+            goals[goal.id] = goal
+            running[goal.id] = ""   // its slot, before the spawn completes
+            let snapshot = goal
+            Task { await self.dispatch(snapshot) }
+        }
+    }
+
+    private func dispatch(_ goal: GoalRecord) async {
+        do {
+            try save(goal, "goal.dispatched", "goal \(goal.id) dispatched to \(goal.target) (attempt \(goal.attempts))")
+            let node = try await supervisor.spawn(supervisor: goal.target, arguments: ["--goal", goal.id])
+            running[goal.id] = node.path
+            var updated = goals[goal.id] ?? goal
+            updated.agentID = node.agentID
+            goals[goal.id] = updated
+            try store.updateGoal(updated)
+            await watch(goal.id, path: node.path, agentID: node.agentID)
+        } catch {
+            logger.warning("goal \(goal.id): cannot start its agent under \(goal.target): \(error)")
+            ended(goal.id, reason: "its agent could not be started under \(goal.target): \(KernelError.from(error).message)")
+        }
+    }
+
+    /// Waits for the goal's child to end for good (a supervisor restart of
+    /// it is waited through: the restarted agent goes on from its checkpoint).
+    private func watch(_ id: String, path: String, agentID: String) async {
+        var current = agentID
+        while !current.isEmpty {
+            _ = try? await lifecycle.wait(current)
+            var next = ""
+            for _ in 0..<600 {
+                let node = try? await supervisor.tree(String(path.split(separator: "/").first ?? "")).first
+                    .flatMap { PolicySupervisor.find($0, path: path) }
+                guard let node, node.state != "stopped" else { break }
+                if node.state == "running", !node.agentID.isEmpty, node.agentID != current {
+                    next = node.agentID
+                    break
+                }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+            current = next
+        }
+        ended(id, reason: "its agent ended without finishing it")
+    }
+
+    /// The goal's agent is gone: free its slot; unfinished, it waits again
+    /// (or fails after `maximumAttempts`).
+    private func ended(_ id: String, reason: String) {
+        running[id] = nil
+        defer { pump() }
+        guard var goal = goals[id], goal.state == .running else { return }
+        goal.agentID = ""
+        if goal.attempts < Self.maximumAttempts {
+            goal.state = .pending
+            try? save(goal, "goal.requeued", "goal \(id) queued again: \(reason)")
+            queue.push(id, priority: goal.priority, group: goal.policy, now: goal.submittedAt / 1_000_000)
+        } else {
+            goal.state = .failed
+            goal.endedAt = unixNanoseconds()
+            goal.result = "failed after \(goal.attempts) attempts: \(reason)"
+            try? save(goal, "goal.failed", "goal \(id) failed: \(reason)")
+        }
+        goals[id] = goal
+    }
+
+    // MARK: Parts
+
+    private func resolveTarget(template: String, policy: String) async throws -> String {
+        switch (template.isEmpty, policy.isEmpty) {
+        case (false, true):
+            let root = String(template.split(separator: "/").first ?? "")
+            guard let tree = try await supervisor.tree(root).first, let node = PolicySupervisor.find(tree, path: template) else {
+                throw KernelError(.notFound, "no supervisor \(template) (agentctl tree shows the applied policies)")
+            }
+            guard node.supervisor, node.strategy == "dynamic" else {
+                throw KernelError(.invalidArgument, "\(template) is not a dynamic supervisor: goals start agents from a template")
+            }
+            return template
+        case (true, false):
+            guard let tree = try await supervisor.tree(policy).first, let node = Self.firstDynamic(tree) else {
+                throw KernelError(.invalidArgument, "policy \(policy) has no dynamic supervisor to start goal agents under")
+            }
+            return node.path
+        default:
+            throw KernelError(.invalidArgument, "give the goal a --template (a dynamic supervisor's path) or a --policy")
+        }
+    }
+
+    private static func firstDynamic(_ node: Agentos_V1_TreeNode) -> Agentos_V1_TreeNode? {
+        if node.supervisor && node.strategy == "dynamic" { return node }
+        for child in node.children { if let found = firstDynamic(child) { return found } }
+        return nil
+    }
+
+    private func assigned(_ id: String, identity: String) throws -> GoalRecord {
+        guard let goal = goals[id] ?? (try? store.goal(id)), goal.id == id else {
+            throw KernelError(.notFound, "no goal '\(id)'")
+        }
+        guard let path = running[id], path == identity || (path.isEmpty && goal.state == .running) else {
+            throw KernelError(.permissionDenied, "goal \(id) is not this agent's (\(goal.state.rawValue))")
+        }
+        return goal
+    }
+
+    private func lookup(_ reference: String) throws -> GoalRecord {
+        let stored = try store.goal(reference)
+        return goals[stored.id] ?? stored
+    }
+
+    /// Stores the goal's new state, then its event.
+    private func save(_ goal: GoalRecord, _ kind: String, _ message: String) throws {
+        try store.updateGoal(goal)
+        record(kind, goal, message)
+    }
+
+    private func record(_ kind: String, _ goal: GoalRecord, _ message: String) {
+        _ = try? events.record(kind, agentID: goal.agentID, message,
+                               data: ["goal": goal.id, "target": goal.target, "priority": String(goal.priority),
+                                      "attempts": String(goal.attempts), "state": goal.state.rawValue])
+    }
+
+    private func wire(_ goal: GoalRecord) -> Agentos_V1_GoalInfo {
+        var info = Agentos_V1_GoalInfo()
+        info.id = goal.id
+        info.text = goal.text
+        info.target = goal.target
+        info.policy = goal.policy
+        info.priority = Int32(goal.priority)
+        info.state = goal.state.rawValue
+        info.result = goal.result
+        info.agentID = goal.agentID
+        info.attempts = UInt32(goal.attempts)
+        info.submittedAtNs = goal.submittedAt
+        info.startedAtNs = goal.startedAt
+        info.endedAtNs = goal.endedAt
+        if goal.state == .pending, let entry = queue.ordered(now: unixNanoseconds() / 1_000_000).first(where: { $0.element == goal.id }) {
+            info.effectivePriority = Int32(queue.effectivePriority(entry, now: unixNanoseconds() / 1_000_000))
+        } else {
+            info.effectivePriority = Int32(goal.priority)
+        }
+        return info
+    }
+}
