@@ -202,7 +202,8 @@ let package = Package(
             dependencies: ["AgentOSMCP", .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
-        .testTarget(name: "AgentOSPolicyTests", dependencies: ["AgentOSPolicy"]),
+        .testTarget(name: "AgentOSPolicyTests", dependencies: ["AgentOSPolicy", "AgentOSModels"]),
+        .testTarget(name: "AgentOSSchedulingTests", dependencies: ["AgentOSScheduling"]),
         .testTarget(
             name: "AgentOSKernelTests",
             dependencies: [

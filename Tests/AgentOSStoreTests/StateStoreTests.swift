@@ -24,7 +24,8 @@ struct StateStoreTests {
     @Test func appliesEveryMigrationOnAFreshDatabase() throws {
         let store = try StateStore(directory: try temporaryDirectory())
         #expect(try store.appliedMigrations() == ["v1-agents-events-boots", "v2-agent-limits", "v3-agent-sandbox",
-                                                  "v4-policies-checkpoints", "v5-capabilities", "v6-audit-chain", "v7-memory", "v8-mailboxes", "v9-message-streams", "v10-memory-index-by-namespace", "v11-memory-entry-counts"])
+                                                  "v4-policies-checkpoints", "v5-capabilities", "v6-audit-chain", "v7-memory", "v8-mailboxes", "v9-message-streams", "v10-memory-index-by-namespace", "v11-memory-entry-counts",
+                                                  "v12-capability-tokens", "v13-goals"])
     }
 
     @Test func policiesAreReplacedByNameAndSurviveAReopen() throws {
