@@ -156,6 +156,7 @@ struct StatsJSON: Encodable {
     var cpu_ns: UInt64?
     var oom_kills: UInt32
     var limits: LimitsJSON
+    var model_accounts: [ModelAccountJSON]
 
     init(_ stats: Agentos_V1_AgentStats) {
         id = stats.id
@@ -167,6 +168,40 @@ struct StatsJSON: Encodable {
         cpu_ns = stats.hasCpuNs ? stats.cpuNs : nil
         oom_kills = stats.oomKills
         limits = LimitsJSON(stats.limits)
+        model_accounts = stats.modelAccounts.map(ModelAccountJSON.init)
+    }
+}
+
+/// An account's model spending against its budget (absent: not limited).
+struct ModelAccountJSON: Encodable {
+    var account: String
+    var input_tokens: UInt64
+    var output_tokens: UInt64
+    var cost_microdollars: UInt64
+    var calls: UInt64
+    var budget_tokens: UInt64?
+    var budget_cost_microdollars: UInt64?
+    var budget_requests_per_minute: UInt32?
+
+    init(_ account: Agentos_V1_ModelAccount) {
+        self.account = account.account
+        input_tokens = account.inputTokens
+        output_tokens = account.outputTokens
+        cost_microdollars = account.costMicrodollars
+        calls = account.calls
+        budget_tokens = account.budget.hasTokens ? account.budget.tokens : nil
+        budget_cost_microdollars = account.budget.hasCostMicrodollars ? account.budget.costMicrodollars : nil
+        budget_requests_per_minute = account.budget.hasRequestsPerMinute ? account.budget.requestsPerMinute : nil
+    }
+
+    /// "1200/5000 tokens, $0.01/$2.00, 30/min" for people.
+    static func text(_ account: Agentos_V1_ModelAccount) -> String {
+        let tokens = account.inputTokens + account.outputTokens
+        var parts = ["\(tokens)" + (account.budget.hasTokens ? "/\(account.budget.tokens)" : "") + " tokens"]
+        let cost = String(format: "$%.4f", Double(account.costMicrodollars) / 1e6)
+        parts.append(cost + (account.budget.hasCostMicrodollars ? String(format: "/$%.2f", Double(account.budget.costMicrodollars) / 1e6) : ""))
+        parts.append("\(account.calls) calls" + (account.budget.hasRequestsPerMinute ? " (≤\(account.budget.requestsPerMinute)/min)" : ""))
+        return "\(account.account): " + parts.joined(separator: ", ")
     }
 }
 

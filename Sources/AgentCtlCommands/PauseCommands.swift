@@ -51,7 +51,12 @@ private func setFrozen(_ frozen: Bool, target: AgentReference, connection: Conne
 struct StatsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stats",
-        abstract: "Memory, processes and CPU time of live agents, from their cgroups.")
+        abstract: "Memory, processes and CPU time of live agents (from their cgroups), and their model spending against budgets.",
+        discussion: """
+            Below each agent that has called a model: the accounts its calls are charged to (the \
+            agent itself, its supervisors, its policy, its spawner), with tokens, cost and calls \
+            against each account's budget where one is set.
+            """)
 
     @Argument(help: ArgumentHelp("One agent (id, prefix or name); default: every live agent.", valueName: "agent"))
     var agent: String?
@@ -78,5 +83,11 @@ struct StatsCommand: ParsableCommand {
                     agent.oomKills > 0 ? String(agent.oomKills) : ""]
         }
         Output.table(["ID", "NAME", "STATE", "MEMORY", "PIDS", "CPU", "OOM"], rows)
+        for agent in stats.agents where agent.modelAccounts.contains(where: { $0.calls > 0 || $0.budget.hasTokens
+                                                                              || $0.budget.hasCostMicrodollars || $0.budget.hasRequestsPerMinute }) {
+            Output.line("")
+            Output.line("\(agent.name) model spending:")
+            for account in agent.modelAccounts { Output.line("  " + ModelAccountJSON.text(account)) }
+        }
     }
 }

@@ -72,6 +72,17 @@ struct RunCommand: ParsableCommand {
                                valueName: "uri"))
     var capabilities: [String] = []
 
+    @Option(name: .customLong("budget-tokens"),
+            help: ArgumentHelp("Model budget: input plus output tokens (needs --name: budgets are kept by name).", valueName: "n"))
+    var budgetTokens: UInt64?
+
+    @Option(name: .customLong("budget-cost"),
+            help: ArgumentHelp("Model budget in US dollars, priced by the kernel's config (needs --name).", valueName: "usd"))
+    var budgetCost: Double?
+
+    @Option(name: .customLong("budget-rpm"), help: ArgumentHelp("Model requests per minute at most (needs --name).", valueName: "n"))
+    var budgetRPM: UInt32?
+
     @Option(name: .customLong("mcp-server"),
             help: ArgumentHelp("Run an MCP server (speaking MCP on stdin/stdout) named NAME: its tools join `agentctl tools` as mcp.NAME.TOOL while it runs.",
                                valueName: "name"))
@@ -179,6 +190,14 @@ struct RunCommand: ParsableCommand {
         request.limits = try limits()
         request.sandbox = try sandbox()
         request.capabilities = capabilities
+        if budgetTokens != nil || budgetCost != nil || budgetRPM != nil {
+            if let budgetTokens { request.budget.tokens = budgetTokens }
+            if let budgetCost {
+                guard budgetCost > 0, budgetCost <= 1_000_000 else { throw ValidationError("--budget-cost: US dollars, more than 0") }
+                request.budget.costMicrodollars = UInt64((budgetCost * 1_000_000).rounded())
+            }
+            if let budgetRPM { request.budget.requestsPerMinute = budgetRPM }
+        }
         request.mcpServer = mcpServer ?? ""
         if let workdir {
             request.workDir = workdir.hasPrefix("/") ? workdir : cwd + "/" + workdir

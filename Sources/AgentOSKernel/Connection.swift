@@ -1,3 +1,4 @@
+import AgentOSModels
 import AgentOSProtocol
 import AgentOSStore
 import CAgentOSShim
@@ -113,6 +114,7 @@ struct Connection {
             case .status:
                 try await respond(id, .status(services.status()), queue)   // normally answered on the event loop
             case .run(let request):
+                if request.hasBudget { try setBudget(request) }
                 var response = Agentos_V1_RunResponse()
                 response.agent = try await services.lifecycle.run(request).wire()
                 try await respond(id, .run(response), queue)
@@ -141,6 +143,11 @@ struct Connection {
             case .stats(let request):
                 var response = Agentos_V1_StatsResponse()
                 response.agents = try await services.lifecycle.stats(request.agent)
+                for index in response.agents.indices {
+                    guard let identity = try? await services.bus.agent(response.agents[index].id, lifecycle: services.lifecycle).identity
+                    else { continue }
+                    response.agents[index].modelAccounts = services.budgets.accounts(of: identity).map(ModelCalls.wire)
+                }
                 try await respond(id, .stats(response), queue)
             case .apply(let request):
                 let file = request.file.isEmpty ? "<policy>" : request.file
@@ -305,6 +312,23 @@ struct Connection {
                 logger.error("request failed: \(kernelError.message)", metadata: ["call": "\(call.name)"])
             }
             queue.sendNow(.error(kernelError.code, kernelError.message, correlationID: id, detail: kernelError.detail))
+        }
+    }
+
+    /// A plain agent's model budget, by its name, before it starts.
+    private func setBudget(_ request: Agentos_V1_RunRequest) throws {
+        guard !request.name.isEmpty else {
+            throw KernelError(.invalidArgument, "a model budget is kept by the agent's name: give the agent a --name")
+        }
+        let wire = request.budget
+        let budget = ModelBudget(tokens: wire.hasTokens ? Int(clamping: wire.tokens) : nil,
+                                 costMicrodollars: wire.hasCostMicrodollars ? Int64(clamping: wire.costMicrodollars) : nil,
+                                 requestsPerMinute: wire.hasRequestsPerMinute ? Int(wire.requestsPerMinute) : nil)
+        if let problem = budget.problem() { throw KernelError(.invalidArgument, "budget: \(problem)") }
+        do {
+            try services.budgets.setAgent(request.name, budget)
+        } catch {
+            throw KernelError.from(error)
         }
     }
 

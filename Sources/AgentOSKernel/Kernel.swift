@@ -24,6 +24,7 @@ struct KernelServices: Sendable {
     let bus: Bus
     let models: ModelGateway
     let goals: GoalScheduler
+    let budgets: ModelBudgets
     let bootID: String
     let startedAt: Int64
     let pid: Int32
@@ -35,7 +36,7 @@ struct KernelServices: Sendable {
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, lifecycle: Lifecycle,
          supervisor: PolicySupervisor, capabilities: CapabilityTable, tools: ToolRegistry, toolSandbox: ToolSandbox,
-         mcp: MCPServers, bus: Bus, models: ModelGateway, bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
+         mcp: MCPServers, bus: Bus, models: ModelGateway, budgets: ModelBudgets, bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
          host: HostSupport, cgroupsUsable: Bool) {
         self.tools = tools
         self.toolSandbox = toolSandbox
@@ -43,6 +44,7 @@ struct KernelServices: Sendable {
         self.mcp = mcp
         self.bus = bus
         self.models = models
+        self.budgets = budgets
         self.goals = GoalScheduler(store: store, events: events, supervisor: supervisor, lifecycle: lifecycle,
                                    concurrency: configuration.goalConcurrency, logger: Logger(label: "agentd.goals"))
         self.configuration = configuration
@@ -209,7 +211,8 @@ public final class Kernel: Service, Sendable {
                                   capabilities: capabilities, toolSandbox: toolSandbox,
                                   counters: counters, slots: slots, cgroups: cgroups, seccomp: seccomp,
                                   landlockABI: host.landlockABI, bootID: bootID, logger: logger)
-        let supervisor = PolicySupervisor(lifecycle: lifecycle, store: store, events: events, logger: logger)
+        let budgets = ModelBudgets(store: store, logger: logger)
+        let supervisor = PolicySupervisor(lifecycle: lifecycle, store: store, events: events, budgets: budgets, logger: logger)
         let tools = ToolRegistry()
         let adminGID = try resolveAdminGroup()
         // Its HTTP client must be shut down on every path from here.
@@ -218,7 +221,7 @@ public final class Kernel: Service, Sendable {
                                       supervisor: supervisor, capabilities: capabilities, tools: tools,
                                       toolSandbox: toolSandbox, mcp: MCPServers(registry: tools, events: events, logger: logger),
                                       bus: Bus(store: store, events: events, mailboxLimit: configuration.mailboxLimit),
-                                      models: models,
+                                      models: models, budgets: budgets,
                                       bootID: bootID, startedAt: startedAt, pid: getpid(),
                                       uid: getuid(), counters: counters, host: host, cgroupsUsable: cgroups != nil)
         let connections = ConnectionRegistry()

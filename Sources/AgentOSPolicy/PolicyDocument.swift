@@ -1,6 +1,7 @@
 // A policy file once parsed and validated: one supervision tree for the
 // supervision core, and how to launch each of its workers for the kernel.
 
+import AgentOSModels
 import AgentOSSupervision
 
 /// One valid policy: its supervision tree and its workers' launch settings.
@@ -17,6 +18,9 @@ public struct PolicyDocument: Sendable, Hashable {
     public var file: String
     /// The policy file's text, as read.
     public var source: String
+    /// Model budgets by path of child ids ("" the whole policy, "workers"
+    /// a supervisor's subtree, "workers/*" each child of a dynamic one).
+    public var budgets: [String: ModelBudget] = [:]
 
     public init(name: String, root: SupervisorSpec, launches: [String: WorkerLaunch], file: String, source: String) {
         self.name = name

@@ -122,7 +122,9 @@ public struct PolicyParser: Sendable {
             root = spec
         }
         guard log.count == 0, let name, let root else { return (nil, log.sorted) }
-        return (PolicyDocument(name: name, root: root, launches: builder.launches, file: file, source: text), [])
+        var document = PolicyDocument(name: name, root: root, launches: builder.launches, file: file, source: text)
+        document.budgets = builder.budgets
+        return (document, [])
     }
 
     /// A YAML syntax error, at its position.

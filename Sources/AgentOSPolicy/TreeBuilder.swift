@@ -3,6 +3,7 @@
 // past every problem (a child with a broken field is still checked
 // field by field) so one pass reports everything.
 
+import AgentOSModels
 import AgentOSProtocol
 import AgentOSSupervision
 import Yams
@@ -11,6 +12,8 @@ final class TreeBuilder {
     let values: ValueReader
     let programExists: PolicyParser.ProgramCheck
     private(set) var launches: [String: WorkerLaunch] = [:]
+    /// Model budgets by path ("" the root; a dynamic template's as "SUP/*").
+    var budgets: [String: ModelBudget] = [:]
     private(set) var sources = SpecSources()
     private var childCount = 0
 
@@ -76,6 +79,11 @@ final class TreeBuilder {
             children.append(child)
         }
         let template = templateReader.flatMap { child($0, parent: path, depth: depth) }
+        if let budget = budget(reader) { budgets[path.joined(separator: "/")] = budget }
+        // Each child started from the template has the template's budget.
+        if let template, let budget = budgets.removeValue(forKey: (path + [template.id]).joined(separator: "/")) {
+            budgets[(path + ["*"]).joined(separator: "/")] = budget
+        }
 
         sources.add(supervisor: SpecSources.Supervisor(mapping: reader, strategy: strategy, repeatedIDs: repeatedIDs,
                                                        tainted: tainted), at: path)
@@ -131,6 +139,7 @@ final class TreeBuilder {
         if isWorker, let launch = workerLaunch(reader), let path, !isSupervisor {
             launches[path.joined(separator: "/")] = launch
         }
+        if isWorker, let path, let budget = budget(reader) { budgets[path.joined(separator: "/")] = budget }
         if isSupervisor, let node = reader.value("supervisor") {
             if depth >= Self.maximumDepth {
                 log.report(node.mark, reader.path.key("supervisor"),

@@ -276,6 +276,25 @@ public final class StateStore: Sendable {
                 CREATE INDEX goals_by_state ON goals(state, seq);
                 """)
         }
+        migrator.registerMigration("v14-model-budgets") { db in
+            // Budgets by account (a policy path or an agent's name) and
+            // what each account has spent on models.
+            try db.execute(sql: """
+                CREATE TABLE model_budgets (
+                    account TEXT PRIMARY KEY,
+                    tokens INTEGER,
+                    cost_microdollars INTEGER,
+                    requests_per_minute INTEGER
+                );
+                CREATE TABLE model_spend (
+                    account TEXT PRIMARY KEY,
+                    input_tokens INTEGER NOT NULL DEFAULT 0,
+                    output_tokens INTEGER NOT NULL DEFAULT 0,
+                    cost_microdollars INTEGER NOT NULL DEFAULT 0,
+                    calls INTEGER NOT NULL DEFAULT 0
+                );
+                """)
+        }
         return migrator
     }
 

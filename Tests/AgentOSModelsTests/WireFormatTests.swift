@@ -319,7 +319,7 @@ private let toolConversation = ChatRequest(
     }
 
     @Test func backoffHonoursRetryAfterAndGrows() {
-        let backoff = Backoff()
+        let backoff = RetryBackoff()
         let limited = ModelError(.rateLimited, "x", status: 429, retryAfterMilliseconds: 2_000)
         #expect(backoff.delay(after: limited, attempt: 0) == 2_000)
         let tooLong = ModelError(.rateLimited, "x", status: 429, retryAfterMilliseconds: 3_600_000)

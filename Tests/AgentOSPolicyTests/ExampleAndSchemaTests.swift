@@ -88,7 +88,7 @@ struct ExampleAndSchemaTests {
         // Optional fields whose absence means "none" rather than a value.
         let noDefault: Set = ["template", "max_children", "backoff", "workdir", "sandbox.memory", "sandbox.cpu",
                               "sandbox.timeout", "backoff.max", "supervisor", "program", "name", "id", "initial",
-                              "mcp_server", "llm"]
+                              "mcp_server", "llm", "budget"]
         for definition in [nil, "supervisor", "child", "sandbox", "backoff"] {
             let object = try object(schema, definition)
             let required = Set(object["required"] as? [String] ?? [])

@@ -25,7 +25,7 @@ struct StateStoreTests {
         let store = try StateStore(directory: try temporaryDirectory())
         #expect(try store.appliedMigrations() == ["v1-agents-events-boots", "v2-agent-limits", "v3-agent-sandbox",
                                                   "v4-policies-checkpoints", "v5-capabilities", "v6-audit-chain", "v7-memory", "v8-mailboxes", "v9-message-streams", "v10-memory-index-by-namespace", "v11-memory-entry-counts",
-                                                  "v12-capability-tokens", "v13-goals"])
+                                                  "v12-capability-tokens", "v13-goals", "v14-model-budgets"])
     }
 
     @Test func policiesAreReplacedByNameAndSurviveAReopen() throws {

@@ -32,12 +32,14 @@ struct ModelCalls {
         var agentName = "operator"
         var grantID = ""
         var group = "operator"
+        var identity = ""
+        var accounts: [String] = []
         if case .agent(let id) = caller {
             let agent = try await services.lifecycle.resolve(id)
             agentID = id
             agentName = agent.name
-            group = try await services.bus.agent(id, lifecycle: services.lifecycle).identity
-                .split(separator: "/").first.map(String.init) ?? id
+            identity = try await services.bus.agent(id, lifecycle: services.lifecycle).identity
+            group = identity.split(separator: "/").first.map(String.init) ?? id
             switch services.capabilities.check(agentID: id, agentName: agent.name, kind: .model, action: "complete",
                                                resource: name.description) {
             case .denied(let reasons):
@@ -49,6 +51,16 @@ struct ModelCalls {
             // The grant's token allowance bounds what the answer may spend.
             if let grant = services.capabilities.grant(id: grantID), let left = services.capabilities.remainingTokens(grant) {
                 chat.maxTokens = max(1, min(chat.maxTokens, left))
+            }
+            // So do the budgets of the agent, its supervisors, its policy and its spawner.
+            accounts = services.budgets.chain(for: identity)
+            do {
+                if let left = try services.budgets.admit(accounts) { chat.maxTokens = max(1, min(chat.maxTokens, left)) }
+            } catch {
+                _ = try? services.events.record("model.refused", agentID: id, "\(agent.name)'s call to \(name) was refused: \(error.message)",
+                                                data: ["model": name.description, "reason": "budget",
+                                                       "account": error.detail["account"] ?? ""])
+                throw error
             }
         }
         var recorded: [String: String] = ["call": callID, "model": name.description, "stream": request.stream ? "true" : "false"]
@@ -68,6 +80,7 @@ struct ModelCalls {
         let usage = outcome.completion.usage
         if !grantID.isEmpty { services.capabilities.charge(tokens: usage.total, to: grantID) }
         let cost = outcome.settings.price(of: name.model)?.microdollars(usage) ?? 0
+        if !accounts.isEmpty { services.budgets.charge(accounts, usage: usage, costMicrodollars: cost) }
         recorded["input_tokens"] = String(usage.input)
         recorded["output_tokens"] = String(usage.output)
         recorded["cost_microdollars"] = String(cost)
@@ -160,6 +173,21 @@ struct ModelCalls {
         wire.stopReason = completion.stopReason.rawValue
         wire.usage.inputTokens = UInt64(completion.usage.input)
         wire.usage.outputTokens = UInt64(completion.usage.output)
+        return wire
+    }
+
+    static func wire(_ account: ModelBudgets.Account) -> Agentos_V1_ModelAccount {
+        var wire = Agentos_V1_ModelAccount()
+        wire.account = account.name
+        wire.inputTokens = UInt64(max(0, account.spend.inputTokens))
+        wire.outputTokens = UInt64(max(0, account.spend.outputTokens))
+        wire.costMicrodollars = UInt64(max(0, account.spend.costMicrodollars))
+        wire.calls = UInt64(max(0, account.spend.calls))
+        if let budget = account.budget {
+            if let tokens = budget.tokens { wire.budget.tokens = UInt64(tokens) }
+            if let cost = budget.costMicrodollars { wire.budget.costMicrodollars = UInt64(cost) }
+            if let rate = budget.requestsPerMinute { wire.budget.requestsPerMinute = UInt32(rate) }
+        }
         return wire
     }
 

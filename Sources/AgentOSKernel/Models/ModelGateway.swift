@@ -15,14 +15,14 @@ final class ModelGateway: Sendable {
     let configuration: ModelsConfiguration
     let keys: ModelKeys
     let admission = ModelAdmission()
-    let backoff: Backoff
+    let backoff: RetryBackoff
     private let client: HTTPClient
     private let logger: Logger
 
     /// Bodies above this are not a chat answer.
     static let maximumAnswerBytes = 32 * 1024 * 1024
 
-    init(configuration: ModelsConfiguration, keys: ModelKeys, backoff: Backoff = Backoff(), logger: Logger) {
+    init(configuration: ModelsConfiguration, keys: ModelKeys, backoff: RetryBackoff = RetryBackoff(), logger: Logger) {
         self.configuration = configuration
         self.keys = keys
         self.backoff = backoff

@@ -33,9 +33,12 @@ actor PolicySupervisor {
     private var stopping = false
     /// Policies an apply or delete is working on: one at a time per name.
     private var inProgress: Set<String> = []
+    /// Where an applied policy's model budgets go.
+    private let budgets: ModelBudgets?
 
     init(lifecycle: Lifecycle, store: StateStore, events: EventHub, parser: PolicyParser = PolicyParser(),
-         logger: Logger) {
+         budgets: ModelBudgets? = nil, logger: Logger) {
+        self.budgets = budgets
         self.lifecycle = lifecycle
         self.store = store
         self.events = events
@@ -135,6 +138,7 @@ actor PolicySupervisor {
                                          "policy \(document.name) re-applied: \(diff.summary)",
                                                         data: ["policy": document.name, "file": document.file]))
                 current.document = document
+                registerBudgets(document)
                 let changed = Set(restartPaths.map { $0.split(separator: "/").map(String.init) })
                 feed(document.name) { tree, now in tree.reconcile(document.root, changed: changed, now: now) }
                 try await waitUntilSettled(document.name)
@@ -298,7 +302,16 @@ actor PolicySupervisor {
 
     // MARK: Trees
 
+    private func registerBudgets(_ document: PolicyDocument) {
+        do {
+            try budgets?.setPolicy(document.name, document.budgets)
+        } catch {
+            logger.error("policy \(document.name): cannot store its model budgets: \(error)")
+        }
+    }
+
     private func startTree(_ document: PolicyDocument, appliedAt: Int64) async throws {
+        registerBudgets(document)
         let entry = AppliedPolicy(document: document, appliedAt: appliedAt)
         applied[document.name] = entry
         feed(document.name) { tree, now in tree.boot(now: now) }

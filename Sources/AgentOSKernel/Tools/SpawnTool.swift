@@ -50,6 +50,9 @@ struct SpawnTool {
                delegations: [Agentos_V1_Delegation]) async throws -> (JSONValue, Bool) {
         let node = try await services.supervisor.spawn(supervisor: supervisor, arguments: arguments,
                                                        delegations: delegations)
+        // What the child spends on models counts against its spawner's budgets too.
+        let spawner = try await services.bus.agent(agentID, lifecycle: services.lifecycle).identity
+        services.budgets.setSpawner(of: node.path, to: spawner)
         var result: [String: JSONValue] = [
             "path": .string(node.path), "agent": .string(node.agentID), "state": .string(node.state),
             "pid": .integer(Int64(node.pid)),

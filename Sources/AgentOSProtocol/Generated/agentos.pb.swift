@@ -1774,6 +1774,10 @@ public nonisolated struct Agentos_V1_AgentStats: Sendable {
   /// Clears the value of `limits`. Subsequent reads from it will return its default value.
   public mutating func clearLimits() {self._limits = nil}
 
+  /// Model spending of the agent's accounts (its own first, then its
+  /// supervisors', its policy's, its spawner's) against their budgets.
+  public var modelAccounts: [Agentos_V1_ModelAccount] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1783,6 +1787,83 @@ public nonisolated struct Agentos_V1_AgentStats: Sendable {
   fileprivate var _pids: UInt32? = nil
   fileprivate var _cpuNs: UInt64? = nil
   fileprivate var _limits: Agentos_V1_ResourceLimits? = nil
+}
+
+/// What an account may spend on models; an absent field is not limited.
+public nonisolated struct Agentos_V1_ModelBudget: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// input plus output
+  public var tokens: UInt64 {
+    get {_tokens ?? 0}
+    set {_tokens = newValue}
+  }
+  /// Returns true if `tokens` has been explicitly set.
+  public var hasTokens: Bool {self._tokens != nil}
+  /// Clears the value of `tokens`. Subsequent reads from it will return its default value.
+  public mutating func clearTokens() {self._tokens = nil}
+
+  /// US dollars × 10^6
+  public var costMicrodollars: UInt64 {
+    get {_costMicrodollars ?? 0}
+    set {_costMicrodollars = newValue}
+  }
+  /// Returns true if `costMicrodollars` has been explicitly set.
+  public var hasCostMicrodollars: Bool {self._costMicrodollars != nil}
+  /// Clears the value of `costMicrodollars`. Subsequent reads from it will return its default value.
+  public mutating func clearCostMicrodollars() {self._costMicrodollars = nil}
+
+  public var requestsPerMinute: UInt32 {
+    get {_requestsPerMinute ?? 0}
+    set {_requestsPerMinute = newValue}
+  }
+  /// Returns true if `requestsPerMinute` has been explicitly set.
+  public var hasRequestsPerMinute: Bool {self._requestsPerMinute != nil}
+  /// Clears the value of `requestsPerMinute`. Subsequent reads from it will return its default value.
+  public mutating func clearRequestsPerMinute() {self._requestsPerMinute = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _tokens: UInt64? = nil
+  fileprivate var _costMicrodollars: UInt64? = nil
+  fileprivate var _requestsPerMinute: UInt32? = nil
+}
+
+public nonisolated struct Agentos_V1_ModelAccount: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// a policy path or a plain agent's name
+  public var account: String = String()
+
+  public var inputTokens: UInt64 = 0
+
+  public var outputTokens: UInt64 = 0
+
+  public var costMicrodollars: UInt64 = 0
+
+  public var calls: UInt64 = 0
+
+  /// empty: none applies to this account
+  public var budget: Agentos_V1_ModelBudget {
+    get {_budget ?? Agentos_V1_ModelBudget()}
+    set {_budget = newValue}
+  }
+  /// Returns true if `budget` has been explicitly set.
+  public var hasBudget: Bool {self._budget != nil}
+  /// Clears the value of `budget`. Subsequent reads from it will return its default value.
+  public mutating func clearBudget() {self._budget = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _budget: Agentos_V1_ModelBudget? = nil
 }
 
 /// What an agent may use. Absent = not limited by this setting.
@@ -3522,6 +3603,16 @@ public nonisolated struct Agentos_V1_RunRequest: @unchecked Sendable {
     get {_storage._delegations}
     set {_uniqueStorage()._delegations = newValue}
   }
+
+  /// Its model budget, by its name (spending survives a later run of the same name).
+  public var budget: Agentos_V1_ModelBudget {
+    get {_storage._budget ?? Agentos_V1_ModelBudget()}
+    set {_uniqueStorage()._budget = newValue}
+  }
+  /// Returns true if `budget` has been explicitly set.
+  public var hasBudget: Bool {_storage._budget != nil}
+  /// Clears the value of `budget`. Subsequent reads from it will return its default value.
+  public mutating func clearBudget() {_uniqueStorage()._budget = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -6467,7 +6558,7 @@ nonisolated extension Agentos_V1_StatsResponse: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Agentos_V1_AgentStats: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AgentStats"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}state\0\u{3}memory_bytes\0\u{3}memory_peak_bytes\0\u{1}pids\0\u{3}cpu_ns\0\u{3}oom_kills\0\u{1}limits\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}state\0\u{3}memory_bytes\0\u{3}memory_peak_bytes\0\u{1}pids\0\u{3}cpu_ns\0\u{3}oom_kills\0\u{1}limits\0\u{3}model_accounts\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -6484,6 +6575,7 @@ nonisolated extension Agentos_V1_AgentStats: SwiftProtobuf.Message, SwiftProtobu
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self._cpuNs) }()
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.oomKills) }()
       case 9: try { try decoder.decodeSingularMessageField(value: &self._limits) }()
+      case 10: try { try decoder.decodeRepeatedMessageField(value: &self.modelAccounts) }()
       default: break
       }
     }
@@ -6521,6 +6613,9 @@ nonisolated extension Agentos_V1_AgentStats: SwiftProtobuf.Message, SwiftProtobu
     try { if let v = self._limits {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
     } }()
+    if !self.modelAccounts.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.modelAccounts, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -6534,6 +6629,110 @@ nonisolated extension Agentos_V1_AgentStats: SwiftProtobuf.Message, SwiftProtobu
     if lhs._cpuNs != rhs._cpuNs {return false}
     if lhs.oomKills != rhs.oomKills {return false}
     if lhs._limits != rhs._limits {return false}
+    if lhs.modelAccounts != rhs.modelAccounts {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ModelBudget: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelBudget"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tokens\0\u{3}cost_microdollars\0\u{3}requests_per_minute\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self._tokens) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self._costMicrodollars) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self._requestsPerMinute) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._tokens {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._costMicrodollars {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 2)
+    } }()
+    try { if let v = self._requestsPerMinute {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ModelBudget, rhs: Agentos_V1_ModelBudget) -> Bool {
+    if lhs._tokens != rhs._tokens {return false}
+    if lhs._costMicrodollars != rhs._costMicrodollars {return false}
+    if lhs._requestsPerMinute != rhs._requestsPerMinute {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Agentos_V1_ModelAccount: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ModelAccount"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}account\0\u{3}input_tokens\0\u{3}output_tokens\0\u{3}cost_microdollars\0\u{1}calls\0\u{1}budget\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.inputTokens) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.outputTokens) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.costMicrodollars) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.calls) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._budget) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 1)
+    }
+    if self.inputTokens != 0 {
+      try visitor.visitSingularUInt64Field(value: self.inputTokens, fieldNumber: 2)
+    }
+    if self.outputTokens != 0 {
+      try visitor.visitSingularUInt64Field(value: self.outputTokens, fieldNumber: 3)
+    }
+    if self.costMicrodollars != 0 {
+      try visitor.visitSingularUInt64Field(value: self.costMicrodollars, fieldNumber: 4)
+    }
+    if self.calls != 0 {
+      try visitor.visitSingularUInt64Field(value: self.calls, fieldNumber: 5)
+    }
+    try { if let v = self._budget {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Agentos_V1_ModelAccount, rhs: Agentos_V1_ModelAccount) -> Bool {
+    if lhs.account != rhs.account {return false}
+    if lhs.inputTokens != rhs.inputTokens {return false}
+    if lhs.outputTokens != rhs.outputTokens {return false}
+    if lhs.costMicrodollars != rhs.costMicrodollars {return false}
+    if lhs.calls != rhs.calls {return false}
+    if lhs._budget != rhs._budget {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -9951,7 +10150,7 @@ nonisolated extension Agentos_V1_AgentCounts: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RunRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0\u{1}limits\0\u{1}sandbox\0\u{1}capabilities\0\u{3}capability_source\0\u{3}mcp_server\0\u{1}delegations\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0\u{1}limits\0\u{1}sandbox\0\u{1}capabilities\0\u{3}capability_source\0\u{3}mcp_server\0\u{1}delegations\0\u{1}budget\0")
 
   fileprivate class _StorageClass {
     var _name: String = String()
@@ -9964,6 +10163,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
     var _capabilitySource: String = String()
     var _mcpServer: String = String()
     var _delegations: [Agentos_V1_Delegation] = []
+    var _budget: Agentos_V1_ModelBudget? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -9984,6 +10184,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
       _capabilitySource = source._capabilitySource
       _mcpServer = source._mcpServer
       _delegations = source._delegations
+      _budget = source._budget
     }
   }
 
@@ -10012,6 +10213,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
         case 8: try { try decoder.decodeSingularStringField(value: &_storage._capabilitySource) }()
         case 9: try { try decoder.decodeSingularStringField(value: &_storage._mcpServer) }()
         case 10: try { try decoder.decodeRepeatedMessageField(value: &_storage._delegations) }()
+        case 11: try { try decoder.decodeSingularMessageField(value: &_storage._budget) }()
         default: break
         }
       }
@@ -10054,6 +10256,9 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
       if !_storage._delegations.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._delegations, fieldNumber: 10)
       }
+      try { if let v = _storage._budget {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -10073,6 +10278,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
         if _storage._capabilitySource != rhs_storage._capabilitySource {return false}
         if _storage._mcpServer != rhs_storage._mcpServer {return false}
         if _storage._delegations != rhs_storage._delegations {return false}
+        if _storage._budget != rhs_storage._budget {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -1,7 +1,7 @@
 /// How long to wait before the next attempt of a call that failed in a
 /// retryable way: what the provider asked for (retry-after) when it said,
 /// else exponential back-off with jitter.
-public struct Backoff: Sendable, Equatable {
+public struct RetryBackoff: Sendable, Equatable {
     public var baseMilliseconds: Int64
     public var maximumMilliseconds: Int64
     /// A retry-after longer than this is not waited for: the call fails
