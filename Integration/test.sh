@@ -13,3 +13,10 @@ Integration/install-examples.sh "$AGENTOS_BIN_DIR"   # the example team's agents
 # The Python SDK's own tests (a scripted kernel on a socketpair), against the package as pip installed it.
 PYTHONPATH=/opt/agentos/python "${AGENTOS_PYTHON_VENV:-/opt/agentos-test/python}/bin/python" -m pytest -q -p no:cacheprovider Tests/AgentKitPythonTests
 swift test --skip-build
+
+# A real small model, as its own step after the fast tests: llama-cpp-python
+# builds from source the first time (about 8 minutes on 2 cores; pip's wheel
+# cache makes later installs take seconds). Alone:
+#   Integration/setup-local-model.sh && AGENTOS_LOCAL_MODEL=1 swift test --skip-build --filter LocalModelTests
+Integration/setup-local-model.sh
+AGENTOS_LOCAL_MODEL=1 swift test --skip-build --filter LocalModelTests

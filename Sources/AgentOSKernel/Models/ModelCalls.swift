@@ -87,12 +87,14 @@ struct ModelCalls {
         recorded["attempts"] = String(outcome.attempts)
         recorded["duration_ms"] = String(outcome.durationNanoseconds / 1_000_000)
         recorded["stop_reason"] = outcome.completion.stopReason.rawValue
+        if outcome.usageEstimated { recorded["usage"] = "estimated" }
         _ = try? services.events.record("model.completed", agentID: agentID,
                                         "\(agentName) called \(name): \(usage.input)+\(usage.output) tokens", data: recorded)
         var completion = Self.wire(outcome.completion)
         completion.callID = callID
         completion.model = name.description
         completion.usage.costMicrodollars = UInt64(max(0, cost))
+        completion.usage.estimated = outcome.usageEstimated
         completion.attempts = UInt32(outcome.attempts)
         completion.durationUs = outcome.durationNanoseconds / 1_000
         completion.grantID = grantID

@@ -43,6 +43,9 @@ final class ModelGateway: Sendable {
         var attempts: Int
         var durationNanoseconds: Int64
         var settings: ProviderSettings
+        /// The provider reported no usage (some compatible servers do not
+        /// in streams): the counts are estimated, so budgets still count.
+        var usageEstimated = false
     }
 
     /// Where and how a model is called: its settings and key, or why it cannot be.
@@ -80,13 +83,22 @@ final class ModelGateway: Sendable {
                                             requestsPerMinute: settings.requestsPerMinute, priority: priority, group: group)
                 defer { admission.release(settings.name, concurrency: settings.concurrency, requestsPerMinute: settings.requestsPerMinute) }
                 let attemptDeadline = min(deadline, NIODeadline.now() + .milliseconds(settings.timeoutMilliseconds))
-                let completion = try await send(body, to: settings, wire: wire, key: key, request: outgoing,
+                var deltas = 0
+                var completion = try await send(body, to: settings, wire: wire, key: key, request: outgoing,
                                                 deadline: attemptDeadline) { delta in
                     streamed = true
+                    deltas += 1
                     try await onDelta(delta)
                 }
+                var estimated = false
+                if completion.usage.total == 0 {
+                    // About four bytes a token in; a streamed piece is about a token out.
+                    completion.usage = TokenUsage(input: max(1, body.count / 4), output: max(deltas, completion.content.utf8.count / 4))
+                    estimated = true
+                }
                 return Outcome(completion: completion, attempts: attempt + 1,
-                               durationNanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - started), settings: settings)
+                               durationNanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - started), settings: settings,
+                               usageEstimated: estimated)
             } catch let error as ModelError {
                 // Once pieces reached the caller, a retry would repeat them.
                 guard !streamed, attempt < settings.retries, let pause = backoff.delay(after: error, attempt: attempt),

@@ -2494,6 +2494,10 @@ public nonisolated struct Agentos_V1_ModelUsage: Sendable {
   /// from the config's price table; 0 when it has none
   public var costMicrodollars: UInt64 = 0
 
+  /// The provider reported no counts (llama-cpp-python's streams): estimated
+  /// from the request's size and the pieces streamed.
+  public var estimated: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -7988,7 +7992,7 @@ nonisolated extension Agentos_V1_ModelTool: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Agentos_V1_ModelUsage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ModelUsage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}input_tokens\0\u{3}output_tokens\0\u{3}cost_microdollars\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}input_tokens\0\u{3}output_tokens\0\u{3}cost_microdollars\0\u{1}estimated\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -7999,6 +8003,7 @@ nonisolated extension Agentos_V1_ModelUsage: SwiftProtobuf.Message, SwiftProtobu
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.inputTokens) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.outputTokens) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.costMicrodollars) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.estimated) }()
       default: break
       }
     }
@@ -8014,6 +8019,9 @@ nonisolated extension Agentos_V1_ModelUsage: SwiftProtobuf.Message, SwiftProtobu
     if self.costMicrodollars != 0 {
       try visitor.visitSingularUInt64Field(value: self.costMicrodollars, fieldNumber: 3)
     }
+    if self.estimated != false {
+      try visitor.visitSingularBoolField(value: self.estimated, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -8021,6 +8029,7 @@ nonisolated extension Agentos_V1_ModelUsage: SwiftProtobuf.Message, SwiftProtobu
     if lhs.inputTokens != rhs.inputTokens {return false}
     if lhs.outputTokens != rhs.outputTokens {return false}
     if lhs.costMicrodollars != rhs.costMicrodollars {return false}
+    if lhs.estimated != rhs.estimated {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
