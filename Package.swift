@@ -183,7 +183,7 @@ let package = Package(
         .executableTarget(
             name: "agentos-bench",
             dependencies: [
-                "AgentOSClient", "AgentOSProtocol", "AgentOSConfinement", "CAgentOSShim", "AgentKit",
+                "AgentOSClient", "AgentOSProtocol", "AgentOSConfinement", "CAgentOSShim", "AgentKit", "ModelProviderFake",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -20,6 +20,7 @@ struct Bench: AsyncParsableCommand {
             <!-- bench:kernel:begin --> and <!-- bench:kernel:end --> with this run's table.
             """,
         subcommands: [KernelBench.self, AgentsBench.self, RestartBench.self, CapabilityBench.self, ToolBench.self, MemoryBench.self,
+                      ModelBench.self, SchedulerBench.self,
                       BusBench.self, EchoServer.self, BusAgent.self]
     )
 }
