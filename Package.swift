@@ -207,7 +207,7 @@ let package = Package(
         .testTarget(
             name: "AgentOSKernelTests",
             dependencies: [
-                "AgentOSKernel", "AgentOSClient",
+                "AgentOSKernel", "AgentOSClient", "AgentOSModels",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -150,3 +150,33 @@ struct GoalTests {
         #expect(unknown.status != 0 && unknown.stderr.contains("no goal 'feedbeef'"), "\(unknown.stderr)")
     }
 }
+
+/// A goal running when the kernel stops is queued again at the next start
+/// (not failed), and finished then.
+@Suite("Goals across a kernel restart", .serialized)
+struct GoalRestartTests {
+    @Test(.enabled(if: GoalTests.installed, "agentos-llm-agent is not installed: run Integration/install-examples.sh"))
+    func aRunningGoalSurvivesAKernelRestart() async throws {
+        let fake = try await FakeModelProvider.start(apiKey: ModelTests.key)
+        defer { Task { try? await fake.shutdown() } }
+        let kernel = try ModelTests.kernel("goalrestart", fake: fake)
+        defer { kernel.stop() }
+        let data = kernel.directory + "/data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        chmod(kernel.directory, 0o755)
+        try GoalTests.apply(kernel, data: data, capabilities: ["capability://shell/**?action=execute"])
+        let text = GoalTests.script([("shell__execute", #"{"command":"sleep 3; echo waited"}"#)], answer: "after the restart")
+        let id = try kernel.ctl(["submit", text, "--template", "research/thinkers"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(eventually(timeout: 20) { ((try? GoalTests.goal(kernel, id))?["agent"] as? String).map { !$0.isEmpty } ?? false })
+        #expect(kernel.stop() == 0)
+        try kernel.start()
+        #expect(eventually(timeout: 60) { ((try? GoalTests.goal(kernel, id))?["state"] as? String) == "done" },
+                "\((try? GoalTests.goal(kernel, id)) ?? [:])")
+        let goal = try GoalTests.goal(kernel, id)
+        #expect(goal["attempts"] as? Int == 2)
+        #expect((goal["result"] as? String ?? "").contains("waited"))
+        let events = try kernel.ctl(["events", "--json", "--limit", "500"]).stdout
+        #expect(events.contains("the kernel stopped while it ran"))
+    }
+}

@@ -114,7 +114,13 @@ struct Connection {
             case .status:
                 try await respond(id, .status(services.status()), queue)   // normally answered on the event loop
             case .run(let request):
-                if request.hasBudget { try setBudget(request) }
+                if request.hasBudget {
+                    // Not over a live agent's budget: a name in use fails the run anyway.
+                    if let live = try? await services.lifecycle.resolve(request.name), live.state.isLive {
+                        throw KernelError(.alreadyExists, "an agent named \(request.name) is running (\(live.id))")
+                    }
+                    try setBudget(request)
+                }
                 var response = Agentos_V1_RunResponse()
                 response.agent = try await services.lifecycle.run(request).wire()
                 try await respond(id, .run(response), queue)

@@ -46,7 +46,8 @@ struct KernelServices: Sendable {
         self.models = models
         self.budgets = budgets
         self.goals = GoalScheduler(store: store, events: events, supervisor: supervisor, lifecycle: lifecycle,
-                                   concurrency: configuration.goalConcurrency, logger: Logger(label: "agentd.goals"))
+                                   concurrency: configuration.goalConcurrency, budgets: budgets,
+                                   logger: Logger(label: "agentd.goals"))
         self.configuration = configuration
         self.store = store
         self.events = events
@@ -274,7 +275,9 @@ public final class Kernel: Service, Sendable {
                     logger.info("shutting down")
                     _ = try? events.record("kernel.stopping", "kernel stopping: stopping every agent")
                     // Trees first, each in reverse start order; then whatever is left.
-                    await supervisor.stopAll(timeout: .milliseconds(configuration.shutdownGraceMilliseconds))
+                    // Goals first: the agents the trees' stop ends must not count as attempts.
+                await services.goals.stop()
+                await supervisor.stopAll(timeout: .milliseconds(configuration.shutdownGraceMilliseconds))
                     await lifecycle.shutdownAll(graceMilliseconds: configuration.shutdownGraceMilliseconds)
                     await slots.close()
                     _ = await cgroups?.removeLeftovers()

@@ -119,10 +119,11 @@ public enum KernelConfigParser {
         if let url = baseURL {
             let trimmed = url.hasSuffix("/") ? String(url.dropLast()) : url
             if let parsed = URL(string: trimmed), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil,
-               parsed.query == nil, parsed.fragment == nil {
+               parsed.query == nil, parsed.fragment == nil, parsed.user == nil, parsed.password == nil {
                 baseURL = trimmed
             } else {
-                log.report(reader.markOf("base_url"), path.key("base_url"), "expected http(s)://host[:port][/prefix], not '\(url)'")
+                log.report(reader.markOf("base_url"), path.key("base_url"),
+                           "expected http(s)://host[:port][/prefix] (no user:password@: keys go in the secrets file)")
             }
         } else if kind.defaultBaseURL == nil {
             reader.require("base_url", "missing: an \(kind.rawValue) provider needs the server's base URL (e.g. http://127.0.0.1:8080)")

@@ -72,6 +72,11 @@ extension StateStore {
         }
     }
 
+    /// Forgets what one account spent.
+    public func resetSpend(_ account: String) throws {
+        try pool.write { db in try db.execute(sql: "DELETE FROM model_spend WHERE account = ?", arguments: [account]) }
+    }
+
     public func spending() throws -> [SpendRecord] {
         try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM model_spend").map { row in

@@ -84,6 +84,19 @@ final class ModelBudgets: Sendable {
         state.withLock { $0.spawners[child] = spawner }
     }
 
+    /// A new agent at `account` (a dynamic child's path, which a later boot
+    /// hands out again): its own spending starts from nothing. Its
+    /// supervisors' and policy's spending stays.
+    func resetOwnSpend(of account: String) {
+        let had = state.withLock { state in state.spend.removeValue(forKey: account) != nil }
+        guard had else { return }
+        do {
+            try store.resetSpend(account)
+        } catch {
+            logger.error("cannot reset the model spending of \(account): \(error)")
+        }
+    }
+
     // MARK: Calls
 
     /// The accounts a call of `identity` is charged to, nearest first.

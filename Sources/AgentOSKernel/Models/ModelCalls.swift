@@ -2,6 +2,7 @@ import AgentOSModels
 import AgentOSProtocol
 import AgentOSTools
 import Foundation
+import Synchronization
 
 /// `model_complete` and `models`: a call of an agent (checked against
 /// `capability://model/PROVIDER:MODEL`, its tokens charged to the grant) or
@@ -66,16 +67,37 @@ struct ModelCalls {
         var recorded: [String: String] = ["call": callID, "model": name.description, "stream": request.stream ? "true" : "false"]
         if !grantID.isEmpty { recorded["grant"] = grantID }
         let outcome: ModelGateway.Outcome
+        let pieces = PieceCount()
+        // A stream that ended early still used what it delivered: charged
+        // (estimated), so hanging up mid-answer is not a way around a budget.
+        let chargePartial = { [services] in
+            let delivered = pieces.value
+            guard delivered > 0 else { return }
+            let input = (chat.system.utf8.count + chat.messages.reduce(0) { $0 + $1.content.utf8.count }) / 4
+            let usage = TokenUsage(input: max(1, input), output: delivered)
+            if !grantID.isEmpty { services.capabilities.charge(tokens: usage.total, to: grantID) }
+            if !accounts.isEmpty { services.budgets.charge(accounts, usage: usage, costMicrodollars: 0) }
+            recorded["input_tokens"] = String(usage.input)
+            recorded["output_tokens"] = String(usage.output)
+            recorded["usage"] = "estimated"
+        }
         do {
             outcome = try await gateway.complete(chat, model: name, group: group,
                                                  timeoutMilliseconds: request.timeoutMs == 0 ? nil : Int64(min(request.timeoutMs, 3_600_000)),
-                                                 onDelta: { delta in try await onDelta(Self.wire(delta)) })
+                                                 onDelta: { delta in
+                                                     pieces.add()
+                                                     try await onDelta(Self.wire(delta))
+                                                 })
         } catch let error as ModelError {
+            chargePartial()
             recorded["reason"] = error.code.rawValue
             if let status = error.status { recorded["status"] = String(status) }
             _ = try? services.events.record("model.failed", agentID: agentID,
                                             "\(agentName)'s call to \(name) failed: \(error.message)", data: recorded)
             throw Self.kernelError(error)
+        } catch {
+            chargePartial()
+            throw error
         }
         let usage = outcome.completion.usage
         if !grantID.isEmpty { services.capabilities.charge(tokens: usage.total, to: grantID) }
@@ -224,4 +246,12 @@ struct ModelCalls {
         default: return KernelError(.modelFailed, error.message, detail: detail)
         }
     }
+}
+
+/// Pieces of a streamed answer handed on so far.
+final class PieceCount: Sendable {
+    private let count = Mutex(0)
+
+    func add() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
 }

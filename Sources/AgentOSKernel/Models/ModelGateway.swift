@@ -99,7 +99,9 @@ final class ModelGateway: Sendable {
                 return Outcome(completion: completion, attempts: attempt + 1,
                                durationNanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - started), settings: settings,
                                usageEstimated: estimated)
-            } catch let error as ModelError {
+            } catch let caught as ModelError {
+                // A provider may quote what it was sent: never the key.
+                let error = Self.redacted(caught, key: key)
                 // Once pieces reached the caller, a retry would repeat them.
                 guard !streamed, attempt < settings.retries, let pause = backoff.delay(after: error, attempt: attempt),
                       NIODeadline.now() + .milliseconds(pause) < deadline else {
@@ -111,6 +113,13 @@ final class ModelGateway: Sendable {
                 attempt += 1
             }
         }
+    }
+
+    /// `error` with every occurrence of the key replaced.
+    static func redacted(_ error: ModelError, key: String?) -> ModelError {
+        guard let key, key.count >= 4, error.message.contains(key) else { return error }
+        return ModelError(error.code, error.message.replacingOccurrences(of: key, with: "[the key]"), status: error.status,
+                          retryAfterMilliseconds: error.retryAfterMilliseconds)
     }
 
     /// One attempt.
@@ -172,9 +181,11 @@ final class ModelGateway: Sendable {
                 break
             }
         }
+        // An HTTPClientError's description can quote header values (the key): only its short form.
+        let reason = (error as? HTTPClientError)?.shortDescription ?? "\(error)"
         if phase == "reading the answer" {
-            return ModelError(.badResponse, "\(settings.name): the answer was cut short (\(error))")
+            return ModelError(.badResponse, "\(settings.name): the answer was cut short (\(reason))")
         }
-        return ModelError(.unreachable, "\(settings.name) at \(settings.baseURL) cannot be reached: \(error)")
+        return ModelError(.unreachable, "\(settings.name) at \(settings.baseURL) cannot be reached: \(reason)")
     }
 }

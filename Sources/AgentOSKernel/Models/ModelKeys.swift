@@ -20,7 +20,10 @@ struct ModelKeys: Sendable {
     /// The key `name` names, or nil.
     func key(_ name: String) -> String? {
         if let value = secrets[name], !value.isEmpty { return value }
-        if let value = environment[name], !value.isEmpty { return value }
+        if let value = environment[name]?.trimmingCharacters(in: .whitespacesAndNewlines), !value.isEmpty,
+           !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
+            return value
+        }
         return nil
     }
 
@@ -52,8 +55,8 @@ struct ModelKeys: Sendable {
             throw KernelError(.invalidArgument, "secrets file \(path) cannot be read as UTF-8 text (at most 1 MiB)")
         }
         var entries: [String: String] = [:]
-        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.trimmingCharacters(in: .whitespaces)
+        for (number, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+            let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty || line.hasPrefix("#") { continue }
             let body = line.hasPrefix("export ") ? String(line.dropFirst(7)) : line
             guard let equals = body.firstIndex(of: "=") else {
@@ -67,6 +70,10 @@ struct ModelKeys: Sendable {
             }
             guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
                 throw KernelError(.invalidArgument, "secrets file \(path), line \(number + 1): the name must be letters, digits and _")
+            }
+            // A key goes into an HTTP header: no control characters (and never echoed).
+            guard !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
+                throw KernelError(.invalidArgument, "secrets file \(path), line \(number + 1): the value of \(name) holds control characters")
             }
             entries[name] = value
         }

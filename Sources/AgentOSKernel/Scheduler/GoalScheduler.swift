@@ -21,6 +21,7 @@ actor GoalScheduler {
     private let events: EventHub
     private let supervisor: PolicySupervisor
     private let lifecycle: Lifecycle
+    private let budgets: ModelBudgets?
     private let logger: Logger
     let concurrency: Int
 
@@ -29,9 +30,13 @@ actor GoalScheduler {
     /// Running goals: the child path their agent runs at.
     private var running: [String: String] = [:]
     private var started = false
+    /// The kernel is stopping: nothing more is dispatched, and what runs
+    /// stays `running` in the store for the next start to queue again.
+    private var stopping = false
 
     init(store: StateStore, events: EventHub, supervisor: PolicySupervisor, lifecycle: Lifecycle, concurrency: Int,
-         logger: Logger) {
+         budgets: ModelBudgets? = nil, logger: Logger) {
+        self.budgets = budgets
         self.store = store
         self.events = events
         self.supervisor = supervisor
@@ -58,6 +63,11 @@ actor GoalScheduler {
         }
         started = true
         pump()
+    }
+
+    /// Before the trees stop: their agents' ends must not count as attempts.
+    func stop() {
+        stopping = true
     }
 
     // MARK: Operator calls
@@ -138,6 +148,9 @@ actor GoalScheduler {
 
     func finish(_ request: Agentos_V1_GoalFinishRequest, identity: String) throws -> Agentos_V1_GoalInfo {
         var goal = try assigned(request.id, identity: identity)
+        guard goal.state == .running else {
+            throw KernelError(.conflict, "goal \(goal.id) has already ended (\(goal.state.rawValue))", detail: ["reason": goal.state.rawValue])
+        }
         guard request.result.utf8.count <= Self.maximumResultBytes else {
             throw KernelError(.invalidArgument, "a result of \(request.result.utf8.count) bytes: at most \(Self.maximumResultBytes)")
         }
@@ -153,7 +166,7 @@ actor GoalScheduler {
     // MARK: Dispatch
 
     private func pump() {
-        guard started else { return }
+        guard started, !stopping else { return }
         let now = unixNanoseconds() / 1_000_000
         while running.count < concurrency, let next = queue.pop(now: now) {
             guard var goal = goals[next.element], goal.state == .pending else { continue }
@@ -172,14 +185,40 @@ actor GoalScheduler {
             try save(goal, "goal.dispatched", "goal \(goal.id) dispatched to \(goal.target) (attempt \(goal.attempts))")
             let node = try await supervisor.spawn(supervisor: goal.target, arguments: ["--goal", goal.id])
             running[goal.id] = node.path
+            // A new child at a path an earlier one had: its own account starts afresh.
+            budgets?.resetOwnSpend(of: node.path)
             var updated = goals[goal.id] ?? goal
             updated.agentID = node.agentID
             goals[goal.id] = updated
-            try store.updateGoal(updated)
+            if updated.state == .running {
+                try store.updateGoal(updated)
+            } else {
+                // Cancelled while its agent was being started.
+                _ = try? await supervisor.child(.terminate, path: node.path)
+            }
             await watch(goal.id, path: node.path, agentID: node.agentID)
         } catch {
-            logger.warning("goal \(goal.id): cannot start its agent under \(goal.target): \(error)")
-            ended(goal.id, reason: "its agent could not be started under \(goal.target): \(KernelError.from(error).message)")
+            let kernelError = KernelError.from(error)
+            if stopping || [.shuttingDown, .notRunning, .conflict].contains(kernelError.code) {
+                // Not the goal's fault (the tree is stopping, restarting or full): it waits, no attempt counted.
+                running[goal.id] = nil
+                if var waiting = goals[goal.id], waiting.state == .running {
+                    waiting.state = .pending
+                    waiting.attempts -= 1
+                    goals[goal.id] = waiting
+                    try? store.updateGoal(waiting)
+                    queue.push(goal.id, priority: waiting.priority, group: waiting.policy, now: waiting.submittedAt / 1_000_000)
+                }
+                if !stopping {
+                    Task {
+                        try? await Task.sleep(for: .seconds(1))
+                        self.pump()
+                    }
+                }
+                return
+            }
+            logger.warning("goal \(goal.id): cannot start its agent under \(goal.target): \(kernelError.message)")
+            ended(goal.id, reason: "its agent could not be started under \(goal.target): \(kernelError.message)")
         }
     }
 
@@ -187,19 +226,22 @@ actor GoalScheduler {
     /// it is waited through: the restarted agent goes on from its checkpoint).
     private func watch(_ id: String, path: String, agentID: String) async {
         var current = agentID
-        while !current.isEmpty {
-            _ = try? await lifecycle.wait(current)
+        let policy = String(path.split(separator: "/").first ?? "")
+        while true {
+            if !current.isEmpty { _ = try? await lifecycle.wait(current) }
+            // Gone or stopped: over. Starting or restarting (its back-off may
+            // be long): wait for its next agent, however long that takes.
             var next = ""
-            for _ in 0..<600 {
-                let node = try? await supervisor.tree(String(path.split(separator: "/").first ?? "")).first
-                    .flatMap { PolicySupervisor.find($0, path: path) }
-                guard let node, node.state != "stopped" else { break }
+            while next.isEmpty {
+                let node = try? await supervisor.tree(policy).first.flatMap { PolicySupervisor.find($0, path: path) }
+                guard let node, node.state != "stopped", !stopping else { break }
                 if node.state == "running", !node.agentID.isEmpty, node.agentID != current {
                     next = node.agentID
-                    break
+                } else {
+                    try? await Task.sleep(for: .milliseconds(100))
                 }
-                try? await Task.sleep(for: .milliseconds(100))
             }
+            guard !next.isEmpty else { break }
             current = next
         }
         ended(id, reason: "its agent ended without finishing it")
@@ -210,7 +252,8 @@ actor GoalScheduler {
     private func ended(_ id: String, reason: String) {
         running[id] = nil
         defer { pump() }
-        guard var goal = goals[id], goal.state == .running else { return }
+        // Stopping: it stays running in the store; the next start queues it again.
+        guard !stopping, var goal = goals[id], goal.state == .running else { return }
         goal.agentID = ""
         if goal.attempts < Self.maximumAttempts {
             goal.state = .pending
@@ -258,7 +301,8 @@ actor GoalScheduler {
         guard let goal = goals[id] ?? (try? store.goal(id)), goal.id == id else {
             throw KernelError(.notFound, "no goal '\(id)'")
         }
-        guard let path = running[id], path == identity || (path.isEmpty && goal.state == .running) else {
+        guard let path = running[id],
+              path == identity || (path.isEmpty && goal.state == .running && identity.hasPrefix(goal.target + "/")) else {
             throw KernelError(.permissionDenied, "goal \(id) is not this agent's (\(goal.state.rawValue))")
         }
         return goal

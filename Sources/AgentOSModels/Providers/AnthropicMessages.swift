@@ -20,6 +20,9 @@ public struct AnthropicMessages: ProviderWire {
     }
 
     public func body(for request: ChatRequest) throws(ModelError) -> [UInt8] {
+        if let temperature = request.temperature, temperature > 1 {
+            throw ModelError(.invalidRequest, "anthropic takes a temperature of 0-1, not \(temperature)")
+        }
         let names = WireToolNames(request.tools)
         var body: [String: JSONValue] = [
             "model": .string(request.model),

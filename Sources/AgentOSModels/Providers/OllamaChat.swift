@@ -25,8 +25,11 @@ public struct OllamaChat: ProviderWire {
         if !request.system.isEmpty {
             messages.append(.object(["role": .string("system"), "content": .string(request.system)]))
         }
-        let callNames = Dictionary(request.messages.flatMap(\.toolCalls).map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        // Ollama gives no ids: the same id comes back each step, so a result
+        // answers the nearest call before it with that id.
+        var callNames: [String: String] = [:]
         for message in request.messages {
+            for call in message.toolCalls { callNames[call.id] = call.name }
             switch message.role {
             case .user:
                 messages.append(.object(["role": .string("user"), "content": .string(message.content)]))

@@ -22,6 +22,7 @@ public struct OpenAIChat: ProviderWire {
     }
 
     public func body(for request: ChatRequest) throws(ModelError) -> [UInt8] {
+        if request.stop.count > 4 { throw ModelError(.invalidRequest, "at most 4 stop sequences in this format, not \(request.stop.count)") }
         let names = WireToolNames(request.tools)
         var messages: [JSONValue] = []
         if !request.system.isEmpty {
