@@ -33,6 +33,7 @@ struct ModelCalls {
         var agentName = "operator"
         var grantID = ""
         var group = "operator"
+        var priority = 0
         var identity = ""
         var accounts: [String] = []
         if case .agent(let id) = caller {
@@ -41,6 +42,7 @@ struct ModelCalls {
             agentName = agent.name
             identity = try await services.bus.agent(id, lifecycle: services.lifecycle).identity
             group = identity.split(separator: "/").first.map(String.init) ?? id
+            priority = await services.goals.priority(of: identity) ?? 0
             switch services.capabilities.check(agentID: id, agentName: agent.name, kind: .model, action: "complete",
                                                resource: name.description) {
             case .denied(let reasons):
@@ -82,7 +84,7 @@ struct ModelCalls {
             recorded["usage"] = "estimated"
         }
         do {
-            outcome = try await gateway.complete(chat, model: name, group: group,
+            outcome = try await gateway.complete(chat, model: name, priority: priority, group: group,
                                                  timeoutMilliseconds: request.timeoutMs == 0 ? nil : Int64(min(request.timeoutMs, 3_600_000)),
                                                  onDelta: { delta in
                                                      pieces.add()

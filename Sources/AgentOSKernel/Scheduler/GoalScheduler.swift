@@ -163,6 +163,13 @@ actor GoalScheduler {
         return wire(goal)
     }
 
+    /// The priority of the goal the agent at `identity` works on: its model
+    /// calls wait in the providers' queues at that priority.
+    func priority(of identity: String) -> Int? {
+        guard let id = running.first(where: { $0.value == identity })?.key, let goal = goals[id] else { return nil }
+        return goal.priority
+    }
+
     // MARK: Dispatch
 
     private func pump() {
