@@ -180,3 +180,35 @@ struct GoalRestartTests {
         #expect(events.contains("the kernel stopped while it ran"))
     }
 }
+
+/// A goal handed to a running agent: into its mailbox; it reads the goal
+/// and finishes it; the queue shows the result.
+@Suite("Goals for a running agent", .serialized)
+struct GoalAgentTests {
+    @Test(.enabled(if: ModelTests.pythonSDK, "the Python SDK is not installed: run Integration/install-examples.sh"))
+    func aGoalGoesToTheAgentsMailbox() throws {
+        let kernel = try KernelProcess(label: "goalagent")
+        defer { kernel.stop() }
+        let script = """
+            import agentkit, json
+            a = agentkit.connect()
+            for m in a.messages():
+                if m.content_type == agentkit.GOAL_CONTENT_TYPE:
+                    g = a.goal(m.json()["goal"])
+                    a.finish_goal(g.id, g.text.upper())
+                a.ack(m)
+            """
+        _ = try kernel.run(["--name", "helper", "--ro", "/opt/agentos", "--env", "PYTHONPATH=/opt/agentos/python",
+                            "--", "/usr/bin/python3", "-c", script])
+        let first = try kernel.ctl(["submit", "shout this", "--agent", "helper", "--wait"])
+        #expect(first.status == 0 && first.stdout == "SHOUT THIS\n", "\(first.stderr) \(first.stdout)")
+        let second = try kernel.ctl(["submit", "and this", "--agent", "helper", "--priority", "3", "--wait", "--json"])
+        #expect(second.stdout.contains("\"result\" : \"AND THIS\"") && second.stdout.contains("\"target\" : \"agent:helper\""),
+                "\(second.stdout)")
+        // Another agent cannot read or end it.
+        let nobody = try kernel.ctl(["submit", "x", "--agent", "nobody"])
+        #expect(nobody.status != 0 && nobody.stderr.contains("nobody"), "\(nobody.stderr)")
+        let both = try kernel.ctl(["submit", "x", "--agent", "helper", "--policy", "p"])
+        #expect(both.status != 0 && both.stderr.contains("one of --template, --policy and --agent"))
+    }
+}

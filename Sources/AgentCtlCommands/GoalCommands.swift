@@ -11,7 +11,9 @@ struct SubmitCommand: ParsableCommand {
             A goal goes to a dynamic supervisor: --template names one (POLICY/PATH), --policy \
             takes the policy's first. When its turn comes an agent is started from the \
             supervisor's template with --goal ID added to its arguments; the agent reads the \
-            goal and writes its result (the built-in agentos-llm-agent does this). Goals are \
+            goal and writes its result (the built-in agentos-llm-agent does this). Or it goes \
+            to a running agent (--agent): into its mailbox as a message of content type \
+            application/vnd.agentos.goal+json, {"goal": ID, "text": ..., "priority": N}. Goals are \
             kept in the state store: one that was running when the kernel stopped is queued \
             again; one whose agent ends without a result is retried up to 3 times.
 
@@ -21,6 +23,7 @@ struct SubmitCommand: ParsableCommand {
             Examples:
               agentctl submit "Summarise /srv/data/report.txt" --template research/thinkers
               agentctl submit "Tidy the notes" --policy research --priority 5
+              agentctl submit "Check the build" --agent research/reviewer
               agentctl submit "..." --policy research --wait     # until it ends; prints the result
             """)
 
@@ -30,6 +33,9 @@ struct SubmitCommand: ParsableCommand {
     var template: String?
     @Option(name: .long, help: ArgumentHelp("A policy: its first dynamic supervisor.", valueName: "name"))
     var policy: String?
+    @Option(name: .long, help: ArgumentHelp("A running agent (id, name or policy path): the goal goes to its mailbox.",
+                                            valueName: "agent"))
+    var agent: String?
     @Option(name: .long, help: ArgumentHelp("-1000 to 1000; higher goes first (default 0).", valueName: "n"))
     var priority: Int32 = 0
     @Flag(name: .long, help: "Wait until the goal ends; print its result (exit 1 if it failed or was cancelled).")
@@ -38,7 +44,9 @@ struct SubmitCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        if (template == nil) == (policy == nil) { throw ValidationError("give one of --template and --policy") }
+        if [template, policy, agent].compactMap({ $0 }).count != 1 {
+            throw ValidationError("give one of --template, --policy and --agent")
+        }
         if abs(priority) > 1_000 { throw ValidationError("--priority must be -1000 to 1000") }
     }
 
@@ -47,6 +55,7 @@ struct SubmitCommand: ParsableCommand {
         request.text = text
         request.template = template ?? ""
         request.policy = policy ?? ""
+        request.agent = agent ?? ""
         request.priority = priority
         guard case .goalSubmit(var goal) = try connection.withKernel({ try $0.call(.goalSubmit(request)) }) else {
             throw unexpectedResponse("goal_submit")

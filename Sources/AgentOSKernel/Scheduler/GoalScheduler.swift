@@ -22,7 +22,11 @@ actor GoalScheduler {
     private let supervisor: PolicySupervisor
     private let lifecycle: Lifecycle
     private let budgets: ModelBudgets?
+    private let bus: Bus?
     private let logger: Logger
+    /// Goals handed to a running agent have targets "agent:IDENTITY".
+    static let agentTargetPrefix = "agent:"
+    static let goalContentType = "application/vnd.agentos.goal+json"
     let concurrency: Int
 
     private var queue = FairQueue<String>(agingMilliseconds: 10_000)
@@ -35,8 +39,9 @@ actor GoalScheduler {
     private var stopping = false
 
     init(store: StateStore, events: EventHub, supervisor: PolicySupervisor, lifecycle: Lifecycle, concurrency: Int,
-         budgets: ModelBudgets? = nil, logger: Logger) {
+         budgets: ModelBudgets? = nil, bus: Bus? = nil, logger: Logger) {
         self.budgets = budgets
+        self.bus = bus
         self.store = store
         self.events = events
         self.supervisor = supervisor
@@ -81,10 +86,11 @@ actor GoalScheduler {
         guard abs(Int(request.priority)) <= 1_000 else {
             throw KernelError(.invalidArgument, "priority \(request.priority): give -1000 to 1000")
         }
-        let target = try await resolveTarget(template: request.template, policy: request.policy)
+        let target = try await resolveTarget(template: request.template, policy: request.policy, agent: request.agent)
         let now = unixNanoseconds()
+        let owner = target.hasPrefix(Self.agentTargetPrefix) ? String(target.dropFirst(Self.agentTargetPrefix.count)) : target
         let goal = GoalRecord(id: randomHexID(length: 12), text: text, target: target,
-                              policy: String(target.split(separator: "/").first ?? ""), priority: Int(request.priority),
+                              policy: String(owner.split(separator: "/").first ?? ""), priority: Int(request.priority),
                               submittedAt: now)
         try store.insertGoal(goal)
         record("goal.submitted", goal, "goal \(goal.id) submitted for \(target) (priority \(goal.priority))")
@@ -188,6 +194,10 @@ actor GoalScheduler {
     }
 
     private func dispatch(_ goal: GoalRecord) async {
+        if goal.target.hasPrefix(Self.agentTargetPrefix) {
+            await hand(goal, to: String(goal.target.dropFirst(Self.agentTargetPrefix.count)))
+            return
+        }
         do {
             try save(goal, "goal.dispatched", "goal \(goal.id) dispatched to \(goal.target) (attempt \(goal.attempts))")
             let node = try await supervisor.spawn(supervisor: goal.target, arguments: ["--goal", goal.id])
@@ -227,6 +237,46 @@ actor GoalScheduler {
             logger.warning("goal \(goal.id): cannot start its agent under \(goal.target): \(kernelError.message)")
             ended(goal.id, reason: "its agent could not be started under \(goal.target): \(kernelError.message)")
         }
+    }
+
+    /// A goal for a running agent: into its mailbox (durable, so a restarting
+    /// worker still gets it); over when the agent finishes it or is gone.
+    private func hand(_ goal: GoalRecord, to identity: String) async {
+        running[goal.id] = identity
+        do {
+            try save(goal, "goal.dispatched", "goal \(goal.id) handed to \(identity) (attempt \(goal.attempts))")
+            guard let bus else { throw KernelError(.internal, "no bus") }
+            var message = Agentos_V1_SendRequest()
+            message.to = identity
+            message.contentType = Self.goalContentType
+            message.payload = Data(#"{"goal":"\#(goal.id)","priority":\#(goal.priority),"text":\#(Self.jsonString(goal.text))}"#.utf8)
+            _ = try await bus.submit(message, from: "scheduler", to: identity).value().get()
+        } catch {
+            ended(goal.id, reason: "it could not be handed to \(identity): \(KernelError.from(error).message)")
+            return
+        }
+        while !stopping, goals[goal.id]?.state == .running {
+            guard await isAlive(identity) else { break }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        ended(goal.id, reason: "\(identity) ended without finishing it")
+    }
+
+    /// A plain agent that is live, or a worker whose child is not stopped (restarting counts).
+    private func isAlive(_ identity: String) async -> Bool {
+        if identity.contains("/") {
+            let policy = String(identity.split(separator: "/").first ?? "")
+            guard let node = try? await supervisor.tree(policy).first.flatMap({ PolicySupervisor.find($0, path: identity) }) else {
+                return false
+            }
+            return node.state != "stopped"
+        }
+        return (try? await lifecycle.resolve(identity))?.state.isLive ?? false
+    }
+
+    static func jsonString(_ text: String) -> String {
+        let data = (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8)
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// Waits for the goal's child to end for good (a supervisor restart of
@@ -277,7 +327,18 @@ actor GoalScheduler {
 
     // MARK: Parts
 
-    private func resolveTarget(template: String, policy: String) async throws -> String {
+    private func resolveTarget(template: String, policy: String, agent: String) async throws -> String {
+        if !agent.isEmpty {
+            guard template.isEmpty, policy.isEmpty else {
+                throw KernelError(.invalidArgument, "give one of --template, --policy and --agent")
+            }
+            guard let bus else { throw KernelError(.internal, "no bus") }
+            let identity = try await bus.recipient(agent, lifecycle: lifecycle)
+            guard identity != Bus.operatorIdentity, await isAlive(identity) else {
+                throw KernelError(.notRunning, "\(agent) is not running: a goal is handed to a running agent (or use --template)")
+            }
+            return Self.agentTargetPrefix + identity
+        }
         switch (template.isEmpty, policy.isEmpty) {
         case (false, true):
             let root = String(template.split(separator: "/").first ?? "")
@@ -294,7 +355,7 @@ actor GoalScheduler {
             }
             return node.path
         default:
-            throw KernelError(.invalidArgument, "give the goal a --template (a dynamic supervisor's path) or a --policy")
+            throw KernelError(.invalidArgument, "give the goal a --template (a dynamic supervisor's path), a --policy or an --agent")
         }
     }
 

@@ -2591,6 +2591,11 @@ public nonisolated struct Agentos_V1_GoalSubmitRequest: Sendable {
   /// higher first; waiting raises it (aging)
   public var priority: Int32 = 0
 
+  /// Or a running agent (id, prefix, name or policy path): the goal is put in
+  /// its mailbox as a message of content type application/vnd.agentos.goal+json
+  /// ({"goal": ID, "text": ..., "priority": N}); it reads it with goal_get.
+  public var agent: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2668,7 +2673,7 @@ public nonisolated struct Agentos_V1_GoalInfo: Sendable {
 
   public var text: String = String()
 
-  /// the dynamic supervisor it is dispatched to
+  /// the dynamic supervisor it is dispatched to, or agent:IDENTITY
   public var target: String = String()
 
   public var policy: String = String()
@@ -8166,7 +8171,7 @@ nonisolated extension Agentos_V1_ModelDelta: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Agentos_V1_GoalSubmitRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GoalSubmitRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}text\0\u{1}template\0\u{1}policy\0\u{1}priority\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}text\0\u{1}template\0\u{1}policy\0\u{1}priority\0\u{1}agent\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -8178,6 +8183,7 @@ nonisolated extension Agentos_V1_GoalSubmitRequest: SwiftProtobuf.Message, Swift
       case 2: try { try decoder.decodeSingularStringField(value: &self.template) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.policy) }()
       case 4: try { try decoder.decodeSingularInt32Field(value: &self.priority) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.agent) }()
       default: break
       }
     }
@@ -8196,6 +8202,9 @@ nonisolated extension Agentos_V1_GoalSubmitRequest: SwiftProtobuf.Message, Swift
     if self.priority != 0 {
       try visitor.visitSingularInt32Field(value: self.priority, fieldNumber: 4)
     }
+    if !self.agent.isEmpty {
+      try visitor.visitSingularStringField(value: self.agent, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -8204,6 +8213,7 @@ nonisolated extension Agentos_V1_GoalSubmitRequest: SwiftProtobuf.Message, Swift
     if lhs.template != rhs.template {return false}
     if lhs.policy != rhs.policy {return false}
     if lhs.priority != rhs.priority {return false}
+    if lhs.agent != rhs.agent {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

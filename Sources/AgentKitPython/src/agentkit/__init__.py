@@ -21,12 +21,12 @@ from .errors import (AgentOSError, Ambiguous, AlreadyExists, Conflict, Connectio
                      RequestTimeout, ResourceExhausted, ShuttingDown, SlowConsumer, SpawnFailed, UnknownMessage,
                      Unsupported, VersionMismatch)
 from ._api import Memory
-from .models import (AgentSelf, Capability, CheckResult, Checkpoint, Completion, MemoryItem, Message, Sent,
-                     ToolCall, ToolInfo, ToolResult)
+from .models import (GOAL_CONTENT_TYPE, AgentSelf, Capability, CheckResult, Checkpoint, Completion, Goal, MemoryItem,
+                     Message, Sent, ToolCall, ToolInfo, ToolResult)
 
 __all__ = [
     "__version__", "connect", "Agent", "Memory", "MessageStream", "StreamWriter",
-    "AgentSelf", "Capability", "CheckResult", "Checkpoint", "Completion", "MemoryItem", "Message", "Sent", "ToolCall", "ToolInfo", "ToolResult",
+    "GOAL_CONTENT_TYPE", "Goal", "AgentSelf", "Capability", "CheckResult", "Checkpoint", "Completion", "MemoryItem", "Message", "Sent", "ToolCall", "ToolInfo", "ToolResult",
     "AgentOSError", "Ambiguous", "AlreadyExists", "Conflict", "ConnectionClosed", "DuplicateRequestId",
     "FrameTooLarge", "HandshakeRequired", "HandshakeTimeout", "Internal", "InvalidArgument", "InvalidPolicy",
     "MalformedFrame", "ModelFailed", "NotFound", "NotRunning", "PermissionDenied", "ProgramNotExecutable", "ProgramNotFound",

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 from ._proto import pb
 from .errors import AgentOSError
-from .models import (AgentSelf, Capability, CheckResult, Checkpoint, Completion, MemoryItem, Message, Sent,
+from .models import (AgentSelf, Capability, CheckResult, Checkpoint, Completion, Goal, MemoryItem, Message, Sent,
                      ToolInfo, ToolResult)
 
 #: Marks "no json= argument" (None is a JSON value).
@@ -288,6 +288,17 @@ class Calls:
                                   parameters_schema=parameters if isinstance(parameters, str) else _json.dumps(parameters))
         wait = None if timeout is None else timeout + 5.0
         return self._exec("model_complete", request, Completion._from, timeout=wait)
+
+    # -- goals -----------------------------------------------------------
+
+    def goal(self, goal_id: str):
+        """The goal the scheduler gave this agent (its id from `--goal ID`,
+        or from a goal message in the mailbox), as a `Goal`."""
+        return self._exec("goal_get", pb.GoalRequest(id=goal_id), Goal._from)
+
+    def finish_goal(self, goal_id: str, result: str, failed: bool = False):
+        """Ends the goal with its result (or as failed)."""
+        return self._exec("goal_finish", pb.GoalFinishRequest(id=goal_id, result=result, failed=failed), Goal._from)
 
     # -- supervision ---------------------------------------------------
 

@@ -214,3 +214,22 @@ class Completion:
         return cls(m.call_id, m.model, m.provider_model, m.content,
                    tuple(ToolCall(c.id, c.name, c.arguments_json) for c in m.tool_calls), m.stop_reason,
                    m.usage.input_tokens, m.usage.output_tokens, m.usage.cost_microdollars, m.attempts)
+
+
+#: The content type of a goal handed to a running agent (agentctl submit --agent).
+GOAL_CONTENT_TYPE = "application/vnd.agentos.goal+json"
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A goal from the kernel's scheduler."""
+    id: str
+    text: str
+    priority: int
+    state: str
+    result: str
+    attempts: int
+
+    @classmethod
+    def _from(cls, m: "pb.GoalInfo") -> "Goal":
+        return cls(m.id, m.text, m.priority, m.state, m.result, m.attempts)
