@@ -137,6 +137,21 @@ struct ModelTests {
         }
         let streamCut = try kernel.ctl(["complete", "oai:cut", "--stream", "hi"])
         #expect(streamCut.status != 0 && streamCut.stderr.contains("cut short"), "\(streamCut.stderr)")
+        // The `local` provider takes one call at a time: a second call waits
+        // for the slot no longer than its own timeout.
+        let slow = Process()
+        slow.executableURL = URL(fileURLWithPath: Binaries.agentctl)
+        slow.arguments = ["complete", "local:slow-30000", "hold the slot"]
+        slow.environment = ["AGENTOS_SOCKET": kernel.socketPath]
+        slow.standardOutput = FileHandle.nullDevice
+        slow.standardError = FileHandle.nullDevice
+        try slow.run()
+        defer { if slow.isRunning { slow.terminate() } }
+        #expect(eventually(timeout: 10) { fake.requests().contains { String(decoding: $0.body, as: UTF8.self).contains("slow-30000") } })
+        let started = Date()
+        let waited = try kernel.ctl(["complete", "local:echo", "--timeout", "1s", "queued"])
+        #expect(waited.status != 0 && waited.stderr.contains("no slot within the call's time"), "\(waited.stderr)")
+        #expect(Date().timeIntervalSince(started) < 5)
         // Each failure is an event with its reason; the kernel lives on.
         let events = try kernel.ctl(["events", "--json", "--limit", "200"]).stdout
         #expect(events.contains("context_too_long") && events.contains("bad_response"))

@@ -22,6 +22,9 @@ final class ModelBudgets: Sendable {
         var limits: [String: ModelBudget] = [:]
         var spend: [String: ModelSpend] = [:]
         var recent: [String: [Int64]] = [:]
+        /// Tokens held by calls in flight (their max_tokens), so that
+        /// concurrent calls cannot together run past a budget.
+        var reserved: [String: Int] = [:]
         /// An agent started by agent.spawn → the identity of its spawner.
         var spawners: [String: String] = [:]
     }
@@ -127,20 +130,33 @@ final class ModelBudgets: Sendable {
         return state.limits[account[..<slash] + "/*"]
     }
 
-    /// Refuses a call when an account of `chain` is spent; else counts it
-    /// in the per-minute windows and returns the most tokens it may use
-    /// (nil: no token budget applies).
-    func admit(_ chain: [String], now: Int64 = Int64(Date().timeIntervalSince1970 * 1_000)) throws(KernelError) -> Int? {
-        try state.withLock { state throws(KernelError) -> Int? in
+    /// What a call admitted holds until it is charged or released.
+    struct Reservation: Sendable {
+        let accounts: [String]
+        /// The most tokens the call may answer with (nil: no token budget applies).
+        let tokens: Int?
+    }
+
+    /// Refuses a call when an account of `chain` is spent (or held by calls
+    /// in flight); else counts it in the per-minute windows and reserves
+    /// up to `maxTokens` of answer in each token budget until `settle`.
+    func admit(_ chain: [String], maxTokens: Int,
+               now: Int64 = Int64(Date().timeIntervalSince1970 * 1_000)) throws(KernelError) -> Reservation {
+        try state.withLock { state throws(KernelError) -> Reservation in
             var left: Int?
             for account in chain {
                 guard let budget = Self.limit(account, state) else { continue }
                 let spent = state.spend[account] ?? ModelSpend()
                 if let tokens = budget.tokens {
+                    let held = state.reserved[account] ?? 0
                     guard spent.tokens < tokens else {
                         throw Self.exhausted(account, "its \(tokens)-token model budget is spent (\(spent.tokens) used)", "tokens")
                     }
-                    left = min(left ?? Int.max, tokens - spent.tokens)
+                    guard spent.tokens + held < tokens else {
+                        throw Self.exhausted(account, "its \(tokens)-token model budget is held by calls in flight "
+                                                 + "(\(spent.tokens) used, \(held) reserved); try again when they end", "tokens")
+                    }
+                    left = min(left ?? Int.max, tokens - spent.tokens - held)
                 }
                 if let cost = budget.costMicrodollars, spent.costMicrodollars >= cost {
                     throw Self.exhausted(account, "its $\(Self.dollars(cost)) model budget is spent ($\(Self.dollars(spent.costMicrodollars)) used)", "cost")
@@ -158,7 +174,24 @@ final class ModelBudgets: Sendable {
                 state.recent[account, default: []].removeAll { $0 <= now - 60_000 }
                 state.recent[account, default: []].append(now)
             }
-            return left
+            let tokens = left.map { min($0, maxTokens) }
+            if let tokens {
+                for account in chain where Self.limit(account, state)?.tokens != nil {
+                    state.reserved[account, default: 0] += tokens
+                }
+            }
+            return Reservation(accounts: chain, tokens: tokens)
+        }
+    }
+
+    /// Gives back what `reservation` held (after `charge`, or when the call failed).
+    func release(_ reservation: Reservation) {
+        guard let tokens = reservation.tokens else { return }
+        state.withLock { state in
+            for account in reservation.accounts where state.reserved[account] != nil {
+                state.reserved[account] = max(0, (state.reserved[account] ?? 0) - tokens)
+                if state.reserved[account] == 0 { state.reserved[account] = nil }
+            }
         }
     }
 

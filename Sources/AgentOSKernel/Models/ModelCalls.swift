@@ -36,6 +36,8 @@ struct ModelCalls {
         var priority = 0
         var identity = ""
         var accounts: [String] = []
+        var reservation: ModelBudgets.Reservation?
+        defer { reservation.map(services.budgets.release) }
         if case .agent(let id) = caller {
             let agent = try await services.lifecycle.resolve(id)
             agentID = id
@@ -58,7 +60,9 @@ struct ModelCalls {
             // So do the budgets of the agent, its supervisors, its policy and its spawner.
             accounts = services.budgets.chain(for: identity)
             do {
-                if let left = try services.budgets.admit(accounts) { chat.maxTokens = max(1, min(chat.maxTokens, left)) }
+                let held = try services.budgets.admit(accounts, maxTokens: chat.maxTokens)
+                reservation = held
+                if let left = held.tokens { chat.maxTokens = max(1, min(chat.maxTokens, left)) }
             } catch {
                 _ = try? services.events.record("model.refused", agentID: id, "\(agent.name)'s call to \(name) was refused: \(error.message)",
                                                 data: ["model": name.description, "reason": "budget",

@@ -79,8 +79,7 @@ final class ModelGateway: Sendable {
         while true {
             var streamed = false
             do {
-                try await admission.acquire(settings.name, concurrency: settings.concurrency,
-                                            requestsPerMinute: settings.requestsPerMinute, priority: priority, group: group)
+                try await admit(settings, priority: priority, group: group, deadline: deadline)
                 defer { admission.release(settings.name, concurrency: settings.concurrency, requestsPerMinute: settings.requestsPerMinute) }
                 let attemptDeadline = min(deadline, NIODeadline.now() + .milliseconds(settings.timeoutMilliseconds))
                 var deltas = 0
@@ -112,6 +111,35 @@ final class ModelGateway: Sendable {
                 try await Task.sleep(for: .milliseconds(pause))
                 attempt += 1
             }
+        }
+    }
+
+    /// A slot of the provider, waited for no longer than the call's deadline.
+    private func admit(_ settings: ProviderSettings, priority: Int, group: String, deadline: NIODeadline) async throws {
+        let admission = admission
+        let acquired = try await withThrowingTaskGroup(of: Bool.self) { tasks in
+            tasks.addTask {
+                try await admission.acquire(settings.name, concurrency: settings.concurrency,
+                                            requestsPerMinute: settings.requestsPerMinute, priority: priority, group: group)
+                return true
+            }
+            tasks.addTask {
+                let now = NIODeadline.now().uptimeNanoseconds, end = deadline.uptimeNanoseconds
+                try await Task.sleep(nanoseconds: end > now ? end - now : 0)
+                return false
+            }
+            let first = try await tasks.next() ?? false
+            tasks.cancelAll()
+            if first { return true }
+            // Timed out: a slot granted just as the wait was cancelled goes back.
+            while let next = try? await tasks.next() {
+                if next { admission.release(settings.name, concurrency: settings.concurrency, requestsPerMinute: settings.requestsPerMinute) }
+            }
+            return false
+        }
+        guard acquired else {
+            throw ModelError(.timeout, "\(settings.name): no slot within the call's time (\(settings.concurrency) calls in flight"
+                                 + (settings.requestsPerMinute.map { ", at most \($0) a minute" } ?? "") + ")")
         }
     }
 
