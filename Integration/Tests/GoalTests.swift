@@ -99,6 +99,26 @@ struct GoalTests {
         #expect(audit.contains("tool.refused") && audit.contains("shell.execute"), "\(audit.suffix(2_000))")
     }
 
+    /// A model asking for a tool it was not offered, or with arguments
+    /// that fail the tool's schema, gets each as a tool error, not a crash.
+    @Test(.enabled(if: installed, "agentos-llm-agent is not installed: run Integration/install-examples.sh"))
+    func badToolCallsGoBackToTheModelAsErrors() async throws {
+        let fake = try await FakeModelProvider.start(apiKey: ModelTests.key)
+        defer { Task { try? await fake.shutdown() } }
+        let kernel = try ModelTests.kernel("goalbadtools", fake: fake)
+        defer { kernel.stop() }
+        let data = kernel.directory + "/data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        chmod(kernel.directory, 0o755)
+        try Self.apply(kernel, data: data, capabilities: ["capability://file\(data)/**?action=read"])
+        let text = Self.script([("net__scan", #"{"host":"10.0.0.1"}"#), ("file__read", #"{"path":5}"#)], answer: "coped")
+        let submitted = try kernel.ctl(["submit", text, "--policy", "research", "--wait"])
+        #expect(submitted.status == 0, "\(submitted.stderr) \(submitted.stdout)")
+        #expect(submitted.stdout.contains("coped"))
+        #expect(submitted.stdout.contains("net__scan") || submitted.stdout.contains("net.scan"), "\(submitted.stdout)")
+        #expect(submitted.stdout.lowercased().contains("path"), "the schema error names the argument: \(submitted.stdout)")
+    }
+
     @Test(.enabled(if: installed, "agentos-llm-agent is not installed: run Integration/install-examples.sh"))
     func aKilledAgentResumesItsGoalFromItsCheckpoint() async throws {
         let fake = try await FakeModelProvider.start(apiKey: ModelTests.key)

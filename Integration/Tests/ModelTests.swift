@@ -208,6 +208,26 @@ struct ModelTests {
         #expect(!kernel.kernelLog.contains(Self.key))
     }
 
+    /// An agent that dies in the middle of a call: the kernel cancels it at
+    /// the provider, and the provider's one slot is free at once.
+    @Test(.enabled(if: pythonSDK, "the Python SDK is not installed: run Integration/install-examples.sh"))
+    func aCallDiesWithItsAgent() async throws {
+        let fake = try await FakeModelProvider.start(apiKey: Self.key)
+        defer { Task { try? await fake.shutdown() } }
+        let kernel = try Self.kernel("modelcancel", fake: fake)
+        defer { kernel.stop() }
+        let script = "import agentkit; a = agentkit.connect(); print('calling', flush=True); a.complete('local:slow-30000', ['hold'])"
+        let id = try kernel.run(["--name", "doomed", "--ro", "/opt/agentos", "--env", "PYTHONPATH=/opt/agentos/python",
+                                 "--cap", "capability://model/local:*?action=complete", "--", "/usr/bin/python3", "-c", script])
+        #expect(eventually(timeout: 10) { fake.requests().contains { String(decoding: $0.body, as: UTF8.self).contains("slow-30000") } })
+        #expect(try kernel.ctl(["kill", id]).status == 0)
+        // `local` takes one call at a time: this one gets the slot the dead agent's call held.
+        let started = Date()
+        let next = try kernel.ctl(["complete", "local:echo", "--timeout", "10s", "after it"])
+        #expect(next.status == 0 && next.stdout == "echo: after it\n", "\(next.stderr)")
+        #expect(Date().timeIntervalSince(started) < 5)
+    }
+
     /// The kernel refuses a secrets file others could read, and says why.
     @Test func aSecretsFileOthersCanReadIsRefused() throws {
         let directory = try temporaryDirectory("modelsecrets")
