@@ -20,7 +20,7 @@ hello_subscriber="" duo_subscriber=""   # agentctl subscribe jobs in the backgro
 model_server=""   # the local model's server, when Integration/setup-local-model.sh installed it
 cleanup() {
     for pid in $hello_subscriber $duo_subscriber; do kill "$pid" 2>/dev/null || true; done
-    [ -n "$model_server" ] && kill "$model_server" 2>/dev/null
+    if [ -n "$model_server" ]; then kill "$model_server" 2>/dev/null || true; fi
     [ -n "$kernel_pid" ] && kill "$kernel_pid" 2>/dev/null && wait "$kernel_pid" 2>/dev/null
     rm -rf "$demo"
 }
