@@ -64,12 +64,11 @@ struct SubmitCommand: ParsableCommand {
             while !["done", "failed", "cancelled"].contains(goal.state) {
                 Thread.sleep(forTimeInterval: 0.2)
                 var list = Agentos_V1_GoalListRequest()
-                list.all = true
-                list.limit = 10_000
+                list.id = goal.id
                 guard case .goalList(let goals) = try connection.withKernel({ try $0.call(.goalList(list)) }) else {
                     throw unexpectedResponse("goal_list")
                 }
-                if let current = goals.goals.first(where: { $0.id == goal.id }) { goal = current }
+                if let current = goals.goals.first { goal = current }
             }
         }
         if output.json {

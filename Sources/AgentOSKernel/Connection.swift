@@ -286,7 +286,8 @@ struct Connection {
             case .goalList(let request):
                 var list = Agentos_V1_GoalList()
                 list.goals = try await services.goals.list(includeEnded: request.all,
-                                                           limit: request.limit == 0 ? 100 : min(Int(request.limit), 10_000))
+                                                           limit: request.limit == 0 ? 100 : min(Int(request.limit), 10_000),
+                                                           id: request.id)
                 try await respond(id, .goalList(list), queue)
             case .goalPrioritize(let request):
                 try await respond(id, .goalPrioritize(try await services.goals.prioritize(request.id, priority: Int(request.priority))),

@@ -46,7 +46,7 @@ struct KernelServices: Sendable {
         self.models = models
         self.budgets = budgets
         self.goals = GoalScheduler(store: store, events: events, supervisor: supervisor, lifecycle: lifecycle,
-                                   concurrency: configuration.goalConcurrency, budgets: budgets, bus: bus,
+                                   concurrency: configuration.goalConcurrency, bus: bus,
                                    logger: Logger(label: "agentd.goals"))
         self.configuration = configuration
         self.store = store

@@ -175,6 +175,12 @@ public struct TokenUsage: Sendable, Equatable {
     }
 
     public var total: Int { input + output }
+
+    /// Counts for an answer whose provider reported none: about four bytes
+    /// a token in, about a token a streamed piece (or four bytes) out.
+    public static func estimated(inputBytes: Int, pieces: Int, outputBytes: Int = 0) -> TokenUsage {
+        TokenUsage(input: max(1, inputBytes / 4), output: max(pieces, outputBytes / 4))
+    }
 }
 
 /// Why the model stopped, in one vocabulary for every provider.

@@ -73,7 +73,11 @@ public struct FairQueue<Element> {
 
     /// Priority plus one point per `agingMilliseconds` waited.
     public func effectivePriority(_ entry: Entry, now: Int64) -> Int {
-        entry.priority + Int(max(0, now - entry.enqueuedAt) / agingMilliseconds)
+        effectivePriority(entry.priority, enqueuedAt: entry.enqueuedAt, now: now)
+    }
+
+    public func effectivePriority(_ priority: Int, enqueuedAt: Int64, now: Int64) -> Int {
+        priority + Int(max(0, now - enqueuedAt) / agingMilliseconds)
     }
 
     private func comesFirst(_ a: Entry, _ b: Entry, now: Int64) -> Bool {

@@ -74,18 +74,24 @@ struct ModelCalls {
         if !grantID.isEmpty { recorded["grant"] = grantID }
         let outcome: ModelGateway.Outcome
         let pieces = PieceCount()
-        // A stream that ended early still used what it delivered: charged
-        // (estimated), so hanging up mid-answer is not a way around a budget.
-        let chargePartial = { [services] in
-            let delivered = pieces.value
-            guard delivered > 0 else { return }
-            let input = (chat.system.utf8.count + chat.messages.reduce(0) { $0 + $1.content.utf8.count }) / 4
-            let usage = TokenUsage(input: max(1, input), output: delivered)
+        let price = (try? gateway.configuration.settings(for: name))?.price(of: name.model)
+        /// Charges the grant chain and the budgets, records the counts; the cost.
+        func charge(_ usage: TokenUsage, estimated: Bool) -> Int64 {
+            let cost = price?.microdollars(usage) ?? 0
             if !grantID.isEmpty { services.capabilities.charge(tokens: usage.total, to: grantID) }
-            if !accounts.isEmpty { services.budgets.charge(accounts, usage: usage, costMicrodollars: 0) }
+            if !accounts.isEmpty { services.budgets.charge(accounts, usage: usage, costMicrodollars: cost) }
             recorded["input_tokens"] = String(usage.input)
             recorded["output_tokens"] = String(usage.output)
-            recorded["usage"] = "estimated"
+            recorded["cost_microdollars"] = String(cost)
+            if estimated { recorded["usage"] = "estimated" }
+            return cost
+        }
+        // A stream that ended early still used what it delivered: charged
+        // (estimated), so hanging up mid-answer is not a way around a budget.
+        func chargePartial() {
+            guard pieces.value > 0 else { return }
+            let input = chat.system.utf8.count + chat.messages.reduce(0) { $0 + $1.content.utf8.count }
+            _ = charge(.estimated(inputBytes: input, pieces: pieces.value), estimated: true)
         }
         do {
             outcome = try await gateway.complete(chat, model: name, priority: priority, group: group,
@@ -106,16 +112,10 @@ struct ModelCalls {
             throw error
         }
         let usage = outcome.completion.usage
-        if !grantID.isEmpty { services.capabilities.charge(tokens: usage.total, to: grantID) }
-        let cost = outcome.settings.price(of: name.model)?.microdollars(usage) ?? 0
-        if !accounts.isEmpty { services.budgets.charge(accounts, usage: usage, costMicrodollars: cost) }
-        recorded["input_tokens"] = String(usage.input)
-        recorded["output_tokens"] = String(usage.output)
-        recorded["cost_microdollars"] = String(cost)
+        let cost = charge(usage, estimated: outcome.usageEstimated)
         recorded["attempts"] = String(outcome.attempts)
         recorded["duration_ms"] = String(outcome.durationNanoseconds / 1_000_000)
         recorded["stop_reason"] = outcome.completion.stopReason.rawValue
-        if outcome.usageEstimated { recorded["usage"] = "estimated" }
         _ = try? services.events.record("model.completed", agentID: agentID,
                                         "\(agentName) called \(name): \(usage.input)+\(usage.output) tokens", data: recorded)
         var completion = Self.wire(outcome.completion)

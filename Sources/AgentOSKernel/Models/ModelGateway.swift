@@ -42,7 +42,6 @@ final class ModelGateway: Sendable {
         var completion: ChatCompletion
         var attempts: Int
         var durationNanoseconds: Int64
-        var settings: ProviderSettings
         /// The provider reported no usage (some compatible servers do not
         /// in streams): the counts are estimated, so budgets still count.
         var usageEstimated = false
@@ -77,32 +76,29 @@ final class ModelGateway: Sendable {
         let deadline = NIODeadline.now() + .milliseconds(total)
         var attempt = 0
         while true {
-            var streamed = false
+            var deltas = 0
             do {
                 try await admit(settings, priority: priority, group: group, deadline: deadline)
                 defer { admission.release(settings.name, concurrency: settings.concurrency, requestsPerMinute: settings.requestsPerMinute) }
                 let attemptDeadline = min(deadline, NIODeadline.now() + .milliseconds(settings.timeoutMilliseconds))
-                var deltas = 0
                 var completion = try await send(body, to: settings, wire: wire, key: key, request: outgoing,
                                                 deadline: attemptDeadline) { delta in
-                    streamed = true
                     deltas += 1
                     try await onDelta(delta)
                 }
                 var estimated = false
                 if completion.usage.total == 0 {
-                    // About four bytes a token in; a streamed piece is about a token out.
-                    completion.usage = TokenUsage(input: max(1, body.count / 4), output: max(deltas, completion.content.utf8.count / 4))
+                    completion.usage = .estimated(inputBytes: body.count, pieces: deltas, outputBytes: completion.content.utf8.count)
                     estimated = true
                 }
                 return Outcome(completion: completion, attempts: attempt + 1,
-                               durationNanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - started), settings: settings,
+                               durationNanoseconds: Int64(DispatchTime.now().uptimeNanoseconds - started),
                                usageEstimated: estimated)
             } catch let caught as ModelError {
                 // A provider may quote what it was sent: never the key.
                 let error = Self.redacted(caught, key: key)
                 // Once pieces reached the caller, a retry would repeat them.
-                guard !streamed, attempt < settings.retries, let pause = backoff.delay(after: error, attempt: attempt),
+                guard deltas == 0, attempt < settings.retries, let pause = backoff.delay(after: error, attempt: attempt),
                       NIODeadline.now() + .milliseconds(pause) < deadline else {
                     throw attempt == 0 ? error : ModelError(error.code, error.message + " (after \(attempt + 1) attempts)",
                                                             status: error.status, retryAfterMilliseconds: error.retryAfterMilliseconds)

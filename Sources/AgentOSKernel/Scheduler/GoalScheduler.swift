@@ -21,7 +21,6 @@ actor GoalScheduler {
     private let events: EventHub
     private let supervisor: PolicySupervisor
     private let lifecycle: Lifecycle
-    private let budgets: ModelBudgets?
     private let bus: Bus?
     private let logger: Logger
     /// Goals handed to a running agent have targets "agent:IDENTITY".
@@ -39,8 +38,7 @@ actor GoalScheduler {
     private var stopping = false
 
     init(store: StateStore, events: EventHub, supervisor: PolicySupervisor, lifecycle: Lifecycle, concurrency: Int,
-         budgets: ModelBudgets? = nil, bus: Bus? = nil, logger: Logger) {
-        self.budgets = budgets
+         bus: Bus? = nil, logger: Logger) {
         self.bus = bus
         self.store = store
         self.events = events
@@ -100,8 +98,9 @@ actor GoalScheduler {
         return wire(goals[goal.id] ?? goal)
     }
 
-    func list(includeEnded: Bool, limit: Int) throws -> [Agentos_V1_GoalInfo] {
-        try store.goals(includeEnded: includeEnded, limit: limit).map { wire(goals[$0.id] ?? $0) }
+    func list(includeEnded: Bool, limit: Int, id: String = "") throws -> [Agentos_V1_GoalInfo] {
+        if !id.isEmpty { return [wire(try lookup(id))] }
+        return try store.goals(includeEnded: includeEnded, limit: limit).map { wire(goals[$0.id] ?? $0) }
     }
 
     func prioritize(_ reference: String, priority: Int) throws -> Agentos_V1_GoalInfo {
@@ -202,8 +201,6 @@ actor GoalScheduler {
             try save(goal, "goal.dispatched", "goal \(goal.id) dispatched to \(goal.target) (attempt \(goal.attempts))")
             let node = try await supervisor.spawn(supervisor: goal.target, arguments: ["--goal", goal.id])
             running[goal.id] = node.path
-            // A new child at a path an earlier one had: its own account starts afresh.
-            budgets?.resetOwnSpend(of: node.path)
             var updated = goals[goal.id] ?? goal
             updated.agentID = node.agentID
             goals[goal.id] = updated
@@ -265,8 +262,7 @@ actor GoalScheduler {
     /// A plain agent that is live, or a worker whose child is not stopped (restarting counts).
     private func isAlive(_ identity: String) async -> Bool {
         if identity.contains("/") {
-            let policy = String(identity.split(separator: "/").first ?? "")
-            guard let node = try? await supervisor.tree(policy).first.flatMap({ PolicySupervisor.find($0, path: identity) }) else {
+            guard let node = await supervisor.node(identity) else {
                 return false
             }
             return node.state != "stopped"
@@ -283,14 +279,13 @@ actor GoalScheduler {
     /// it is waited through: the restarted agent goes on from its checkpoint).
     private func watch(_ id: String, path: String, agentID: String) async {
         var current = agentID
-        let policy = String(path.split(separator: "/").first ?? "")
         while true {
             if !current.isEmpty { _ = try? await lifecycle.wait(current) }
             // Gone or stopped: over. Starting or restarting (its back-off may
             // be long): wait for its next agent, however long that takes.
             var next = ""
             while next.isEmpty {
-                let node = try? await supervisor.tree(policy).first.flatMap { PolicySupervisor.find($0, path: path) }
+                let node = await supervisor.node(path)
                 guard let node, node.state != "stopped", !stopping else { break }
                 if node.state == "running", !node.agentID.isEmpty, node.agentID != current {
                     next = node.agentID
@@ -341,9 +336,10 @@ actor GoalScheduler {
         }
         switch (template.isEmpty, policy.isEmpty) {
         case (false, true):
-            let root = String(template.split(separator: "/").first ?? "")
-            guard let tree = try await supervisor.tree(root).first, let node = PolicySupervisor.find(tree, path: template) else {
-                throw KernelError(.notFound, "no supervisor \(template) (agentctl tree shows the applied policies)")
+            guard let node = await supervisor.node(template) else {
+                let root = String(template.split(separator: "/").first ?? "")
+                throw KernelError(.notFound, await supervisor.node(root) == nil
+                    ? "no policy '\(root)' is applied" : "no supervisor \(template) (agentctl tree shows the applied policies)")
             }
             guard node.supervisor, node.strategy == "dynamic" else {
                 throw KernelError(.invalidArgument, "\(template) is not a dynamic supervisor: goals start agents from a template")
@@ -407,11 +403,10 @@ actor GoalScheduler {
         info.submittedAtNs = goal.submittedAt
         info.startedAtNs = goal.startedAt
         info.endedAtNs = goal.endedAt
-        if goal.state == .pending, let entry = queue.ordered(now: unixNanoseconds() / 1_000_000).first(where: { $0.element == goal.id }) {
-            info.effectivePriority = Int32(queue.effectivePriority(entry, now: unixNanoseconds() / 1_000_000))
-        } else {
-            info.effectivePriority = Int32(goal.priority)
-        }
+        // A waiting goal ages from its submission (a re-queued one too).
+        info.effectivePriority = Int32(goal.state == .pending
+            ? queue.effectivePriority(goal.priority, enqueuedAt: goal.submittedAt / 1_000_000, now: unixNanoseconds() / 1_000_000)
+            : goal.priority)
         return info
     }
 }

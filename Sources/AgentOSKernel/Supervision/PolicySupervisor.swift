@@ -254,6 +254,8 @@ actor PolicySupervisor {
             throw Self.kernelError(error, path: path)
         }
         let full = ([policy] + childPath).joined(separator: "/")
+        // A new child at a path an earlier boot handed out: its own model spending starts afresh.
+        budgets?.resetOwnSpend(of: full)
         try await waitUntil(policy, path: full) { $0?.state != "restarting" && $0?.state != "starting" }
         return findNode(treeNode(policy), path: full) ?? Agentos_V1_TreeNode()
     }
@@ -641,6 +643,13 @@ actor PolicySupervisor {
         while let entry = applied[policy], entry.tree.ended == nil, busy(treeNode(policy)), clock.now < deadline {
             await withCheckedContinuation { entry.changeWaiters.append($0) }
         }
+    }
+
+    /// The live node at a full path (POLICY/CHILD/...), or nil.
+    func node(_ path: String) -> Agentos_V1_TreeNode? {
+        let policy = String(path.split(separator: "/").first ?? "")
+        guard applied[policy] != nil else { return nil }
+        return findNode(treeNode(policy), path: path)
     }
 
     private func findNode(_ node: Agentos_V1_TreeNode, path: String) -> Agentos_V1_TreeNode? {

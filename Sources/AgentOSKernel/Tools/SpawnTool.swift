@@ -52,7 +52,6 @@ struct SpawnTool {
                                                        delegations: delegations)
         // What the child spends on models counts against its spawner's budgets too.
         let spawner = try await services.bus.agent(agentID, lifecycle: services.lifecycle).identity
-        services.budgets.resetOwnSpend(of: node.path)
         services.budgets.setSpawner(of: node.path, to: spawner)
         var result: [String: JSONValue] = [
             "path": .string(node.path), "agent": .string(node.agentID), "state": .string(node.state),

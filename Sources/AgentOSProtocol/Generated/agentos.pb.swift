@@ -2612,6 +2612,9 @@ public nonisolated struct Agentos_V1_GoalListRequest: Sendable {
   /// 0: 100
   public var limit: UInt32 = 0
 
+  /// just this goal (id or unique prefix), in any state
+  public var id: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -8221,7 +8224,7 @@ nonisolated extension Agentos_V1_GoalSubmitRequest: SwiftProtobuf.Message, Swift
 
 nonisolated extension Agentos_V1_GoalListRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GoalListRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}all\0\u{1}limit\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}all\0\u{1}limit\0\u{1}id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -8231,6 +8234,7 @@ nonisolated extension Agentos_V1_GoalListRequest: SwiftProtobuf.Message, SwiftPr
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBoolField(value: &self.all) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.id) }()
       default: break
       }
     }
@@ -8243,12 +8247,16 @@ nonisolated extension Agentos_V1_GoalListRequest: SwiftProtobuf.Message, SwiftPr
     if self.limit != 0 {
       try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 2)
     }
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Agentos_V1_GoalListRequest, rhs: Agentos_V1_GoalListRequest) -> Bool {
     if lhs.all != rhs.all {return false}
     if lhs.limit != rhs.limit {return false}
+    if lhs.id != rhs.id {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
