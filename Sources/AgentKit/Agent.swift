@@ -34,6 +34,13 @@ public final class Agent: Sendable {
     public let protocolVersion: UInt32
     public let kernelVersion: String
 
+    /// The thread that reads the kernel's answers, as a task executor. Work
+    /// run under `withTaskExecutorPreference(agent.executor) { ... }` is
+    /// resumed by each answer on that thread, with no other thread to wake:
+    /// on a busy machine that is a good part of a round trip. Keep blocking
+    /// work off it (it delays every answer while it runs).
+    public var executor: any TaskExecutor { link.executor }
+
     let link: KernelLink
     /// Ids of the messages this process has handed out (see `messages()`).
     let seen = Mutex(SeenMessages())
@@ -175,6 +182,7 @@ public final class Agent: Sendable {
         for try await message in messages() {
             if message.kind == .request {
                 try await respond(to: message, try await handler(message))
+                if message.isAckedByResponse { continue }
             } else if let other {
                 try await other(message)
             }

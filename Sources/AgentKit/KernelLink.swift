@@ -8,10 +8,11 @@ import Glibc
 #endif
 
 /// The agent's socket to the kernel, multiplexed: calls and streams run
-/// concurrently, each under its own request id. One reader thread blocks in
-/// read(2) and hands each frame to the call or stream it answers; writers
-/// take a lock per frame. Plain syscalls rather than an event loop: an agent
-/// has one socket, and this keeps its start-up and dependencies small.
+/// concurrently, each under its own request id. One thread waits in
+/// poll(2), hands each frame to the call or stream it answers, and runs the
+/// jobs of tasks that prefer it (`LinkExecutor`); writers take a lock per
+/// frame. Plain syscalls rather than an event loop: an agent has one
+/// socket, and this keeps its start-up and dependencies small.
 final class KernelLink: Sendable {
     private enum Waiter {
         case call(CheckedContinuation<KernelResponse.OneOf_Result, any Error>)
@@ -32,6 +33,8 @@ final class KernelLink: Sendable {
     }
 
     let welcome: Welcome
+    /// The socket thread, as an executor tasks may prefer.
+    let executor: LinkExecutor
     private let fd: Int32
     private let state = Mutex(State())
     /// Held for each frame written; true once the descriptor is closed, so
@@ -41,6 +44,7 @@ final class KernelLink: Sendable {
     /// Says hello on `fd` (blocking), then starts the reader thread.
     init(fd: Int32, client: String) throws(AgentKitError) {
         self.fd = fd
+        executor = try LinkExecutor()
         var reader = FrameReader(maximumPayloadSize: Self.maximumFrame)
         do {
             try Self.writeAll(fd, try Envelope.hello(client: client).framed())
@@ -60,12 +64,14 @@ final class KernelLink: Sendable {
             throw AgentKitError(.protocolViolation, "the kernel answered hello with something other than welcome")
         }
         let leftover = reader
-        Thread.detachNewThread { [self] in readLoop(leftover) }
+        Thread.detachNewThread { [self] in serve(leftover) }
     }
 
     /// The kernel is trusted; a bound still keeps a corrupt stream from
     /// asking for gigabytes.
     static let maximumFrame = 256 * 1024 * 1024
+    /// The socket thread's name (in `ps -L`, `perf`, a debugger).
+    static let threadName = "agentkit-link"
     /// Items a stream holds for a reader that has not taken them.
     static let streamBuffer = 10_000
 
@@ -209,16 +215,42 @@ final class KernelLink: Sendable {
         }
     }
 
-    private func readLoop(_ initial: FrameReader) {
+    /// The socket thread: frames to their calls and streams, and the
+    /// executor's jobs, until the connection ends; then jobs only (tasks
+    /// that prefer this thread go on running after the kernel is gone).
+    private func serve(_ initial: FrameReader) {
+        Thread.current.name = Self.threadName
         var reader = initial
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var failure = AgentKitError(.connectionClosed, "the kernel closed the connection")
-        while true {
+        reading: while true {
             do {
-                dispatch(try Self.readEnvelope(fd, &reader, &buffer))
+                while let envelope = try Self.nextEnvelope(&reader) { dispatch(envelope) }
             } catch {
                 failure = error
                 break
+            }
+            if executor.runJobs() || !executor.prepareToSleep() { continue }
+            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: executor.wakeRead, events: Int16(POLLIN), revents: 0)]
+            let ready = poll(&fds, 2, -1)
+            executor.awake()
+            if ready < 0 {
+                if errno == EINTR { continue }
+                failure = AgentKitError(.system, "poll on the kernel socket: \(String(cString: strerror(errno)))")
+                break
+            }
+            guard fds[0].revents != 0 else { continue }
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            switch count {
+            case 1...:
+                reader.append(buffer[0..<count])
+            case 0:
+                break reading
+            default:
+                if errno == EINTR || errno == EAGAIN { continue }
+                failure = AgentKitError(.system, "read from the kernel socket: \(String(cString: strerror(errno)))")
+                break reading
             }
         }
         let (waiters, reason) = state.withLock { state -> ([Waiter], AgentKitError) in
@@ -232,6 +264,28 @@ final class KernelLink: Sendable {
             Glibc.close(fd)
         }
         for waiter in waiters { fail(waiter, reason) }
+        while true {
+            if executor.runJobs() || !executor.prepareToSleep() { continue }
+            var wake = pollfd(fd: executor.wakeRead, events: Int16(POLLIN), revents: 0)
+            _ = poll(&wake, 1, -1)
+            executor.awake()
+        }
+    }
+
+    /// The next whole envelope among the bytes read, if there is one.
+    private static func nextEnvelope(_ reader: inout FrameReader) throws(AgentKitError) -> Envelope? {
+        let payload: [UInt8]?
+        do {
+            payload = try reader.next()
+        } catch {
+            throw AgentKitError(.protocolViolation, "bad frame from the kernel: \(error)")
+        }
+        guard let payload else { return nil }
+        do {
+            return try Envelope(serializedBytes: payload)
+        } catch {
+            throw AgentKitError(.protocolViolation, "undecodable frame from the kernel")
+        }
     }
 
     private func dispatch(_ envelope: Envelope) {

@@ -49,6 +49,9 @@ public struct Message: Sendable, Identifiable {
     public let sentAt: Date
     /// A stream's last chunk.
     public let isStreamEnd: Bool
+    /// A request whose requester waits: responding removes it from the
+    /// mailbox, no ack needed.
+    public let isAckedByResponse: Bool
 
     init(_ wire: Agentos_V1_BusMessage) {
         id = wire.id
@@ -60,6 +63,7 @@ public struct Message: Sendable, Identifiable {
         correlationID = wire.correlationID
         sentAt = Date(timeIntervalSince1970: Double(wire.sentAtNs) / 1e9)
         isStreamEnd = wire.end
+        isAckedByResponse = wire.ackedByResponse
     }
 
     /// The payload as UTF-8 text.

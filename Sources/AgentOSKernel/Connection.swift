@@ -45,7 +45,7 @@ struct Connection {
     private var peer: Peer { accepted.peer }
 
     func run() async {
-        let queue = OutboundQueue(channel: channel.channel, highWater: Self.outboundHighWater)
+        let queue = accepted.queue
         let requests = accepted.requests
         do {
             try await channel.executeThenClose { inbound, _ in
@@ -64,12 +64,16 @@ struct Connection {
     private func readLoop(_ inbound: NIOAsyncChannelInboundStream<ConnectionInput>, queue: OutboundQueue,
                           requests: RequestRegistry) async {
         let inflight = InflightLimit(Self.inflightLimit)
-        let sends = SendWindow()
+        let sends = accepted.sends
         do {
             for try await input in inbound {
                 let (id, call) = (input.id, input.call)
+                // The event loop counted it (see `BusBacklog`); it is
+                // ordered once handled here, or started as its own task.
+                let ordered = Self.isBusOrdered(call)
                 if Self.isQuick(call) && !requests.contains(id: id) {
                     await handle(id: id, call: call, queue: queue, sends: sends)
+                    if ordered { accepted.busBacklog.remove() }
                     continue
                 }
                 await inflight.acquire()
@@ -77,6 +81,7 @@ struct Connection {
                     defer { inflight.release() }
                     await handle(id: id, call: call, queue: queue, sends: sends)
                 }
+                if ordered { accepted.busBacklog.remove() }
                 if !started {
                     inflight.release()
                     queue.sendNow(.error(.duplicateRequestID, "request id \(id) is already in flight on this connection",
@@ -102,6 +107,14 @@ struct Connection {
         case .stop, .kill, .wait, .logs, .events, .pause, .resume, .apply, .deletePolicy, .restartChild,
              .terminateChild, .startChild, .deleteChild, .spawnChild, .auditVerify, .toolCall, .receive,
              .request, .subscribe, .modelComplete, .goalSubmit, .goalCancel: return false
+        }
+    }
+
+    /// Bus calls whose order the event loop keeps (see `BusFastPath`).
+    static func isBusOrdered(_ call: KernelRequest.OneOf_Call) -> Bool {
+        switch call {
+        case .send, .request, .ack: return true
+        default: return false
         }
     }
 
@@ -233,18 +246,7 @@ struct Connection {
                 try await queue.waitForRoom()   // a sender that does not read its answers is not read from
                 let outcome = try services.bus.submit(request, from: sender, to: recipient)
                 let full = sends.opened()
-                outcome.whenFulfilled { result in
-                    sends.closed()
-                    switch result {
-                    case .success(let sent):
-                        var envelope = Envelope()
-                        envelope.correlationID = id
-                        envelope.response.result = .send(sent)
-                        queue.sendNow(envelope)
-                    case .failure(let error):
-                        queue.sendNow(.error(error.code, error.message, correlationID: id, detail: error.detail))
-                    }
-                }
+                BusFastPath.answer(id, outcome, queue: queue, sends: sends)
                 // Too many of this connection's sends wait for their commit:
                 // stop reading until this one is stored (back-pressure).
                 if full { _ = await outcome.value() }
@@ -386,7 +388,7 @@ struct Connection {
     private func streamMailbox(_ id: UInt64, agentID: String, _ queue: OutboundQueue) async throws {
         let identity = try await services.bus.agent(agentID, lifecycle: services.lifecycle).identity
         let (waiting, live) = try services.bus.receive(identity)
-        defer { live.finish() }
+        defer { services.bus.close(live) }
         // What arrives while the waiting ones are read is in both: sent once.
         // Stored messages go by their seq (they arrive in its order);
         // requests whose requesters wait (not stored, seq 0) by their id.
@@ -400,22 +402,35 @@ struct Connection {
             }
             page = try services.bus.stored(for: identity, after: lastSeq)
         }
-        for await message in live.stream where message.recipient == identity {
-            try Task.checkCancellation()
-            if message.seq > 0 {
-                guard message.seq > lastSeq else { continue }
-                lastSeq = message.seq
-            } else if handed.remove(message.id) != nil {
-                continue
+        // Caught up: from here on each arrival is written from the thread
+        // that delivers it (the sender's event loop, or the commit).
+        let seen = Mutex((lastSeq: lastSeq, handed: handed))
+        live.redirect { message in
+            let new = seen.withLock { seen -> Bool in
+                if message.seq > 0 {
+                    guard message.seq > seen.lastSeq else { return false }
+                    seen.lastSeq = message.seq
+                    return true
+                }
+                return seen.handed.remove(message.id) == nil
             }
-            try await queue.send(chunk(id, .message(Bus.wire(message))))
+            guard new else { return true }
+            var envelope = Envelope()
+            envelope.correlationID = id
+            envelope.chunk.item = .message(Bus.wire(message))
+            return queue.offer(envelope, maximumFrames: Bus.subscriberBuffer)
+        }
+        let end = await withTaskCancellationHandler {
+            await live.end.value()
+        } onCancel: {
+            live.finish()
         }
         try Task.checkCancellation()
-        if live.overflowed {
+        if case .overflowed = end {
             throw KernelError(.slowConsumer, "the mailbox stream fell more than \(Bus.subscriberBuffer) messages behind; "
                                   + "receive again (what was not acked waits)")
         }
-        try await end(id, "kernel-shutdown", queue)
+        try await self.end(id, "kernel-shutdown", queue)
     }
 
     /// An event to a topic: operators may publish anywhere, an agent where
@@ -626,10 +641,18 @@ struct Connection {
 }
 
 /// The requests in flight on one connection, so `Cancel` and the end of the
-/// connection can stop them.
+/// connection can stop them: tasks of the async side, and requests the
+/// event loop answers from a callback (which are withdrawn instead).
 final class RequestRegistry: Sendable {
+    private enum Entry {
+        case task(Task<Void, Never>)
+        /// Reserved by the event loop; `withdraw` once it is known, and
+        /// whether a cancel came before it was.
+        case callback(withdraw: (@Sendable () -> Void)?, cancelled: Bool)
+    }
+
     private struct State {
-        var tasks: [UInt64: Task<Void, Never>] = [:]
+        var entries: [UInt64: Entry] = [:]
         var closed = false
     }
 
@@ -638,32 +661,69 @@ final class RequestRegistry: Sendable {
     /// Starts `body` as request `id`; false if that id is already in flight.
     func start(id: UInt64, _ body: @escaping @Sendable () async -> Void) -> Bool {
         state.withLock { state in
-            guard !state.closed, state.tasks[id] == nil else { return false }
-            state.tasks[id] = Task {
+            guard !state.closed, state.entries[id] == nil else { return false }
+            state.entries[id] = .task(Task {
                 await body()
                 self.finished(id: id)
-            }
+            })
             return true
         }
     }
 
+    /// Reserves `id` for a request answered by a callback; false if that
+    /// id is already in flight (or the connection is ending).
+    func reserve(id: UInt64) -> Bool {
+        state.withLock { state in
+            guard !state.closed, state.entries[id] == nil else { return false }
+            state.entries[id] = .callback(withdraw: nil, cancelled: false)
+            return true
+        }
+    }
+
+    /// How a reserved request is withdrawn; at once if it was cancelled
+    /// meanwhile (nothing, if it has ended).
+    func attach(id: UInt64, cancel withdraw: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state -> Bool in
+            guard case .callback(_, let cancelled)? = state.entries[id] else { return false }
+            if cancelled || state.closed { return true }
+            state.entries[id] = .callback(withdraw: withdraw, cancelled: false)
+            return false
+        }
+        if now { withdraw() }
+    }
+
+    var count: Int { state.withLock { $0.entries.count } }
+
     func contains(id: UInt64) -> Bool {
-        state.withLock { $0.tasks[id] != nil }
+        state.withLock { $0.entries[id] != nil }
     }
 
     func cancel(id: UInt64) {
-        state.withLock { $0.tasks[id] }?.cancel()
+        let entry = state.withLock { state -> Entry? in
+            guard let entry = state.entries[id] else { return nil }
+            if case .callback(nil, _) = entry { state.entries[id] = .callback(withdraw: nil, cancelled: true) }
+            return entry
+        }
+        Self.stop(entry)
     }
 
     func cancelAll() {
-        let tasks = state.withLock { state -> [Task<Void, Never>] in
+        let entries = state.withLock { state -> [Entry] in
             state.closed = true
-            return Array(state.tasks.values)
+            return Array(state.entries.values)
         }
-        for task in tasks { task.cancel() }
+        for entry in entries { Self.stop(entry) }
     }
 
-    private func finished(id: UInt64) {
-        state.withLock { _ = $0.tasks.removeValue(forKey: id) }
+    func finished(id: UInt64) {
+        state.withLock { _ = $0.entries.removeValue(forKey: id) }
+    }
+
+    private static func stop(_ entry: Entry?) {
+        switch entry {
+        case .task(let task)?: task.cancel()
+        case .callback(let withdraw?, _)?: withdraw()
+        case .callback(nil, _)?, nil: break
+        }
     }
 }

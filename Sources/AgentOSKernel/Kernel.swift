@@ -396,7 +396,7 @@ public final class Kernel: Service, Sendable {
     static func configure(_ channel: any Channel, peer: Peer, services: KernelServices,
                           agentSelf: Agentos_V1_AgentSelf?, logger: Logger) throws -> AcceptedConnection {
         let configuration = services.configuration
-        let requests = RequestRegistry()
+        let shared = AcceptedConnection.Shared(queue: OutboundQueue(channel: channel, highWater: Connection.outboundHighWater))
         let sync = channel.pipeline.syncOperations
         // A peer that does not read its answers stops being read from, so
         // it cannot make the kernel buffer without bound.
@@ -408,12 +408,25 @@ public final class Kernel: Service, Sendable {
             try sync.addHandler(HandshakeTimeoutHandler(
                 timeout: .milliseconds(configuration.handshakeTimeoutMilliseconds)))
         }
-        try sync.addHandler(ProtocolHandler(peer: peer, services: services, requests: requests, agentSelf: agentSelf,
+        try sync.addHandler(ProtocolHandler(peer: peer, services: services, connection: shared, agentSelf: agentSelf,
                                             logger: logger))
         let asyncChannel = try NIOAsyncChannel(
             wrappingChannelSynchronously: channel,
             configuration: .init(inboundType: ConnectionInput.self, outboundType: ByteBuffer.self))
-        return AcceptedConnection(channel: asyncChannel, peer: peer, requests: requests)
+        return AcceptedConnection(channel: asyncChannel, peer: peer, shared: shared)
+    }
+
+    /// The event loop of an agent's socket: the same for every agent of a
+    /// team (one supervisor's children), so a message between teammates
+    /// is read and written on one thread, with no wake of another.
+    static func loop(for agent: AgentRecord, in group: MultiThreadedEventLoopGroup) -> any EventLoop {
+        let loops = Array(group.makeIterator())
+        let identity = Bus.identity(of: agent)
+        let team = identity.lastIndex(of: "/").map { identity[..<$0] } ?? Substring(identity)
+        // FNV-1a: stable, unlike `hashValue`.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in team.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return loops.isEmpty ? group.next() : loops[Int(hash % UInt64(loops.count))]
     }
 
     /// Serves the kernel's end of an agent's socketpair; returns its closer.
@@ -422,8 +435,9 @@ public final class Kernel: Service, Sendable {
                                    logger: Logger) async -> (@Sendable () -> Void)? {
         let agentID = agent.id
         let agentSelf = Lifecycle.agentSelf(agent)
+        services.bus.remember(agent)
         do {
-            let accepted = try await ClientBootstrap(group: group).withConnectedSocket(fd) { channel in
+            let accepted = try await ClientBootstrap(group: Self.loop(for: agent, in: group)).withConnectedSocket(fd) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try Self.configure(channel, peer: .agent(id: agentID), services: services, agentSelf: agentSelf,
                                        logger: logger)

@@ -17,6 +17,7 @@ final class OutboundQueue: Sendable {
 
     private struct State {
         var pendingBytes = 0
+        var pendingFrames = 0
         var closed = false
         var roomWaiters: [CheckedContinuation<Void, any Error>] = []
         var drainWaiters: [CheckedContinuation<Void, Never>] = []
@@ -27,6 +28,9 @@ final class OutboundQueue: Sendable {
     }
 
     private let state = Mutex(State())
+
+    /// The connection's event loop.
+    var eventLoop: any EventLoop { channel.eventLoop }
 
     init(channel: any Channel, highWater: Int) {
         self.channel = channel
@@ -46,6 +50,20 @@ final class OutboundQueue: Sendable {
     func sendNow(_ envelope: Envelope) {
         guard let bytes: [UInt8] = try? envelope.serializedBytes() else { return }
         _ = enqueue(bytes)
+    }
+
+    /// Writes unless more than `maximumFrames` frames (or more than four
+    /// times the high-water mark in bytes) are still on their way: for a
+    /// live feed handed messages on the delivering thread, which cannot
+    /// wait. False: not written (too far behind, or closed).
+    func offer(_ envelope: Envelope, maximumFrames: Int) -> Bool {
+        guard let bytes: [UInt8] = try? envelope.serializedBytes() else { return false }
+        return enqueue(bytes, unless: { $0.pendingFrames >= maximumFrames || $0.pendingBytes > 4 * self.highWater })
+    }
+
+    /// Whether a producer would be let through without waiting.
+    var hasRoom: Bool {
+        state.withLock { !$0.closed && $0.pendingBytes <= highWater }
     }
 
     /// Waits until everything written so far is on the socket (or failed),
@@ -76,10 +94,11 @@ final class OutboundQueue: Sendable {
         for waiter in waiters { waiter.resume(throwing: Closed()) }
     }
 
-    private func enqueue(_ bytes: [UInt8]) -> Bool {
+    private func enqueue(_ bytes: [UInt8], unless full: (State) -> Bool = { _ in false }) -> Bool {
         let schedule = state.withLock { state -> Bool? in
-            guard !state.closed else { return nil }
+            guard !state.closed, !full(state) else { return nil }
             state.pendingBytes += bytes.count
+            state.pendingFrames += 1
             state.outbox.append(bytes)
             defer { state.writeScheduled = true }
             return !state.writeScheduled
@@ -110,6 +129,7 @@ final class OutboundQueue: Sendable {
     private func written(_ count: Int) {
         let (room, drained) = state.withLock { state -> ([CheckedContinuation<Void, any Error>], [CheckedContinuation<Void, Never>]) in
             state.pendingBytes -= count
+            state.pendingFrames -= 1
             var room: [CheckedContinuation<Void, any Error>] = []
             if state.pendingBytes <= highWater / 2 {
                 room = state.roomWaiters
@@ -215,4 +235,6 @@ final class SendWindow: Sendable {
     func closed() {
         open.withLock { $0 -= 1 }
     }
+
+    var isFull: Bool { open.withLock { $0 >= limit } }
 }

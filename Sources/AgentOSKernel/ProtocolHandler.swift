@@ -13,6 +13,25 @@ struct AcceptedConnection: Sendable {
     let channel: NIOAsyncChannel<ConnectionInput, ByteBuffer>
     let peer: Peer
     let requests: RequestRegistry
+    /// Every answer's way out, whichever side or thread makes it.
+    let queue: OutboundQueue
+    let sends: SendWindow
+    let busBacklog: BusBacklog
+}
+
+extension AcceptedConnection {
+    /// What the event loop's handler and the async side of a connection share.
+    struct Shared: Sendable {
+        let requests = RequestRegistry()
+        let queue: OutboundQueue
+        let sends = SendWindow()
+        let busBacklog = BusBacklog()
+    }
+
+    init(channel: NIOAsyncChannel<ConnectionInput, ByteBuffer>, peer: Peer, shared: Shared) {
+        self.init(channel: channel, peer: peer, requests: shared.requests, queue: shared.queue, sends: shared.sends,
+                  busBacklog: shared.busBacklog)
+    }
 }
 
 /// The connection's protocol state machine, on the event loop: decodes
@@ -29,16 +48,25 @@ final class ProtocolHandler: ChannelInboundHandler {
     private let services: KernelServices
     private let requests: RequestRegistry
     private let agentSelf: Agentos_V1_AgentSelf?
+    private let busBacklog: BusBacklog
+    private let busFastPath: BusFastPath?
     private let logger: Logger
     private var handshaken = false
     private var closing = false
 
-    init(peer: Peer, services: KernelServices, requests: RequestRegistry, agentSelf: Agentos_V1_AgentSelf?,
+    init(peer: Peer, services: KernelServices, connection: AcceptedConnection.Shared, agentSelf: Agentos_V1_AgentSelf?,
          logger: Logger) {
         self.peer = peer
         self.services = services
-        self.requests = requests
+        self.requests = connection.requests
         self.agentSelf = agentSelf
+        self.busBacklog = connection.busBacklog
+        if case .agent(let id) = peer {
+            busFastPath = BusFastPath(agentID: id, services: services, queue: connection.queue, sends: connection.sends,
+                                      requests: connection.requests)
+        } else {
+            busFastPath = nil
+        }
         self.logger = logger
     }
 
@@ -80,6 +108,10 @@ final class ProtocolHandler: ChannelInboundHandler {
                 reply.correlationID = id
                 reply.response.result = .status(services.status())
                 return send(context, reply)
+            }
+            if Connection.isBusOrdered(call) {
+                if busBacklog.isEmpty, busFastPath?.handle(id: id, call: call) == true { return }
+                busBacklog.add()
             }
             context.fireChannelRead(wrapInboundOut(ConnectionInput(id: id, call: call)))
         case .cancel(let cancel)?:

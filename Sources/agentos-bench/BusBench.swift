@@ -154,6 +154,11 @@ struct BusAgent: AsyncParsableCommand {
 
     func run() async throws {
         let agent = try Agent.connect(client: "agentos-bench bus-agent")
+        // Answers resume this work on the thread that read them.
+        try await withTaskExecutorPreference(agent.executor) { try await work(agent) }
+    }
+
+    func work(_ agent: Agent) async throws {
         let body = Payload(bytes: Data(repeating: 0x2a, count: payload), contentType: "application/octet-stream")
         switch role {
         case "respond":

@@ -223,3 +223,82 @@ struct AgentTests {
         #expect(fresh == [true, false, true, true, true, true, false])
     }
 }
+
+/// The socket thread as a task executor, and requests a response removes.
+@Suite("AgentKit socket thread")
+struct AgentSocketThreadTests {
+    @Test func workPreferringTheSocketThreadIsResumedOnIt() async throws {
+        let kernel = try FakeKernel { kernel, envelope in
+            kernel.respond(to: envelope, .send(Agentos_V1_SendResponse()))
+        }
+        let agent = try Agent(fd: kernel.agentFD)
+        let names = try await withTaskExecutorPreference(agent.executor) {
+            var names: [String?] = []
+            for _ in 0..<3 {
+                try await agent.send(to: "team/b", .text("x"))
+                names.append(currentThreadName())
+            }
+            return names
+        }
+        #expect(names == Array(repeating: KernelLink.threadName, count: 3))
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func workPreferringTheSocketThreadGoesOnAfterTheKernelHangsUp() async throws {
+        let kernel = try FakeKernel { kernel, _ in kernel.hangUp() }
+        let agent = try Agent(fd: kernel.agentFD)
+        let outcome = await withTaskExecutorPreference(agent.executor) { () async -> String in
+            do {
+                try await agent.send(to: "team/b", .text("x"))
+                return "sent"
+            } catch let error as AgentKitError {
+                // Still scheduled after the socket is gone: the thread runs jobs on.
+                try? await Task.sleep(for: .milliseconds(10))
+                await Task.yield()
+                return error.code == .connectionClosed ? "closed" : "\(error)"
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(outcome == "closed")
+    }
+
+    @Test func serveLeavesTheAckOfAnAnsweredRequestToItsResponse() async throws {
+        let kernel = try FakeKernel { kernel, envelope in
+            switch envelope.request.call {
+            case .receive?:
+                var request = busMessage("r1", payload: #"{"n": 1}"#)
+                request.ackedByResponse = true
+                kernel.chunk(to: envelope, .message(request))
+                kernel.chunk(to: envelope, .message(busMessage("r2")))
+                kernel.chunk(to: envelope, .message(busMessage("e1", type: "event")))
+            case .send?:
+                kernel.respond(to: envelope, .send(Agentos_V1_SendResponse()))
+            case .ack(let ack)?:
+                kernel.respond(to: envelope, .ack(Agentos_V1_AckResponse()))
+                if ack.ids == ["e1"] { kernel.hangUp() }
+            default:
+                break
+            }
+        }
+        let agent = try Agent(fd: kernel.agentFD)
+        do {
+            try await agent.serve { _ in .text("ok") }
+        } catch let error as AgentKitError {
+            #expect(error.code == .connectionClosed)
+        }
+        let acked = kernel.requests.compactMap { call -> [String]? in
+            if case .ack(let ack) = call { return ack.ids }
+            return nil
+        }
+        // r1 was removed by its response; r2 was stored (sent as a message of type request).
+        #expect(acked == [["r2"], ["e1"]])
+    }
+}
+
+/// The calling thread's name, as the system has it (`Thread.current` is
+/// not for async code).
+func currentThreadName() -> String? {
+    (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8))?
+        .trimmingCharacters(in: .whitespacesAndNewlines)
+}

@@ -1,6 +1,8 @@
 import AgentOSProtocol
 import AgentOSStore
 import Dispatch
+import NIOCore
+import NIOPosix
 import Foundation
 import Synchronization
 
@@ -27,14 +29,15 @@ final class Bus: Sendable {
     private let store: StateStore
     private let events: EventHub
     /// Live mailbox streams, by the identity they receive for.
-    private let arrivals = Mutex<[String: SubscriberSet<MessageRecord>]>([:])
+    private let arrivals = Mutex<[String: [ObjectIdentifier: MailboxFeed]]>([:])
     let topics = Topics()
     let mailboxLimit: Int
     private let state = Mutex(State())
     /// Runs the group commits, one at a time, off the concurrency pool.
     private let writer = DispatchQueue(label: "agentos.bus.writer")
-    /// Fires requests' deadlines (never behind a commit).
-    private let deadlines = DispatchQueue(label: "agentos.bus.deadlines")
+    /// Fires the deadlines of requests made off the event loops (never
+    /// behind a commit); a timer is cancelled in O(log n) when its request ends.
+    private let deadlines: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()
 
     static let subscriberBuffer = 10_000
     static let maximumPayloadBytes = 1 << 20
@@ -53,7 +56,25 @@ final class Bus: Sendable {
     private struct Waiter {
         let requester: String
         let responder: String
-        let response: Handoff<MessageRecord?>
+        let response: Handoff<RequestOutcome>
+    }
+
+    /// How a request whose requester waits ends.
+    enum RequestOutcome: Sendable {
+        case answered(MessageRecord)
+        case timedOut
+        /// The requester gave up (cancelled, or its connection ended).
+        case withdrawn
+        case kernelStopping
+    }
+
+    /// A request whose requester waits; `withdraw` ends it for a requester that gives up.
+    struct PendingRequest: Sendable {
+        fileprivate let outcome: Handoff<RequestOutcome>
+
+        func withdraw() {
+            outcome.fulfil(.withdrawn)
+        }
     }
 
     private struct State {
@@ -118,16 +139,21 @@ final class Bus: Sendable {
     /// The mailbox `to` names: a policy path as given, or a live or ended
     /// agent's identity.
     func recipient(_ to: String, lifecycle: Lifecycle) async throws -> String {
-        // The operators' own mailbox: where responses to their requests go.
-        if to == Self.operatorIdentity { return to }
-        if to.contains("/") {
-            let parts = to.split(separator: "/", omittingEmptySubsequences: false)
-            guard parts.count >= 2, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }) else {
-                throw KernelError(.invalidArgument, "'\(to)' is not an agent or a policy path POLICY/CHILD")
-            }
-            return to
-        }
+        if let recipient = try Self.namedRecipient(to) { return recipient }
         return Self.identity(of: try await lifecycle.resolve(to))
+    }
+
+    /// The mailbox `to` names when that needs no lookup (the operators', or
+    /// a policy path); nil for an agent's name or id.
+    static func namedRecipient(_ to: String) throws -> String? {
+        // The operators' own mailbox: where responses to their requests go.
+        if to == operatorIdentity { return to }
+        guard to.utf8.contains(UInt8(ascii: "/")) else { return nil }
+        let parts = to.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 2, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }) else {
+            throw KernelError(.invalidArgument, "'\(to)' is not an agent or a policy path POLICY/CHILD")
+        }
+        return to
     }
 
     /// An agent's identity: its policy path, else its name (its mailbox's
@@ -148,6 +174,26 @@ final class Bus: Sendable {
         return entry
     }
 
+    /// Notes an agent's identity and name when its connection opens, so
+    /// its bus calls can be answered without a lookup.
+    func remember(_ agent: AgentRecord) {
+        state.withLock { state in
+            if state.agents.count >= 4_096 { state.agents.removeAll() }
+            state.agents[agent.id] = (Self.identity(of: agent), agent.name)
+        }
+    }
+
+    /// The identity and name of agent `id`, if known without a lookup.
+    func knownAgent(_ id: String) -> (identity: String, name: String)? {
+        state.withLock { $0.agents[id] }
+    }
+
+    /// Whether `correlationID` names a request of `requester` to
+    /// `responder` whose requester still waits.
+    func isAwaited(_ correlationID: String, requester: String, responder: String) -> Bool {
+        state.withLock { $0.awaited(correlationID, requester: requester, responder: responder) == true }
+    }
+
     // MARK: Sending
 
     /// Takes a message for `recipient`'s mailbox: its place in the order is
@@ -165,7 +211,7 @@ final class Bus: Sendable {
             let late = waiter == nil
                 && state.withLock { $0.awaited(message.correlationID, requester: recipient, responder: sender) } == false
             // Handed to the requester that waits, or dropped: its requester gave up.
-            if late || waiter?.response.fulfil(message) == true {
+            if late || waiter?.response.fulfil(.answered(message)) == true {
                 outcome.fulfil(.success(Self.sent(message, depth: 0)))
                 return outcome
             }
@@ -266,18 +312,28 @@ final class Bus: Sendable {
     /// What waits for `identity` (stored messages, then requests whose
     /// requesters wait), then what arrives for it: a stream that ends only
     /// when the caller goes (or falls too far behind).
-    func receive(_ identity: String) throws -> (waiting: [MessageRecord], live: BoundedSubscription<MessageRecord>) {
+    func receive(_ identity: String) throws -> (waiting: [MessageRecord], live: MailboxFeed) {
         // Subscribed first: nothing sent between the read and the
         // subscription is missed (a repeat is dropped by its id).
-        let live = feed(identity).add(buffer: Self.subscriberBuffer)
+        let live = MailboxFeed(identity: identity, buffer: Self.subscriberBuffer)
+        arrivals.withLock { $0[identity, default: [:]][ObjectIdentifier(live)] = live }
         let stored: [MessageRecord]
         do {
             stored = try store.messages(for: identity)
         } catch {
-            live.finish()
+            close(live)
             throw error
         }
         return (stored + state.withLock { $0.pendingRequests(for: identity) }, live)
+    }
+
+    /// Ends a mailbox stream and forgets it.
+    func close(_ feed: MailboxFeed) {
+        feed.finish()
+        arrivals.withLock { feeds in
+            feeds[feed.identity]?[ObjectIdentifier(feed)] = nil
+            if feeds[feed.identity]?.isEmpty == true { feeds[feed.identity] = nil }
+        }
     }
 
     /// Stored messages for `identity` after `seq` (the next page of what waits).
@@ -292,10 +348,34 @@ final class Bus: Sendable {
     /// unanswered within `timeout`, it is withdrawn and the call fails.
     func request(_ message: Agentos_V1_SendRequest, from sender: String, to recipient: String,
                  timeout: Duration) async throws -> Agentos_V1_BusMessage {
+        let outcome = Handoff<RequestOutcome>()
+        let pending = try request(message, from: sender, to: recipient, timeout: timeout) { outcome.fulfil($0) }
+        let answer = await withTaskCancellationHandler {
+            await outcome.value()
+        } onCancel: {
+            pending.withdraw()
+        }
+        switch answer {
+        case .answered(let response):
+            return Self.wire(response)
+        case .withdrawn:
+            throw CancellationError()
+        case .timedOut, .kernelStopping:
+            throw Self.failure(answer, recipient: recipient, timeout: timeout) ?? CancellationError()
+        }
+    }
+
+    /// The same, for a caller that cannot wait (the event loop):
+    /// `onOutcome` is called once, on the thread that ends the request
+    /// (the responder's, the deadline's or the withdrawer's). The deadline
+    /// is kept by `timers` (the caller's own loop: no other thread to wake).
+    func request(_ message: Agentos_V1_SendRequest, from sender: String, to recipient: String, timeout: Duration,
+                 timers: (any EventLoop)? = nil,
+                 onOutcome: @escaping @Sendable (RequestOutcome) -> Void) throws -> PendingRequest {
         var request = message
         request.type = "request"
         let record = try Self.record(request, from: sender, to: recipient)
-        let response = Handoff<MessageRecord?>()
+        let response = Handoff<RequestOutcome>()
         let accepted = state.withLock { state -> Bool in
             let waiting = (state.depths[recipient] ?? 0) + state.requests.values.count { $0.recipient == recipient }
             guard waiting < mailboxLimit else { return false }
@@ -304,26 +384,32 @@ final class Bus: Sendable {
             return true
         }
         guard accepted else { throw refusal(record) }
-        defer { state.withLock { $0.finish(record.id) } }
-        deliver(record)
         // The deadline is a timer, not a task: a request costs no task of its own.
-        // Weak: a cancelled work item keeps its closure until its time comes.
-        let deadline = DispatchWorkItem { [weak response] in response?.fulfil(nil) }
-        deadlines.asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: timeout.components.seconds * 1_000_000_000
-                                                                     + timeout.components.attoseconds / 1_000_000_000)),
-                          execute: deadline)
-        let answer = await withTaskCancellationHandler {
-            await response.value()
-        } onCancel: {
-            response.fulfil(nil)
+        let nanoseconds = Int64(clamping: timeout.components.seconds * 1_000_000_000
+                                    + timeout.components.attoseconds / 1_000_000_000)
+        let deadline = (timers ?? deadlines).scheduleTask(in: .nanoseconds(nanoseconds)) { [weak response] in
+            response?.fulfil(.timedOut)
         }
-        deadline.cancel()
-        guard let answer else {
-            try Task.checkCancellation()
-            throw KernelError(.conflict, "no response from \(recipient) within \(timeout) (the request is withdrawn)",
-                              detail: ["reason": "timeout"])
+        response.whenFulfilled { [self] outcome in
+            deadline.cancel()
+            state.withLock { $0.finish(record.id) }
+            onOutcome(outcome)
         }
-        return Self.wire(answer)
+        deliver(record)
+        return PendingRequest(outcome: response)
+    }
+
+    /// The error a request ended with (nil: answered or withdrawn).
+    static func failure(_ outcome: RequestOutcome, recipient: String, timeout: Duration) -> KernelError? {
+        switch outcome {
+        case .answered, .withdrawn:
+            return nil
+        case .timedOut:
+            return KernelError(.conflict, "no response from \(recipient) within \(timeout) (the request is withdrawn)",
+                               detail: ["reason": "timeout"])
+        case .kernelStopping:
+            return KernelError(.shuttingDown, "the kernel is stopping: the request to \(recipient) is withdrawn")
+        }
     }
 
     /// Removes handled messages from `identity`'s mailbox (and requests it
@@ -348,6 +434,24 @@ final class Bus: Sendable {
         return handed.count + removed
     }
 
+    /// Acks of requests `identity` was handed and that live only in
+    /// memory: answered without the store, or nil (nothing changed) when
+    /// any of `ids` is a stored message.
+    func acknowledgeHanded(_ ids: [String], identity: String) -> Int? {
+        state.withLock { state -> Int? in
+            var found: [String] = []
+            for id in ids {
+                if state.requests[id]?.recipient == identity {
+                    found.append(id)
+                } else if state.finished[id]?.responder != identity {
+                    return nil
+                }
+            }
+            for id in found { state.requests[id] = nil }
+            return Set(ids).count
+        }
+    }
+
     func mailbox(_ identity: String, limit: Int) throws -> Agentos_V1_MailboxInfo {
         var info = Agentos_V1_MailboxInfo()
         info.identity = identity
@@ -359,26 +463,17 @@ final class Bus: Sendable {
         return info
     }
 
-    /// The live streams of `identity`'s mailbox.
-    private func feed(_ identity: String) -> SubscriberSet<MessageRecord> {
-        arrivals.withLock { feeds in
-            if let feed = feeds[identity] { return feed }
-            let feed = SubscriberSet<MessageRecord>()
-            feeds[identity] = feed
-            return feed
-        }
-    }
-
     /// Hands a message to the live streams of its recipient's mailbox.
     private func deliver(_ message: MessageRecord) {
-        arrivals.withLock { $0[message.recipient] }?.deliver(message)
+        guard let feeds = arrivals.withLock({ $0[message.recipient].map { Array($0.values) } }) else { return }
+        for feed in feeds { feed.deliver(message) }
     }
 
     func finishAll() {
-        for feed in arrivals.withLock({ Array($0.values) }) { feed.finishAll() }
+        for feed in arrivals.withLock({ $0.values.flatMap(\.values) }) { feed.finish() }
         topics.finishAll()
         let waiters = state.withLock { Array($0.waiters.values) }
-        for waiter in waiters { waiter.response.fulfil(nil) }
+        for waiter in waiters { waiter.response.fulfil(.kernelStopping) }
     }
 
     /// An event to the live subscribers of `request.topic` (not stored).
@@ -426,6 +521,7 @@ final class Bus: Sendable {
         wire.correlationID = message.correlationID
         wire.sentAtNs = message.sentAt
         wire.end = message.streamEnd
+        wire.ackedByResponse = message.type == "request" && message.seq == 0
         return wire
     }
 }

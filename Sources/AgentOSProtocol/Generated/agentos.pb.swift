@@ -2338,6 +2338,10 @@ public nonisolated struct Agentos_V1_BusMessage: Sendable {
   /// type stream: the stream's last chunk
   public var end: Bool = false
 
+  /// A request whose requester waits (made with the request call): not
+  /// stored, and removed by its response; no ack is needed after responding.
+  public var ackedByResponse: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -7646,7 +7650,7 @@ nonisolated extension Agentos_V1_MailboxInfo: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Agentos_V1_BusMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BusMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}from\0\u{1}to\0\u{1}type\0\u{3}content_type\0\u{1}payload\0\u{3}correlation_id\0\u{3}sent_at_ns\0\u{1}end\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}from\0\u{1}to\0\u{1}type\0\u{3}content_type\0\u{1}payload\0\u{3}correlation_id\0\u{3}sent_at_ns\0\u{1}end\0\u{3}acked_by_response\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -7663,6 +7667,7 @@ nonisolated extension Agentos_V1_BusMessage: SwiftProtobuf.Message, SwiftProtobu
       case 7: try { try decoder.decodeSingularStringField(value: &self.correlationID) }()
       case 8: try { try decoder.decodeSingularInt64Field(value: &self.sentAtNs) }()
       case 9: try { try decoder.decodeSingularBoolField(value: &self.end) }()
+      case 10: try { try decoder.decodeSingularBoolField(value: &self.ackedByResponse) }()
       default: break
       }
     }
@@ -7696,6 +7701,9 @@ nonisolated extension Agentos_V1_BusMessage: SwiftProtobuf.Message, SwiftProtobu
     if self.end != false {
       try visitor.visitSingularBoolField(value: self.end, fieldNumber: 9)
     }
+    if self.ackedByResponse != false {
+      try visitor.visitSingularBoolField(value: self.ackedByResponse, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -7709,6 +7717,7 @@ nonisolated extension Agentos_V1_BusMessage: SwiftProtobuf.Message, SwiftProtobu
     if lhs.correlationID != rhs.correlationID {return false}
     if lhs.sentAtNs != rhs.sentAtNs {return false}
     if lhs.end != rhs.end {return false}
+    if lhs.ackedByResponse != rhs.ackedByResponse {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -104,7 +104,8 @@ class AsyncAgent(Calls):
                         continue
                 data, content_type = encode_result(result)
                 await self.respond(message, data, content_type=content_type)
-                await self.ack(message)
+                if not message.acked_by_response:
+                    await self.ack(message)
                 answered += 1
                 if max_requests is not None and answered >= max_requests:
                     break

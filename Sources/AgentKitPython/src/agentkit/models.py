@@ -37,6 +37,8 @@ class Message:
     correlation_id: str = ""
     sent_at_ns: int = 0
     end: bool = False
+    #: A request whose requester waits: responding removes it, no ack needed.
+    acked_by_response: bool = False
 
     @property
     def from_(self) -> str:
@@ -54,7 +56,7 @@ class Message:
     @classmethod
     def _from(cls, m: "pb.BusMessage") -> "Message":
         return cls(m.id, getattr(m, "from"), m.to, m.type, m.content_type, bytes(m.payload),
-                   m.correlation_id, m.sent_at_ns, m.end)
+                   m.correlation_id, m.sent_at_ns, m.end, m.acked_by_response)
 
 
 @dataclass(frozen=True)
