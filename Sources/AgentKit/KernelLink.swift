@@ -37,9 +37,20 @@ final class KernelLink: Sendable {
     let executor: LinkExecutor
     private let fd: Int32
     private let state = Mutex(State())
-    /// Held for each frame written; true once the descriptor is closed, so
-    /// no write can reach a descriptor number the process has reused.
-    private let writeLock = Mutex(false)
+    /// Frames on their way out. Every write is non-blocking: the socket
+    /// thread must never block in write(2), or a kernel waiting for it to
+    /// read (its own answers queued) would wait for ever. What does not go
+    /// at once waits in `pending`, flushed by the socket thread when the
+    /// socket takes more; the socket thread's own jobs always add to it, so
+    /// all they write between two waits goes in one system call.
+    private struct Writer {
+        /// True once the descriptor is closed, so no write can reach a
+        /// descriptor number the process has reused.
+        var closed = false
+        var pending: [UInt8] = []
+    }
+
+    private let writer = Mutex(Writer())
 
     /// Says hello on `fd` (blocking), then starts the reader thread.
     init(fd: Int32, client: String) throws(AgentKitError) {
@@ -140,8 +151,8 @@ final class KernelLink: Sendable {
     /// Ends the connection: pending calls and streams fail with
     /// `connectionClosed`; the reader thread closes the descriptor.
     func close() {
-        writeLock.withLock { closed in
-            if !closed { shutdown(fd, Int32(SHUT_RDWR)) }
+        writer.withLock { writer in
+            if !writer.closed { shutdown(fd, Int32(SHUT_RDWR)) }
         }
     }
 
@@ -174,14 +185,14 @@ final class KernelLink: Sendable {
     private func send(_ id: UInt64, _ call: KernelRequest.OneOf_Call) {
         do {
             let bytes = try Envelope.request(id: id, call).framed()
-            let written = try writeLock.withLock { closed throws(AgentKitError) -> Bool in
-                guard !closed else { throw AgentKitError(.connectionClosed, "the connection to the kernel is closed") }
+            let written = try writer.withLock { writer throws(AgentKitError) -> Bool in
+                guard !writer.closed else { throw AgentKitError(.connectionClosed, "the connection to the kernel is closed") }
                 let go = state.withLock { state -> Bool in
                     if state.cancelled.remove(id) != nil { return false }
                     state.sent.insert(id)
                     return true
                 }
-                if go { try Self.writeAll(fd, bytes) }
+                if go { try write(bytes, &writer) }
                 return go
             }
             if !written { fail(remove(id), CancellationError()) }
@@ -197,14 +208,73 @@ final class KernelLink: Sendable {
         var envelope = Envelope()
         envelope.cancel.requestID = id
         guard let bytes = try? envelope.framed() else { return }
-        try? writeLock.withLock { closed throws(AgentKitError) in
+        try? writer.withLock { writer throws(AgentKitError) in
             let written = state.withLock { state -> Bool in
                 if state.sent.contains(id) { return true }
                 if state.waiters[id] != nil { state.cancelled.insert(id) }
                 return false
             }
-            if written, !closed { try Self.writeAll(fd, bytes) }
+            if written, !writer.closed { try write(bytes, &writer) }
         }
+    }
+
+    /// Writes `bytes` after what is pending: at once as far as the socket
+    /// takes them without blocking, the rest left to the socket thread.
+    /// On the socket thread itself, only queued (flushed before it waits).
+    private func write(_ bytes: [UInt8], _ writer: inout Writer) throws(AgentKitError) {
+        if executor.isCurrent || !writer.pending.isEmpty {
+            writer.pending.append(contentsOf: bytes)
+            if !executor.isCurrent { executor.wake() }
+            return
+        }
+        let sent = try Self.sendSome(fd, bytes[...])
+        if sent < bytes.count {
+            writer.pending.append(contentsOf: bytes[sent...])
+            executor.wake()
+        }
+    }
+
+    /// On the socket thread: writes what is pending, as far as the socket
+    /// takes it; true if some is left (wait until it takes more). A write
+    /// that fails ends the connection (the read side then sees it end).
+    private func flushPending() -> Bool {
+        writer.withLock { writer in
+            guard !writer.closed, !writer.pending.isEmpty else { return false }
+            do {
+                let sent = try Self.sendSome(fd, writer.pending[...])
+                writer.pending.removeFirst(sent)
+                return !writer.pending.isEmpty
+            } catch {
+                writer.pending = []
+                shutdown(fd, Int32(SHUT_RDWR))
+                return false
+            }
+        }
+    }
+
+    /// As much of `bytes` as the socket takes now (MSG_DONTWAIT).
+    private static func sendSome(_ fd: Int32, _ bytes: ArraySlice<UInt8>) throws(AgentKitError) -> Int {
+        var sent = 0
+        var failure: Int32 = 0
+        bytes.withUnsafeBytes { buffer in
+            guard let base = buffer.baseAddress else { return }
+            while sent < buffer.count {
+                let n = Glibc.send(fd, base + sent, buffer.count - sent, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+                if n >= 0 {
+                    sent += n
+                } else if errno != EINTR {
+                    if errno != EAGAIN && errno != EWOULDBLOCK { failure = errno }
+                    return
+                }
+            }
+        }
+        if failure == EPIPE || failure == ECONNRESET {
+            throw AgentKitError(.connectionClosed, "the kernel closed the connection")
+        }
+        if failure != 0 {
+            throw AgentKitError(.system, "write to the kernel socket: \(String(cString: strerror(failure)))")
+        }
+        return sent
     }
 
     private func fail(_ waiter: Waiter?, _ error: any Error) {
@@ -220,6 +290,7 @@ final class KernelLink: Sendable {
     /// that prefer this thread go on running after the kernel is gone).
     private func serve(_ initial: FrameReader) {
         Thread.current.name = Self.threadName
+        executor.adoptCurrentThread()
         var reader = initial
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var failure = AgentKitError(.connectionClosed, "the kernel closed the connection")
@@ -230,8 +301,10 @@ final class KernelLink: Sendable {
                 failure = error
                 break
             }
-            if executor.runJobs() || !executor.prepareToSleep() { continue }
-            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+            if executor.runJobs() { continue }
+            let blocked = flushPending()
+            if !executor.prepareToSleep() { continue }
+            var fds = [pollfd(fd: fd, events: Int16(POLLIN) | (blocked ? Int16(POLLOUT) : 0), revents: 0),
                        pollfd(fd: executor.wakeRead, events: Int16(POLLIN), revents: 0)]
             let ready = poll(&fds, 2, -1)
             executor.awake()
@@ -240,7 +313,7 @@ final class KernelLink: Sendable {
                 failure = AgentKitError(.system, "poll on the kernel socket: \(String(cString: strerror(errno)))")
                 break
             }
-            guard fds[0].revents != 0 else { continue }
+            guard fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 else { continue }
             let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             switch count {
             case 1...:
@@ -259,8 +332,9 @@ final class KernelLink: Sendable {
             defer { state.waiters = [:] }
             return (Array(state.waiters.values), reason)
         }
-        writeLock.withLock { closed in
-            closed = true
+        writer.withLock { writer in
+            writer.closed = true
+            writer.pending = []
             Glibc.close(fd)
         }
         for waiter in waiters { fail(waiter, reason) }

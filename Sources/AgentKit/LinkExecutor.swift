@@ -15,9 +15,13 @@ public final class LinkExecutor: TaskExecutor, Sendable {
         /// The thread is (about to be) waiting in poll: a job from another
         /// thread must wake it.
         var sleeping = false
+        /// Something for the thread to look at came while it was awake.
+        var nudged = false
     }
 
     private let state = Mutex(State())
+    /// The socket thread, once it runs.
+    private let thread = Atomic<UInt>(0)
     /// A socketpair: a byte on `wakeWrite` ends the thread's poll.
     let wakeRead: Int32
     private let wakeWrite: Int32
@@ -29,6 +33,29 @@ public final class LinkExecutor: TaskExecutor, Sendable {
             throw AgentKitError(.system, "socketpair for the socket thread: \(String(cString: strerror(errno)))")
         }
         (wakeRead, wakeWrite) = (pair[0], pair[1])
+    }
+
+    /// Called first thing on the socket thread.
+    func adoptCurrentThread() {
+        thread.store(pthread_self(), ordering: .releasing)
+    }
+
+    /// Whether the caller runs on the socket thread.
+    var isCurrent: Bool {
+        thread.load(ordering: .acquiring) == pthread_self()
+    }
+
+    /// Ends the socket thread's wait (if it waits), so it looks again.
+    func wake() {
+        let sleeping = state.withLock { state -> Bool in
+            defer { state.sleeping = false }
+            if !state.sleeping { state.nudged = true }
+            return state.sleeping
+        }
+        if sleeping {
+            var byte: UInt8 = 1
+            _ = send(wakeWrite, &byte, 1, Int32(MSG_NOSIGNAL))
+        }
     }
 
     public func enqueue(_ job: consuming ExecutorJob) {
@@ -63,7 +90,10 @@ public final class LinkExecutor: TaskExecutor, Sendable {
     /// meanwhile); from then on a new job writes a wake byte.
     func prepareToSleep() -> Bool {
         state.withLock { state in
-            guard state.jobs.isEmpty else { return false }
+            guard state.jobs.isEmpty, !state.nudged else {
+                state.nudged = false
+                return false
+            }
             state.sleeping = true
             return true
         }

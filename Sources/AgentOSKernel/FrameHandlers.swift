@@ -58,13 +58,23 @@ struct FrameDecoder: ByteToMessageDecoder {
     }
 }
 
-/// Prefixes each outbound payload with its length.
-struct FrameEncoder: MessageToByteEncoder {
-    typealias OutboundIn = ByteBuffer
+extension ByteBuffer {
+    /// Appends `payload` as one frame: its length, then its bytes. (The
+    /// kernel frames what it writes itself, so a burst of answers is one
+    /// buffer, one write.)
+    mutating func writeFrame(_ payload: [UInt8]) {
+        writeInteger(UInt32(payload.count))
+        writeBytes(payload)
+    }
+}
 
-    func encode(data: ByteBuffer, out: inout ByteBuffer) throws {
-        out.writeInteger(UInt32(data.readableBytes))
-        out.writeImmutableBuffer(data)
+extension ByteBufferAllocator {
+    /// `envelope` as one frame, nil if it cannot be encoded.
+    func frame(_ envelope: Envelope) -> ByteBuffer? {
+        guard let payload: [UInt8] = try? envelope.serializedBytes() else { return nil }
+        var buffer = buffer(capacity: Frame.headerSize + payload.count)
+        buffer.writeFrame(payload)
+        return buffer
     }
 }
 
@@ -112,8 +122,7 @@ final class HandshakeTimeoutHandler: ChannelInboundHandler, RemovableChannelHand
         timer = context.eventLoop.scheduleTask(in: timeout) {
             let context = loopBound.value
             let envelope = Envelope.error(.handshakeTimeout, "no hello within \(milliseconds) ms; closing")
-            if let bytes: [UInt8] = try? envelope.serializedBytes() {
-                let buffer = context.channel.allocator.buffer(bytes: bytes)
+            if let buffer = context.channel.allocator.frame(envelope) {
                 context.writeAndFlush(NIOAny(buffer)).whenComplete { _ in loopBound.value.close(promise: nil) }
             } else {
                 context.close(promise: nil)

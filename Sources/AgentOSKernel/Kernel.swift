@@ -402,7 +402,6 @@ public final class Kernel: Service, Sendable {
         // it cannot make the kernel buffer without bound.
         try sync.addHandler(BackPressureHandler())
         try sync.addHandler(ByteToMessageHandler(FrameDecoder(maximumPayloadSize: configuration.maximumFrameSize)))
-        try sync.addHandler(MessageToByteHandler(FrameEncoder()))
         if case .client = peer {
             // Agents may never speak the protocol; clients must, promptly.
             try sync.addHandler(HandshakeTimeoutHandler(

@@ -108,28 +108,28 @@ final class OutboundQueue: Sendable {
         return true
     }
 
-    /// On the event loop: every frame in the outbox (each one message for
-    /// the frame encoder), then one flush.
+    /// On the event loop: every frame in the outbox, framed into one
+    /// buffer: one write and one flush for the burst, however many frames.
     private func writeOutbox() {
-        let frames = state.withLock { state -> [[UInt8]] in
+        let payloads = state.withLock { state -> [[UInt8]] in
             state.writeScheduled = false
             defer { state.outbox = [] }
             return state.outbox
         }
-        guard !frames.isEmpty else { return }
-        for frame in frames {
-            let count = frame.count
-            channel.write(ByteBuffer(bytes: frame)).whenComplete { _ in
-                self.written(count)
-            }
+        guard !payloads.isEmpty else { return }
+        let bytes = payloads.reduce(0) { $0 + $1.count }
+        var buffer = channel.allocator.buffer(capacity: bytes + payloads.count * Frame.headerSize)
+        for payload in payloads { buffer.writeFrame(payload) }
+        let frames = payloads.count
+        channel.writeAndFlush(buffer).whenComplete { _ in
+            self.written(bytes: bytes, frames: frames)
         }
-        channel.flush()
     }
 
-    private func written(_ count: Int) {
+    private func written(bytes: Int, frames: Int) {
         let (room, drained) = state.withLock { state -> ([CheckedContinuation<Void, any Error>], [CheckedContinuation<Void, Never>]) in
-            state.pendingBytes -= count
-            state.pendingFrames -= 1
+            state.pendingBytes -= bytes
+            state.pendingFrames -= frames
             var room: [CheckedContinuation<Void, any Error>] = []
             if state.pendingBytes <= highWater / 2 {
                 room = state.roomWaiters

@@ -157,20 +157,20 @@ final class ProtocolHandler: ChannelInboundHandler {
     }
 
     private func send(_ context: ChannelHandlerContext, _ envelope: Envelope) {
-        guard let bytes: [UInt8] = try? envelope.serializedBytes() else { return }
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+        guard let buffer = context.channel.allocator.frame(envelope) else { return }
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
     }
 
     /// A connection-level error: tell the peer, stop reading, close.
     private func fail(_ context: ChannelHandlerContext, _ code: ErrorCode, _ message: String,
                       detail: [String: String] = [:]) {
         closing = true
-        guard let bytes: [UInt8] = try? Envelope.error(code, message, detail: detail).serializedBytes() else {
+        guard let buffer = context.channel.allocator.frame(Envelope.error(code, message, detail: detail)) else {
             context.close(promise: nil)
             return
         }
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes))).whenComplete { _ in
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in
             loopBound.value.close(promise: nil)
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,6 +9,29 @@ func unixNanoseconds() -> Int64 {
     var spec = timespec()
     clock_gettime(CLOCK_REALTIME, &spec)
     return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
+}
+
+/// Message ids: unique and unguessable enough to de-duplicate by, made
+/// without a system call each (a bus message needs one on the hot path;
+/// ids that guard anything come from `randomHexID`). SplitMix64 of a
+/// random seed plus a counter: a bijection, so no repeat within a run, and
+/// another run's seed lands elsewhere in 2^64.
+enum MessageIDs {
+    private static let seed: UInt64 = {
+        var generator = SystemRandomNumberGenerator()
+        return generator.next()
+    }()
+    private static let counter = Atomic<UInt64>(0)
+
+    /// 16 lower-case hex digits.
+    static func next() -> String {
+        var z = seed &+ counter.add(1, ordering: .relaxed).newValue &* 0x9e37_79b9_7f4a_7c15
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        z ^= z >> 31
+        let text = String(z, radix: 16)
+        return String(repeating: "0", count: 16 - text.count) + text
+    }
 }
 
 /// A random lower-case hex identifier of `length` characters.

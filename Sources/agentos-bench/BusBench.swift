@@ -150,7 +150,7 @@ struct BusAgent: AsyncParsableCommand {
     @Option var to = ""
     @Option var count = 1_000
     @Option var payload = 64
-    @Option var concurrency = 64
+    @Option var concurrency = 256
 
     func run() async throws {
         let agent = try Agent.connect(client: "agentos-bench bus-agent")

@@ -12,7 +12,6 @@ struct FrameDecoderTests {
     func makeChannel(maximum: Int = 1_024) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maximumPayloadSize: maximum)))
-        try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(FrameEncoder()))
         return channel
     }
 
@@ -65,11 +64,14 @@ struct FrameDecoderTests {
         #expect(sawTruncated)
     }
 
-    @Test func encoderPrefixesTheLength() throws {
-        let channel = try makeChannel()
-        try channel.writeOutbound(ByteBuffer(bytes: [9, 8, 7]))
-        let out = try #require(try channel.readOutbound(as: ByteBuffer.self))
-        #expect(Array(out.readableBytesView) == [0, 0, 0, 3, 9, 8, 7])
+    @Test func framesArePrefixedWithTheirLength() throws {
+        var buffer = ByteBufferAllocator().buffer(capacity: 16)
+        buffer.writeFrame([9, 8, 7])
+        buffer.writeFrame([])
+        #expect(Array(buffer.readableBytesView) == [0, 0, 0, 3, 9, 8, 7, 0, 0, 0, 0])
+        let envelope = Envelope.error(.internal, "x")
+        let framed = try #require(ByteBufferAllocator().frame(envelope))
+        #expect(Array(framed.readableBytesView) == (try envelope.framed()))
     }
 }
 

@@ -293,7 +293,7 @@ final class Bus: Sendable {
         guard request.correlationID.utf8.count <= 128 else {
             throw KernelError(.invalidArgument, "a correlation id is at most 128 bytes")
         }
-        return MessageRecord(id: randomHexID(length: 16), recipient: recipient, sender: sender, type: type,
+        return MessageRecord(id: MessageIDs.next(), recipient: recipient, sender: sender, type: type,
                              contentType: request.contentType.isEmpty ? "application/json" : request.contentType,
                              payload: [UInt8](request.payload), correlationID: request.correlationID,
                              sentAt: unixNanoseconds(), streamEnd: type == "stream" && request.end)
@@ -485,7 +485,7 @@ final class Bus: Sendable {
             throw KernelError(.invalidArgument, "a payload of \(request.payload.count) bytes: at most \(Self.maximumPayloadBytes)")
         }
         var event = Agentos_V1_BusMessage()
-        event.id = randomHexID(length: 16)
+        event.id = MessageIDs.next()
         event.from = sender
         event.to = request.topic
         event.type = "event"
