@@ -374,8 +374,7 @@ struct Connection {
         guard case .agent(let senderID) = peer else { return (Bus.operatorIdentity, recipient) }
         let sender = try await services.bus.agent(senderID, lifecycle: services.lifecycle)
         let identity = sender.identity
-        let parent = { (path: String) -> Substring? in path.lastIndex(of: "/").map { path[..<$0] } }
-        let team = parent(identity) != nil && parent(identity) == parent(recipient)
+        let team = Bus.team(of: identity).map { mine in Bus.team(of: recipient).map(mine.elementsEqual) ?? false } ?? false
         if !team, !services.bus.isResponse(request, from: identity, to: recipient), case .denied(let reasons) = services.capabilities.check(
             agentID: senderID, agentName: sender.name, kind: .agent, action: "message", resource: recipient) {
             throw KernelError(.permissionDenied, "\(identity) may message its team only, or whom capability://agent/NAME?action=message names: "

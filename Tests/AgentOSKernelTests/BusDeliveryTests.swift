@@ -95,3 +95,26 @@ struct BusDeliveryTests {
         #expect(backlog.isEmpty)
     }
 }
+
+@Suite("Bus addresses")
+struct BusAddressTests {
+    @Test func aPolicyPathIsItsOwnMailboxAndANameNeedsALookup() throws {
+        #expect(try Bus.namedRecipient("team/writer") == "team/writer")
+        #expect(try Bus.namedRecipient("a/b/c") == "a/b/c")
+        #expect(try Bus.namedRecipient("team/...") == "team/...")
+        #expect(try Bus.namedRecipient("team/.hidden") == "team/.hidden")
+        #expect(try Bus.namedRecipient("operator") == "operator")
+        #expect(try Bus.namedRecipient("writer") == nil)
+    }
+
+    @Test(arguments: ["/writer", "team/", "team//writer", "team/./writer", "team/..", "./x", "../x", "/"])
+    func aMalformedPathIsRefused(_ to: String) {
+        #expect(throws: KernelError.self) { try Bus.namedRecipient(to) }
+    }
+
+    @Test func teamsAreParentPaths() {
+        #expect(Bus.team(of: "team/a").map { String(Substring($0)) } == "team")
+        #expect(Bus.team(of: "p/sup/w1").map { String(Substring($0)) } == "p/sup")
+        #expect(Bus.team(of: "plain") == nil)
+    }
+}

@@ -148,12 +148,33 @@ final class Bus: Sendable {
     static func namedRecipient(_ to: String) throws -> String? {
         // The operators' own mailbox: where responses to their requests go.
         if to == operatorIdentity { return to }
-        guard to.utf8.contains(UInt8(ascii: "/")) else { return nil }
-        let parts = to.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count >= 2, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }) else {
-            throw KernelError(.invalidArgument, "'\(to)' is not an agent or a policy path POLICY/CHILD")
+        let bytes = to.utf8
+        guard bytes.contains(UInt8(ascii: "/")) else { return nil }
+        // Every segment non-empty, and neither "." nor ".." (on the bytes:
+        // this runs for every message an agent sends).
+        var segment = 0, dots = 0
+        for byte in bytes {
+            if byte == UInt8(ascii: "/") {
+                guard segment > 0, dots != segment || dots > 2 else { throw Self.notAPath(to) }
+                segment = 0
+                dots = 0
+            } else {
+                segment += 1
+                if byte == UInt8(ascii: ".") { dots += 1 }
+            }
         }
+        guard segment > 0, dots != segment || dots > 2 else { throw Self.notAPath(to) }
         return to
+    }
+
+    private static func notAPath(_ to: String) -> KernelError {
+        KernelError(.invalidArgument, "'\(to)' is not an agent or a policy path POLICY/CHILD")
+    }
+
+    /// The team of an identity: its parent path (nil for a plain agent).
+    static func team(of identity: String) -> Substring.UTF8View? {
+        let bytes = identity.utf8
+        return bytes.lastIndex(of: UInt8(ascii: "/")).map { bytes[..<$0] }
     }
 
     /// An agent's identity: its policy path, else its name (its mailbox's

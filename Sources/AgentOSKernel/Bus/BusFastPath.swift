@@ -114,8 +114,9 @@ struct BusFastPath {
         } else {
             return nil
         }
-        let parent = { (path: String) -> Substring? in path.lastIndex(of: "/").map { path[..<$0] } }
-        if let team = parent(me.identity), team == parent(recipient) { return (me.identity, recipient) }
+        if let team = Bus.team(of: me.identity), let theirs = Bus.team(of: recipient), team.elementsEqual(theirs) {
+            return (me.identity, recipient)
+        }
         if answers, services.bus.isAwaited(request.correlationID, requester: recipient, responder: me.identity) {
             return (me.identity, recipient)
         }
