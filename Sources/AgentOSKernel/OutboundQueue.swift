@@ -23,11 +23,19 @@ final class OutboundQueue: Sendable {
         var drainWaiters: [CheckedContinuation<Void, Never>] = []
         /// Frames not yet handed to the channel, and whether the event loop
         /// has a write of them scheduled.
-        var outbox: [[UInt8]] = []
+        var outbox: [Outgoing] = []
         var writeScheduled = false
     }
 
     private let state = Mutex(State())
+
+    /// A frame in the outbox: serialized by its producer, or (`sendLater`,
+    /// `offer`) by the event loop when it writes the burst, so a thread that
+    /// answers for many connections (the bus's commits) spends no time on it.
+    private enum Outgoing {
+        case bytes([UInt8])
+        case envelope(Envelope)
+    }
 
     /// The connection's event loop.
     var eventLoop: any EventLoop { channel.eventLoop }
@@ -43,22 +51,27 @@ final class OutboundQueue: Sendable {
     func send(_ envelope: Envelope) async throws {
         let bytes: [UInt8] = try envelope.serializedBytes()
         try await waitForRoom()
-        guard enqueue(bytes) else { throw Closed() }
+        guard enqueue(.bytes(bytes)) else { throw Closed() }
     }
 
     /// Writes without waiting: for small replies about the connection itself.
     func sendNow(_ envelope: Envelope) {
         guard let bytes: [UInt8] = try? envelope.serializedBytes() else { return }
-        _ = enqueue(bytes)
+        _ = enqueue(.bytes(bytes))
     }
 
-    /// Writes unless more than `maximumFrames` frames (or more than four
-    /// times the high-water mark in bytes) are still on their way: for a
-    /// live feed handed messages on the delivering thread, which cannot
-    /// wait. False: not written (too far behind, or closed).
+    /// Writes without waiting, serialized on the event loop.
+    func sendLater(_ envelope: Envelope) {
+        _ = enqueue(.envelope(envelope))
+    }
+
+    /// Writes (serialized on the event loop) unless more than
+    /// `maximumFrames` frames (or more than four times the high-water mark
+    /// in bytes) are still on their way: for a live feed handed messages on
+    /// the delivering thread, which cannot wait. False: not written (too
+    /// far behind, or closed).
     func offer(_ envelope: Envelope, maximumFrames: Int) -> Bool {
-        guard let bytes: [UInt8] = try? envelope.serializedBytes() else { return false }
-        return enqueue(bytes, unless: { $0.pendingFrames >= maximumFrames || $0.pendingBytes > 4 * self.highWater })
+        enqueue(.envelope(envelope), unless: { $0.pendingFrames >= maximumFrames || $0.pendingBytes > 4 * self.highWater })
     }
 
     /// Whether a producer would be let through without waiting.
@@ -94,12 +107,13 @@ final class OutboundQueue: Sendable {
         for waiter in waiters { waiter.resume(throwing: Closed()) }
     }
 
-    private func enqueue(_ bytes: [UInt8], unless full: (State) -> Bool = { _ in false }) -> Bool {
+    private func enqueue(_ frame: Outgoing, unless full: (State) -> Bool = { _ in false }) -> Bool {
         let schedule = state.withLock { state -> Bool? in
             guard !state.closed, !full(state) else { return nil }
-            state.pendingBytes += bytes.count
+            // An envelope's bytes are counted once the event loop has them.
+            if case .bytes(let bytes) = frame { state.pendingBytes += bytes.count }
             state.pendingFrames += 1
-            state.outbox.append(bytes)
+            state.outbox.append(frame)
             defer { state.writeScheduled = true }
             return !state.writeScheduled
         }
@@ -111,16 +125,30 @@ final class OutboundQueue: Sendable {
     /// On the event loop: every frame in the outbox, framed into one
     /// buffer: one write and one flush for the burst, however many frames.
     private func writeOutbox() {
-        let payloads = state.withLock { state -> [[UInt8]] in
+        let outgoing = state.withLock { state -> [Outgoing] in
             state.writeScheduled = false
             defer { state.outbox = [] }
             return state.outbox
         }
-        guard !payloads.isEmpty else { return }
+        guard !outgoing.isEmpty else { return }
+        var late = 0
+        // (An envelope that cannot be encoded is dropped: never, for the
+        // messages the kernel builds itself.)
+        let payloads = outgoing.compactMap { frame -> [UInt8]? in
+            switch frame {
+            case .bytes(let bytes):
+                return bytes
+            case .envelope(let envelope):
+                let bytes: [UInt8]? = try? envelope.serializedBytes()
+                late += bytes?.count ?? 0
+                return bytes
+            }
+        }
+        if late > 0 { state.withLock { $0.pendingBytes += late } }
         let bytes = payloads.reduce(0) { $0 + $1.count }
         var buffer = channel.allocator.buffer(capacity: bytes + payloads.count * Frame.headerSize)
         for payload in payloads { buffer.writeFrame(payload) }
-        let frames = payloads.count
+        let frames = outgoing.count
         channel.writeAndFlush(buffer).whenComplete { _ in
             self.written(bytes: bytes, frames: frames)
         }

@@ -59,7 +59,7 @@ struct BusFastPath {
                 var envelope = Envelope()
                 envelope.correlationID = id
                 envelope.response.result = .send(sent)
-                queue.sendNow(envelope)
+                queue.sendLater(envelope)
             case .failure(let error):
                 queue.sendNow(.error(error.code, error.message, correlationID: id, detail: error.detail))
             }
@@ -90,7 +90,7 @@ struct BusFastPath {
                 } else {
                     envelope.streamEnd.reason = "cancelled"
                 }
-                queue.sendNow(envelope)
+                queue.sendLater(envelope)
             }
         } catch {
             requests.finished(id: id)
