@@ -286,8 +286,8 @@ final class KernelLink: Sendable {
     }
 
     /// The socket thread: frames to their calls and streams, and the
-    /// executor's jobs, until the connection ends; then jobs only (tasks
-    /// that prefer this thread go on running after the kernel is gone).
+    /// executor's jobs, until the connection ends (then the executor hands
+    /// its jobs to the global one).
     private func serve(_ initial: FrameReader) {
         Thread.current.name = Self.threadName
         executor.adoptCurrentThread()
@@ -301,13 +301,16 @@ final class KernelLink: Sendable {
                 failure = error
                 break
             }
-            if executor.runJobs() { continue }
+            // One batch of jobs, then the socket again (without waiting
+            // while jobs wait): a task that keeps queueing itself cannot
+            // keep the answers it waits for unread.
+            let ran = executor.runJobs()
             let blocked = flushPending()
-            if !executor.prepareToSleep() { continue }
+            let sleep = !ran && executor.prepareToSleep()
             var fds = [pollfd(fd: fd, events: Int16(POLLIN) | (blocked ? Int16(POLLOUT) : 0), revents: 0),
                        pollfd(fd: executor.wakeRead, events: Int16(POLLIN), revents: 0)]
-            let ready = poll(&fds, 2, -1)
-            executor.awake()
+            let ready = poll(&fds, 2, sleep ? -1 : 0)
+            if sleep { executor.awake() }
             if ready < 0 {
                 if errno == EINTR { continue }
                 failure = AgentKitError(.system, "poll on the kernel socket: \(String(cString: strerror(errno)))")
@@ -338,12 +341,8 @@ final class KernelLink: Sendable {
             Glibc.close(fd)
         }
         for waiter in waiters { fail(waiter, reason) }
-        while true {
-            if executor.runJobs() || !executor.prepareToSleep() { continue }
-            var wake = pollfd(fd: executor.wakeRead, events: Int16(POLLIN), revents: 0)
-            _ = poll(&wake, 1, -1)
-            executor.awake()
-        }
+        // The thread ends; tasks that prefer it run on the global executor.
+        executor.retire()
     }
 
     /// The next whole envelope among the bytes read, if there is one.

@@ -4,11 +4,13 @@ import Glibc
 #endif
 
 /// The agent's socket thread as a task executor. Tasks that prefer it
-/// (`Agent.executor`, `Agent.run`) run on the thread that reads the
-/// kernel's frames: an answer read there resumes its caller on the same
-/// thread, with no other thread to wake, which is most of a round trip's
-/// cost on a busy machine. The thread runs queued jobs between reads, so
-/// code on it should not block for long (it delays every answer).
+/// (`Agent.executor`) run on the thread that reads the kernel's frames: an
+/// answer read there resumes its caller on the same thread, with no other
+/// thread to wake, which is most of a round trip's cost on a busy machine.
+/// The thread runs queued jobs between reads, one batch at a time, so code
+/// on it should not block for long (it delays every answer). Once the
+/// connection is gone the thread ends and later jobs go to the global
+/// executor: a task that still prefers this one keeps running.
 public final class LinkExecutor: TaskExecutor, Sendable {
     private struct State {
         var jobs: [UnownedJob] = []
@@ -17,6 +19,9 @@ public final class LinkExecutor: TaskExecutor, Sendable {
         var sleeping = false
         /// Something for the thread to look at came while it was awake.
         var nudged = false
+        /// The thread has ended: jobs go to the global executor, and the
+        /// wake sockets are closed.
+        var retired = false
     }
 
     private let state = Mutex(State())
@@ -35,6 +40,14 @@ public final class LinkExecutor: TaskExecutor, Sendable {
         (wakeRead, wakeWrite) = (pair[0], pair[1])
     }
 
+    deinit {
+        // Closed here if the thread never ran (the hello failed).
+        if !state.withLock({ $0.retired }) {
+            Glibc.close(wakeRead)
+            Glibc.close(wakeWrite)
+        }
+    }
+
     /// Called first thing on the socket thread.
     func adoptCurrentThread() {
         thread.store(pthread_self(), ordering: .releasing)
@@ -48,6 +61,7 @@ public final class LinkExecutor: TaskExecutor, Sendable {
     /// Ends the socket thread's wait (if it waits), so it looks again.
     func wake() {
         let sleeping = state.withLock { state -> Bool in
+            guard !state.retired else { return false }
             defer { state.sleeping = false }
             if !state.sleeping { state.nudged = true }
             return state.sleeping
@@ -60,34 +74,34 @@ public final class LinkExecutor: TaskExecutor, Sendable {
 
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        let wake = state.withLock { state -> Bool in
+        let (wake, retired) = state.withLock { state -> (Bool, Bool) in
+            if state.retired { return (false, true) }
             state.jobs.append(job)
             defer { state.sleeping = false }
-            return state.sleeping
+            return (state.sleeping, false)
         }
-        if wake {
+        if retired {
+            globalConcurrentExecutor.enqueue(ExecutorJob(job))
+        } else if wake {
             var byte: UInt8 = 1
             _ = send(wakeWrite, &byte, 1, Int32(MSG_NOSIGNAL))
         }
     }
 
-    /// On the socket thread: runs what is queued (and what those jobs
-    /// queue); false if there was nothing.
+    /// On the socket thread: runs the jobs queued now (not those they
+    /// queue: the thread reads and writes between two batches); false if
+    /// there were none.
     func runJobs() -> Bool {
-        var ran = false
-        while true {
-            let jobs = state.withLock { state -> [UnownedJob] in
-                defer { state.jobs.removeAll(keepingCapacity: true) }
-                return state.jobs
-            }
-            if jobs.isEmpty { return ran }
-            ran = true
-            for job in jobs { job.runSynchronously(on: asUnownedTaskExecutor()) }
+        let jobs = state.withLock { state -> [UnownedJob] in
+            defer { state.jobs.removeAll(keepingCapacity: true) }
+            return state.jobs
         }
+        for job in jobs { job.runSynchronously(on: asUnownedTaskExecutor()) }
+        return !jobs.isEmpty
     }
 
-    /// On the socket thread, before it waits: true if it may (no job came
-    /// meanwhile); from then on a new job writes a wake byte.
+    /// On the socket thread, before it waits: true if it may (no job and
+    /// nothing else came meanwhile); from then on a new job writes a wake byte.
     func prepareToSleep() -> Bool {
         state.withLock { state in
             guard state.jobs.isEmpty, !state.nudged else {
@@ -104,5 +118,18 @@ public final class LinkExecutor: TaskExecutor, Sendable {
         state.withLock { $0.sleeping = false }
         var bytes = [UInt8](repeating: 0, count: 64)
         while recv(wakeRead, &bytes, bytes.count, Int32(MSG_DONTWAIT)) > 0 {}
+    }
+
+    /// On the socket thread, as it ends: what is queued and what comes
+    /// later goes to the global executor.
+    func retire() {
+        let jobs = state.withLock { state -> [UnownedJob] in
+            state.retired = true
+            defer { state.jobs = [] }
+            return state.jobs
+        }
+        Glibc.close(wakeRead)
+        Glibc.close(wakeWrite)
+        for job in jobs { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
     }
 }

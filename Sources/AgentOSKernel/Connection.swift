@@ -35,6 +35,9 @@ enum Peer: Sendable, CustomStringConvertible {
 /// back-pressured queue.
 struct Connection {
     static let inflightLimit = 64
+    /// Frames a connection may hold unwritten before its mailbox stream
+    /// waits (in its feed, up to `Bus.subscriberBuffer` messages).
+    static let feedFrames = 2_000
     static let outboundHighWater = 4 * 1024 * 1024
 
     let accepted: AcceptedConnection
@@ -359,9 +362,13 @@ struct Connection {
 
     /// A request: sent, and its response waited for.
     private func busRequest(_ request: Agentos_V1_BusRequest) async throws -> Agentos_V1_BusMessage {
-        let (sender, recipient) = try await route(request.message)
+        // Checked as what it is, whatever type it names: a request is not
+        // a response, whichever request's id it carries.
+        var message = request.message
+        message.type = "request"
+        let (sender, recipient) = try await route(message)
         let milliseconds = request.timeoutMs == 0 ? 30_000 : min(request.timeoutMs, 600_000)
-        return try await services.bus.request(request.message, from: sender, to: recipient,
+        return try await services.bus.request(message, from: sender, to: recipient,
                                               timeout: .milliseconds(Int64(milliseconds)))
     }
 
@@ -404,21 +411,24 @@ struct Connection {
         // Caught up: from here on each arrival is written from the thread
         // that delivers it (the sender's event loop, or the commit).
         let seen = Mutex((lastSeq: lastSeq, handed: handed))
-        live.redirect { message in
+        live.redirect(to: { message in
+            // Called under the feed's lock, one message at a time: what is
+            // seen is marked only once it is written (a message the queue
+            // has no room for comes again when it has).
             let new = seen.withLock { seen -> Bool in
-                if message.seq > 0 {
-                    guard message.seq > seen.lastSeq else { return false }
-                    seen.lastSeq = message.seq
-                    return true
-                }
-                return seen.handed.remove(message.id) == nil
+                message.seq > 0 ? message.seq > seen.lastSeq : !seen.handed.contains(message.id)
             }
-            guard new else { return true }
+            guard new else {
+                if message.seq == 0 { seen.withLock { _ = $0.handed.remove(message.id) } }
+                return true
+            }
             var envelope = Envelope()
             envelope.correlationID = id
             envelope.chunk.item = .message(Bus.wire(message))
-            return queue.offer(envelope, maximumFrames: Bus.subscriberBuffer)
-        }
+            guard queue.offer(envelope, estimate: message.payload.count + 128, maximumFrames: Self.feedFrames) else { return false }
+            if message.seq > 0 { seen.withLock { $0.lastSeq = message.seq } }
+            return true
+        }, stalled: { again in queue.whenRoom(again) })
         let end = await withTaskCancellationHandler {
             await live.end.value()
         } onCancel: {

@@ -20,6 +20,12 @@ final class OutboundQueue: Sendable {
         var pendingFrames = 0
         var closed = false
         var roomWaiters: [CheckedContinuation<Void, any Error>] = []
+        /// Called once when there is room again (a live feed that stopped).
+        var roomCallbacks: [@Sendable () -> Void] = []
+
+        func hasRoom(_ highWater: Int) -> Bool {
+            pendingBytes <= highWater / 2 && pendingFrames <= OutboundQueue.lowWaterFrames
+        }
         var drainWaiters: [CheckedContinuation<Void, Never>] = []
         /// Frames not yet handed to the channel, and whether the event loop
         /// has a write of them scheduled.
@@ -34,7 +40,8 @@ final class OutboundQueue: Sendable {
     /// answers for many connections (the bus's commits) spends no time on it.
     private enum Outgoing {
         case bytes([UInt8])
-        case envelope(Envelope)
+        /// Counted in `pendingBytes` as `estimate` until it is encoded.
+        case envelope(Envelope, estimate: Int)
     }
 
     /// The connection's event loop.
@@ -60,9 +67,10 @@ final class OutboundQueue: Sendable {
         _ = enqueue(.bytes(bytes))
     }
 
-    /// Writes without waiting, serialized on the event loop.
-    func sendLater(_ envelope: Envelope) {
-        _ = enqueue(.envelope(envelope))
+    /// Writes without waiting, serialized on the event loop; `estimate`:
+    /// its size, about (counted until it is encoded).
+    func sendLater(_ envelope: Envelope, estimate: Int = 64) {
+        _ = enqueue(.envelope(envelope, estimate: estimate))
     }
 
     /// Writes (serialized on the event loop) unless more than
@@ -70,8 +78,25 @@ final class OutboundQueue: Sendable {
     /// in bytes) are still on their way: for a live feed handed messages on
     /// the delivering thread, which cannot wait. False: not written (too
     /// far behind, or closed).
-    func offer(_ envelope: Envelope, maximumFrames: Int) -> Bool {
-        enqueue(.envelope(envelope), unless: { $0.pendingFrames >= maximumFrames || $0.pendingBytes > 4 * self.highWater })
+    func offer(_ envelope: Envelope, estimate: Int, maximumFrames: Int) -> Bool {
+        enqueue(.envelope(envelope, estimate: estimate),
+                unless: { $0.pendingFrames >= maximumFrames || $0.pendingBytes > 4 * self.highWater })
+    }
+
+    /// Frames waiting below which a stopped feed is called back.
+    static let lowWaterFrames = 1_000
+
+    /// Calls `body` once, when what waits falls to half the high-water mark
+    /// and `lowWaterFrames` frames (at once if it has); never if the
+    /// connection ends first.
+    func whenRoom(_ body: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state -> Bool in
+            if state.closed { return false }
+            if state.hasRoom(highWater) { return true }
+            state.roomCallbacks.append(body)
+            return false
+        }
+        if now { body() }
     }
 
     /// Whether a producer would be let through without waiting.
@@ -88,7 +113,7 @@ final class OutboundQueue: Sendable {
         }
         await withCheckedContinuation { continuation in
             let done = state.withLock { state -> Bool in
-                if state.pendingBytes == 0 { return true }
+                if state.pendingBytes == 0 && state.pendingFrames == 0 { return true }
                 state.drainWaiters.append(continuation)
                 return false
             }
@@ -101,6 +126,7 @@ final class OutboundQueue: Sendable {
     func finish() {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
             state.closed = true
+            state.roomCallbacks.removeAll()
             defer { state.roomWaiters.removeAll() }
             return state.roomWaiters
         }
@@ -110,8 +136,10 @@ final class OutboundQueue: Sendable {
     private func enqueue(_ frame: Outgoing, unless full: (State) -> Bool = { _ in false }) -> Bool {
         let schedule = state.withLock { state -> Bool? in
             guard !state.closed, !full(state) else { return nil }
-            // An envelope's bytes are counted once the event loop has them.
-            if case .bytes(let bytes) = frame { state.pendingBytes += bytes.count }
+            switch frame {
+            case .bytes(let bytes): state.pendingBytes += bytes.count
+            case .envelope(_, let estimate): state.pendingBytes += estimate
+            }
             state.pendingFrames += 1
             state.outbox.append(frame)
             defer { state.writeScheduled = true }
@@ -131,20 +159,21 @@ final class OutboundQueue: Sendable {
             return state.outbox
         }
         guard !outgoing.isEmpty else { return }
-        var late = 0
+        // What the estimates missed, now that the envelopes are encoded.
+        var correction = 0
         // (An envelope that cannot be encoded is dropped: never, for the
         // messages the kernel builds itself.)
         let payloads = outgoing.compactMap { frame -> [UInt8]? in
             switch frame {
             case .bytes(let bytes):
                 return bytes
-            case .envelope(let envelope):
+            case .envelope(let envelope, let estimate):
                 let bytes: [UInt8]? = try? envelope.serializedBytes()
-                late += bytes?.count ?? 0
+                correction += (bytes?.count ?? 0) - estimate
                 return bytes
             }
         }
-        if late > 0 { state.withLock { $0.pendingBytes += late } }
+        if correction != 0 { state.withLock { $0.pendingBytes += correction } }
         let bytes = payloads.reduce(0) { $0 + $1.count }
         var buffer = channel.allocator.buffer(capacity: bytes + payloads.count * Frame.headerSize)
         for payload in payloads { buffer.writeFrame(payload) }
@@ -155,23 +184,29 @@ final class OutboundQueue: Sendable {
     }
 
     private func written(bytes: Int, frames: Int) {
-        let (room, drained) = state.withLock { state -> ([CheckedContinuation<Void, any Error>], [CheckedContinuation<Void, Never>]) in
+        typealias Released = (room: [CheckedContinuation<Void, any Error>], callbacks: [@Sendable () -> Void],
+                              drained: [CheckedContinuation<Void, Never>])
+        let released = state.withLock { state -> Released in
             state.pendingBytes -= bytes
             state.pendingFrames -= frames
-            var room: [CheckedContinuation<Void, any Error>] = []
+            var released: Released = ([], [], [])
             if state.pendingBytes <= highWater / 2 {
-                room = state.roomWaiters
+                released.room = state.roomWaiters
                 state.roomWaiters.removeAll()
             }
-            var drained: [CheckedContinuation<Void, Never>] = []
-            if state.pendingBytes == 0 {
-                drained = state.drainWaiters
+            if state.hasRoom(highWater) {
+                released.callbacks = state.roomCallbacks
+                state.roomCallbacks.removeAll()
+            }
+            if state.pendingBytes == 0 && state.pendingFrames == 0 {
+                released.drained = state.drainWaiters
                 state.drainWaiters.removeAll()
             }
-            return (room, drained)
+            return released
         }
-        for waiter in room { waiter.resume() }
-        for waiter in drained { waiter.resume() }
+        for waiter in released.room { waiter.resume() }
+        for callback in released.callbacks { callback() }
+        for waiter in released.drained { waiter.resume() }
     }
 
     private func releaseDrainWaiters() {

@@ -1,5 +1,6 @@
 import AgentOSProtocol
 import Foundation
+import Synchronization
 import Testing
 @testable import AgentKit
 
@@ -261,6 +262,32 @@ struct AgentSocketThreadTests {
             }
         }
         #expect(outcome == "closed")
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aTaskThatKeepsYieldingOnTheSocketThreadDoesNotStarveItsAnswers() async throws {
+        let kernel = try FakeKernel { kernel, envelope in
+            kernel.respond(to: envelope, .send(Agentos_V1_SendResponse()))
+        }
+        let agent = try Agent(fd: kernel.agentFD)
+        final class Flag: Sendable {
+            let raised = Atomic(false)
+            var isRaised: Bool { raised.load(ordering: .acquiring) }
+        }
+        let done = Flag()
+        try await withTaskExecutorPreference(agent.executor) {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    while !done.isRaised { await Task.yield() }
+                }
+                group.addTask {
+                    for _ in 0..<3 { try await agent.send(to: "team/b", .text("x")) }
+                    done.raised.store(true, ordering: .releasing)
+                }
+                try await group.waitForAll()
+            }
+        }
+        #expect(done.isRaised)
     }
 
     @Test func serveLeavesTheAckOfAnAnsweredRequestToItsResponse() async throws {

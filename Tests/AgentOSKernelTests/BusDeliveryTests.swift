@@ -17,15 +17,43 @@ struct BusDeliveryTests {
         feed.deliver(message("m1"))
         feed.deliver(message("m2"))
         let taken = Mutex<[String]>([])
-        feed.redirect { message in
+        feed.redirect(to: { message in
             taken.withLock { $0.append(message.id) }
             return true
-        }
+        }, stalled: { _ in Issue.record("a sink with room stalled") })
         feed.deliver(message("m3"))
         #expect(taken.withLock { $0 } == ["m1", "m2", "m3"])
         feed.finish()
         feed.deliver(message("m4"))
         #expect(taken.withLock { $0 } == ["m1", "m2", "m3"])
+    }
+
+    @Test func aSinkWithoutRoomGetsWhatWaitedInOrderWhenItHasRoomAgain() {
+        let feed = MailboxFeed(identity: "team/b", buffer: 10)
+        let room = Mutex(1)
+        let taken = Mutex<[String]>([])
+        let callback = Mutex<(@Sendable () -> Void)?>(nil)
+        feed.redirect(to: { message in
+            room.withLock { room in
+                guard room > 0 else { return false }
+                room -= 1
+                taken.withLock { $0.append(message.id) }
+                return true
+            }
+        }, stalled: { again in callback.withLock { $0 = again } })
+        for id in ["m1", "m2", "m3", "m4"] { feed.deliver(message(id)) }
+        #expect(taken.withLock { $0 } == ["m1"])
+        let again = callback.withLock { $0 }
+        #expect(again != nil, "a sink without room asks to be called back")
+        room.withLock { $0 = 2 }
+        callback.withLock { $0 = nil }
+        again?()
+        #expect(taken.withLock { $0 } == ["m1", "m2", "m3"])
+        // Still short of room: it asked to be called back again.
+        room.withLock { $0 = 10 }
+        callback.withLock { $0 }?()
+        feed.deliver(message("m5"))
+        #expect(taken.withLock { $0 } == ["m1", "m2", "m3", "m4", "m5"])
     }
 
     @Test func aFeedWhoseReaderFallsBehindEndsOverflowed() async {
@@ -34,18 +62,11 @@ struct BusDeliveryTests {
         for id in ["m1", "m2", "m3"] { buffered.deliver(message(id)) }
         #expect(await buffered.end.value() == .overflowed)
 
-        // A sink that cannot take more (its connection's queue is full).
-        let refused = MailboxFeed(identity: "team/b", buffer: 2)
-        let room = Mutex(1)
-        refused.redirect { _ in
-            room.withLock { room in
-                defer { room -= 1 }
-                return room > 0
-            }
-        }
-        refused.deliver(message("m1"))
-        refused.deliver(message("m2"))
-        #expect(await refused.end.value() == .overflowed)
+        // A sink that never has room again: what waits for it is bounded too.
+        let stuck = MailboxFeed(identity: "team/b", buffer: 2)
+        stuck.redirect(to: { _ in false }, stalled: { _ in })
+        for id in ["m1", "m2", "m3", "m4"] { stuck.deliver(message(id)) }
+        #expect(await stuck.end.value() == .overflowed)
 
         let finished = MailboxFeed(identity: "team/b", buffer: 2)
         finished.finish()

@@ -290,8 +290,13 @@ final class Bus: Sendable {
     }
 
     private func refusal(_ message: MessageRecord) -> KernelError {
-        _ = try? events.record("bus.refused", "a message from \(message.sender) to \(message.recipient) was refused: its mailbox is full",
-                               data: ["from": message.sender, "to": message.recipient])
+        // Recorded by the commit thread: a refusal may be decided on an
+        // event loop, which must not wait for the store.
+        let events = events
+        writer.async {
+            _ = try? events.record("bus.refused", "a message from \(message.sender) to \(message.recipient) was refused: its mailbox is full",
+                                   data: ["from": message.sender, "to": message.recipient])
+        }
         return KernelError(.conflict, "the mailbox of \(message.recipient) is full (\(mailboxLimit) messages wait): try later",
                            detail: ["reason": "mailbox-full"])
     }

@@ -18,6 +18,8 @@ struct BusFastPath {
 
     /// Handles `call` (true), or leaves it to the async side (false).
     func handle(id: UInt64, call: KernelRequest.OneOf_Call) -> Bool {
+        // An id still in flight: the async side says so.
+        guard !requests.contains(id: id) else { return false }
         do {
             switch call {
             case .send(let request):
@@ -26,7 +28,9 @@ struct BusFastPath {
                 _ = sends.opened()
                 Self.answer(id, outcome, queue: queue, sends: sends)
                 return true
-            case .request(let request):
+            case .request(var request):
+                // Checked as what it is, whatever type it names.
+                request.message.type = "request"
                 guard requests.count < Connection.inflightLimit, let (sender, recipient) = try route(request.message) else {
                     return false
                 }
@@ -126,7 +130,8 @@ struct BusFastPath {
 
 /// Bus calls of one connection handed to its async side and not yet
 /// ordered there. While any are, later bus calls follow them there too:
-/// one sender's messages keep the order it sent them in.
+/// one sender's sends and acks keep the order it sent them in. (A request
+/// runs as its own task there, as it always did: a later send may pass it.)
 final class BusBacklog: Sendable {
     private let count = Atomic<Int>(0)
 
