@@ -165,6 +165,42 @@ struct BusTests {
         #expect(eventually { ((try? kernel.json(["mailbox", "slowpoke"]) as? [String: Any])?["depth"] as? Int) == 0 })
     }
 
+    /// A responder may answer whoever asked it, whatever its grants; it may
+    /// not use that to ask them something: a `request` call is checked as a
+    /// request even when the message it carries says it is a response to
+    /// an awaited request (and the denial is audited).
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/opt/agentos/python/agentkit/__init__.py"),
+                   "the Python SDK is not installed: run Integration/install-examples.sh"))
+    func aRequestDressedAsAResponseNeedsAGrant() throws {
+        let kernel = try KernelProcess(label: "busdressed")
+        defer { kernel.stop() }
+        let script = """
+            import agentkit, time
+            from agentkit._proto import pb
+            a = agentkit.connect()
+            m = next(iter(a.messages()))
+            ask = pb.BusRequest(message=pb.SendRequest(to='operator', type='response', correlation_id=m.id, payload=b'?'), timeout_ms=300)
+            try:
+                a._exec('request', ask, lambda r: r)
+                print('asked', flush=True)
+            except Exception as error:
+                print('refused', type(error).__name__, str(error)[:80], flush=True)
+            a.respond(m, text='answer')
+            time.sleep(600)
+            """
+        _ = try kernel.run(["--name", "answerer", "--ro", "/opt/agentos", "--env", "PYTHONPATH=/opt/agentos/python",
+                            "--", "/usr/bin/python3", "-c", script])
+        let asked = try kernel.ctl(["request", "answerer", "--text", "question", "--timeout", "20s"])
+        #expect(asked.status == 0, "\(asked.stderr)")
+        #expect(asked.stdout == "answer\n")
+        let log = try kernel.ctl(["logs", "answerer"]).stdout
+        #expect(log.hasPrefix("refused PermissionDenied"), "\(log)")
+        #expect(log.contains("may message its team only"), "\(log)")
+        let audit = try kernel.ctl(["audit", "--json"]).stdout
+        #expect(audit.contains("capability.denied") && audit.contains("answerer was denied message"), "\(audit.suffix(2_000))")
+        #expect((try kernel.json(["mailbox", "operator"]) as? [String: Any])?["depth"] as? Int == 0)
+    }
+
     /// Bad input gets a clear error and changes nothing for anyone else.
     @Test func oversizedPayloadsAndBadMessagesAreRefusedClearly() throws {
         let kernel = try KernelProcess(label: "busbad")
