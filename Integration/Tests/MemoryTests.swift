@@ -31,9 +31,13 @@ struct MemoryTests {
         // The run ends: its context goes, its long-term memory stays, also across a kernel's kill -9.
         try kernel.ctl(["kill", "researcher"])
         #expect(try #require(try kernel.json(["mem", "ls", "researcher", "--scope", "context"]) as? [Any]).isEmpty)
+        // A run the kernel's crash ended loses its context too (at the next start).
+        _ = try kernel.run(["--name", "holder", "--", "/bin/sleep", "600"])
+        #expect(try kernel.ctl(["mem", "put", "holder", "ctx", "this run only", "--scope", "context"]).status == 0)
         kernel.kill9()
         try kernel.start()
         #expect(try kernel.ctl(["mem", "get", "researcher", "topic"]).stdout == "licenses of the GPL family\n")
+        #expect(try #require(try kernel.json(["mem", "ls", "holder", "--scope", "context"]) as? [Any]).isEmpty)
     }
 
     @Test func anAgentUsesItsOwnMemoryAndSharedMemoryOnlyWithACapability() throws {

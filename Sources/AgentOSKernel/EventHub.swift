@@ -22,6 +22,11 @@ final class EventHub: Sendable {
         return stored
     }
 
+    /// Writes standalone events in one transaction, in order, and publishes them.
+    func record(_ events: [EventRecord]) throws {
+        for stored in try store.append(events) { publish(stored) }
+    }
+
     /// Publishes an event the store has already committed.
     func publish(_ event: EventRecord) {
         subscribers.deliver(event)

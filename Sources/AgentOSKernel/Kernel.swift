@@ -31,12 +31,13 @@ struct KernelServices: Sendable {
     let uid: UInt32
 
     let counters: AgentCounters
+    let contextUsers: ContextMemoryUsers
     /// Fixed for the kernel's life: built once, not per `status`.
     let hostStatus: Agentos_V1_HostSupport
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, lifecycle: Lifecycle,
          supervisor: PolicySupervisor, capabilities: CapabilityTable, tools: ToolRegistry, toolSandbox: ToolSandbox,
-         mcp: MCPServers, bus: Bus, models: ModelGateway, budgets: ModelBudgets, bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters,
+         mcp: MCPServers, bus: Bus, models: ModelGateway, budgets: ModelBudgets, bootID: String, startedAt: Int64, pid: Int32, uid: UInt32, counters: AgentCounters, contextUsers: ContextMemoryUsers,
          host: HostSupport, cgroupsUsable: Bool) {
         self.tools = tools
         self.toolSandbox = toolSandbox
@@ -59,6 +60,7 @@ struct KernelServices: Sendable {
         self.pid = pid
         self.uid = uid
         self.counters = counters
+        self.contextUsers = contextUsers
         var hostStatus = Agentos_V1_HostSupport()
         hostStatus.cgroupMode = cgroupsUsable ? host.cgroups.mode.rawValue : "none"
         var detail = host.cgroups.summary
@@ -207,11 +209,14 @@ public final class Kernel: Service, Sendable {
         }
         // Expired memory is never read; its space goes back once per start.
         _ = try? store.deleteExpiredMemory(now: unixNanoseconds())
+        // Contexts are one run's: those of the agents of a run that died go.
+        _ = try? store.deleteMemory(namespacePrefix: MemoryCalls.contextNamespace(""))
+        let contextUsers = ContextMemoryUsers()
         let toolSandbox = ToolSandbox(slots: slots, launcher: launcher, seccomp: seccomp, landlockABI: host.landlockABI)
         let lifecycle = Lifecycle(configuration: configuration, store: store, events: events, launcher: launcher,
                                   capabilities: capabilities, toolSandbox: toolSandbox,
-                                  counters: counters, slots: slots, cgroups: cgroups, seccomp: seccomp,
-                                  landlockABI: host.landlockABI, bootID: bootID, logger: logger)
+                                  counters: counters, contextUsers: contextUsers, slots: slots, cgroups: cgroups,
+                                  seccomp: seccomp, landlockABI: host.landlockABI, bootID: bootID, logger: logger)
         let budgets = ModelBudgets(store: store, logger: logger)
         let supervisor = PolicySupervisor(lifecycle: lifecycle, store: store, events: events, budgets: budgets, logger: logger)
         let tools = ToolRegistry()
@@ -224,7 +229,8 @@ public final class Kernel: Service, Sendable {
                                       bus: Bus(store: store, events: events, mailboxLimit: configuration.mailboxLimit),
                                       models: models, budgets: budgets,
                                       bootID: bootID, startedAt: startedAt, pid: getpid(),
-                                      uid: getuid(), counters: counters, host: host, cgroupsUsable: cgroups != nil)
+                                      uid: getuid(), counters: counters, contextUsers: contextUsers, host: host,
+                                      cgroupsUsable: cgroups != nil)
         let connections = ConnectionRegistry()
         let group = MultiThreadedEventLoopGroup.singleton
         let logger = logger

@@ -59,6 +59,7 @@ actor Lifecycle {
     private let events: EventHub
     private let launcher: SandboxLauncher
     private let counters: AgentCounters
+    private let contextUsers: ContextMemoryUsers
     private let bootID: String
     private let logger: Logger
     private let slots: AgentSlots
@@ -82,12 +83,14 @@ actor Lifecycle {
     private let toolSandbox: ToolSandbox
 
     init(configuration: KernelConfiguration, store: StateStore, events: EventHub, launcher: SandboxLauncher,
-         capabilities: CapabilityTable, toolSandbox: ToolSandbox, counters: AgentCounters, slots: AgentSlots, cgroups: CgroupManager?, seccomp: SeccompProfiles,
+         capabilities: CapabilityTable, toolSandbox: ToolSandbox, counters: AgentCounters, contextUsers: ContextMemoryUsers,
+         slots: AgentSlots, cgroups: CgroupManager?, seccomp: SeccompProfiles,
          landlockABI: Int, bootID: String, logger: Logger) {
         self.cgroups = cgroups
         self.landlockABI = landlockABI
         self.seccomp = seccomp
         self.counters = counters
+        self.contextUsers = contextUsers
         self.configuration = configuration
         self.store = store
         self.events = events
@@ -479,7 +482,7 @@ actor Lifecycle {
         live[id] = nil
         capabilities.revokeAll(of: id, reason: "the agent ended")
         // Its context memory is this run's only.
-        _ = try? store.deleteMemory(namespace: MemoryCalls.contextNamespace(id))
+        if contextUsers.take(id) { _ = try? store.deleteMemory(namespace: MemoryCalls.contextNamespace(id)) }
         // Its uid is free once nothing of its tools runs as it either.
         if let leftovers = toolSandbox.agentEnded(id) { await toolSandbox.finish(leftovers) }
         if let uid = record.sandbox["uid"].flatMap(UInt32.init) { launcher.uids.release(uid) }

@@ -39,22 +39,35 @@ extension StateStore {
             input.append(contentsOf: Array("\(field.utf8.count):".utf8))
             input.append(contentsOf: Array(field.utf8))
         }
-        return SHA256.hash(data: input).map { String(format: "%02x", $0) }.joined()
+        return hex(SHA256.hash(data: input))
+    }
+
+    /// Lower-case hex of `bytes` (a digest): every event is hashed into the
+    /// chain, and `String(format:)` per byte was half an append's time.
+    static func hex<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(64)
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// Appends one record, chained to the last (inside the caller's write
     /// transaction: the writer is serial, so the chain cannot fork).
     static func appendAudit(_ db: Database, time: Int64, kind: String, agentID: String, message: String,
                             data: [String: String]) throws {
-        let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        let last = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"))
         let seq: Int64 = (last?["seq"] ?? 0) + 1
         let previous: String = last?["hash"] ?? auditGenesis
         let json = Self.json(data)
         let hash = auditHash(previous: previous, seq: seq, time: time, kind: kind, agentID: agentID, message: message,
                              data: json)
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO audit (seq, time, kind, agent_id, message, data, previous_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [seq, time, kind, agentID, message, json, previous, hash])
+            """).execute(arguments: [seq, time, kind, agentID, message, json, previous, hash])
     }
 
     /// Appends a record that is not an event (an allowed capability check).

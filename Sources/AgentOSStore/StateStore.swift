@@ -552,6 +552,13 @@ public final class StateStore: Sendable {
         try pool.write { db in try Self.insertEvent(db, event) }
     }
 
+    /// Several events in one transaction, in order (what one step of a
+    /// supervisor decides: one commit instead of one each).
+    public func append(_ events: [EventRecord]) throws -> [EventRecord] {
+        guard !events.isEmpty else { return [] }
+        return try pool.write { db in try events.map { try Self.insertEvent(db, $0) } }
+    }
+
     /// Events with seq > `since`, oldest first; at most `limit` (the newest
     /// ones) when a limit is given.
     public func events(since: Int64 = 0, limit: Int? = nil, agentID: String? = nil) throws -> [EventRecord] {

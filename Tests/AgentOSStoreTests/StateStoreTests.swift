@@ -189,4 +189,13 @@ struct StoreJSONTests {
         #expect(one != other)
         #expect(one.count == 64)
     }
+
+    /// The chain's hashes are what every earlier release wrote (lower-case
+    /// hex of SHA-256 over length-prefixed fields), or old chains would no
+    /// longer verify; the value is Python's hashlib of the same bytes.
+    @Test func anAuditHashIsTheSameBytesItAlwaysWas() {
+        #expect(StateStore.auditHash(previous: "0", seq: 1, time: 1, kind: "k", agentID: "a1", message: "x", data: "{}")
+                    == "dc3b995af1260da1a3e85fa0bf15b5b4d5f76386ddc345760237f84a6c66151c")
+        #expect(StateStore.hex([0x00, 0x0f, 0xa5, 0xff]) == "000fa5ff")
+    }
 }

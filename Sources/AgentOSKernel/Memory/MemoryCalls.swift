@@ -151,7 +151,9 @@ struct MemoryCalls {
         }
         let agent = try await services.lifecycle.resolve(reference)
         switch scope {
-        case "context": return (Self.contextNamespace(agent.id), scope)
+        case "context":
+            services.contextUsers.note(agent.id)
+            return (Self.contextNamespace(agent.id), scope)
         case "working": return ("working:" + (agent.policyPath ?? agent.id), scope)
         case "long-term": return ("long-term:" + Bus.identity(of: agent), scope)
         default:

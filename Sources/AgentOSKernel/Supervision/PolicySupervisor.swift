@@ -348,7 +348,18 @@ actor PolicySupervisor {
 
     private func perform(_ actions: [SupervisionAction], policy: String) {
         guard let entry = applied[policy] else { return }
+        // The step's plain reports are written together, in one commit,
+        // before anything else it does (a restart's exit and restarting
+        // come before its start, in the log as in time).
+        var reports: [EventRecord] = []
+        defer { write(reports, entry) }
         for action in actions {
+            if case .report(let report) = action, let event = plainEvent(report, policy: policy, entry: entry) {
+                reports.append(event)
+                continue
+            }
+            write(reports, entry)
+            reports = []
             switch action {
             case .start(let ref, let launch, let extra):
                 guard let settings = entry.document.launch(for: launch) else {
@@ -523,6 +534,30 @@ actor PolicySupervisor {
         request.sandbox.network = settings.sandbox.network
         request.sandbox.seccomp = settings.sandbox.seccomp
         return request
+    }
+
+    /// A report that is only an event (not the tree's start or stop).
+    private func plainEvent(_ report: SupervisionReport, policy: String, entry: AppliedPolicy) -> EventRecord? {
+        switch report {
+        case .treeStarted, .treeStopped:
+            return nil
+        default:
+            let (kind, message, data) = Self.describe(report, policy: policy, entry: entry)
+            var withPolicy = data
+            withPolicy["policy"] = policy
+            return EventRecord(time: unixNanoseconds(), kind: kind, agentID: data["agent"] ?? "", message: message,
+                               data: withPolicy)
+        }
+    }
+
+    private func write(_ reports: [EventRecord], _ entry: AppliedPolicy) {
+        guard !reports.isEmpty else { return }
+        do {
+            try events.record(reports)
+        } catch {
+            logger.error("cannot record events \(reports.map(\.kind)): \(error)")
+        }
+        entry.changed()
     }
 
     private func record(kind: String, policy: String, _ message: String, agentID: String = "",
