@@ -108,7 +108,10 @@ actor Lifecycle {
 
     // MARK: Run
 
-    func run(_ request: Agentos_V1_RunRequest) async throws -> AgentRecord {
+    /// `after`: the agent's start is recorded only once it is fulfilled (a
+    /// supervisor's events of the step that starts it come first in the
+    /// log, written while the sandbox is being readied).
+    func run(_ request: Agentos_V1_RunRequest, after gate: Handoff<Void>? = nil) async throws -> AgentRecord {
         guard accepting else { throw KernelError(.shuttingDown, "the kernel is shutting down; not starting new agents") }
         guard let programName = request.argv.first, !programName.isEmpty else {
             throw KernelError(.invalidArgument, "run needs a program: agentctl run -- PROGRAM [ARGS...]")
@@ -291,6 +294,7 @@ actor Lifecycle {
         do {
             if let prepared {
                 let ticket = try launcher.reactor.send(prepared.held, request: heldRequest)
+                if let gate { await gate.value() }
                 do {
                     spawned = try recordSpawn(&record, pid: ticket.child.pid)
                 } catch {
@@ -334,6 +338,7 @@ actor Lifecycle {
 
         do {
             // Told to subscribers only now that the agent runs.
+            if spawned == nil, let gate { await gate.value() }
             events.publish(try spawned ?? recordSpawn(&record, pid: child.pid))
         } catch {
             // Not recorded means not acknowledged: the agent must not run.

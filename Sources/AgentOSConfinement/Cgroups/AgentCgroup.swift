@@ -336,8 +336,24 @@ enum CgroupFiles {
         guard written >= 0 else { throw ConfinementError.system("write '\(text)' to \(path)", errno: errno) }
     }
 
+    /// The whole file, nil if it cannot be read. Plain open/read/close:
+    /// cgroup files are small, and this runs on every agent's exit.
     static func read(_ path: String) -> String? {
-        try? String(contentsOfFile: path, encoding: .utf8)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4_096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                bytes += chunk[0..<n]
+            } else if n == 0 {
+                return String(decoding: bytes, as: UTF8.self)
+            } else if errno != EINTR {
+                return nil
+            }
+        }
     }
 
     static func int(_ path: String) -> Int? {

@@ -349,8 +349,8 @@ actor PolicySupervisor {
     private func perform(_ actions: [SupervisionAction], policy: String) {
         guard let entry = applied[policy] else { return }
         // The step's plain reports are written together, in one commit,
-        // before anything else it does (a restart's exit and restarting
-        // come before its start, in the log as in time).
+        // before anything else it does takes effect (a restart's exit and
+        // restarting come before its start, in the log as in time).
         var reports: [EventRecord] = []
         defer { write(reports, entry) }
         for action in actions {
@@ -358,49 +358,71 @@ actor PolicySupervisor {
                 reports.append(event)
                 continue
             }
+            guard case .start(let ref, let launch, let extra) = action else {
+                write(reports, entry)
+                reports = []
+                perform(action, policy: policy, entry: entry)
+                continue
+            }
+            guard let settings = entry.document.launch(for: launch) else {
+                write(reports, entry)
+                reports = []
+                feed(policy) { tree, now in tree.startFailed(ref, reason: "no launch settings for \(launch)", now: now) }
+                continue
+            }
+            // The spawn begins now; its start is recorded once the reports
+            // before it are (written meanwhile, while its sandbox is readied).
+            let written = Handoff<Void>()
+            start(ref, settings, extra: extra, policy: policy, entry: entry, after: written)
             write(reports, entry)
             reports = []
-            switch action {
-            case .start(let ref, let launch, let extra):
-                guard let settings = entry.document.launch(for: launch) else {
-                    feed(policy) { tree, now in tree.startFailed(ref, reason: "no launch settings for \(launch)", now: now) }
-                    continue
-                }
-                let request = runRequest(policy: policy, ref: ref, settings, extraArguments: extra)
-                let settle = entry.booted ? 0 : Self.bootSettleMilliseconds
-                let tree = ObjectIdentifier(entry)
-                let lifecycle = self.lifecycle
-                // Detached: the spawn begins now, not once this actor has
-                // written the events of the rest of this step's actions.
-                Task.detached {
-                    let started: Result<AgentRecord, KernelError>
-                    do {
-                        started = .success(try await lifecycle.run(request))
-                    } catch {
-                        started = .failure(KernelError.from(error))
-                    }
-                    await self.startWorker(policy: policy, tree: tree, ref: ref, started: started,
-                                           readiness: settings.readiness, startTimeout: settings.startTimeoutMilliseconds,
-                                           settle: settle)
-                }
-            case .terminate(let ref):
-                let lifecycle = self.lifecycle
-                if let agentID = entry.agentID(of: ref) { Task { await lifecycle.signal(id: agentID, SIGTERM) } }
-            case .kill(let ref):
-                let lifecycle = self.lifecycle
-                if let agentID = entry.agentID(of: ref) { Task { await lifecycle.signal(id: agentID, SIGKILL) } }
-            case .startTimer(let id, let at):
-                let delay = max(0, at - now)
-                entry.timers[id] = Task {
-                    try? await Task.sleep(for: .milliseconds(delay))
-                    guard !Task.isCancelled else { return }
-                    self.timerFired(policy: policy, id)
-                }
-            case .cancelTimer(let id):
-                entry.timers.removeValue(forKey: id)?.cancel()
-            case .report(let report):
-                handle(report, policy: policy, entry: entry)
+            written.fulfil(())
+        }
+    }
+
+    private func start(_ ref: ChildRef, _ settings: WorkerLaunch, extra: [String], policy: String, entry: AppliedPolicy,
+                       after written: Handoff<Void>) {
+        let request = runRequest(policy: policy, ref: ref, settings, extraArguments: extra)
+        let settle = entry.booted ? 0 : Self.bootSettleMilliseconds
+        let tree = ObjectIdentifier(entry)
+        let lifecycle = self.lifecycle
+        // Detached: the spawn begins now, not once this actor has written
+        // the events of the rest of this step's actions.
+        Task.detached {
+            let started: Result<AgentRecord, KernelError>
+            do {
+                started = .success(try await lifecycle.run(request, after: written))
+            } catch {
+                started = .failure(KernelError.from(error))
             }
+            await self.startWorker(policy: policy, tree: tree, ref: ref, started: started,
+                                   readiness: settings.readiness, startTimeout: settings.startTimeoutMilliseconds,
+                                   settle: settle)
+        }
+    }
+
+    /// One action of a step other than a start.
+    private func perform(_ action: SupervisionAction, policy: String, entry: AppliedPolicy) {
+        switch action {
+        case .start:
+            break   // see `perform(_:policy:)`
+        case .terminate(let ref):
+            let lifecycle = self.lifecycle
+            if let agentID = entry.agentID(of: ref) { Task { await lifecycle.signal(id: agentID, SIGTERM) } }
+        case .kill(let ref):
+            let lifecycle = self.lifecycle
+            if let agentID = entry.agentID(of: ref) { Task { await lifecycle.signal(id: agentID, SIGKILL) } }
+        case .startTimer(let id, let at):
+            let delay = max(0, at - now)
+            entry.timers[id] = Task {
+                try? await Task.sleep(for: .milliseconds(delay))
+                guard !Task.isCancelled else { return }
+                self.timerFired(policy: policy, id)
+            }
+        case .cancelTimer(let id):
+            entry.timers.removeValue(forKey: id)?.cancel()
+        case .report(let report):
+            handle(report, policy: policy, entry: entry)
         }
     }
 
