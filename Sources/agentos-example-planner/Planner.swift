@@ -38,30 +38,37 @@ struct Planner {
         let writer = environment["PLANNER_WRITER"] ?? "duo/writer"
         do {
             let agent = try Agent.connect()
-            var progress = try await agent.loadCheckpoint(as: Progress.self) ?? Progress()
-            if progress.next > 1 { say("resumed from its checkpoint at item \(progress.next)") }
-            try await agent.ready()
-            while progress.next <= items {
-                let item = progress.next
-                let text = texts[(item - 1) % texts.count]
-                let reply = try await agent.request(writer, .json(["item": "\(item)", "text": text]), timeout: .seconds(120))
-                let result = try reply.decode(Result.self)
-                let stored = try await agent.memory.get("item-\(item)", scope: .shared("duo"))
-                say("item \(item): \(result.words) words, \"\(result.summary)\""
-                    + (stored == nil ? " (not in shared memory!)" : " (in shared memory)"))
-                progress.next = item + 1
-                progress.words += result.words
-                try await agent.saveCheckpoint(json: progress)
-                try await Task.sleep(for: .milliseconds(pause))
+            // Its work resumes on the thread that reads the kernel's answers.
+            try await withTaskExecutorPreference(agent.executor) {
+                try await work(agent, items: items, pause: pause, writer: writer)
             }
-            let found = try await agent.memory.search("MAILBOX OR CHECKPOINT", scope: .shared("duo"), limit: 10)
-            say("all \(items) items done, \(progress.words) words; shared memory search found \(found.map(\.key).sorted())")
-            let reached = try await agent.publish("duo.done", .json(["items": items, "words": progress.words]))
-            say("announced on duo.done (\(reached) subscriber(s))")
         } catch {
             FileHandle.standardError.write(Data("planner: \(error)\n".utf8))
             exit(1)
         }
+    }
+
+    static func work(_ agent: Agent, items: Int, pause: Int, writer: String) async throws {
+        var progress = try await agent.loadCheckpoint(as: Progress.self) ?? Progress()
+        if progress.next > 1 { say("resumed from its checkpoint at item \(progress.next)") }
+        try await agent.ready()
+        while progress.next <= items {
+            let item = progress.next
+            let text = texts[(item - 1) % texts.count]
+            let reply = try await agent.request(writer, .json(["item": "\(item)", "text": text]), timeout: .seconds(120))
+            let result = try reply.decode(Result.self)
+            let stored = try await agent.memory.get("item-\(item)", scope: .shared("duo"))
+            say("item \(item): \(result.words) words, \"\(result.summary)\""
+                + (stored == nil ? " (not in shared memory!)" : " (in shared memory)"))
+            progress.next = item + 1
+            progress.words += result.words
+            try await agent.saveCheckpoint(json: progress)
+            try await Task.sleep(for: .milliseconds(pause))
+        }
+        let found = try await agent.memory.search("MAILBOX OR CHECKPOINT", scope: .shared("duo"), limit: 10)
+        say("all \(items) items done, \(progress.words) words; shared memory search found \(found.map(\.key).sorted())")
+        let reached = try await agent.publish("duo.done", .json(["items": items, "words": progress.words]))
+        say("announced on duo.done (\(reached) subscriber(s))")
     }
 
     static func say(_ line: String) {
