@@ -21,7 +21,7 @@ actor GoalScheduler {
     private let events: EventHub
     private let supervisor: PolicySupervisor
     private let lifecycle: Lifecycle
-    private let bus: Bus?
+    private let bus: Bus
     private let logger: Logger
     /// Goals handed to a running agent have targets "agent:IDENTITY".
     static let agentTargetPrefix = "agent:"
@@ -38,7 +38,7 @@ actor GoalScheduler {
     private var stopping = false
 
     init(store: StateStore, events: EventHub, supervisor: PolicySupervisor, lifecycle: Lifecycle, concurrency: Int,
-         bus: Bus? = nil, logger: Logger) {
+         bus: Bus, logger: Logger) {
         self.bus = bus
         self.store = store
         self.events = events
@@ -242,7 +242,6 @@ actor GoalScheduler {
         running[goal.id] = identity
         do {
             try save(goal, "goal.dispatched", "goal \(goal.id) handed to \(identity) (attempt \(goal.attempts))")
-            guard let bus else { throw KernelError(.internal, "no bus") }
             var message = Agentos_V1_SendRequest()
             message.to = identity
             message.contentType = Self.goalContentType
@@ -327,7 +326,6 @@ actor GoalScheduler {
             guard template.isEmpty, policy.isEmpty else {
                 throw KernelError(.invalidArgument, "give one of --template, --policy and --agent")
             }
-            guard let bus else { throw KernelError(.internal, "no bus") }
             let identity = try await bus.recipient(agent, lifecycle: lifecycle)
             guard identity != Bus.operatorIdentity, await isAlive(identity) else {
                 throw KernelError(.notRunning, "\(agent) is not running: a goal is handed to a running agent (or use --template)")
