@@ -254,27 +254,11 @@ final class KernelLink: Sendable {
 
     /// As much of `bytes` as the socket takes now (MSG_DONTWAIT).
     private static func sendSome(_ fd: Int32, _ bytes: ArraySlice<UInt8>) throws(AgentKitError) -> Int {
-        var sent = 0
-        var failure: Int32 = 0
-        bytes.withUnsafeBytes { buffer in
-            guard let base = buffer.baseAddress else { return }
-            while sent < buffer.count {
-                let n = Glibc.send(fd, base + sent, buffer.count - sent, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
-                if n >= 0 {
-                    sent += n
-                } else if errno != EINTR {
-                    if errno != EAGAIN && errno != EWOULDBLOCK { failure = errno }
-                    return
-                }
-            }
+        do {
+            return try FrameSocket.send(fd, bytes, flags: Int32(MSG_DONTWAIT))
+        } catch {
+            throw AgentKitError(error)
         }
-        if failure == EPIPE || failure == ECONNRESET {
-            throw AgentKitError(.connectionClosed, "the kernel closed the connection")
-        }
-        if failure != 0 {
-            throw AgentKitError(.system, "write to the kernel socket: \(String(cString: strerror(failure)))")
-        }
-        return sent
     }
 
     private func fail(_ waiter: Waiter?, _ error: any Error) {
@@ -347,17 +331,10 @@ final class KernelLink: Sendable {
 
     /// The next whole envelope among the bytes read, if there is one.
     private static func nextEnvelope(_ reader: inout FrameReader) throws(AgentKitError) -> Envelope? {
-        let payload: [UInt8]?
         do {
-            payload = try reader.next()
+            return try FrameSocket.nextEnvelope(&reader)
         } catch {
-            throw AgentKitError(.protocolViolation, "bad frame from the kernel: \(error)")
-        }
-        guard let payload else { return nil }
-        do {
-            return try Envelope(serializedBytes: payload)
-        } catch {
-            throw AgentKitError(.protocolViolation, "undecodable frame from the kernel")
+            throw AgentKitError(error)
         }
     }
 

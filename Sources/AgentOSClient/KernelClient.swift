@@ -140,19 +140,7 @@ public enum FrameSocket {
     public static func readEnvelope(_ fd: Int32, _ reader: inout FrameReader,
                                     _ buffer: inout [UInt8]) throws(ClientError) -> Envelope {
         while true {
-            let payload: [UInt8]?
-            do {
-                payload = try reader.next()
-            } catch {
-                throw ClientError(.protocolViolation, "bad frame from the kernel: \(error)")
-            }
-            if let payload {
-                do {
-                    return try Envelope(serializedBytes: payload)
-                } catch {
-                    throw ClientError(.protocolViolation, "undecodable frame from the kernel")
-                }
-            }
+            if let envelope = try nextEnvelope(&reader) { return envelope }
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n > 0 {
                 reader.append(buffer[0..<n])
@@ -164,17 +152,41 @@ public enum FrameSocket {
         }
     }
 
+    /// The next whole envelope among the bytes `reader` holds, if any.
+    public static func nextEnvelope(_ reader: inout FrameReader) throws(ClientError) -> Envelope? {
+        let payload: [UInt8]?
+        do {
+            payload = try reader.next()
+        } catch {
+            throw ClientError(.protocolViolation, "bad frame from the kernel: \(error)")
+        }
+        guard let payload else { return nil }
+        do {
+            return try Envelope(serializedBytes: payload)
+        } catch {
+            throw ClientError(.protocolViolation, "undecodable frame from the kernel")
+        }
+    }
+
     /// All of `bytes` (no SIGPIPE: a closed peer is `connectionClosed`).
     public static func write(_ fd: Int32, _ bytes: [UInt8]) throws(ClientError) {
+        guard try send(fd, bytes[...], flags: 0) == bytes.count else {
+            throw ClientError(.system, "write to the kernel socket: \(String(cString: strerror(EAGAIN)))")
+        }
+    }
+
+    /// As much of `bytes` as the socket takes: all of it, unless `flags`
+    /// has MSG_DONTWAIT and the socket fills (then what went).
+    public static func send(_ fd: Int32, _ bytes: ArraySlice<UInt8>, flags: Int32) throws(ClientError) -> Int {
         var failure: Int32 = 0
+        var written = 0
         bytes.withUnsafeBytes { buffer in
             guard let base = buffer.baseAddress else { return }
-            var written = 0
             while written < buffer.count {
-                let n = Glibc.send(fd, base + written, buffer.count - written, Int32(MSG_NOSIGNAL))
+                let n = Glibc.send(fd, base + written, buffer.count - written, Int32(MSG_NOSIGNAL) | flags)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    failure = errno
+                    if errno != EAGAIN && errno != EWOULDBLOCK { failure = errno }
                     return
                 }
                 written += n
@@ -186,6 +198,7 @@ public enum FrameSocket {
         if failure != 0 {
             throw ClientError(.system, "write to the kernel socket: \(String(cString: strerror(failure)))")
         }
+        return written
     }
 }
 

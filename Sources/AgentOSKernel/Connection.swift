@@ -367,9 +367,7 @@ struct Connection {
         var message = request.message
         message.type = "request"
         let (sender, recipient) = try await route(message)
-        let milliseconds = request.timeoutMs == 0 ? 30_000 : min(request.timeoutMs, 600_000)
-        return try await services.bus.request(message, from: sender, to: recipient,
-                                              timeout: .milliseconds(Int64(milliseconds)))
+        return try await services.bus.request(message, from: sender, to: recipient, timeout: Bus.requestTimeout(request))
     }
 
     /// Who sends (`operator`, or the agent's identity) to which mailbox,
@@ -381,7 +379,7 @@ struct Connection {
         guard case .agent(let senderID) = peer else { return (Bus.operatorIdentity, recipient) }
         let sender = try await services.bus.agent(senderID, lifecycle: services.lifecycle)
         let identity = sender.identity
-        let team = Bus.team(of: identity).map { mine in Bus.team(of: recipient).map(mine.elementsEqual) ?? false } ?? false
+        let team = Bus.sameTeam(identity, recipient)
         if !team, !services.bus.isResponse(request, from: identity, to: recipient), case .denied(let reasons) = services.capabilities.check(
             agentID: senderID, agentName: sender.name, kind: .agent, action: "message", resource: recipient) {
             throw KernelError(.permissionDenied, "\(identity) may message its team only, or whom capability://agent/NAME?action=message names: "
@@ -415,19 +413,21 @@ struct Connection {
             // Called under the feed's lock, one message at a time: what is
             // seen is marked only once it is written (a message the queue
             // has no room for comes again when it has).
-            let new = seen.withLock { seen -> Bool in
-                message.seq > 0 ? message.seq > seen.lastSeq : !seen.handed.contains(message.id)
-            }
-            guard new else {
-                if message.seq == 0 { seen.withLock { _ = $0.handed.remove(message.id) } }
+            seen.withLock { seen -> Bool in
+                if message.seq > 0 {
+                    guard message.seq > seen.lastSeq else { return true }
+                } else if seen.handed.remove(message.id) != nil {
+                    return true
+                }
+                var envelope = Envelope()
+                envelope.correlationID = id
+                envelope.chunk.item = .message(Bus.wire(message))
+                guard queue.offer(envelope, estimate: message.payload.count + 128, maximumFrames: Self.feedFrames) else {
+                    return false
+                }
+                if message.seq > 0 { seen.lastSeq = message.seq }
                 return true
             }
-            var envelope = Envelope()
-            envelope.correlationID = id
-            envelope.chunk.item = .message(Bus.wire(message))
-            guard queue.offer(envelope, estimate: message.payload.count + 128, maximumFrames: Self.feedFrames) else { return false }
-            if message.seq > 0 { seen.withLock { $0.lastSeq = message.seq } }
-            return true
         }, stalled: { again in queue.whenRoom(again) })
         let end = await withTaskCancellationHandler {
             await live.end.value()

@@ -331,12 +331,14 @@ public final class Kernel: Service, Sendable {
 
     /// FNV-1a of the state dir: one cgroup base per kernel state.
     static func shortHash(_ text: String) -> String {
+        String(String(fnv1a(text.utf8), radix: 16).prefix(12))
+    }
+
+    /// FNV-1a: stable across runs, unlike `hashValue`.
+    static func fnv1a<Bytes: Sequence>(_ bytes: Bytes) -> UInt64 where Bytes.Element == UInt8 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
-        }
-        return String(String(hash, radix: 16).prefix(12))
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
     }
 
     private func resolveAdminGroup() throws(KernelError) -> UInt32? {
@@ -427,10 +429,7 @@ public final class Kernel: Service, Sendable {
     static func loop(for agent: AgentRecord, in group: MultiThreadedEventLoopGroup) -> any EventLoop {
         let loops = Array(group.makeIterator())
         let identity = Bus.identity(of: agent)
-        let team = identity.lastIndex(of: "/").map { identity[..<$0] } ?? Substring(identity)
-        // FNV-1a: stable, unlike `hashValue`.
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in team.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let hash = Self.fnv1a(Bus.team(of: identity) ?? identity.utf8[...])
         return loops.isEmpty ? group.next() : loops[Int(hash % UInt64(loops.count))]
     }
 

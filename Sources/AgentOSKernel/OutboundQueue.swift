@@ -5,12 +5,13 @@ import Synchronization
 /// Frames on their way to one connection, with back-pressure.
 ///
 /// Any task may `send`. Frames are appended to an outbox in the order they
-/// are sent and handed to the channel by the event loop, a burst at a time
-/// with one flush: under load many frames share one writev, and the order
-/// of frames is the order of `send` calls. A producer is suspended while
-/// more than `highWater` bytes are written but not yet on the socket, and
-/// resumes below half of it. A live feed whose reader falls behind is cut
-/// off by its `BoundedSubscription`, not here.
+/// are sent and framed by the event loop into one buffer per burst: one
+/// write and one flush however many frames, and the order of frames is the
+/// order of `send` calls. A producer is suspended while more than
+/// `highWater` bytes are written but not yet on the socket, and resumes
+/// below half of it. A live feed that cannot wait uses `offer` and
+/// `whenRoom`; one whose reader falls too far behind is cut off by its own
+/// bound (`BoundedSubscription`, `MailboxFeed`), not here.
 final class OutboundQueue: Sendable {
     private let channel: any Channel
     private let highWater: Int

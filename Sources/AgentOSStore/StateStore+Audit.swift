@@ -44,7 +44,7 @@ extension StateStore {
 
     /// Lower-case hex of `bytes` (a digest): every event is hashed into the
     /// chain, and `String(format:)` per byte was half an append's time.
-    static func hex<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+    public static func hex<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
         let digits = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []
         text.reserveCapacity(64)

@@ -186,22 +186,31 @@ final class Bus: Sendable {
     /// The identity and name of the agent with id `id`, looked up once.
     func agent(_ id: String, lifecycle: Lifecycle) async throws -> (identity: String, name: String) {
         if let known = state.withLock({ $0.agents[id] }) { return known }
-        let record = try await lifecycle.resolve(id)
-        let entry = (identity: Self.identity(of: record), name: record.name)
+        return remember(try await lifecycle.resolve(id))
+    }
+
+    /// Notes an agent's identity and name (when its connection opens, so
+    /// its bus calls can be answered without a lookup).
+    @discardableResult
+    func remember(_ agent: AgentRecord) -> (identity: String, name: String) {
+        let entry = (identity: Self.identity(of: agent), name: agent.name)
         state.withLock { state in
             if state.agents.count >= 4_096 { state.agents.removeAll() }
-            state.agents[id] = entry
+            state.agents[agent.id] = entry
         }
         return entry
     }
 
-    /// Notes an agent's identity and name when its connection opens, so
-    /// its bus calls can be answered without a lookup.
-    func remember(_ agent: AgentRecord) {
-        state.withLock { state in
-            if state.agents.count >= 4_096 { state.agents.removeAll() }
-            state.agents[agent.id] = (Self.identity(of: agent), agent.name)
-        }
+    /// Whether two identities are of one team (children of one supervisor).
+    static func sameTeam(_ one: String, _ other: String) -> Bool {
+        guard let mine = team(of: one), let theirs = team(of: other) else { return false }
+        return mine.elementsEqual(theirs)
+    }
+
+    /// How long a request waits for its response: `timeoutMs` as asked
+    /// (0: the default of 30 s), at most 10 minutes.
+    static func requestTimeout(_ request: Agentos_V1_BusRequest) -> Duration {
+        .milliseconds(Int64(request.timeoutMs == 0 ? 30_000 : min(request.timeoutMs, 600_000)))
     }
 
     /// The identity and name of agent `id`, if known without a lookup.
@@ -491,8 +500,9 @@ final class Bus: Sendable {
 
     /// Hands a message to the live streams of its recipient's mailbox.
     private func deliver(_ message: MessageRecord) {
-        guard let feeds = arrivals.withLock({ $0[message.recipient].map { Array($0.values) } }) else { return }
-        for feed in feeds { feed.deliver(message) }
+        // The dictionary is copied on write: taking it costs no allocation.
+        guard let feeds = arrivals.withLock({ $0[message.recipient] }) else { return }
+        for feed in feeds.values { feed.deliver(message) }
     }
 
     func finishAll() {

@@ -77,8 +77,7 @@ struct BusFastPath {
                                  correlationID: id))
             return
         }
-        let milliseconds = request.timeoutMs == 0 ? 30_000 : min(request.timeoutMs, 600_000)
-        let timeout = Duration.milliseconds(Int64(milliseconds))
+        let timeout = Bus.requestTimeout(request)
         let (queue, requests) = (queue, requests)
         let pending: Bus.PendingRequest
         do {
@@ -118,9 +117,7 @@ struct BusFastPath {
         } else {
             return nil
         }
-        if let team = Bus.team(of: me.identity), let theirs = Bus.team(of: recipient), team.elementsEqual(theirs) {
-            return (me.identity, recipient)
-        }
+        if Bus.sameTeam(me.identity, recipient) { return (me.identity, recipient) }
         if answers, services.bus.isAwaited(request.correlationID, requester: recipient, responder: me.identity) {
             return (me.identity, recipient)
         }

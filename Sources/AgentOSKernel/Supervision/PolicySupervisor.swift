@@ -34,10 +34,10 @@ actor PolicySupervisor {
     /// Policies an apply or delete is working on: one at a time per name.
     private var inProgress: Set<String> = []
     /// Where an applied policy's model budgets go.
-    private let budgets: ModelBudgets?
+    private let budgets: ModelBudgets
 
     init(lifecycle: Lifecycle, store: StateStore, events: EventHub, parser: PolicyParser = PolicyParser(),
-         budgets: ModelBudgets? = nil, logger: Logger) {
+         budgets: ModelBudgets, logger: Logger) {
         self.budgets = budgets
         self.lifecycle = lifecycle
         self.store = store
@@ -255,7 +255,7 @@ actor PolicySupervisor {
         }
         let full = ([policy] + childPath).joined(separator: "/")
         // A new child at a path an earlier boot handed out: its own model spending starts afresh.
-        budgets?.resetOwnSpend(of: full)
+        budgets.resetOwnSpend(of: full)
         try await waitUntil(policy, path: full) { $0?.state != "restarting" && $0?.state != "starting" }
         return findNode(treeNode(policy), path: full) ?? Agentos_V1_TreeNode()
     }
@@ -306,7 +306,7 @@ actor PolicySupervisor {
 
     private func registerBudgets(_ document: PolicyDocument) {
         do {
-            try budgets?.setPolicy(document.name, document.budgets)
+            try budgets.setPolicy(document.name, document.budgets)
         } catch {
             logger.error("policy \(document.name): cannot store its model budgets: \(error)")
         }
@@ -352,21 +352,19 @@ actor PolicySupervisor {
         // before anything else it does takes effect (a restart's exit and
         // restarting come before its start, in the log as in time).
         var reports: [EventRecord] = []
-        defer { write(reports, entry) }
+        defer { write(&reports, entry) }
         for action in actions {
             if case .report(let report) = action, let event = plainEvent(report, policy: policy, entry: entry) {
                 reports.append(event)
                 continue
             }
             guard case .start(let ref, let launch, let extra) = action else {
-                write(reports, entry)
-                reports = []
+                write(&reports, entry)
                 perform(action, policy: policy, entry: entry)
                 continue
             }
             guard let settings = entry.document.launch(for: launch) else {
-                write(reports, entry)
-                reports = []
+                write(&reports, entry)
                 feed(policy) { tree, now in tree.startFailed(ref, reason: "no launch settings for \(launch)", now: now) }
                 continue
             }
@@ -374,8 +372,7 @@ actor PolicySupervisor {
             // before it are (written meanwhile, while its sandbox is readied).
             let written = Handoff<Void>()
             start(ref, settings, extra: extra, policy: policy, entry: entry, after: written)
-            write(reports, entry)
-            reports = []
+            write(&reports, entry)
             written.fulfil(())
         }
     }
@@ -523,8 +520,7 @@ actor PolicySupervisor {
             for waiter in entry.endWaiters { waiter.resume() }
             entry.endWaiters.removeAll()
         default:
-            let (kind, message, data) = Self.describe(report, policy: policy, entry: entry)
-            record(kind: kind, policy: policy, message, agentID: data["agent"] ?? "", data: data)
+            break   // every other report is a plain event, written with its step (`plainEvent`)
         }
         entry.changed()
     }
@@ -565,32 +561,37 @@ actor PolicySupervisor {
             return nil
         default:
             let (kind, message, data) = Self.describe(report, policy: policy, entry: entry)
-            var withPolicy = data
-            withPolicy["policy"] = policy
-            return EventRecord(time: unixNanoseconds(), kind: kind, agentID: data["agent"] ?? "", message: message,
-                               data: withPolicy)
+            return Self.event(kind, policy: policy, message, agentID: data["agent"] ?? "", data: data)
         }
     }
 
-    private func write(_ reports: [EventRecord], _ entry: AppliedPolicy) {
+    /// Writes a step's events in one commit and empties the list.
+    private func write(_ reports: inout [EventRecord], _ entry: AppliedPolicy) {
         guard !reports.isEmpty else { return }
         do {
             try events.record(reports)
         } catch {
             logger.error("cannot record events \(reports.map(\.kind)): \(error)")
         }
+        reports = []
         entry.changed()
     }
 
     private func record(kind: String, policy: String, _ message: String, agentID: String = "",
                         data: [String: String] = [:]) {
-        var data = data
-        data["policy"] = policy
         do {
-            try events.record(kind, agentID: agentID, message, data: data)
+            try events.record([Self.event(kind, policy: policy, message, agentID: agentID, data: data)])
         } catch {
             logger.error("cannot record event \(kind): \(error)")
         }
+    }
+
+    /// A supervision event: every one names its policy.
+    private static func event(_ kind: String, policy: String, _ message: String, agentID: String,
+                              data: [String: String]) -> EventRecord {
+        var data = data
+        data["policy"] = policy
+        return EventRecord(time: unixNanoseconds(), kind: kind, agentID: agentID, message: message, data: data)
     }
 
     private static func describe(_ report: SupervisionReport, policy: String,

@@ -2,6 +2,7 @@ import AgentOSCapabilities
 import AgentOSMCP
 import AgentOSConfinement
 import AgentOSProtocol
+import AgentOSStore
 import AgentOSTools
 import Crypto
 import Foundation
@@ -271,7 +272,7 @@ struct ToolCalls {
 
     /// SHA-256 of the arguments as sent: the audit chain names them without holding them.
     static func digest(_ text: String) -> String {
-        SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+        StateStore.hex(SHA256.hash(data: Data(text.utf8)))
     }
 
     // MARK: Preparing each built-in
