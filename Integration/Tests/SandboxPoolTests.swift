@@ -140,12 +140,19 @@ struct SandboxPoolTests {
     /// command line may (its uid, root, fds), an option twice, or no filter.
     @Test func aRequestCarriesOnlyTheAgentsOptions() throws {
         let root = try temporaryDirectory("poolreq")
-        func send(_ options: [String], filter: [UInt8] = [UInt8](repeating: 0, count: 8)) throws -> String {
+        func send(_ options: [String], filter: [UInt8] = [UInt8](repeating: 0, count: 8),
+                  start: [String]? = nil) throws -> String {
             var block: [UInt8] = []
             for option in options { block += Array(option.utf8) + [0] }
             var bytes: [UInt8] = []
             for length in [UInt32(block.count), UInt32(filter.count)] { withUnsafeBytes(of: length.littleEndian) { bytes += $0 } }
             bytes += block + filter
+            if let start {
+                var startBlock: [UInt8] = []
+                for string in start { startBlock += Array(string.utf8) + [0] }
+                withUnsafeBytes(of: UInt32(startBlock.count).littleEndian) { bytes += $0 }
+                bytes += startBlock
+            }
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Binaries.directory + "/agentos-sandbox")
             // stdin carries the request, stdout is the ready fd, stderr the exec fd.
@@ -163,6 +170,17 @@ struct SandboxPoolTests {
             return said
         }
         let program = ["--", "/bin/true"]
+        // Armed (--start later): the program and environment come in the start block alone.
+        #expect(try send(["--start", "later"] + program).contains("with --start later, the program and --env come in the start block"))
+        #expect(try send(["--start", "later", "--env", "A=b"]).contains("with --start later, the program and --env come in the start block"))
+        #expect(try send(["--start", "now"] + program).contains("--start takes later"))
+        // The start block is read as the agent, under its filter: it may not change the sandbox.
+        let allowAll: [UInt8] = [0x06, 0, 0, 0, 0, 0, 0xff, 0x7f]   // BPF_RET|BPF_K SECCOMP_RET_ALLOW
+        let armed = ["--start", "later"]
+        #expect(try send(armed, filter: allowAll, start: ["--rw", "/etc"] + program)
+            .contains("start block: an option a start block may not carry"))
+        #expect(try send(armed, filter: allowAll, start: ["--env", "A=b"]).contains("start block: no program after --"))
+        #expect(try send(armed, filter: allowAll, start: ["--env", "A=b"] + program) == "", "a good start block: exec, no error")
         #expect(try send(["--uid", "0"] + program).contains("request: an option a request may not carry"))
         #expect(try send(["--root", "/"] + program).contains("request: an option a request may not carry"))
         #expect(try send(["--ready-fd", "9"] + program).contains("request: an option a request may not carry"))

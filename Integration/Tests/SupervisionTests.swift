@@ -487,6 +487,117 @@ struct SupervisionTests {
 }
 
 /// One event as the supervision tests read it.
+/// Restarts through a replacement armed while the child ran.
+@Suite("Armed restarts", .serialized)
+struct ArmedRestartTests {
+    /// Monitors of this kernel's armed sandboxes: held helpers whose agent
+    /// process is under its seccomp filter already, waiting for its program.
+    func armedMonitors(_ kernel: KernelProcess) -> [Int32] {
+        let root = kernel.stateDirectory + "/sandbox-root"
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { Int32($0) }.compactMap { pid -> Int32? in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+            let arguments = String(decoding: data, as: UTF8.self).split(separator: "\0").map(String.init)
+            guard arguments.contains("--request-fd"), arguments.contains(root),
+                  let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+                  status.contains("Seccomp:\t2") else { return nil }
+            // The agent-to-be (pid 2 inside) -> init -> the monitor.
+            return parent(of: parent(of: pid))
+        }
+    }
+
+    func parent(of pid: Int32) -> Int32 {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("PPid:") } ?? ""
+        return Int32(line.dropFirst(5).trimmingCharacters(in: .whitespaces)) ?? -1
+    }
+
+    func children(of pid: Int32) -> [Int32] {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").compactMap { Int32($0) }
+    }
+
+    /// A restarted child's replacement is built while the child runs (as
+    /// the agent, under its filter: everything up to the exec); the restart
+    /// only execs in it. It is the same sandbox as any start's, the end
+    /// comes before the restart in the log, and nothing armed outlives the tree.
+    @Test func aRestartExecsInASandboxArmedWhileTheChildRan() throws {
+        let kernel = try KernelProcess(label: "svarmed")
+        defer { kernel.stop() }
+        let shared = try temporaryDirectory("svarmed-ro")
+        chmod(shared, 0o755)
+        try "from the host\n".write(toFile: shared + "/file", atomically: true, encoding: .utf8)
+        chmod(shared + "/file", 0o644)
+        try """
+            echo "incarnation=$AGENTOS_INCARNATION"
+            echo "id=$AGENTOS_AGENT_ID"
+            echo "uid=$(id -u)"
+            echo "host=$(hostname)"
+            echo "pwd=$(pwd)"
+            grep '^Seccomp:' /proc/self/status
+            grep '^CapEff:' /proc/self/status
+            cat \(shared)/file
+            (echo x > \(shared)/file) 2>/dev/null || echo ro-denied
+            touch ./own && echo work-dir-writable
+            exec sleep 300
+            """.write(toFile: shared + "/probe.sh", atomically: true, encoding: .utf8)
+        chmod(shared + "/probe.sh", 0o644)
+        try kernel.apply("""
+            version: 1
+            name: armed
+            supervisor:
+              intensity: 10
+              period: 60s
+              children:
+                - id: probe
+                  program: /bin/sh
+                  args: ["\(shared)/probe.sh"]
+                  sandbox: {ro: ["\(shared)"]}
+            """)
+        #expect(eventually { armedMonitors(kernel).count == 1 }, "one replacement armed for the running child")
+        let armed = try #require(armedMonitors(kernel).first)
+        let first = try kernel.agent("armed.probe")
+        let firstID = try #require(first["id"] as? String)
+        let firstPID = try #require(first["pid"] as? Int)
+        #expect(eventually { (try? kernel.ctl(["logs", firstID]).lines.contains("work-dir-writable")) ?? false })
+        let firstFacts = try kernel.ctl(["logs", firstID]).lines
+        // Its agent process: the monitor -> init -> the agent.
+        let agentProcess = try #require(children(of: Int32(firstPID)).flatMap { children(of: $0) }.first)
+        kill(agentProcess, SIGKILL)
+
+        #expect(eventually { (try? kernel.agent("armed.probe")["id"] as? String).flatMap { $0 != firstID } ?? false })
+        let second = try kernel.agent("armed.probe")
+        let secondID = try #require(second["id"] as? String)
+        #expect(second["pid"] as? Int == Int(armed), "the restart used the armed sandbox (monitor \(armed))")
+        #expect(eventually { (try? kernel.ctl(["logs", secondID]).lines.contains("work-dir-writable")) ?? false })
+        let facts = try kernel.ctl(["logs", secondID]).lines
+        #expect(firstFacts.contains("incarnation=1"), "\(firstFacts)")
+        let expected = ["incarnation=2", "id=\(secondID)", "host=armed.probe", "pwd=\(second["work_dir"] as? String ?? "?")",
+                        "Seccomp:\t2", "CapEff:\t0000000000000000", "from the host", "ro-denied", "work-dir-writable"]
+        for fact in expected { #expect(facts.contains(fact), "\(fact) in \(facts)") }
+        let firstUID = firstFacts.first { $0.hasPrefix("uid=") }
+        let secondUID = facts.first { $0.hasPrefix("uid=") }
+        #expect(firstUID != nil && secondUID != nil && firstUID != secondUID && secondUID != "uid=0",
+                "its own uid: \(firstUID ?? "-") then \(secondUID ?? "-")")
+
+        // The end is in the log before what the supervisor did about it, and
+        // that before the replacement's start.
+        let events = try kernel.eventList()
+        let exited = events.firstIndex { $0.kind == "agent.exited" && $0.message.hasPrefix("armed.probe ") }
+        let restarting = events.firstIndex { $0.kind == "supervision.restarting" && $0.path == "armed/probe" }
+        let spawned = events.lastIndex { $0.kind == "agent.spawned" && $0.message.hasPrefix("armed.probe ") }
+        #expect(exited != nil && restarting != nil && spawned != nil)
+        if let exited, let restarting, let spawned {
+            #expect(exited < restarting && restarting < spawned, "order: \(events.map(\.kind))")
+        }
+
+        // The replacement gets one of its own; deleting the tree ends it.
+        #expect(eventually { armedMonitors(kernel).count == 1 && armedMonitors(kernel).first != armed })
+        try kernel.ctl(["delete", "armed"])
+        #expect(eventually { armedMonitors(kernel).isEmpty }, "armed sandboxes left: \(armedMonitors(kernel))")
+    }
+}
+
 struct LoggedEvent {
     var seq: Int
     var kind: String

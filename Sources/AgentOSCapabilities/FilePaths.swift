@@ -35,4 +35,16 @@ public enum FilePaths {
             if existing.isEmpty { existing = "/" }
         }
     }
+
+    /// `path` (absolute) without empty or "." components or a trailing
+    /// slash, decided on its text alone (nothing is looked up); nil if it
+    /// has a ".." component, which only the host can resolve.
+    public static func lexical(_ path: String) -> String? {
+        var components: [Substring] = []
+        for component in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if component == ".." { return nil }
+            if component != "." { components.append(component) }
+        }
+        return "/" + components.joined(separator: "/")
+    }
 }

@@ -27,6 +27,16 @@ public final class HeldSandbox: Sendable {
         pipes.withLock { $0 != nil } && !child.hasEnded
     }
 
+    /// `body` with the request pipe, while the helper waits for it (a
+    /// discard waits meanwhile); nil if it was used or discarded. For
+    /// `ProcessReactor.arm`, which leaves the pipe open for the start block.
+    func withRequestPipe<Result: Sendable>(_ body: (Int32) -> Result) -> Result? {
+        pipes.withLock { pipes -> Result? in
+            guard let request = pipes?.request else { return nil }
+            return body(request)
+        }
+    }
+
     /// The pipes, for the one request.
     func take() -> (request: Int32, start: StartPipes)? {
         pipes.withLock { pipes in

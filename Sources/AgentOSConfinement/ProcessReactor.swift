@@ -74,6 +74,7 @@ public final class ProcessReactor: Sendable {
     /// Gives a held sandbox its request at once, so that the caller can work
     /// while the sandbox finishes itself; `awaitStart` (or the ticket's
     /// `abandon`) must follow.
+    /// (For an armed sandbox, `request` is its start block.)
     public func send(_ held: HeldSandbox, request: [UInt8]) throws(ConfinementError) -> StartTicket {
         guard request.count <= held.requestCapacity else {
             throw ConfinementError(.spawnFailed, "the request (\(request.count) bytes) does not fit the held sandbox's pipe")
@@ -81,31 +82,62 @@ public final class ProcessReactor: Sendable {
         guard let (requestFD, pipes) = held.take() else {
             throw ConfinementError(.spawnFailed, "the held sandbox was already used or discarded")
         }
-        let written = request.withUnsafeBytes { bytes -> Int in
+        let (written, writeErrno) = Self.writeAll(request, to: requestFD)
+        close(requestFD)
+        guard written == request.count else {
+            throw Self.sendFailed(held, pipes, writeErrno)
+        }
+        return StartTicket(child: held.child, pipes: pipes)
+    }
+
+    /// Arms a held sandbox: gives it the sandbox part of its request (the
+    /// options with `--start later`, and the filter), after which it builds
+    /// everything up to its agent's exec and waits there, as the agent.
+    /// `send` then gives it the start block (the program and environment);
+    /// `HeldSandbox.discard` ends it.
+    public func arm(_ held: HeldSandbox, request: [UInt8]) throws(ConfinementError) {
+        guard request.count <= held.requestCapacity else {
+            throw ConfinementError(.spawnFailed, "the request (\(request.count) bytes) does not fit the held sandbox's pipe")
+        }
+        guard let (written, writeErrno) = held.withRequestPipe({ Self.writeAll(request, to: $0) }) else {
+            throw ConfinementError(.spawnFailed, "the held sandbox was already used or discarded")
+        }
+        guard written == request.count else {
+            guard let (requestFD, pipes) = held.take() else {
+                throw ConfinementError(.spawnFailed, "the held sandbox was discarded")
+            }
+            close(requestFD)
+            throw Self.sendFailed(held, pipes, writeErrno)
+        }
+    }
+
+    /// Writes all of `bytes` unless the reader is gone: (bytes written, errno).
+    private static func writeAll(_ bytes: [UInt8], to fd: Int32) -> (Int, Int32) {
+        let written = bytes.withUnsafeBytes { bytes -> Int in
             var done = 0
             while done < bytes.count {
-                let n = write(requestFD, bytes.baseAddress.map { $0 + done }, bytes.count - done)
+                let n = Glibc.write(fd, bytes.baseAddress.map { $0 + done }, bytes.count - done)
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
                 done += n
             }
             return done
         }
-        let writeErrno = errno
-        close(requestFD)
-        guard written == request.count else {
-            // Most likely it died first: its own reason beats "broken pipe".
-            var reason = [UInt8](repeating: 0, count: 700)
-            let n = read(pipes.ready, &reason, reason.count)
-            pipes.close()
-            _ = try? held.child.signal(SIGKILL)
-            let line = n > 0 ? Self.firstLine(Array(reason[0..<n])) : ""
-            if line.hasPrefix("error ") {
-                throw ConfinementError(.spawnFailed, "the held sandbox failed before its request: \(line)")
-            }
-            throw ConfinementError.system("send the request to the held sandbox", errno: writeErrno)
+        return (written, errno)
+    }
+
+    /// Why a held sandbox did not take its request; it is killed.
+    private static func sendFailed(_ held: HeldSandbox, _ pipes: StartPipes, _ writeErrno: Int32) -> ConfinementError {
+        // Most likely it died first: its own reason beats "broken pipe".
+        var reason = [UInt8](repeating: 0, count: 700)
+        let n = read(pipes.ready, &reason, reason.count)
+        pipes.close()
+        _ = try? held.child.signal(SIGKILL)
+        let line = n > 0 ? Self.firstLine(Array(reason[0..<n])) : ""
+        if line.hasPrefix("error ") {
+            return ConfinementError(.spawnFailed, "the held sandbox failed before its request: \(line)")
         }
-        return StartTicket(child: held.child, pipes: pipes)
+        return ConfinementError.system("send the request to the held sandbox", errno: writeErrno)
     }
 
     /// After `send`: returns once the agent has exec'd (or throws why it

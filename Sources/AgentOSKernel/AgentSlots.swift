@@ -69,9 +69,11 @@ final class AgentSlots: Sendable {
 
     /// A slot whose id `isTaken` does not reject: a prepared one if there is
     /// one (with a held sandbox still waiting, unless `cold`), else made now.
-    /// Starts a refill either way.
-    func take(cold: Bool = false, isTaken: (String) -> Bool) throws -> Slot {
-        defer { refill() }
+    /// Starts a refill either way, unless the caller does once its start is
+    /// through (`refillNow` false): a refill execs a helper, which would
+    /// compete for the CPU with the sandbox just taken.
+    func take(cold: Bool = false, refillNow: Bool = true, isTaken: (String) -> Bool) throws -> Slot {
+        defer { if refillNow { refill() } }
         // One with a held sandbox first (a cold slot would need a uid a held
         // one may have), the oldest first: its helper has had the most time
         // to get ready. A cold spawn takes one without (its log must not be

@@ -27,6 +27,12 @@ final class EventHub: Sendable {
         for stored in try store.append(events) { publish(stored) }
     }
 
+    /// An agent's end (its record and event) and the events that follow
+    /// from it, in one transaction, in that order, and publishes them.
+    func record(_ events: [EventRecord], after ended: AgentRecord, ended event: EventRecord) throws {
+        for stored in try store.update(ended, event: event, then: events) { publish(stored) }
+    }
+
     /// Publishes an event the store has already committed.
     func publish(_ event: EventRecord) {
         subscribers.deliver(event)

@@ -48,6 +48,10 @@ actor Lifecycle {
         var connected = false
         var closeConnection: (@Sendable () -> Void)?
         var waiters: [UInt64: CheckedContinuation<AgentRecord, any Error>] = [:]
+        /// Its supervisor, told of its end before the end is written.
+        var endWatcher: CheckedContinuation<EndingAgent?, Never>?
+        /// Ended, its end being written by its supervisor: its name is free.
+        var ending = false
     }
 
     /// Opens the kernel's end of an agent's socketpair as a protocol
@@ -72,6 +76,9 @@ actor Lifecycle {
     private var connector: AgentConnector?
     private var live: [String: LiveAgent] = [:]
     private var reservedNames: Set<String> = []
+    /// Replacements armed for live agents (and for a moment after they
+    /// end), by the id of the agent each would replace.
+    private var armedReplacements: [String: ArmedReplacement] = [:]
     private var accepting = true
     private var nextWaiter: UInt64 = 0
     /// What every sandbox shows besides the agent's own paths.
@@ -111,7 +118,10 @@ actor Lifecycle {
     /// `after`: the agent's start is recorded only once it is fulfilled (a
     /// supervisor's events of the step that starts it come first in the
     /// log, written while the sandbox is being readied).
-    func run(_ request: Agentos_V1_RunRequest, after gate: Handoff<Void>? = nil) async throws -> AgentRecord {
+    /// `replacing`: the agent this one restarts (its armed replacement, if
+    /// it fits, is used); `armsReplacement`: arm one for this agent.
+    func run(_ request: Agentos_V1_RunRequest, after gate: Handoff<Void>? = nil, replacing: String? = nil,
+             armsReplacement: Bool = false) async throws -> AgentRecord {
         guard accepting else { throw KernelError(.shuttingDown, "the kernel is shutting down; not starting new agents") }
         guard let programName = request.argv.first, !programName.isEmpty else {
             throw KernelError(.invalidArgument, "run needs a program: agentctl run -- PROGRAM [ARGS...]")
@@ -183,43 +193,73 @@ actor Lifecycle {
             + request.env.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 8 }
             + (sandbox.readOnly + sandbox.readWrite).reduce(0) { $0 + $1.utf8.count + 6 }
             + seccomp.filter(for: seccompName).count + 4_096
-        let slot = try slots.take(cold: requestEstimate > 65_536) { live[$0] != nil }
+        // What the agent of `slot` is told, and how its sandbox is built.
+        func agentOptions(in slot: AgentSlots.Slot, name agentName: String) -> SandboxLauncher.AgentOptions {
+            // The agent's own dir is its default work dir and $HOME; its log
+            // lives outside it, where the agent cannot rewrite its own history.
+            let workDir = workDirOverride ?? slot.directory
+            var environment = [
+                "PATH": ProgramLookup.defaultSearchPath,
+                "HOME": workDir,
+            ]
+            environment.merge(request.env) { _, new in new }
+            environment[AgentEnvironment.socketFD] = String(AgentEnvironment.socketFDNumber)
+            environment[AgentEnvironment.agentID] = slot.id
+            environment[AgentEnvironment.agentName] = agentName
+            var options = SandboxLauncher.AgentOptions(
+                hostname: agentName, workDir: workDir, sandbox: sandbox, landlockABI: landlockABI, program: program,
+                arguments: Array(request.argv.dropFirst()), environment: environment)
+            options.stdioSocket = mcpServer != nil
+            return options
+        }
+        // The replacement armed while the agent it replaces ran, if it was
+        // built for just this sandbox; else a slot from the pool.
+        var armedSlot: AgentSlots.Slot?
+        var armedLimits: ResourceLimits?
+        if let replacing, let armed = armedReplacements.removeValue(forKey: replacing) {
+            if let name, armed.fits(agentOptions(in: armed.slot, name: name), seccompProfile: seccompName,
+                                    mountGeneration: slots.mountGeneration) {
+                armedSlot = armed.slot
+                armedLimits = armed.limits
+            } else {
+                slots.drop(armed.slot)
+            }
+        }
+        let slot = try armedSlot ?? slots.take(cold: requestEstimate > 65_536, refillNow: false) { live[$0] != nil }
+        defer { slots.refill() }
+        // An armed slot serves only the start it was armed for.
+        let giveBack = { armedSlot == nil ? self.slots.giveBack(slot) : self.slots.drop(slot) }
         let id = slot.id
         var agentName = name ?? Self.defaultName(program: program, id: id)
         if agentName == Bus.operatorIdentity { agentName += "-" + String(id.prefix(4)) }
-        if reservedNames.contains(agentName) || live.values.contains(where: { $0.record.name == agentName }) {
+        if reservedNames.contains(agentName)
+            || live.values.contains(where: { $0.record.name == agentName && !$0.ending }) {
             let holder = live.values.first { $0.record.name == agentName }?.record.id ?? "starting"
-            slots.giveBack(slot)
+            giveBack()
             throw KernelError(.alreadyExists, "the name '\(agentName)' is in use by live agent \(holder)",
                               detail: ["name": agentName])
         }
         reservedNames.insert(agentName)
         defer { reservedNames.remove(agentName) }
 
-        // The agent's own dir is its default work dir and $HOME; its log
-        // lives outside it, where the agent cannot rewrite its own history.
-        let workDir = workDirOverride ?? slot.directory
+        let agentOptions = agentOptions(in: slot, name: agentName)
+        let workDir = agentOptions.workDir
         let log = slot.log
-        var environment = [
-            "PATH": ProgramLookup.defaultSearchPath,
-            "HOME": workDir,
-        ]
-        environment.merge(request.env) { _, new in new }
-        environment[AgentEnvironment.socketFD] = String(AgentEnvironment.socketFDNumber)
-        environment[AgentEnvironment.agentID] = id
-        environment[AgentEnvironment.agentName] = agentName
-        var agentOptions = SandboxLauncher.AgentOptions(
-            hostname: agentName, workDir: workDir, sandbox: sandbox, landlockABI: landlockABI, program: program,
-            arguments: Array(request.argv.dropFirst()), environment: environment)
-        agentOptions.stdioSocket = mcpServer != nil
 
-        // The slot's held sandbox (if any) gets the rest as its request.
+        // The slot's held sandbox (if any) gets the rest as its request (an
+        // armed one, only its start block).
         let prepared = slot.prepared
         let heldRequest: [UInt8]
         do {
-            heldRequest = prepared == nil ? [] : try launcher.request(agentOptions, filter: seccomp.filter(for: seccompName))
+            if prepared == nil {
+                heldRequest = []
+            } else if armedSlot != nil {
+                heldRequest = try launcher.startBlock(agentOptions)
+            } else {
+                heldRequest = try launcher.request(agentOptions, filter: seccomp.filter(for: seccompName))
+            }
         } catch {
-            slots.giveBack(slot)
+            giveBack()
             throw error
         }
 
@@ -228,7 +268,7 @@ actor Lifecycle {
             uid = prepared.uid   // its dir is the uid's already
         } else {
             guard let allocated = launcher.uids.allocate() else {
-                slots.giveBack(slot)
+                giveBack()
                 throw KernelError(.unsupported, launcher.uids.exhaustedMessage)
             }
             uid = allocated
@@ -238,17 +278,17 @@ actor Lifecycle {
         var uidHeld = prepared == nil
         defer { if uidHeld { launcher.uids.release(uid) } }
         if prepared == nil, workDirOverride == nil, chown(workDir, uid, uid) != 0 {
-            slots.giveBack(slot)
+            giveBack()
             throw KernelError(.spawnFailed, "cannot give \(workDir) to uid \(uid): \(errnoDescription(errno))")
         }
 
         let cgroup: AgentCgroup?
         var cgroupFDs: [Int32] = []
         do {
-            var enforced = limits
-            if let pids = enforced.pids { enforced.pids = pids + Self.sandboxProcesses }
+            let enforced = Self.enforced(limits)
             if let prepared = slot.cgroup {
-                try prepared.apply(enforced)
+                // An armed slot's cgroups have the limits it was armed with.
+                if armedLimits != enforced { try prepared.apply(enforced) }
                 cgroup = prepared
             } else {
                 cgroup = try cgroups?.create(agentID: id, limits: enforced)
@@ -384,6 +424,17 @@ actor Lifecycle {
         }
         counters.started()
         logger.info("agent spawned", metadata: ["agent": "\(id)", "name": "\(agentName)", "pid": "\(child.pid)"])
+        if armsReplacement, name != nil, prepared != nil {
+            // Once this start has settled: arming takes a slot, whose refill
+            // execs a helper, and builds a sandbox; neither should compete
+            // with this agent's own first steps.
+            let plan = ArmingPlan(options: agentOptions, ownWorkDir: workDirOverride == nil, seccompProfile: seccompName,
+                                  limits: Self.enforced(limits))
+            Task {
+                try? await Task.sleep(for: .milliseconds(Self.armingDelayMilliseconds))
+                self.armReplacement(of: id, plan)
+            }
+        }
 
         if let connector {
             Task {
@@ -398,6 +449,64 @@ actor Lifecycle {
             await self.childExited(id: id, exit: exit)
         }
         return record
+    }
+
+    // MARK: Armed replacements
+
+    /// How to arm a replacement of an agent: its sandbox, with a fresh work
+    /// dir unless it names one.
+    struct ArmingPlan {
+        var options: SandboxLauncher.AgentOptions
+        var ownWorkDir: Bool
+        var seccompProfile: String
+        /// What its cgroups enforce (`enforced`).
+        var limits: ResourceLimits
+    }
+
+    /// What an agent's cgroups enforce for `limits`: its pids limit counts
+    /// the sandbox's own processes too.
+    static func enforced(_ limits: ResourceLimits) -> ResourceLimits {
+        var enforced = limits
+        if let pids = enforced.pids { enforced.pids = pids + sandboxProcesses }
+        return enforced
+    }
+
+    /// How long after a start its replacement is armed.
+    static let armingDelayMilliseconds = 50
+    /// How long an ended agent's armed replacement waits for the restart
+    /// that takes it (its supervisor's step is under way).
+    static let armedGraceMilliseconds = 1_000
+
+    /// Arms a replacement for a live agent that its supervisor restarts: a
+    /// slot's held sandbox builds the agent's sandbox now and waits, as the
+    /// agent, for the program (`ProcessReactor.arm`), so that the restart
+    /// pays only for the exec. Best effort: without one, a restart takes a
+    /// slot as any start does.
+    private func armReplacement(of id: String, _ plan: ArmingPlan) {
+        guard accepting, let agent = live[id], !agent.ending, armedReplacements[id] == nil else { return }
+        guard let slot = try? slots.take(isTaken: { live[$0] != nil }) else { return }
+        guard let prepared = slot.prepared else {
+            slots.giveBack(slot)
+            return
+        }
+        var options = plan.options
+        if plan.ownWorkDir { options.workDir = slot.directory }
+        do {
+            try slot.cgroup?.apply(plan.limits)
+            let request = try launcher.request(options, filter: seccomp.filter(for: plan.seccompProfile), arming: true)
+            try launcher.reactor.arm(prepared.held, request: request)
+            armedReplacements[id] = ArmedReplacement(slot: slot, sandbox: options.sandboxStrings,
+                                                     seccompProfile: plan.seccompProfile, limits: plan.limits,
+                                                     boundPaths: ArmedReplacement.identities(of: options))
+        } catch {
+            logger.debug("cannot arm a replacement for \(id): \(error)")
+            slots.drop(slot)
+        }
+    }
+
+    /// Ends an armed replacement no restart took.
+    private func discardArmedReplacement(of id: String) {
+        if let armed = armedReplacements.removeValue(forKey: id) { slots.drop(armed.slot) }
     }
 
     /// Writes a start: the record, running with `pid`, and its event.
@@ -465,8 +574,6 @@ actor Lifecycle {
         // Output written just before exit may still be in the pipes.
         await agent.log.waitFinished(milliseconds: 2_000)
         guard var current = live[id] else { return }
-        // The agent is its main process: what it leaves behind goes with it.
-        current.cgroup?.killAll()
         let oomKilled = (current.cgroup?.oomKills() ?? 0) > 0
         let (state, exitRecord) = Self.classify(exit, intent: current.intent, oomKilled: oomKilled)
         current.record.state = state
@@ -478,13 +585,38 @@ actor Lifecycle {
         var data = ["name": record.name, "reason": exitRecord.reason, "state": state.rawValue]
         if let code = exitRecord.code { data["code"] = String(code) }
         if let signal = exitRecord.signal { data["signal"] = String(signal) }
-        do {
-            events.publish(try store.update(record, event: EventRecord(
-                time: record.endedAt, kind: "agent.exited", agentID: id, message: message, data: data)))
-        } catch {
-            logger.error("cannot record the exit of agent \(id): \(error)")
+        let exitEvent = EventRecord(time: record.endedAt, kind: "agent.exited", agentID: id, message: message,
+                                    data: data)
+        var written = false
+        if let watcher = current.endWatcher {
+            // Its supervisor writes the end together with the step it causes
+            // (a restart waits for no commit of its own; the end still comes
+            // first in the log).
+            live[id]?.endWatcher = nil
+            live[id]?.ending = true
+            let ending = EndingAgent(record: record, event: exitEvent)
+            watcher.resume(returning: ending)
+            written = await ending.wasWritten()
         }
-        live[id] = nil
+        // What it left behind goes with it (init has killed all of its pid
+        // namespace already; after the supervisor's step, which comes first).
+        current.cgroup?.killAll()
+        if !written {
+            do {
+                events.publish(try store.update(record, event: exitEvent))
+            } catch {
+                logger.error("cannot record the exit of agent \(id): \(error)")
+            }
+        }
+        if armedReplacements[id] != nil {
+            // The restart that takes it is on its way, if one is.
+            Task {
+                try? await Task.sleep(for: .milliseconds(Self.armedGraceMilliseconds))
+                self.discardArmedReplacement(of: id)
+            }
+        }
+        // Waiters that came while the supervisor wrote are in the table's entry.
+        let waiters = live.removeValue(forKey: id)?.waiters ?? current.waiters
         capabilities.revokeAll(of: id, reason: "the agent ended")
         // Its context memory is this run's only.
         if contextUsers.take(id) { _ = try? store.deleteMemory(namespace: MemoryCalls.contextNamespace(id)) }
@@ -495,7 +627,7 @@ actor Lifecycle {
         current.closeConnection?()
         if !agent.log.isFinished { agent.log.finish() }
         logger.info("agent exited", metadata: ["agent": "\(id)", "status": "\(exit)", "reason": "\(exitRecord.reason)"])
-        for waiter in current.waiters.values { waiter.resume(returning: record) }
+        for waiter in waiters.values { waiter.resume(returning: record) }
         if let cgroup = current.cgroup { await cgroup.killAndRemove() }
     }
 
@@ -612,6 +744,19 @@ actor Lifecycle {
         }
         if agent.record.state == .paused { try? await agent.cgroup?.thaw() }
         terminate(agent, signal: signal)
+    }
+
+    /// For an agent's supervisor: the agent's end, before it is written
+    /// (the supervisor writes it, see `EndingAgent`). nil if it has ended
+    /// already (its record is in the store then) or is watched already.
+    func watchEnd(_ id: String) async -> EndingAgent? {
+        await withCheckedContinuation { continuation in
+            guard let agent = live[id], !agent.ending, agent.endWatcher == nil else {
+                continuation.resume(returning: nil)
+                return
+            }
+            live[id]?.endWatcher = continuation
+        }
     }
 
     func wait(_ reference: String) async throws -> AgentRecord {
@@ -770,13 +915,13 @@ actor Lifecycle {
             guard !path.utf8.contains(0) else {
                 throw KernelError(.invalidArgument, "\(flag): a path with a NUL byte")
             }
-            guard path.hasPrefix("/"), !path.split(separator: "/").contains("..") else {
+            guard path.hasPrefix("/"), let normalized = FilePaths.lexical(path) else {
                 throw KernelError(.invalidArgument, "\(flag) \(path): give an absolute path without '..'")
             }
-            guard FileManager.default.fileExists(atPath: path) else {
+            var status = stat()
+            guard stat(path, &status) == 0 else {
                 throw KernelError(.invalidArgument, "\(flag) \(path): no such file or directory")
             }
-            let normalized = (path as NSString).standardizingPath
             try checkShareable(normalized, flag)
             return normalized
         }
@@ -825,11 +970,11 @@ actor Lifecycle {
 
     /// Why `path` cannot be bound into a sandbox, or nil.
     static func shareProblem(_ path: String, stateDirectory: String) -> String? {
-        let normalized = (path as NSString).standardizingPath
+        let normalized = FilePaths.lexical(path) ?? (path as NSString).standardizingPath
         guard normalized != "/" else { return "the host root cannot be shared" }
         func within(_ inner: String, _ outer: String) -> Bool { inner == outer || inner.hasPrefix(outer + "/") }
         // The state dir as named and as it resolves (it may be behind a symlink).
-        let resolvedState = (try? FilePaths.canonical(stateDirectory)) ?? stateDirectory
+        let resolvedState = canonicalStateDirectory(stateDirectory)
         for reserved in ["/proc", "/sys", "/dev", stateDirectory, resolvedState]
         where within(normalized, reserved) || within(reserved, normalized) {
             return "\(reserved) cannot be shared with an agent"
@@ -839,6 +984,17 @@ actor Lifecycle {
         }
         return nil
     }
+
+    /// The state dir as it resolves, looked up once per name: every spawn
+    /// checks its paths against it.
+    private static func canonicalStateDirectory(_ named: String) -> String {
+        if let (name, resolved) = resolvedStateDirectory.withLock({ $0 }), name == named { return resolved }
+        let resolved = (try? FilePaths.canonical(named)) ?? named
+        resolvedStateDirectory.withLock { $0 = (named, resolved) }
+        return resolved
+    }
+
+    private static let resolvedStateDirectory = Mutex<(name: String, resolved: String)?>(nil)
 
     static func sandboxRecord(_ sandbox: SandboxRequest, uid: UInt32, hostname: String) -> [String: String] {
         [
@@ -926,6 +1082,7 @@ actor Lifecycle {
     /// recorded as ended. New runs are refused from here on.
     func shutdownAll(graceMilliseconds: Int64) async {
         accepting = false
+        for id in Array(armedReplacements.keys) { discardArmedReplacement(of: id) }
         let ids = Array(live.keys)
         guard !ids.isEmpty else { return }
         logger.info("stopping \(ids.count) agent(s)")
@@ -996,3 +1153,66 @@ actor Lifecycle {
     }
 }
 
+/// An agent that has ended, handed to its supervisor before its end is
+/// written: the supervisor writes it in the commit of the step it causes, so
+/// a restart waits for no commit of its own, and the log still has the end
+/// before what follows from it.
+final class EndingAgent: Sendable {
+    let record: AgentRecord
+    /// Its `agent.exited` event, not yet written.
+    let event: EventRecord
+    private let outcome = Handoff<Bool>()
+
+    init(record: AgentRecord, event: EventRecord) {
+        self.record = record
+        self.event = event
+    }
+
+    /// Said once, by the supervisor: whether it wrote (and published) the end.
+    func written(_ done: Bool) {
+        outcome.fulfil(done)
+    }
+
+    func wasWritten() async -> Bool {
+        await outcome.value()
+    }
+}
+
+/// A replacement readied while its agent runs (`Lifecycle.armReplacement`):
+/// a slot whose held sandbox is built for the agent's sandbox and waits for
+/// the program. It serves only a start that would build the same sandbox.
+struct ArmedReplacement {
+    let slot: AgentSlots.Slot
+    /// The sandbox options it was built with.
+    let sandbox: [String]
+    let seccompProfile: String
+    /// What its cgroups enforce already.
+    let limits: ResourceLimits
+    /// The host paths bound into it (its work dir and --ro/--rw paths), as
+    /// they were: a path replaced since is not the one it has.
+    let boundPaths: [FileIdentity]
+
+    struct FileIdentity: Equatable {
+        let path: String
+        let device: UInt64
+        let inode: UInt64
+    }
+
+    static func identities(of options: SandboxLauncher.AgentOptions) -> [FileIdentity] {
+        ([options.workDir] + options.sandbox.readOnly + options.sandbox.readWrite).map { path in
+            var status = stat()
+            guard stat(path, &status) == 0 else { return FileIdentity(path: path, device: 0, inode: 0) }
+            return FileIdentity(path: path, device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
+        }
+    }
+
+    /// Whether a start with `options` may use it: the same sandbox, its
+    /// helper still waiting, and nothing it has bound changed since.
+    func fits(_ options: SandboxLauncher.AgentOptions, seccompProfile: String, mountGeneration: UInt64?) -> Bool {
+        guard let prepared = slot.prepared, prepared.held.isWaiting,
+              mountGeneration == slot.mountGeneration,
+              seccompProfile == self.seccompProfile,
+              options.sandboxStrings == sandbox else { return false }
+        return Self.identities(of: options) == boundPaths
+    }
+}

@@ -53,13 +53,27 @@ struct SandboxLauncher: Sendable {
         var stdioSocket = false
 
         /// What the helper learns about the agent, as options: from
-        /// --hostname to the program's arguments after "--". A string with a
-        /// NUL byte is refused: it would end early as a C string, and in a
-        /// request it would split into strings of its own (options).
+        /// --hostname to the program's arguments after "--".
         func agentStrings() throws(KernelError) -> [String] {
-            var strings = helperOptions
+            try Self.checked(sandboxStrings + startStrings)
+        }
+
+        /// The options an armed sandbox is built with (`startStrings` come later).
+        func armingStrings() throws(KernelError) -> [String] {
+            try Self.checked(sandboxStrings + ["--start", "later"])
+        }
+
+        /// What an armed sandbox's start block says: the environment, "--",
+        /// the program and its arguments.
+        var startStrings: [String] {
+            var strings: [String] = []
             for (key, value) in environment.sorted(by: { $0.key < $1.key }) { strings += ["--env", "\(key)=\(value)"] }
-            strings += ["--", program] + arguments
+            return strings + ["--", program] + arguments
+        }
+
+        /// `strings`, unless one has a NUL byte: it would end early as a C
+        /// string, and in a request split into strings of its own (options).
+        static func checked(_ strings: [String]) throws(KernelError) -> [String] {
             if let bad = strings.first(where: { $0.utf8.contains(0) }) {
                 throw KernelError(.invalidArgument,
                                   "'\(bad.replacingOccurrences(of: "\0", with: "\\0"))' contains a NUL byte")
@@ -67,8 +81,9 @@ struct SandboxLauncher: Sendable {
             return strings
         }
 
-        /// The options both forms share, from --hostname to before "--".
-        private var helperOptions: [String] {
+        /// The sandbox itself: the options both forms share, from
+        /// --hostname to before the environment and "--".
+        var sandboxStrings: [String] {
             var options = ["--hostname", hostname, "--workdir", workDir, "--tmp-size", String(sandbox.tmpSize),
                            "--net", sandbox.network, "--landlock", String(landlockABI)]
             // A path inside a system dir is visible read-only already (no bind needed).
@@ -148,19 +163,31 @@ struct SandboxLauncher: Sendable {
 
     /// A held sandbox's request: the options block, then the BPF filter
     /// (the format is at the top of agentos-sandbox's sandbox.c).
-    func request(_ agent: AgentOptions, filter: [UInt8]) throws(KernelError) -> [UInt8] {
-        let strings = try agent.agentStrings()
-        var block: [UInt8] = []
-        for string in strings {
-            block += string.utf8
-            block.append(0)
-        }
+    /// `arming`: the sandbox part alone, for `ProcessReactor.arm`.
+    func request(_ agent: AgentOptions, filter: [UInt8], arming: Bool = false) throws(KernelError) -> [UInt8] {
+        let block = Self.strings(try arming ? agent.armingStrings() : agent.agentStrings())
         var bytes: [UInt8] = []
         bytes.reserveCapacity(8 + block.count + filter.count)
         for length in [UInt32(block.count), UInt32(filter.count)] {
             withUnsafeBytes(of: length.littleEndian) { bytes += $0 }
         }
         return bytes + block + filter
+    }
+
+    /// An armed sandbox's start block: its length, then the strings.
+    func startBlock(_ agent: AgentOptions) throws(KernelError) -> [UInt8] {
+        let block = Self.strings(try AgentOptions.checked(agent.startStrings))
+        return withUnsafeBytes(of: UInt32(block.count).littleEndian) { Array($0) } + block
+    }
+
+    /// NUL-terminated strings, one after the other.
+    private static func strings<Strings: Sequence<String>>(_ strings: Strings) -> [UInt8] {
+        var block: [UInt8] = []
+        for string in strings {
+            block += string.utf8
+            block.append(0)
+        }
+        return block
     }
 
     /// The cold form: everything on the helper's command line. The helper

@@ -408,6 +408,16 @@ public final class StateStore: Sendable {
         }
     }
 
+    /// An agent's new state and its event, then `events`, in one
+    /// transaction and in that order (an agent's end and what its
+    /// supervisor does about it).
+    public func update(_ agent: AgentRecord, event: EventRecord, then events: [EventRecord]) throws -> [EventRecord] {
+        try pool.write { db in
+            try Self.update(db, agent)
+            return try ([event] + events).map { try Self.insertEvent(db, $0) }
+        }
+    }
+
     public func agent(id: String) throws -> AgentRecord? {
         try pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?", arguments: [id]).map(Self.agent(from:))

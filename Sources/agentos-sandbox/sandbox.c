@@ -36,6 +36,14 @@
 // "--", the program and its arguments) and the filter. End of file before
 // a request: exit 0 without starting anything.
 //
+// A request with "--start later" (and no --env, no "--") arms the sandbox:
+// it builds all of it (mounts, hostname, network, the agent's identity,
+// Landlock, seccomp) and then, as the agent's user and under its filter,
+// waits on the request fd for the start block: a u32 length and NUL-
+// terminated strings, --env K=V entries, "--", the program and its
+// arguments. Then it execs. End of file instead: exit 0. agentd arms the
+// replacement of a supervised agent while that agent runs.
+//
 // Processes: this monitor (host pid namespace) -> init (pid 1 of the new
 // pid namespace: reaps, forwards signals) -> the agent (pid 2).
 // --ready-fd receives "ok\n" once the agent has exec'd, or one line
@@ -105,6 +113,7 @@ static struct {
     int request_fd;
     int exec_fd;
     int stdio_socket;  // --stdio socket
+    int start_later;   // --start later: the program comes in a second block
     char **envp;      // --env entries; NULL: the helper's own environment
     int env_count;
     char **argv;
@@ -150,10 +159,14 @@ static void usage(const char *problem) {
 // helper starts and cannot be changed by a request.
 static int request_option(const char *option) {
     static const char *const allowed[] = {"--hostname", "--workdir", "--ro", "--rw", "--ro-strict", "--rw-strict",
-                                          "--tmp-size", "--net", "--nofile", "--landlock", "--env", "--stdio", NULL};
+                                          "--tmp-size", "--net", "--nofile", "--landlock", "--env", "--stdio",
+                                          "--start", NULL};
     for (int i = 0; allowed[i]; i++) if (strcmp(option, allowed[i]) == 0) return 1;
     return 0;
 }
+
+// Where options come from: they decide which ones are allowed.
+enum option_source { FROM_COMMAND_LINE, FROM_REQUEST, FROM_START_BLOCK };
 
 // Options that may be given more than once.
 static int repeatable_option(const char *option) {
@@ -163,10 +176,10 @@ static int repeatable_option(const char *option) {
     return 0;
 }
 
-// Options (a command line's or, `from_request`, a request's) into cfg.
+// Options (a command line's, a request's or a start block's) into cfg.
 // Returns the problem, or NULL. `strings` stay referenced: they must outlive
 // the sandbox setup. No option but --ro, --rw and --env may come twice.
-static const char *parse_options(int count, char **strings, int from_request) {
+static const char *parse_options(int count, char **strings, enum option_source source) {
     const char *seen[64];
     int seen_count = 0;
     for (int i = 0; i < count; i++) {
@@ -174,7 +187,9 @@ static const char *parse_options(int count, char **strings, int from_request) {
         const char *v = i + 1 < count ? strings[i + 1] : NULL;
         if (strcmp(a, "--") == 0) { cfg.argv = &strings[i + 1]; break; }
         if (v == NULL) return "option without a value";
-        if (from_request && !request_option(a)) return "an option a request may not carry";
+        if (source == FROM_REQUEST && !request_option(a)) return "an option a request may not carry";
+        // The sandbox is built: only what the exec takes may come now.
+        if (source == FROM_START_BLOCK && strcmp(a, "--env") != 0) return "an option a start block may not carry";
         if (!repeatable_option(a)) {
             for (int j = 0; j < seen_count; j++) if (strcmp(seen[j], a) == 0) return "an option given twice";
             if (seen_count < 64) seen[seen_count++] = a;
@@ -212,6 +227,10 @@ static const char *parse_options(int count, char **strings, int from_request) {
             if (strcmp(v, "socket") != 0) return "--stdio takes socket";
             cfg.stdio_socket = 1;
         }
+        else if (strcmp(a, "--start") == 0) {
+            if (strcmp(v, "later") != 0) return "--start takes later";
+            cfg.start_later = 1;
+        }
         else if (strcmp(a, "--env") == 0) {
             if (cfg.envp == NULL) {
                 // At most one entry per two strings, plus the NULL.
@@ -227,7 +246,7 @@ static const char *parse_options(int count, char **strings, int from_request) {
 }
 
 static void parse(int argc, char **argv) {
-    const char *problem = parse_options(argc - 1, argv + 1, 0);
+    const char *problem = parse_options(argc - 1, argv + 1, FROM_COMMAND_LINE);
     if (problem) usage(problem);
     if (cfg.request_fd < 0 && (cfg.argv == NULL || cfg.argv[0] == NULL)) usage("no program after --");
     if (cfg.request_fd >= 0 && (cfg.argv != NULL || cfg.ready_fd < 0 || cfg.exec_fd < 0))
@@ -239,6 +258,7 @@ static void parse(int argc, char **argv) {
     // The root of a held sandbox has the program dirs already.
     if (cfg.request_fd >= 0 && (cfg.program_count || cfg.program_link_count)) usage("--program needs the cold form");
     if (cfg.program_link_count && !cfg.program_count) usage("--program-link needs --program");
+    if (cfg.start_later) usage("--start later is for a held sandbox's request");
     // The exec fence is Landlock's: without it the allowlist would be the mounts alone.
     if (cfg.program_count && cfg.landlock_abi <= 0) usage("--program needs --landlock (the exec fence)");
     if (cfg.exec_fd >= 0 && cfg.ready_fd < 0) usage("--exec-fd needs --ready-fd");
@@ -653,47 +673,90 @@ static void read_all(int fd, void *buffer, size_t length) {
     die("the request ended early");
 }
 
+// NUL-terminated strings (`length` bytes at `block`, which stays referenced)
+// into options, as a command line's. Returns the problem, or NULL.
+static const char *parse_block(char *block, uint32_t length, enum option_source source) {
+    int count = 0;
+    for (uint32_t i = 0; i < length; i++) if (block[i] == 0) count++;
+    if (block[length - 1] != 0) count++;
+    char **strings = calloc((size_t)count + 1, sizeof(char *));
+    if (strings == NULL) return "out of memory";
+    int index = 0;
+    for (char *p = block; p < block + length; p += strlen(p) + 1) strings[index++] = p;
+    return parse_options(index, strings, source);
+}
+
+// The header of a request or start block (`what`) into `header`. End of
+// file before it: exit 0, nothing was asked for.
+static void read_header(unsigned char *header, size_t size, const char *what) {
+    size_t got = read_fully(cfg.request_fd, header, size);
+    if (got == 0) _exit(0);
+    if (got < size) {
+        errno = EPROTO;
+        die("the %s ended early", what);
+    }
+}
+
+static uint32_t little_endian_u32(const unsigned char *bytes) {
+    return (uint32_t)bytes[0] | (uint32_t)bytes[1] << 8 | (uint32_t)bytes[2] << 16 | (uint32_t)bytes[3] << 24;
+}
+
+// `length` bytes of the request fd, NUL-terminated.
+static char *read_block(uint32_t length, const char *what) {
+    char *block = malloc(length + 1);
+    if (block == NULL) die("allocate the %s", what);
+    read_all(cfg.request_fd, block, length);
+    block[length] = 0;
+    return block;
+}
+
 // A held sandbox's request (see the top of this file): the agent's options.
 static void read_request(void) {
     unsigned char header[8];
-    size_t got = read_fully(cfg.request_fd, header, sizeof header);
-    if (got == 0) _exit(0);   // closed without a request: nothing to start
-    if (got < sizeof header) {
-        errno = EPROTO;
-        die("the request ended early");
-    }
-    uint32_t options_length = (uint32_t)header[0] | (uint32_t)header[1] << 8 | (uint32_t)header[2] << 16 | (uint32_t)header[3] << 24;
-    uint32_t filter_length = (uint32_t)header[4] | (uint32_t)header[5] << 8 | (uint32_t)header[6] << 16 | (uint32_t)header[7] << 24;
+    read_header(header, sizeof header, "request");
+    uint32_t options_length = little_endian_u32(header);
+    uint32_t filter_length = little_endian_u32(header + 4);
     // A filter is required: no agent runs without one.
     if (options_length == 0 || options_length > (16U << 20) || filter_length == 0 ||
         filter_length > 65535U * sizeof(struct sock_filter) || filter_length % sizeof(struct sock_filter) != 0) {
         errno = EPROTO;
         die("request of %u option bytes and %u filter bytes", options_length, filter_length);
     }
-    char *options = malloc(options_length + 1);
-    if (options == NULL) die("allocate the request");
-    read_all(cfg.request_fd, options, options_length);
-    options[options_length] = 0;
+    char *options = read_block(options_length, "request");
     {
         seccomp_filter = malloc(filter_length);
         if (seccomp_filter == NULL) die("allocate the seccomp filter");
         read_all(cfg.request_fd, seccomp_filter, filter_length);
         seccomp_length = (unsigned short)(filter_length / sizeof(struct sock_filter));
     }
-    close(cfg.request_fd);
-    // NUL-terminated strings into an array, as a command line.
-    int count = 0;
-    for (uint32_t i = 0; i < options_length; i++) if (options[i] == 0) count++;
-    if (options[options_length - 1] != 0) count++;
-    char **strings = calloc((size_t)count + 1, sizeof(char *));
-    if (strings == NULL) die("allocate the request");
-    int index = 0;
-    for (char *p = options; p < options + options_length; p += strlen(p) + 1) strings[index++] = p;
-    const char *problem = parse_options(index, strings, 1);
+    const char *problem = parse_block(options, options_length, FROM_REQUEST);
     errno = EINVAL;
     if (problem) die("request: %s", problem);
+    if (cfg.start_later) {
+        // The start block brings them, once the sandbox is built.
+        if (cfg.argv || cfg.envp) die("request: with --start later, the program and --env come in the start block");
+        return;   // the request fd stays open for it
+    }
+    close(cfg.request_fd);
     if (cfg.argv == NULL || cfg.argv[0] == NULL) die("request: no program after --");
-    if (cfg.seccomp_path) die("request: the filter comes in the request, not from --seccomp-bpf");
+}
+
+// An armed sandbox's start block (see the top of this file): read as the
+// agent's user, under its filter, just before the exec.
+static void read_start_block(void) {
+    unsigned char header[4];
+    read_header(header, sizeof header, "start block");
+    uint32_t length = little_endian_u32(header);
+    if (length == 0 || length > (16U << 20)) {
+        errno = EPROTO;
+        die("start block of %u bytes", length);
+    }
+    char *block = read_block(length, "start block");
+    close(cfg.request_fd);
+    const char *problem = parse_block(block, length, FROM_START_BLOCK);
+    errno = EINVAL;
+    if (problem) die("start block: %s", problem);
+    if (cfg.argv == NULL || cfg.argv[0] == NULL) die("start block: no program after --");
 }
 
 static volatile pid_t forward_to = 0;
@@ -725,6 +788,7 @@ static void become_agent(void) {
     drop_privileges();
     if (cfg.workdir && chdir(cfg.workdir) < 0) die("chdir %s", cfg.workdir);
     if (cfg.stdio_socket && (dup2(3, 0) < 0 || dup2(3, 1) < 0 || close(3) < 0)) die("make the socket stdin and stdout");
+    if (cfg.start_later) read_start_block();
     if (cfg.envp) execve(cfg.argv[0], cfg.argv, cfg.envp);
     else execvp(cfg.argv[0], cfg.argv);
     die("exec %s", cfg.argv[0]);

@@ -35,6 +35,11 @@ actor PolicySupervisor {
     private var inProgress: Set<String> = []
     /// Where an applied policy's model budgets go.
     private let budgets: ModelBudgets
+    /// Writes this supervisor's events, in order. A step that starts a
+    /// child queues them and goes on (the child's start record waits for
+    /// them: `Lifecycle.run(_:after:)`), so the start does not wait for a
+    /// commit; every other write waits for its turn.
+    private let eventWriter = DispatchQueue(label: "agentos.supervisor.events")
 
     init(lifecycle: Lifecycle, store: StateStore, events: EventHub, parser: PolicyParser = PolicyParser(),
          budgets: ModelBudgets, logger: Logger) {
@@ -325,6 +330,7 @@ actor PolicySupervisor {
                 entry.bootWaiters.append(continuation)
             }
         }
+        eventsWritten()
         if !entry.booted, let reason = entry.tree.ended {
             throw KernelError(.spawnFailed, "policy \(document.name): \(reason); nothing of it is running")
         }
@@ -338,6 +344,13 @@ actor PolicySupervisor {
         await withCheckedContinuation { continuation in
             if entry.tree.ended != nil { continuation.resume() } else { entry.endWaiters.append(continuation) }
         }
+        eventsWritten()
+    }
+
+    /// Returns once every event queued so far is written: an admin call
+    /// answers only then, so that its caller finds them in the log.
+    private func eventsWritten() {
+        eventWriter.sync {}
     }
 
     /// Runs one input through a tree and carries out what it asks for.
@@ -352,7 +365,9 @@ actor PolicySupervisor {
         // before anything else it does takes effect (a restart's exit and
         // restarting come before its start, in the log as in time).
         var reports: [EventRecord] = []
-        defer { write(&reports, entry) }
+        var started = false
+        // After a start, nothing of this step follows: the rest is queued too.
+        defer { write(&reports, entry, queued: started) }
         for action in actions {
             if case .report(let report) = action, let event = plainEvent(report, policy: policy, entry: entry) {
                 reports.append(event)
@@ -372,8 +387,8 @@ actor PolicySupervisor {
             // before it are (written meanwhile, while its sandbox is readied).
             let written = Handoff<Void>()
             start(ref, settings, extra: extra, policy: policy, entry: entry, after: written)
-            write(&reports, entry)
-            written.fulfil(())
+            write(&reports, entry, queued: true, then: written)
+            started = true
         }
     }
 
@@ -383,12 +398,17 @@ actor PolicySupervisor {
         let settle = entry.booted ? 0 : Self.bootSettleMilliseconds
         let tree = ObjectIdentifier(entry)
         let lifecycle = self.lifecycle
+        // The agent this start replaces (its armed replacement may serve),
+        // and whether this one gets one: only a child that is restarted.
+        let replacing = entry.current[ref.pathString]?.agentID
+        let restarted = (entry.document.childSpec(at: ref.path)?.restart ?? .temporary) != .temporary
         // Detached: the spawn begins now, not once this actor has written
         // the events of the rest of this step's actions.
         Task.detached {
             let started: Result<AgentRecord, KernelError>
             do {
-                started = .success(try await lifecycle.run(request, after: written))
+                started = .success(try await lifecycle.run(request, after: written, replacing: replacing,
+                                                           armsReplacement: restarted))
             } catch {
                 started = .failure(KernelError.from(error))
             }
@@ -487,19 +507,30 @@ actor PolicySupervisor {
     }
 
     private var readinessResults: [String: CheckedContinuation<Bool, Never>] = [:]
+    /// An agent's end, while the step it causes runs: `write` takes it.
+    private var endingAgent: EndingAgent?
 
     private func readinessTimedOut(_ agentID: String) {
         readinessResults.removeValue(forKey: agentID)?.resume(returning: false)
     }
 
     private func watchExit(policy: String, tree: ObjectIdentifier, ref: ChildRef, agentID: String) async {
-        let record = try? await lifecycle.wait(agentID)
+        let ending = await lifecycle.watchEnd(agentID)
+        let record = if let ending { ending.record } else { try? await lifecycle.wait(agentID) }
         workers[agentID] = nil
         // An exit before readiness ends the wait for it.
         readinessResults.removeValue(forKey: agentID)?.resume(returning: false)
-        guard let entry = applied[policy], ObjectIdentifier(entry) == tree else { return }
+        guard let entry = applied[policy], ObjectIdentifier(entry) == tree else {
+            ending?.written(false)   // the lifecycle writes it
+            return
+        }
         let status = Self.exitStatus(record?.exit)
+        // The end is written with the first events of the step it causes
+        // (`write` takes it); if the step wrote nothing, the lifecycle does.
+        endingAgent = ending
         feed(policy) { tree, now in tree.exited(ref, status: status, now: now) }
+        endingAgent?.written(false)
+        endingAgent = nil
         if entry.current[ref.pathString]?.agentID == agentID { entry.current[ref.pathString] = nil }
     }
 
@@ -565,24 +596,55 @@ actor PolicySupervisor {
         }
     }
 
-    /// Writes a step's events in one commit and empties the list.
-    private func write(_ reports: inout [EventRecord], _ entry: AppliedPolicy) {
-        guard !reports.isEmpty else { return }
-        do {
-            try events.record(reports)
-        } catch {
-            logger.error("cannot record events \(reports.map(\.kind)): \(error)")
-        }
+    /// Writes a step's events in one commit and empties the list; an
+    /// ended agent's end (the step's cause) first, if it is not written yet.
+    /// `queued`: returns at once (`written` is fulfilled after the commit);
+    /// else once the events are written.
+    private func write(_ reports: inout [EventRecord], _ entry: AppliedPolicy, queued: Bool = false,
+                       then written: Handoff<Void>? = nil) {
+        let ending = endingAgent
+        endingAgent = nil
+        guard !reports.isEmpty || ending != nil || written != nil else { return }
+        let batch = reports
         reports = []
+        let events = self.events
+        let logger = self.logger
+        let commit: @Sendable () -> Void = {
+            if !batch.isEmpty || ending != nil {
+                do {
+                    if let ending {
+                        try events.record(batch, after: ending.record, ended: ending.event)
+                        ending.written(true)
+                    } else {
+                        try events.record(batch)
+                    }
+                } catch {
+                    logger.error("cannot record events \(batch.map(\.kind)): \(error)")
+                }
+            }
+            // Not written here (the commit failed): the lifecycle writes it alone.
+            ending?.written(false)
+            written?.fulfil(())
+        }
+        if queued {
+            eventWriter.async(execute: commit)
+        } else {
+            eventWriter.sync(execute: commit)
+        }
         entry.changed()
     }
 
     private func record(kind: String, policy: String, _ message: String, agentID: String = "",
                         data: [String: String] = [:]) {
-        do {
-            try events.record([Self.event(kind, policy: policy, message, agentID: agentID, data: data)])
-        } catch {
-            logger.error("cannot record event \(kind): \(error)")
+        let event = Self.event(kind, policy: policy, message, agentID: agentID, data: data)
+        let events = self.events
+        let logger = self.logger
+        eventWriter.sync {
+            do {
+                try events.record([event])
+            } catch {
+                logger.error("cannot record event \(kind): \(error)")
+            }
         }
     }
 
@@ -670,7 +732,10 @@ actor PolicySupervisor {
                            _ condition: (Agentos_V1_TreeNode?) -> Bool) async throws {
         let deadline = clock.now + Self.answerDeadline
         let wake = wakeAt(deadline, policy: policy)
-        defer { wake.cancel() }
+        defer {
+            wake.cancel()
+            eventsWritten()
+        }
         while let entry = applied[policy], entry.tree.ended == nil, !condition(findNode(treeNode(policy), path: path)) {
             guard clock.now < deadline else { return }
             await withCheckedContinuation { entry.changeWaiters.append($0) }
@@ -697,7 +762,10 @@ actor PolicySupervisor {
         }
         let deadline = clock.now + Self.answerDeadline
         let wake = wakeAt(deadline, policy: policy)
-        defer { wake.cancel() }
+        defer {
+            wake.cancel()
+            eventsWritten()
+        }
         while let entry = applied[policy], entry.tree.ended == nil, busy(treeNode(policy)), clock.now < deadline {
             await withCheckedContinuation { entry.changeWaiters.append($0) }
         }
