@@ -77,6 +77,22 @@ struct SandboxPoolTests {
         }
     }
 
+    /// init keeps an ended agent's namespaces a moment (their teardown
+    /// would compete with a restart), and no longer: its sandbox and cgroups
+    /// are gone soon after the exit.
+    @Test func anEndedAgentsSandboxIsGoneSoonAfter() throws {
+        let kernel = try KernelProcess(label: "poolgone", arguments: ["--sandbox-pool", "1"])
+        defer { kernel.stop() }
+        let id = try kernel.run(["--", "/bin/true"])
+        #expect(try kernel.ctl(["wait", id]).status == 0)
+        let agent = try kernel.agent(id)
+        let monitor = try #require(agent["pid"] as? Int)
+        let cgroups = agent["cgroups"] as? [String] ?? []
+        #expect(eventually(timeout: 2) { !processExists(Int32(monitor)) }, "the sandbox's monitor outlived its agent")
+        #expect(eventually(timeout: 2) { cgroups.allSatisfy { !FileManager.default.fileExists(atPath: $0) } },
+                "cgroups left: \(cgroups)")
+    }
+
     @Test func theColdPathGivesTheSameSandbox() throws {
         let kernel = try KernelProcess(label: "poolcold", arguments: ["--sandbox-pool", "0"])
         defer { kernel.stop() }

@@ -471,6 +471,10 @@ actor Lifecycle {
         return enforced
     }
 
+    /// How long after an agent's exit what is left of its sandbox is
+    /// killed (agentos-sandbox's init waits for at most 100 ms).
+    static let sandboxTeardownDelay: Duration = .milliseconds(50)
+
     /// How long after a start its replacement is armed.
     static let armingDelayMilliseconds = 50
     /// How long an ended agent's armed replacement waits for the restart
@@ -598,9 +602,6 @@ actor Lifecycle {
             watcher.resume(returning: ending)
             written = await ending.wasWritten()
         }
-        // What it left behind goes with it (init has killed all of its pid
-        // namespace already; after the supervisor's step, which comes first).
-        current.cgroup?.killAll()
         if !written {
             do {
                 events.publish(try store.update(record, event: exitEvent))
@@ -622,13 +623,17 @@ actor Lifecycle {
         if contextUsers.take(id) { _ = try? store.deleteMemory(namespace: MemoryCalls.contextNamespace(id)) }
         // Its uid is free once nothing of its tools runs as it either.
         if let leftovers = toolSandbox.agentEnded(id) { await toolSandbox.finish(leftovers) }
-        if let uid = record.sandbox["uid"].flatMap(UInt32.init) { launcher.uids.release(uid) }
         counters.ended()
         current.closeConnection?()
         if !agent.log.isFinished { agent.log.finish() }
         logger.info("agent exited", metadata: ["agent": "\(id)", "status": "\(exit)", "reason": "\(exitRecord.reason)"])
         for waiter in waiters.values { waiter.resume(returning: record) }
-        if let cgroup = current.cgroup { await cgroup.killAndRemove() }
+        // What is left of its sandbox goes (init killed all of the agent's
+        // pid namespace before its report, and keeps the namespaces a moment
+        // so that their teardown does not slow down a restart).
+        if let cgroup = current.cgroup { await cgroup.killAndRemove(after: Self.sandboxTeardownDelay) }
+        // Its uid is free once nothing runs as it any more.
+        if let uid = record.sandbox["uid"].flatMap(UInt32.init) { launcher.uids.release(uid) }
     }
 
     /// How an exit reads: OTP's "normal" is exit 0 or death by the signal the

@@ -81,6 +81,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SYS_close_range
@@ -88,6 +89,8 @@
 #endif
 
 #define MAX_BINDS 64
+// How long init outlives a reported exit at most (see run_init).
+#define INIT_LINGER_MILLISECONDS 100
 #define MAX_PROGRAMS 64
 
 struct bind { const char *path; int writable; int strict; };
@@ -866,13 +869,23 @@ static void run_init(int status_fd) {
     while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
     char report[32];
     int length;
+    int reported = 0;
     if (cfg.exec_fd >= 0 && cfg.ready_fd >= 0) {
         // Straight to agentd, a process hop sooner than through the monitor.
         length = snprintf(report, sizeof report, "exit %d\n", agent_status);
-        if (write(cfg.ready_fd, report, (size_t)length) < 0) { /* agentd gone */ }
+        reported = write(cfg.ready_fd, report, (size_t)length) == length;
     }
     length = snprintf(report, sizeof report, "status %d\n", agent_status);
     if (write(status_fd, report, (size_t)length) < 0) { /* monitor gone */ }
+    if (reported) {
+        // The namespaces go with init, and their teardown (the network
+        // namespace's above all) is the dearest part of an exit. agentd
+        // often starts a replacement right after the report: keep them a
+        // moment, so that the two do not compete for the CPU. agentd's
+        // cleanup kills what is left of the sandbox soon after.
+        struct timespec moment = {0, INIT_LINGER_MILLISECONDS * 1000000L};
+        nanosleep(&moment, NULL);
+    }
     _exit(0);
 }
 
