@@ -9,7 +9,16 @@ struct SandboxTests {
     @Test func badSandboxInputIsRefusedAndHoldsNothing() throws {
         let kernel = try KernelProcess(label: "sbbad")
         defer { kernel.stop() }
+        // Links to what may not be shared are judged by what they lead to.
+        let links = try temporaryDirectory("sblinks")
+        for (name, target) in [("root", "/"), ("proc", "/proc"), ("hostname", "/etc/hostname")] {
+            try FileManager.default.createSymbolicLink(atPath: links + "/" + name, withDestinationPath: target)
+        }
         let cases: [([String], String)] = [
+            (["--ro", links + "/root", "--", "/bin/true"], "the host root cannot be shared"),
+            (["--workdir", links + "/root", "--", "/bin/true"], "the host root cannot be shared"),
+            (["--rw", links + "/proc", "--", "/bin/true"], "/proc cannot be shared"),
+            (["--rw", links + "/hostname", "--", "/bin/true"], "inside /etc, which agents see read-only"),
             (["--ro", "/no/such/path", "--", "/bin/true"], "--ro /no/such/path: no such file or directory"),
             (["--rw", "relative/../x", "--", "/bin/true"], "--rw"),
             (["--ro", "/", "--", "/bin/true"], "the host root cannot be shared"),

@@ -517,10 +517,23 @@ struct ArmedRestartTests {
         return text.split(separator: " ").compactMap { Int32($0) }
     }
 
-    /// A restarted child's replacement is built while the child runs (as
-    /// the agent, under its filter: everything up to the exec); the restart
-    /// only execs in it. It is the same sandbox as any start's, the end
-    /// comes before the restart in the log, and nothing armed outlives the tree.
+    /// Kills a running agent's own process (monitor -> init -> the agent)
+    /// and returns the record of the agent that replaced it.
+    func killAndAwaitReplacement(_ kernel: KernelProcess, _ name: String) throws -> [String: Any] {
+        let running = try kernel.agent(name)
+        let id = try #require(running["id"] as? String)
+        let monitor = try #require(running["pid"] as? Int)
+        let agentProcess = try #require(children(of: Int32(monitor)).flatMap { children(of: $0) }.first)
+        kill(agentProcess, SIGKILL)
+        #expect(eventually { (try? kernel.agent(name)["id"] as? String).flatMap { $0 != id } ?? false })
+        return try kernel.agent(name)
+    }
+
+    /// A child restarted once gets its next replacement built while it runs
+    /// (as the agent, under its filter: everything up to the exec); the
+    /// restart only execs in it. It is the same sandbox as any start's, the
+    /// end comes before the restart in the log, and nothing armed outlives
+    /// the tree.
     @Test func aRestartExecsInASandboxArmedWhileTheChildRan() throws {
         let kernel = try KernelProcess(label: "svarmed")
         defer { kernel.stop() }
@@ -554,25 +567,24 @@ struct ArmedRestartTests {
                   args: ["\(shared)/probe.sh"]
                   sandbox: {ro: ["\(shared)"]}
             """)
-        #expect(eventually { armedMonitors(kernel).count == 1 }, "one replacement armed for the running child")
-        let armed = try #require(armedMonitors(kernel).first)
+        // A child that never ended has none; its first restart arms one.
         let first = try kernel.agent("armed.probe")
-        let firstID = try #require(first["id"] as? String)
-        let firstPID = try #require(first["pid"] as? Int)
+        #expect(eventually { (try? kernel.ctl(["logs", first["id"] as? String ?? "?"]).lines.contains("work-dir-writable")) ?? false })
+        #expect(armedMonitors(kernel).isEmpty, "armed before any restart: \(armedMonitors(kernel))")
+        let restarted = try killAndAwaitReplacement(kernel, "armed.probe")
+        let firstID = try #require(restarted["id"] as? String)
+        #expect(eventually { armedMonitors(kernel).count == 1 }, "one replacement armed for the restarted child")
+        let armed = try #require(armedMonitors(kernel).first)
         #expect(eventually { (try? kernel.ctl(["logs", firstID]).lines.contains("work-dir-writable")) ?? false })
         let firstFacts = try kernel.ctl(["logs", firstID]).lines
-        // Its agent process: the monitor -> init -> the agent.
-        let agentProcess = try #require(children(of: Int32(firstPID)).flatMap { children(of: $0) }.first)
-        kill(agentProcess, SIGKILL)
 
-        #expect(eventually { (try? kernel.agent("armed.probe")["id"] as? String).flatMap { $0 != firstID } ?? false })
-        let second = try kernel.agent("armed.probe")
+        let second = try killAndAwaitReplacement(kernel, "armed.probe")
         let secondID = try #require(second["id"] as? String)
         #expect(second["pid"] as? Int == Int(armed), "the restart used the armed sandbox (monitor \(armed))")
         #expect(eventually { (try? kernel.ctl(["logs", secondID]).lines.contains("work-dir-writable")) ?? false })
         let facts = try kernel.ctl(["logs", secondID]).lines
-        #expect(firstFacts.contains("incarnation=1"), "\(firstFacts)")
-        let expected = ["incarnation=2", "id=\(secondID)", "host=armed.probe", "pwd=\(second["work_dir"] as? String ?? "?")",
+        #expect(firstFacts.contains("incarnation=2"), "\(firstFacts)")
+        let expected = ["incarnation=3", "id=\(secondID)", "host=armed.probe", "pwd=\(second["work_dir"] as? String ?? "?")",
                         "Seccomp:\t2", "CapEff:\t0000000000000000", "from the host", "ro-denied", "work-dir-writable"]
         for fact in expected { #expect(facts.contains(fact), "\(fact) in \(facts)") }
         let firstUID = firstFacts.first { $0.hasPrefix("uid=") }
@@ -583,8 +595,8 @@ struct ArmedRestartTests {
         // The end is in the log before what the supervisor did about it, and
         // that before the replacement's start.
         let events = try kernel.eventList()
-        let exited = events.firstIndex { $0.kind == "agent.exited" && $0.message.hasPrefix("armed.probe ") }
-        let restarting = events.firstIndex { $0.kind == "supervision.restarting" && $0.path == "armed/probe" }
+        let exited = events.lastIndex { $0.kind == "agent.exited" && $0.message.hasPrefix("armed.probe ") }
+        let restarting = events.lastIndex { $0.kind == "supervision.restarting" && $0.path == "armed/probe" }
         let spawned = events.lastIndex { $0.kind == "agent.spawned" && $0.message.hasPrefix("armed.probe ") }
         #expect(exited != nil && restarting != nil && spawned != nil)
         if let exited, let restarting, let spawned {

@@ -79,6 +79,8 @@ actor Lifecycle {
     /// Replacements armed for live agents (and for a moment after they
     /// end), by the id of the agent each would replace.
     private var armedReplacements: [String: ArmedReplacement] = [:]
+    /// Ended agents whose uid is not free yet (see `childExited`).
+    private var uidsBeingFreed = 0
     private var accepting = true
     private var nextWaiter: UInt64 = 0
     /// What every sandbox shows besides the agent's own paths.
@@ -267,7 +269,7 @@ actor Lifecycle {
         if let prepared {
             uid = prepared.uid   // its dir is the uid's already
         } else {
-            guard let allocated = launcher.uids.allocate() else {
+            guard let allocated = await allocateUID() else {
                 giveBack()
                 throw KernelError(.unsupported, launcher.uids.exhaustedMessage)
             }
@@ -475,6 +477,10 @@ actor Lifecycle {
     /// killed (agentos-sandbox's init waits for at most 100 ms).
     static let sandboxTeardownDelay: Duration = .milliseconds(50)
 
+    /// Armed replacements at once, at most: each is a whole sandbox (three
+    /// processes, namespaces, a uid) waiting.
+    static let maximumArmedReplacements = 32
+
     /// How long after a start its replacement is armed.
     static let armingDelayMilliseconds = 50
     /// How long an ended agent's armed replacement waits for the restart
@@ -487,7 +493,8 @@ actor Lifecycle {
     /// pays only for the exec. Best effort: without one, a restart takes a
     /// slot as any start does.
     private func armReplacement(of id: String, _ plan: ArmingPlan) {
-        guard accepting, let agent = live[id], !agent.ending, armedReplacements[id] == nil else { return }
+        guard accepting, let agent = live[id], !agent.ending, armedReplacements[id] == nil,
+              armedReplacements.count < Self.maximumArmedReplacements else { return }
         guard let slot = try? slots.take(isTaken: { live[$0] != nil }) else { return }
         guard let prepared = slot.prepared else {
             slots.giveBack(slot)
@@ -497,11 +504,13 @@ actor Lifecycle {
         if plan.ownWorkDir { options.workDir = slot.directory }
         do {
             try slot.cgroup?.apply(plan.limits)
+            // As they are before the helper binds them.
+            let boundPaths = ArmedReplacement.identities(of: options)
             let request = try launcher.request(options, filter: seccomp.filter(for: plan.seccompProfile), arming: true)
             try launcher.reactor.arm(prepared.held, request: request)
             armedReplacements[id] = ArmedReplacement(slot: slot, sandbox: options.sandboxStrings,
                                                      seccompProfile: plan.seccompProfile, limits: plan.limits,
-                                                     boundPaths: ArmedReplacement.identities(of: options))
+                                                     boundPaths: boundPaths)
         } catch {
             logger.debug("cannot arm a replacement for \(id): \(error)")
             slots.drop(slot)
@@ -511,6 +520,17 @@ actor Lifecycle {
     /// Ends an armed replacement no restart took.
     private func discardArmedReplacement(of id: String) {
         if let armed = armedReplacements.removeValue(forKey: id) { slots.drop(armed.slot) }
+    }
+
+    /// A free uid; when none is, but an ended agent's is about to come free
+    /// (its sandbox's last processes are going), that one, a moment later.
+    private func allocateUID() async -> UInt32? {
+        for _ in 0..<40 {
+            if let uid = launcher.uids.allocate() { return uid }
+            guard uidsBeingFreed > 0 else { return nil }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return nil
     }
 
     /// Writes a start: the record, running with `pid`, and its event.
@@ -528,7 +548,7 @@ actor Lifecycle {
     /// revokes what it holds: a grant can never outlive its agent.
     func grantCapability(_ uri: String, to reference: String) throws -> (CapabilityRecord, AgentRecord) {
         let agent = try resolve(reference)
-        guard live[agent.id] != nil else {
+        guard let entry = live[agent.id], !entry.ending else {
             throw KernelError(.conflict, "\(agent.name) (\(agent.id)) has \(agent.state.rawValue): capabilities go to live agents",
                               detail: ["reason": agent.state.rawValue])
         }
@@ -616,24 +636,34 @@ actor Lifecycle {
                 self.discardArmedReplacement(of: id)
             }
         }
-        // Waiters that came while the supervisor wrote are in the table's entry.
-        let waiters = live.removeValue(forKey: id)?.waiters ?? current.waiters
+        // What came while the supervisor wrote (waiters, the connection's
+        // close) is in the table's entry.
+        let entry = live.removeValue(forKey: id)
+        let waiters = entry?.waiters ?? current.waiters
         capabilities.revokeAll(of: id, reason: "the agent ended")
         // Its context memory is this run's only.
         if contextUsers.take(id) { _ = try? store.deleteMemory(namespace: MemoryCalls.contextNamespace(id)) }
         // Its uid is free once nothing of its tools runs as it either.
         if let leftovers = toolSandbox.agentEnded(id) { await toolSandbox.finish(leftovers) }
         counters.ended()
-        current.closeConnection?()
+        // Its uid comes free once what is left of its sandbox is gone (below).
+        uidsBeingFreed += 1
+        (entry?.closeConnection ?? current.closeConnection)?()
         if !agent.log.isFinished { agent.log.finish() }
         logger.info("agent exited", metadata: ["agent": "\(id)", "status": "\(exit)", "reason": "\(exitRecord.reason)"])
         for waiter in waiters.values { waiter.resume(returning: record) }
         // What is left of its sandbox goes (init killed all of the agent's
         // pid namespace before its report, and keeps the namespaces a moment
         // so that their teardown does not slow down a restart).
-        if let cgroup = current.cgroup { await cgroup.killAndRemove(after: Self.sandboxTeardownDelay) }
+        if let cgroup = current.cgroup {
+            await cgroup.killAndRemove(after: Self.sandboxTeardownDelay)
+        } else {
+            // No cgroup to empty: init ends by itself within 100 ms.
+            try? await Task.sleep(for: .milliseconds(150))
+        }
         // Its uid is free once nothing runs as it any more.
         if let uid = record.sandbox["uid"].flatMap(UInt32.init) { launcher.uids.release(uid) }
+        uidsBeingFreed -= 1
     }
 
     /// How an exit reads: OTP's "normal" is exit 0 or death by the signal the
@@ -706,6 +736,8 @@ actor Lifecycle {
     func stop(_ reference: String, graceMilliseconds: Int64?) async throws -> AgentRecord {
         let record = try resolve(reference)
         guard var agent = live[record.id] else { return record }
+        // Ended already, its end being written: that is what it answers.
+        if agent.ending { return try await waitForExit(record.id) }
         let grace = graceMilliseconds ?? configuration.defaultStopGraceMilliseconds
         if agent.intent == nil {
             agent.intent = .stop
@@ -728,6 +760,7 @@ actor Lifecycle {
     func kill(_ reference: String) async throws -> AgentRecord {
         let record = try resolve(reference)
         guard var agent = live[record.id] else { return record }
+        if agent.ending { return try await waitForExit(record.id) }
         if agent.intent != .kill {
             agent.intent = .kill
             live[record.id] = agent
@@ -742,7 +775,7 @@ actor Lifecycle {
     /// timers): SIGTERM reaches the agent through its monitor; SIGKILL goes
     /// to every process in the agent's cgroup.
     func signal(id: String, _ signal: Int32) async {
-        guard var agent = live[id] else { return }
+        guard var agent = live[id], !agent.ending else { return }
         if agent.intent == nil || signal == SIGKILL {
             agent.intent = signal == SIGKILL ? .kill : .stop
             live[id] = agent
@@ -839,8 +872,9 @@ actor Lifecycle {
 
     private func setPaused(_ reference: String, _ paused: Bool) async throws -> AgentRecord {
         let record = try resolve(reference)
-        guard let agent = live[record.id], agent.intent == nil else {
-            let now = live[record.id] == nil ? record.state.rawValue : "being stopped"
+        guard let agent = live[record.id], agent.intent == nil, !agent.ending else {
+            let now = live[record.id] == nil ? record.state.rawValue
+                : live[record.id]?.ending == true ? "exiting" : "being stopped"
             throw KernelError(.notRunning, "\(record.name) (\(record.id)) is \(now), not running",
                               detail: ["agent": record.id])
         }
@@ -920,13 +954,16 @@ actor Lifecycle {
             guard !path.utf8.contains(0) else {
                 throw KernelError(.invalidArgument, "\(flag): a path with a NUL byte")
             }
-            guard path.hasPrefix("/"), let normalized = FilePaths.lexical(path) else {
+            guard path.hasPrefix("/"), FilePaths.lexical(path) != nil else {
                 throw KernelError(.invalidArgument, "\(flag) \(path): give an absolute path without '..'")
             }
-            var status = stat()
-            guard stat(path, &status) == 0 else {
+            // Checked and bound as it resolves: a symlink cannot lead a
+            // bind past the checks.
+            guard let resolved = realpath(path, nil) else {
                 throw KernelError(.invalidArgument, "\(flag) \(path): no such file or directory")
             }
+            let normalized = String(cString: resolved)
+            free(resolved)
             try checkShareable(normalized, flag)
             return normalized
         }
@@ -975,7 +1012,8 @@ actor Lifecycle {
 
     /// Why `path` cannot be bound into a sandbox, or nil.
     static func shareProblem(_ path: String, stateDirectory: String) -> String? {
-        let normalized = FilePaths.lexical(path) ?? (path as NSString).standardizingPath
+        // As it resolves (symlinks followed, as a bind follows them).
+        let normalized = (try? FilePaths.canonical(path)) ?? FilePaths.lexical(path) ?? path
         guard normalized != "/" else { return "the host root cannot be shared" }
         func within(_ inner: String, _ outer: String) -> Bool { inner == outer || inner.hasPrefix(outer + "/") }
         // The state dir as named and as it resolves (it may be behind a symlink).

@@ -196,6 +196,15 @@ struct CapabilityCheckTests {
         #expect(throws: CapabilityError.self) { try FilePaths.canonical("relative/path") }
     }
 
+    @Test func aLexicalPathLosesEmptyAndDotPartsButNeverResolvesDotDot() {
+        #expect(FilePaths.lexical("/srv//data/./in/") == "/srv/data/in")
+        #expect(FilePaths.lexical("/") == "/")
+        #expect(FilePaths.lexical("//") == "/")
+        #expect(FilePaths.lexical("/srv/../etc") == nil)
+        #expect(FilePaths.lexical("/srv/..") == nil)
+        #expect(FilePaths.lexical("/srv/..data") == "/srv/..data")
+    }
+
     @Test func namesOfOtherKindsUseTheirOwnSeparators() throws {
         let tools = try grant("capability://tool/file.*?action=call")
         #expect(tools.covers(action: "call", resource: "file.read"))

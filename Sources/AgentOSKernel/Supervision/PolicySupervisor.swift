@@ -399,9 +399,11 @@ actor PolicySupervisor {
         let tree = ObjectIdentifier(entry)
         let lifecycle = self.lifecycle
         // The agent this start replaces (its armed replacement may serve),
-        // and whether this one gets one: only a child that is restarted.
-        let replacing = entry.current[ref.pathString]?.agentID
-        let restarted = (entry.document.childSpec(at: ref.path)?.restart ?? .temporary) != .temporary
+        // and whether this one gets one: a child that is restarted, once it
+        // has been (a child that never ends costs no second sandbox).
+        let replacing = entry.lastAgent[ref.pathString]
+        let restarted = replacing != nil
+            && (entry.document.childSpec(at: ref.path)?.restart ?? .temporary) != .temporary
         // Detached: the spawn begins now, not once this actor has written
         // the events of the rest of this step's actions.
         Task.detached {
@@ -468,6 +470,7 @@ actor PolicySupervisor {
             return
         }
         entry.current[ref.pathString] = (ref, record.id)
+        entry.lastAgent[ref.pathString] = record.id
         workers[record.id] = (policy, ref)
         let agentID = record.id
         Task { await self.watchExit(policy: policy, tree: tree, ref: ref, agentID: agentID) }
@@ -608,6 +611,7 @@ actor PolicySupervisor {
         let batch = reports
         reports = []
         let events = self.events
+        let store = self.store
         let logger = self.logger
         let commit: @Sendable () -> Void = {
             if !batch.isEmpty || ending != nil {
@@ -620,9 +624,14 @@ actor PolicySupervisor {
                     }
                 } catch {
                     logger.error("cannot record events \(batch.map(\.kind)): \(error)")
+                    // The end alone, still before the replacement's start record.
+                    if let ending, let stored = try? store.update(ending.record, event: ending.event) {
+                        events.publish(stored)
+                        ending.written(true)
+                    }
                 }
             }
-            // Not written here (the commit failed): the lifecycle writes it alone.
+            // Not written here: the lifecycle writes it alone.
             ending?.written(false)
             written?.fulfil(())
         }
@@ -874,6 +883,10 @@ final class AppliedPolicy {
     var booted = false
     /// Child path → its current start and the agent running it.
     var current: [String: (ref: ChildRef, agentID: String)] = [:]
+    /// The last agent started for each path, running or not: what a start
+    /// there replaces (a one_for_all sibling's entry in `current` is gone
+    /// by the time it is started again).
+    var lastAgent: [String: String] = [:]
     var timers: [TimerID: Task<Void, Never>] = [:]
     var bootWaiters: [CheckedContinuation<Void, Never>] = []
     var endWaiters: [CheckedContinuation<Void, Never>] = []
