@@ -598,8 +598,8 @@ actor Lifecycle {
         // Output written just before exit may still be in the pipes.
         await agent.log.waitFinished(milliseconds: 2_000)
         guard var current = live[id] else { return }
-        let oomKilled = (current.cgroup?.oomKills() ?? 0) > 0
-        let (state, exitRecord) = Self.classify(exit, intent: current.intent, oomKilled: oomKilled)
+        let cgroup = current.cgroup
+        let (state, exitRecord) = Self.classify(exit, intent: current.intent, oomKilled: (cgroup?.oomKills() ?? 0) > 0)
         current.record.state = state
         current.record.endedAt = unixNanoseconds()
         current.record.exit = exitRecord
@@ -668,11 +668,13 @@ actor Lifecycle {
 
     /// How an exit reads: OTP's "normal" is exit 0 or death by the signal the
     /// kernel itself sent; everything else is a failure.
+    /// `oomKilled` is asked only for an unclean end the kernel did not ask
+    /// for (reading the cgroup's OOM count costs a file read).
     static func classify(_ exit: ProcessExit, intent: StopIntent?,
-                         oomKilled: Bool = false) -> (AgentRecord.State, ExitRecord) {
+                         oomKilled: @autoclosure () -> Bool = false) -> (AgentRecord.State, ExitRecord) {
         // The OOM killer hit the agent (or a process of its cgroup) and it
         // did not come out of it cleanly: that is why it ended.
-        if oomKilled && exit != .exited(code: 0) && intent != .stop && intent != .kill && intent != .shutdown {
+        if exit != .exited(code: 0) && intent != .stop && intent != .kill && intent != .shutdown && oomKilled() {
             let detail = "the OOM killer ended a process at the agent's memory limit"
             switch exit {
             case .exited(let code): return (.failed, ExitRecord(reason: "oom", code: code, detail: detail))
