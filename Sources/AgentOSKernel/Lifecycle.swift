@@ -522,6 +522,12 @@ actor Lifecycle {
         if let armed = armedReplacements.removeValue(forKey: id) { slots.drop(armed.slot) }
     }
 
+    /// Ends the armed replacements of agents no restart will follow (their
+    /// tree has stopped).
+    func discardArmedReplacements(of ids: [String]) {
+        for id in ids { discardArmedReplacement(of: id) }
+    }
+
     /// A free uid; when none is, but an ended agent's is about to come free
     /// (its sandbox's last processes are going), that one, a moment later.
     private func allocateUID() async -> UInt32? {

@@ -344,6 +344,8 @@ actor PolicySupervisor {
         await withCheckedContinuation { continuation in
             if entry.tree.ended != nil { continuation.resume() } else { entry.endWaiters.append(continuation) }
         }
+        // Nothing of the tree restarts any more: its armed replacements go now.
+        await lifecycle.discardArmedReplacements(of: Array(entry.lastAgent.values))
         eventsWritten()
     }
 
