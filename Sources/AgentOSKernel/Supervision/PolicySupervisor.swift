@@ -472,7 +472,11 @@ actor PolicySupervisor {
             return
         }
         entry.current[ref.pathString] = (ref, record.id)
-        entry.lastAgent[ref.pathString] = record.id
+        // Only a child that is restarted needs it (a temporary one, such as
+        // a dynamic pool's worker, would leave an entry per spawn).
+        if (entry.document.childSpec(at: ref.path)?.restart ?? .temporary) != .temporary {
+            entry.lastAgent[ref.pathString] = record.id
+        }
         workers[record.id] = (policy, ref)
         let agentID = record.id
         Task { await self.watchExit(policy: policy, tree: tree, ref: ref, agentID: agentID) }
