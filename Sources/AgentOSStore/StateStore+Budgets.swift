@@ -48,6 +48,18 @@ extension StateStore {
         }
     }
 
+    /// Sets (or with nil, removes) the budget of `account` alone: the
+    /// accounts below it keep theirs.
+    public func replaceBudget(of account: String, with budget: BudgetRecord?) throws {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM model_budgets WHERE account = ?", arguments: [account])
+            if let budget {
+                try db.execute(sql: "INSERT INTO model_budgets (account, tokens, cost_microdollars, requests_per_minute) VALUES (?, ?, ?, ?)",
+                               arguments: [account, budget.tokens, budget.costMicrodollars, budget.requestsPerMinute])
+            }
+        }
+    }
+
     public func budgets() throws -> [BudgetRecord] {
         try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM model_budgets").map { row in

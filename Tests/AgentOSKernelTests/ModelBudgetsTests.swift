@@ -6,10 +6,26 @@ import Testing
 @testable import AgentOSKernel
 
 @Suite struct ModelBudgetsTests {
-    private func budgets() throws -> ModelBudgets {
-        let directory = NSTemporaryDirectory() + "budgets-\(UInt64.random(in: 0...UInt64.max))"
+    private func budgets(in directory: String = NSTemporaryDirectory() + "budgets-\(UInt64.random(in: 0...UInt64.max))") throws -> ModelBudgets {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         return ModelBudgets(store: try StateStore(directory: directory), logger: Logger(label: "test"))
+    }
+
+    /// A plain agent's budget is its own account's: a policy of the same
+    /// name keeps its children's budgets, now and after a restart.
+    @Test func aPlainAgentsBudgetLeavesAPolicysChildrenAlone() throws {
+        let directory = NSTemporaryDirectory() + "budgets-\(UInt64.random(in: 0...UInt64.max))"
+        let budgets = try budgets(in: directory)
+        try budgets.setPolicy("team", ["worker": ModelBudget(tokens: 5)])
+        try budgets.setAgent("team", ModelBudget(tokens: 50))
+        try budgets.setAgent("other", ModelBudget(tokens: 7))
+        try budgets.setAgent("other", ModelBudget())
+        let restarted = try self.budgets(in: directory)
+        for current in [budgets, restarted] {
+            #expect(current.accounts(of: "team/worker").first { $0.name == "team/worker" }?.budget?.tokens == 5)
+            #expect(current.accounts(of: "team").first { $0.name == "team" }?.budget?.tokens == 50)
+            #expect(current.accounts(of: "other").first { $0.name == "other" }?.budget == nil)
+        }
     }
 
     /// Calls in flight hold their max_tokens: together they cannot pass the budget.

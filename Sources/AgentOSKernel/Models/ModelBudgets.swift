@@ -73,11 +73,11 @@ final class ModelBudgets: Sendable {
     }
 
     /// A plain agent's budget (`agentctl run --budget-*`), by its name.
+    /// Only its own account: a policy of the same name keeps its children's.
     func setAgent(_ name: String, _ budget: ModelBudget) throws {
-        try store.replaceBudgets(under: name, with: budget.isEmpty ? [] : [
-            BudgetRecord(account: name, tokens: budget.tokens, costMicrodollars: budget.costMicrodollars,
-                         requestsPerMinute: budget.requestsPerMinute),
-        ])
+        try store.replaceBudget(of: name, with: budget.isEmpty ? nil : BudgetRecord(
+            account: name, tokens: budget.tokens, costMicrodollars: budget.costMicrodollars,
+            requestsPerMinute: budget.requestsPerMinute))
         state.withLock { $0.limits[name] = budget.isEmpty ? nil : budget }
     }
 
