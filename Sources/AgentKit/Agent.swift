@@ -168,6 +168,16 @@ public final class Agent: Sendable {
         try await ack(ids: messages.map(\.id))
     }
 
+    /// Acks `message` without waiting for the kernel's answer: acks made
+    /// this way go together, in one call, with what the connection writes
+    /// next. A sender is answered once its message is acked or stored, so
+    /// a reader that acks promptly keeps its senders moving and spares the
+    /// kernel the write. Nothing reports a lost ack: the message is then
+    /// delivered again (at least once; repeats carry the same id).
+    public func ackLater(_ messages: Message...) {
+        link.acknowledgeLater(messages.map(\.id))
+    }
+
     public func ack(ids: [String]) async throws {
         var request = Agentos_V1_AckRequest()
         request.ids = ids

@@ -51,6 +51,9 @@ final class KernelLink: Sendable {
     }
 
     private let writer = Mutex(Writer())
+    /// Ids acked with `acknowledgeLater`: one ack call before the socket
+    /// thread next writes.
+    private let laterAcks = Mutex<[String]>([])
 
     /// Says hello on `fd` (blocking), then starts the reader thread.
     init(fd: Int32, client: String) throws(AgentKitError) {
@@ -148,6 +151,45 @@ final class KernelLink: Sendable {
         return stream
     }
 
+    /// Acks `ids` without a caller waiting: they go as one ack call with
+    /// whatever the socket thread writes next. Its answer is not read: an
+    /// ack that is lost leaves the message to be delivered again.
+    func acknowledgeLater(_ ids: [String]) {
+        let (first, count) = laterAcks.withLock { acks -> (Bool, Int) in
+            defer { acks.append(contentsOf: ids) }
+            return (acks.isEmpty, acks.count + ids.count)
+        }
+        if executor.isCurrent {
+            // A reader working through a long burst: its acks go now and
+            // then, not all after it, so its senders keep sending meanwhile.
+            if count >= Self.ackBatch {
+                sendLaterAcks()
+                _ = flushPending()
+            }
+        } else if first {
+            executor.wake()
+        }
+    }
+
+    /// Acks queued on the socket thread that go without waiting for its
+    /// jobs to end.
+    static let ackBatch = 64
+    /// Bytes the socket thread's jobs write that go without waiting for
+    /// them to end.
+    static let burstBytes = 16 * 1024
+
+    /// On the socket thread: the acks queued by `acknowledgeLater`.
+    private func sendLaterAcks() {
+        let ids = laterAcks.withLock { acks -> [String] in
+            defer { acks.removeAll(keepingCapacity: true) }
+            return acks
+        }
+        guard !ids.isEmpty else { return }
+        var request = Agentos_V1_AckRequest()
+        request.ids = ids
+        send(nextID(), .ack(request))
+    }
+
     /// Ends the connection: pending calls and streams fail with
     /// `connectionClosed`; the reader thread closes the descriptor.
     func close() {
@@ -224,7 +266,13 @@ final class KernelLink: Sendable {
     private func write(_ bytes: [UInt8], _ writer: inout Writer) throws(AgentKitError) {
         if executor.isCurrent || !writer.pending.isEmpty {
             writer.pending.append(contentsOf: bytes)
-            if !executor.isCurrent { executor.wake() }
+            if !executor.isCurrent {
+                executor.wake()
+            } else if writer.pending.count >= Self.burstBytes {
+                // A long batch of jobs: what it wrote so far goes now (as
+                // far as the socket takes it), so the kernel works meanwhile.
+                Self.flush(fd, &writer)
+            }
             return
         }
         let sent = try Self.sendSome(fd, bytes[...])
@@ -240,15 +288,19 @@ final class KernelLink: Sendable {
     private func flushPending() -> Bool {
         writer.withLock { writer in
             guard !writer.closed, !writer.pending.isEmpty else { return false }
-            do {
-                let sent = try Self.sendSome(fd, writer.pending[...])
-                writer.pending.removeFirst(sent)
-                return !writer.pending.isEmpty
-            } catch {
-                writer.pending = []
-                shutdown(fd, Int32(SHUT_RDWR))
-                return false
-            }
+            Self.flush(fd, &writer)
+            return !writer.pending.isEmpty
+        }
+    }
+
+    /// Writes what is pending as far as the socket takes it now.
+    private static func flush(_ fd: Int32, _ writer: inout Writer) {
+        do {
+            let sent = try sendSome(fd, writer.pending[...])
+            writer.pending.removeFirst(sent)
+        } catch {
+            writer.pending = []
+            shutdown(fd, Int32(SHUT_RDWR))
         }
     }
 
@@ -289,6 +341,7 @@ final class KernelLink: Sendable {
             // while jobs wait): a task that keeps queueing itself cannot
             // keep the answers it waits for unread.
             let ran = executor.runJobs()
+            sendLaterAcks()
             let blocked = flushPending()
             let sleep = !ran && executor.prepareToSleep()
             var fds = [pollfd(fd: fd, events: Int16(POLLIN) | (blocked ? Int16(POLLOUT) : 0), revents: 0),

@@ -35,13 +35,18 @@ public struct MessageRecord: Sendable, Equatable {
 extension StateStore {
     /// Puts messages in their recipients' mailboxes, in order, in one
     /// transaction (the bus commits what arrives together as a group). A
-    /// mailbox that holds `limit` refuses (nil in its place: nothing grows).
-    /// `depths` are the mailboxes' sizes the caller knows; the others are
-    /// counted here. Returns each message as stored, and the sizes after.
-    public func enqueueMessages(_ messages: [MessageRecord], limit: Int,
-                                depths known: [String: Int]) throws -> (stored: [MessageRecord?], depths: [String: Int]) {
+    /// mailbox whose stored messages and `unstored` ones (in it, not yet
+    /// written: the bus's count) reach `limit` refuses (nil in its place:
+    /// nothing grows); a message whose id is in `admitted` was counted as
+    /// unstored already and is stored without a check. `depths` are the
+    /// stored counts the caller knows; the others are counted here.
+    /// Returns each message as stored, and the stored counts after.
+    public func enqueueMessages(_ messages: [MessageRecord], limit: Int, depths known: [String: Int],
+                                unstored: [String: Int] = [:],
+                                admitted: Set<String> = []) throws -> (stored: [MessageRecord?], depths: [String: Int]) {
         try pool.write { db in
             var depths = known
+            var waiting = unstored
             var stored: [MessageRecord?] = []
             stored.reserveCapacity(messages.count)
             let insert = try db.cachedStatement(sql: """
@@ -56,7 +61,8 @@ extension StateStore {
                     depth = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM mailbox WHERE recipient = ?",
                                              arguments: [message.recipient]) ?? 0
                 }
-                guard depth < limit else {
+                let isAdmitted = admitted.contains(message.id)
+                guard isAdmitted || depth + waiting[message.recipient, default: 0] < limit else {
                     depths[message.recipient] = depth
                     stored.append(nil)
                     continue
@@ -68,6 +74,7 @@ extension StateStore {
                 copy.seq = db.lastInsertedRowID
                 stored.append(copy)
                 depths[message.recipient] = depth + 1
+                if isAdmitted { waiting[message.recipient, default: 1] -= 1 }
             }
             return (stored, depths)
         }

@@ -584,3 +584,27 @@ def test_many_threads_share_one_connection(kernel, agent):
     assert errors == []
     ids = [rid for rid, _, _ in kernel.requests]
     assert sorted(ids) == list(range(1, 401))
+
+
+def test_ack_later_batches_and_goes_when_the_reader_waits(kernel, agent):
+    kernel.on("ack", lambda rid, m: pb.AckResponse(removed=len(m.ids)))
+    kernel.on("receive", None)
+    inbox = agent.messages()
+    rid, _ = kernel.wait_request("receive")
+    kernel.chunk(rid, id="a1", type="message")
+    kernel.chunk(rid, id="a2", type="message")
+    first = next(inbox)
+    agent.ack_later(first)
+    agent.ack_later("x0")
+    assert "ack" not in kernel.calls(), "nothing goes while the reader has work"
+    assert next(inbox).id == "a2"   # a2 was waiting: the reader did not wait
+    assert "ack" not in kernel.calls()
+    with pytest.raises(TimeoutError):
+        inbox.next(timeout=0.05)    # about to wait: the acks go, in one call
+    _, request = kernel.wait_request("ack")
+    assert list(request.ids) == ["a1", "x0"]
+    # A full batch goes at once.
+    agent.ack_later(*[f"m{i}" for i in range(agentkit._core.Connection.ACK_BATCH)])
+    _, request = kernel.wait_request("ack", n=2)
+    assert len(request.ids) == agentkit._core.Connection.ACK_BATCH
+    inbox.close()

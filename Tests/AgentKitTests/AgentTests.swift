@@ -129,6 +129,51 @@ struct AgentTests {
         #expect(second.ids == ["e1"])
     }
 
+    /// `ackLater` on the socket thread: acks go when it next waits, with
+    /// nothing waiting for their answer, and a full batch goes as one call
+    /// without waiting for the work that made it to end.
+    @Test func acksMadeLaterGoTogetherWhenTheReaderWaits() async throws {
+        let kernel = try FakeKernel { kernel, envelope in
+            switch envelope.request.call {
+            case .receive?:
+                for id in ["m1", "m2", "m3"] { kernel.chunk(to: envelope, .message(busMessage(id, type: "message"))) }
+            case .ack?:
+                kernel.respond(to: envelope, .ack(Agentos_V1_AckResponse()))
+            default:
+                break
+            }
+        }
+        let agent = try Agent(fd: kernel.agentFD)
+        try await withTaskExecutorPreference(agent.executor) {
+            var seen = 0
+            for try await message in agent.messages() {
+                agent.ackLater(message)
+                seen += 1
+                if seen == 3 { break }
+            }
+        }
+        func acks() -> [[String]] {
+            kernel.requests.compactMap { call -> [String]? in
+                if case .ack(let ack) = call { return ack.ids }
+                return nil
+            }
+        }
+        func waitUntil(_ done: () -> Bool) async throws {
+            let deadline = Date().addingTimeInterval(5)
+            while !done() && Date() < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        try await waitUntil { acks().joined().count >= 3 }
+        #expect(Array(acks().joined()) == ["m1", "m2", "m3"], "each acked once, in order: \(acks())")
+        #expect(acks().count <= 3)
+        let before = acks().count
+        let batch = (0..<KernelLink.ackBatch).map { "b\($0)" }
+        try await withTaskExecutorPreference(agent.executor) {
+            for id in batch { agent.ackLater(Message(busMessage(id, type: "message"))) }
+        }
+        try await waitUntil { acks().count > before }
+        #expect(acks().dropFirst(before).first == batch, "a full batch in one call: \(acks())")
+    }
+
     @Test func leavingASubscriptionSendsCancelForIt() async throws {
         let kernel = try FakeKernel { kernel, envelope in
             if case .subscribe? = envelope.request.call {

@@ -1,5 +1,7 @@
 @testable import AgentOSKernel
+import AgentOSProtocol
 import AgentOSStore
+import Foundation
 import Synchronization
 import Testing
 
@@ -137,5 +139,106 @@ struct BusAddressTests {
         #expect(Bus.team(of: "team/a").map { String(Substring($0)) } == "team")
         #expect(Bus.team(of: "p/sup/w1").map { String(Substring($0)) } == "p/sup")
         #expect(Bus.team(of: "plain") == nil)
+    }
+}
+
+/// A message for a mailbox that is being read goes to its reader at once
+/// and is stored only if not acked within `Bus.ackGrace`; its sender is
+/// answered once it is acked or stored, never before.
+@Suite("Bus confirms")
+struct BusConfirmTests {
+    func bus() throws -> (Bus, StateStore) {
+        let directory = NSTemporaryDirectory() + "bus-\(UInt64.random(in: 0...UInt64.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let store = try StateStore(directory: directory)
+        return (Bus(store: store, events: EventHub(store: store), mailboxLimit: 100), store)
+    }
+
+    /// What a test saw, from whichever thread saw it.
+    final class Seen: Sendable {
+        private let state = Mutex<[String]>([])
+        func add(_ id: String) { state.withLock { $0.append(id) } }
+        var ids: [String] { state.withLock { $0 } }
+        var first: String? { ids.first }
+    }
+
+    /// A reader of team/b's mailbox whose sink takes everything.
+    func read(_ bus: Bus) throws -> (waiting: [String], feed: MailboxFeed, taken: Seen) {
+        let (waiting, feed) = try bus.receive("team/b")
+        let taken = Seen()
+        feed.redirect(to: { message in
+            taken.add(message.id)
+            return true
+        }, stalled: { _ in })
+        return (waiting.map(\.id), feed, taken)
+    }
+
+    /// Sends to team/b; what the sender is answered (its message's id, or "failed") lands in the result.
+    func send(_ bus: Bus, _ text: String) throws -> Seen {
+        var request = Agentos_V1_SendRequest()
+        request.to = "team/b"
+        request.payload = Data(text.utf8)
+        let answered = Seen()
+        try bus.submit(request, from: "team/a", to: "team/b").whenFulfilled { result in
+            answered.add((try? result.get())?.id ?? "failed")
+        }
+        return answered
+    }
+
+    func waitFor(_ seen: Seen) {
+        let deadline = Date().addingTimeInterval(2)
+        while seen.first == nil && Date() < deadline { Thread.sleep(forTimeInterval: 0.002) }
+    }
+
+    @Test func anAckInTimeAnswersTheSenderAndNothingIsStored() throws {
+        let (bus, store) = try bus()
+        let (_, feed, taken) = try read(bus)
+        let answered = try send(bus, "hello")
+        let delivered = taken.ids
+        #expect(delivered.count == 1, "handed to the reader at once")
+        #expect(answered.first == nil, "the sender is answered only once it is acked or stored")
+        #expect(bus.acknowledgeHanded(delivered, identity: "team/b") == 1)
+        #expect(answered.ids == delivered)
+        Thread.sleep(forTimeInterval: Double(Bus.ackGrace) / 1e9 * 4)
+        #expect(try store.messages(for: "team/b").isEmpty, "an acked message is never written")
+        #expect(try bus.mailbox("team/b", limit: 10).depth == 0)
+        bus.close(feed)
+    }
+
+    @Test func oneNotAckedInTimeIsStoredThenAnsweredAndAnAckRemovesIt() throws {
+        let (bus, store) = try bus()
+        let (_, feed, taken) = try read(bus)
+        let answered = try send(bus, "slow")
+        let id = try #require(taken.first)
+        waitFor(answered)
+        #expect(answered.ids == [id])
+        #expect(try store.messages(for: "team/b").map(\.id) == [id], "stored once its grace ended")
+        #expect(taken.ids == [id], "not handed to the reader a second time")
+        #expect(try bus.acknowledge([id], identity: "team/b") == 1)
+        #expect(try store.messages(for: "team/b").isEmpty)
+        bus.close(feed)
+    }
+
+    @Test func aReaderThatComesAgainGetsWhatWasNotAckedAndShutdownStoresIt() throws {
+        let (bus, store) = try bus()
+        let first = try read(bus)
+        let answered = try send(bus, "again")
+        let id = try #require(first.taken.first)
+        bus.close(first.feed)
+        let second = try read(bus)
+        #expect(second.waiting == [id], "a message not acked is handed to the next reader")
+        #expect(try bus.mailbox("team/b", limit: 10).depth == 1)
+        bus.close(second.feed)
+        // At shutdown what is not acked is written, whatever its grace.
+        bus.finishAll()
+        #expect(try store.messages(for: "team/b").map(\.id) == [id])
+        #expect(answered.ids == [id])
+    }
+
+    @Test func withoutAReaderAMessageIsStoredFirst() throws {
+        let (bus, store) = try bus()
+        let answered = try send(bus, "nobody reads")
+        waitFor(answered)
+        #expect(try store.messages(for: "team/b").map(\.id) == answered.ids)
     }
 }

@@ -15,7 +15,13 @@ import Synchronization
 ///
 /// Sends are committed in groups: what arrives while a transaction runs
 /// goes into the next one, in arrival order, and each sender is answered
-/// once its message is stored. A request made with `request` is not stored:
+/// once its message is stored. A message for a mailbox someone is reading
+/// right now is handed to its readers at once and stored only if it is not
+/// acked within `ackGrace`: one acked sooner is never written, and its
+/// sender is answered with the ack (as a broker's publisher confirms skip
+/// the disk for a message its consumer already acked). Either way a sender
+/// is answered only once its message is stored or acked, so one accepted
+/// before a crash is never lost. A request made with `request` is not stored:
 /// it lives (and waits for a restarting recipient) as long as its requester
 /// waits, and its response goes straight to that requester. A kernel crash
 /// ends the requester's call with its connection, so storing either would
@@ -33,6 +39,10 @@ final class Bus: Sendable {
     let topics = Topics()
     let mailboxLimit: Int
     private let state = Mutex(State())
+    /// Agents' identities and names by id (fixed for an agent's life; every
+    /// message an agent sends needs its own): read on every call, apart
+    /// from the mailboxes' state.
+    private let agents = Mutex<[String: (identity: String, name: String)]>([:])
     /// Runs the group commits, one at a time, off the concurrency pool.
     private let writer = DispatchQueue(label: "agentos.bus.writer")
     /// Fires the deadlines of requests made off the event loops (never
@@ -44,12 +54,37 @@ final class Bus: Sendable {
     static let operatorIdentity = "operator"
     /// Messages in one group commit at most.
     static let groupLimit = 1_000
+    /// How long a message handed to a live reader waits for its ack before
+    /// it is stored (nanoseconds).
+    static let ackGrace: UInt64 = 5_000_000
 
     typealias SendOutcome = Result<Agentos_V1_SendResponse, KernelError>
 
     private struct Queued {
         let message: MessageRecord
         let outcome: Handoff<SendOutcome>
+        /// Handed to the recipient's live readers when it came (an
+        /// `Unstored` whose grace ended).
+        let delivered: Bool
+    }
+
+    /// A message handed to its recipient's live readers and not stored.
+    private struct Unstored {
+        let message: MessageRecord
+        let outcome: Handoff<SendOutcome>
+        /// When it came (uptime nanoseconds).
+        let queuedAt: UInt64
+        /// In a group being committed: an ack now is applied after it.
+        var committing = false
+        var acked = false
+    }
+
+    /// A group to commit, or when to look again.
+    private enum Step {
+        case commit(group: [Queued], known: [String: Int], generations: [String: Int], unstored: [String: Int],
+                    admitted: Set<String>)
+        case wait(until: UInt64)
+        case done
     }
 
     /// A requester waiting for the response to its request.
@@ -87,6 +122,17 @@ final class Bus: Sendable {
         /// raced an ack does not write back a stale size.
         var depths: [String: Int] = [:]
         var generation: [String: Int] = [:]
+        /// Messages handed to live readers and not stored, by id, and how
+        /// many each mailbox has (they count toward its limit).
+        var unstored: [String: Unstored] = [:]
+        var unstoredCount: [String: Int] = [:]
+        /// Their ids in arrival order (acked ones are skipped when met).
+        var unstoredOrder = CircularBuffer<String>()
+        /// Messages to store before they are delivered, by recipient: while
+        /// a mailbox has any, later ones wait their turn too (one order).
+        var storing: [String: Int] = [:]
+        /// A commit is scheduled for when the oldest unstored one's grace ends.
+        var timerArmed = false
         /// Requests whose requester waits, by id (not stored).
         var requests: [String: MessageRecord] = [:]
         var waiters: [String: Waiter] = [:]
@@ -116,17 +162,44 @@ final class Bus: Sendable {
             if let pair = finished[correlationID], pair.requester == requester, pair.responder == responder { return false }
             return nil
         }
-        /// Agents' identities and names by id (fixed for an agent's life;
-        /// every message an agent sends needs its own).
-        var agents: [String: (identity: String, name: String)] = [:]
 
         func pendingRequests(for recipient: String) -> [MessageRecord] {
             requests.values.filter { $0.recipient == recipient }.sorted { $0.sentAt < $1.sentAt }
         }
 
+        /// The store's count is no longer known (a failed write).
         mutating func removed(from recipient: String) {
             depths[recipient] = nil
             generation[recipient, default: 0] += 1
+        }
+
+        /// `count` stored messages of `recipient` were acked: a known count
+        /// stays known (a commit running now adds what it stores to it; one
+        /// that counted the mailbox itself sees the generation change).
+        mutating func acked(_ count: Int, from recipient: String) {
+            if let depth = depths[recipient] { depths[recipient] = max(0, depth - count) }
+            generation[recipient, default: 0] += 1
+        }
+
+        /// Takes an unstored message out of the count (acked, stored or failed).
+        mutating func forgetUnstored(_ id: String) -> Unstored? {
+            guard let entry = unstored.removeValue(forKey: id) else { return nil }
+            let recipient = entry.message.recipient
+            let left = unstoredCount[recipient, default: 1] - 1
+            unstoredCount[recipient] = left > 0 ? left : nil
+            return entry
+        }
+
+        /// Unstored messages of `recipient` not acked, oldest first.
+        func unstoredMessages(for recipient: String) -> [MessageRecord] {
+            guard unstoredCount[recipient] != nil else { return [] }
+            return unstored.values.filter { $0.message.recipient == recipient && !$0.acked }.map(\.message)
+                .sorted { $0.sentAt < $1.sentAt }
+        }
+
+        /// What `recipient`'s mailbox holds, as far as known.
+        func depth(of recipient: String) -> Int {
+            (depths[recipient] ?? 0) + unstoredCount[recipient, default: 0]
         }
     }
 
@@ -185,7 +258,7 @@ final class Bus: Sendable {
 
     /// The identity and name of the agent with id `id`, looked up once.
     func agent(_ id: String, lifecycle: Lifecycle) async throws -> (identity: String, name: String) {
-        if let known = state.withLock({ $0.agents[id] }) { return known }
+        if let known = agents.withLock({ $0[id] }) { return known }
         return remember(try await lifecycle.resolve(id))
     }
 
@@ -194,9 +267,9 @@ final class Bus: Sendable {
     @discardableResult
     func remember(_ agent: AgentRecord) -> (identity: String, name: String) {
         let entry = (identity: Self.identity(of: agent), name: agent.name)
-        state.withLock { state in
-            if state.agents.count >= 4_096 { state.agents.removeAll() }
-            state.agents[agent.id] = entry
+        agents.withLock { agents in
+            if agents.count >= 4_096 { agents.removeAll() }
+            agents[agent.id] = entry
         }
         return entry
     }
@@ -215,7 +288,7 @@ final class Bus: Sendable {
 
     /// The identity and name of agent `id`, if known without a lookup.
     func knownAgent(_ id: String) -> (identity: String, name: String)? {
-        state.withLock { $0.agents[id] }
+        agents.withLock { $0[id] }
     }
 
     /// Whether `correlationID` names a request of `requester` to
@@ -246,54 +319,167 @@ final class Bus: Sendable {
                 return outcome
             }
         }
-        let start = state.withLock { state -> Bool in
-            state.queued.append(Queued(message: message, outcome: outcome))
+        // A request sent this way is stored (it is acked by its response).
+        let hasReaders = message.type != "request" && arrivals.withLock { $0[recipient]?.isEmpty == false }
+        let now = DispatchTime.now().uptimeNanoseconds
+        enum Next { case commit, armTimer, nothing }
+        let (next, early) = state.withLock { state -> (Next, Bool) in
+            if hasReaders, state.storing[recipient] == nil, let stored = state.depths[recipient],
+               stored + state.unstoredCount[recipient, default: 0] < mailboxLimit {
+                state.unstored[message.id] = Unstored(message: message, outcome: outcome, queuedAt: now)
+                state.unstoredCount[recipient, default: 0] += 1
+                state.unstoredOrder.append(message.id)
+                // Stored only if its grace ends first: no commit now.
+                guard !state.timerArmed, !state.committing else { return (.nothing, true) }
+                state.timerArmed = true
+                return (.armTimer, true)
+            }
+            state.storing[recipient, default: 0] += 1
+            state.queued.append(Queued(message: message, outcome: outcome, delivered: false))
             defer { state.committing = true }
-            return !state.committing
+            return (state.committing ? .nothing : .commit, false)
         }
-        if start { writer.async { self.commitQueued() } }
+        if early { deliver(message) }
+        switch next {
+        case .commit: writer.async { self.commitQueued() }
+        case .armTimer: armGraceTimer(at: now + Self.ackGrace)
+        case .nothing: break
+        }
         return outcome
     }
 
-    /// Commits what is queued, a group at a time, until nothing is.
-    private func commitQueued() {
-        while true {
-            let (group, known, generations) = state.withLock { state -> ([Queued], [String: Int], [String: Int]) in
-                guard !state.queued.isEmpty else {
-                    state.committing = false
-                    return ([], [:], [:])
+    private func armGraceTimer(at deadline: UInt64) {
+        writer.asyncAfter(deadline: DispatchTime(uptimeNanoseconds: deadline)) { self.graceEnded() }
+    }
+
+    /// Stores every message not acked yet, whatever its grace (at shutdown).
+    func flush() {
+        writer.sync {
+            state.withLock { $0.committing = true }
+            commitQueued(flush: true)
+        }
+    }
+
+    /// The grace of the oldest unstored message ended: commit it, unless a
+    /// commit runs (it looks again when it is done).
+    private func graceEnded() {
+        let start = state.withLock { state -> Bool in
+            state.timerArmed = false
+            defer { state.committing = true }
+            return !state.committing
+        }
+        if start { commitQueued() }
+    }
+
+    /// The next group: every message to store first, and the unstored ones
+    /// not acked within their grace (all of them with `flush`).
+    private func nextStep(flush: Bool) -> Step {
+        let now = DispatchTime.now().uptimeNanoseconds
+        return state.withLock { state -> Step in
+            let taken = min(state.queued.count, Self.groupLimit)
+            var group = Array(state.queued.prefix(taken))
+            state.queued.removeFirst(taken)
+            var admitted: Set<String> = []
+            var wake: UInt64?
+            while group.count < Self.groupLimit, let id = state.unstoredOrder.first {
+                // Acked meanwhile: nothing to store.
+                guard var entry = state.unstored[id] else {
+                    state.unstoredOrder.removeFirst()
+                    continue
                 }
-                let group = Array(state.queued.prefix(Self.groupLimit))
-                state.queued.removeFirst(group.count)
-                var known: [String: Int] = [:], generations: [String: Int] = [:]
-                for recipient in Set(group.map(\.message.recipient)) {
-                    known[recipient] = state.depths[recipient]
-                    generations[recipient] = state.generation[recipient, default: 0]
+                guard flush || now >= entry.queuedAt + Self.ackGrace else {
+                    wake = entry.queuedAt + Self.ackGrace
+                    break
                 }
-                return (group, known, generations)
+                state.unstoredOrder.removeFirst()
+                entry.committing = true
+                state.unstored[id] = entry
+                admitted.insert(id)
+                group.append(Queued(message: entry.message, outcome: entry.outcome, delivered: true))
             }
-            if group.isEmpty { return }
+            guard !group.isEmpty else {
+                state.committing = false
+                guard let wake, !state.timerArmed else { return .done }
+                state.timerArmed = true
+                return .wait(until: wake)
+            }
+            var known: [String: Int] = [:], generations: [String: Int] = [:], unstored: [String: Int] = [:]
+            for recipient in Set(group.map(\.message.recipient)) {
+                known[recipient] = state.depths[recipient]
+                generations[recipient] = state.generation[recipient, default: 0]
+                unstored[recipient] = state.unstoredCount[recipient]
+            }
+            return .commit(group: group, known: known, generations: generations, unstored: unstored, admitted: admitted)
+        }
+    }
+
+    /// Commits what is queued, a group at a time, until nothing is due.
+    private func commitQueued(flush: Bool = false) {
+        while true {
+            let (group, known, generations, unstored, admitted): ([Queued], [String: Int], [String: Int], [String: Int], Set<String>)
+            switch nextStep(flush: flush) {
+            case .done:
+                return
+            case .wait(let until):
+                armGraceTimer(at: until)
+                return
+            case .commit(let g, let k, let n, let u, let a):
+                (group, known, generations, unstored, admitted) = (g, k, n, u, a)
+            }
             do {
-                let (stored, depths) = try store.enqueueMessages(group.map(\.message), limit: mailboxLimit, depths: known)
-                state.withLock { state in
-                    for (recipient, depth) in depths where state.generation[recipient, default: 0] == generations[recipient] {
-                        state.depths[recipient] = depth
+                let (stored, depths) = try store.enqueueMessages(group.map(\.message), limit: mailboxLimit, depths: known,
+                                                                 unstored: unstored, admitted: admitted)
+                // Unstored ones acked while their group was written: removed now.
+                let ackedMeanwhile = state.withLock { state -> [String: [String]] in
+                    for (recipient, depth) in depths {
+                        if let before = known[recipient] {
+                            // Acks meanwhile took theirs off the count: add ours.
+                            if let now = state.depths[recipient] { state.depths[recipient] = now + depth - before }
+                        } else if state.generation[recipient, default: 0] == generations[recipient] {
+                            state.depths[recipient] = depth
+                        }
                     }
+                    var acked: [String: [String]] = [:]
+                    for id in admitted {
+                        if let entry = state.forgetUnstored(id), entry.acked {
+                            acked[entry.message.recipient, default: []].append(id)
+                        }
+                    }
+                    return acked
                 }
                 for (queued, message) in zip(group, stored) {
                     guard let message else {
                         queued.outcome.fulfil(.failure(refusal(queued.message)))
                         continue
                     }
-                    deliver(message)
+                    if !queued.delivered { deliver(message) }
                     queued.outcome.fulfil(.success(Self.sent(message, depth: depths[message.recipient] ?? 0)))
+                }
+                finishStoring(group)
+                for (recipient, ids) in ackedMeanwhile {
+                    let removed = (try? store.acknowledgeMessages(ids, recipient: recipient)) ?? 0
+                    if removed > 0 { state.withLock { $0.acked(removed, from: recipient) } }
                 }
             } catch {
                 state.withLock { state in
                     for recipient in known.keys { state.removed(from: recipient) }
+                    for id in admitted { _ = state.forgetUnstored(id) }
                 }
                 let failure = KernelError.from(error)
                 for queued in group { queued.outcome.fulfil(.failure(failure)) }
+                finishStoring(group)
+            }
+        }
+    }
+
+    /// The messages of `group` that were stored first are delivered: later
+    /// ones to their mailboxes may go straight to readers again.
+    private func finishStoring(_ group: [Queued]) {
+        state.withLock { state in
+            for queued in group where !queued.delivered {
+                let recipient = queued.message.recipient
+                let left = state.storing[recipient, default: 1] - 1
+                state.storing[recipient] = left > 0 ? left : nil
             }
         }
     }
@@ -354,12 +540,24 @@ final class Bus: Sendable {
         arrivals.withLock { $0[identity, default: [:]][ObjectIdentifier(live)] = live }
         let stored: [MessageRecord]
         do {
+            // The mailbox's count, once: with it known (and a reader
+            // here), messages for it can go to the reader at once.
+            let generation = state.withLock { $0.depths[identity] == nil ? $0.generation[identity, default: 0] : nil }
+            if let generation {
+                let count = try store.mailboxDepth(identity).count
+                state.withLock { state in
+                    if state.depths[identity] == nil, state.generation[identity, default: 0] == generation {
+                        state.depths[identity] = count
+                    }
+                }
+            }
             stored = try store.messages(for: identity)
         } catch {
             close(live)
             throw error
         }
-        return (stored + state.withLock { $0.pendingRequests(for: identity) }, live)
+        let inMemory = state.withLock { $0.unstoredMessages(for: identity) + $0.pendingRequests(for: identity) }
+        return (stored + inMemory, live)
     }
 
     /// Ends a mailbox stream and forgets it.
@@ -450,22 +648,32 @@ final class Bus: Sendable {
     /// Removes handled messages from `identity`'s mailbox (and requests it
     /// was handed); returns how many.
     func acknowledge(_ ids: [String], identity: String) throws -> Int {
-        let handed = state.withLock { state -> Set<String> in
+        let (handed, confirmed) = state.withLock { state -> (Set<String>, [(Unstored, Int)]) in
             var found: Set<String> = []
+            var confirmed: [(Unstored, Int)] = []
             for id in ids {
                 if state.requests[id]?.recipient == identity {
                     state.requests[id] = nil
                     found.insert(id)
                 } else if state.finished[id]?.responder == identity {
                     found.insert(id)
+                } else if let entry = state.unstored[id], entry.message.recipient == identity, !entry.acked {
+                    found.insert(id)
+                    if entry.committing {
+                        // Its group is being written: removed once it is.
+                        state.unstored[id]?.acked = true
+                    } else if let entry = state.forgetUnstored(id) {
+                        confirmed.append((entry, state.depth(of: identity)))
+                    }
                 }
             }
-            return found
+            return (found, confirmed)
         }
+        Self.confirm(confirmed)
         let stored = ids.filter { !handed.contains($0) }
         guard !stored.isEmpty else { return handed.count }
         let removed = try store.acknowledgeMessages(stored, recipient: identity)
-        if removed > 0 { state.withLock { $0.removed(from: identity) } }
+        if removed > 0 { state.withLock { $0.acked(removed, from: identity) } }
         return handed.count + removed
     }
 
@@ -473,25 +681,37 @@ final class Bus: Sendable {
     /// memory: answered without the store, or nil (nothing changed) when
     /// any of `ids` is a stored message.
     func acknowledgeHanded(_ ids: [String], identity: String) -> Int? {
-        state.withLock { state -> Int? in
-            var found: [String] = []
+        let confirmed = state.withLock { state -> [(Unstored, Int)]? in
+            var requests: [String] = []
+            var unstored: [String] = []
             for id in ids {
                 if state.requests[id]?.recipient == identity {
-                    found.append(id)
+                    requests.append(id)
+                } else if let entry = state.unstored[id], entry.message.recipient == identity,
+                          !entry.committing, !entry.acked {
+                    unstored.append(id)
                 } else if state.finished[id]?.responder != identity {
                     return nil
                 }
             }
-            for id in found { state.requests[id] = nil }
-            return Set(ids).count
+            for id in requests { state.requests[id] = nil }
+            return unstored.compactMap { id in state.forgetUnstored(id).map { ($0, state.depth(of: identity)) } }
         }
+        guard let confirmed else { return nil }
+        Self.confirm(confirmed)
+        return Set(ids).count
+    }
+
+    /// Answers the senders of unstored messages their recipient acked.
+    private static func confirm(_ acked: [(Unstored, Int)]) {
+        for (entry, depth) in acked { entry.outcome.fulfil(.success(sent(entry.message, depth: depth))) }
     }
 
     func mailbox(_ identity: String, limit: Int) throws -> Agentos_V1_MailboxInfo {
         var info = Agentos_V1_MailboxInfo()
         info.identity = identity
         let (count, oldest) = try store.mailboxDepth(identity)
-        let requests = state.withLock { $0.pendingRequests(for: identity) }
+        let requests = state.withLock { $0.unstoredMessages(for: identity) + $0.pendingRequests(for: identity) }
         info.depth = UInt32(count + requests.count)
         info.oldestNs = [oldest, requests.first?.sentAt].compactMap { $0 }.min() ?? 0
         info.messages = Array((try store.messages(for: identity, limit: limit) + requests).prefix(limit)).map(Self.wire)
@@ -506,6 +726,7 @@ final class Bus: Sendable {
     }
 
     func finishAll() {
+        flush()
         for feed in arrivals.withLock({ $0.values.flatMap(\.values) }) { feed.finish() }
         topics.finishAll()
         let waiters = state.withLock { Array($0.waiters.values) }

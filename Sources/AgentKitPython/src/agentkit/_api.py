@@ -222,6 +222,15 @@ class Calls:
         next receive."""
         return self._exec("ack", pb.AckRequest(ids=_ids(messages)), lambda r: r.removed)
 
+    def ack_later(self, *messages: Any) -> None:
+        """Acks handled messages (Message objects or ids) without waiting for
+        the kernel's answer: they go together in one ack call, when 64 wait
+        or when this agent's mailbox reader next waits for a message. A
+        sender is answered once its message is acked or stored, so a reader
+        that acks promptly keeps its senders moving. A lost ack is not
+        reported: the message then comes again (with the same id)."""
+        self._conn.ack_later(_ids(messages))
+
     def respond(self, message: Message, payload: Any = None, *, json: Any = UNSET, text: Optional[str] = None,
                 content_type: Optional[str] = None):
         """Answers a request: a message of type response to its sender, with

@@ -15,7 +15,7 @@ import concurrent.futures
 import socket
 import struct
 import threading
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from google.protobuf.message import DecodeError
 
@@ -80,6 +80,7 @@ class Connection:
         self._write_lock = threading.Lock()
         self._lock = threading.Lock()
         self._pending: Dict[int, Union[_Call, _Stream]] = {}
+        self._later_acks: List[str] = []
         self._next_id = 1
         self._closed: Optional[ConnectionClosed] = None
         try:
@@ -204,6 +205,32 @@ class Connection:
         reader thread for each item (it must not block)."""
         return self._start(_Stream(field, deliver), request)
 
+    # Acks queued by ack_later go as one call once this many wait.
+    ACK_BATCH = 64
+
+    def ack_later(self, ids: List[str]) -> None:
+        """Queues acks that nobody waits for: they go as one ack call once
+        ACK_BATCH wait, or when a mailbox reader of this connection is about
+        to wait (flush_acks)."""
+        with self._lock:
+            self._later_acks.extend(ids)
+            full = len(self._later_acks) >= self.ACK_BATCH
+        if full:
+            self.flush_acks()
+
+    def flush_acks(self) -> None:
+        """Sends the queued acks now, in one call whose answer is not read
+        (a lost ack leaves its message to be delivered again)."""
+        with self._lock:
+            ids, self._later_acks = self._later_acks, []
+        if not ids or self._closed is not None:
+            return
+        try:
+            _, future = self.start_call("ack", pb.AckRequest(ids=ids))
+        except AgentOSError:
+            return
+        future.add_done_callback(lambda done: done.exception())  # read, so that nothing logs it as lost
+
     def cancel(self, request_id: int) -> None:
         """Stops waiting for `request_id` and, if it was still in flight,
         sends Cancel{request_id} (PROTOCOL.md §5.1)."""
@@ -222,6 +249,7 @@ class Connection:
 
     def close(self) -> None:
         """Closes the connection; whatever is in flight fails with ConnectionClosed."""
+        self.flush_acks()
         self._shutdown(_closed("the connection was closed by this process"))
         if self._reader is not threading.current_thread():
             self._reader.join(timeout=2.0)

@@ -220,6 +220,8 @@ class MessageStream:
         while True:
             if self._state.done:
                 raise StopIteration
+            if self._queue.empty():
+                self._conn.flush_acks()  # about to wait: acks made meanwhile go now
             try:
                 if deadline is None:
                     kind, value = self._queue.get()

@@ -184,6 +184,8 @@ class AsyncMessageStream:
         while True:
             if self._state.done:
                 raise StopAsyncIteration
+            if self._queue.empty():
+                self._conn.flush_acks()  # about to wait: acks made meanwhile go now
             try:
                 if deadline is None:
                     kind, value = await self._queue.get()
