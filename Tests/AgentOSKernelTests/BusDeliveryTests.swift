@@ -235,6 +235,20 @@ struct BusConfirmTests {
         #expect(answered.ids == [id])
     }
 
+    /// A message held for a reader that left, then one stored at once (no
+    /// reader now): the store keeps them in the order they came.
+    @Test func aMailboxKeepsOneOrderWhenHeldAndStoredMessagesMeet() throws {
+        let (bus, store) = try bus()
+        let reader = try read(bus)
+        let first = try send(bus, "held for the reader")
+        bus.close(reader.feed)
+        let second = try send(bus, "stored at once")
+        waitFor(second)
+        waitFor(first)
+        let ids = first.ids + second.ids
+        #expect(try store.messages(for: "team/b").map(\.id) == ids, "held one first, as sent")
+    }
+
     @Test func withoutAReaderAMessageIsStoredFirst() throws {
         let (bus, store) = try bus()
         let answered = try send(bus, "nobody reads")

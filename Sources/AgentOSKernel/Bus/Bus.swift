@@ -72,8 +72,8 @@ final class Bus: Sendable {
     private struct Unstored {
         let message: MessageRecord
         let outcome: Handoff<SendOutcome>
-        /// When it came (uptime nanoseconds).
-        let queuedAt: UInt64
+        /// When it came, or when a failed commit gave it back (uptime nanoseconds).
+        var queuedAt: UInt64
         /// In a group being committed: an ack now is applied after it.
         var committing = false
         var acked = false
@@ -173,12 +173,17 @@ final class Bus: Sendable {
             generation[recipient, default: 0] += 1
         }
 
-        /// `count` stored messages of `recipient` were acked: a known count
-        /// stays known (a commit running now adds what it stores to it; one
-        /// that counted the mailbox itself sees the generation change).
-        mutating func acked(_ count: Int, from recipient: String) {
-            if let depth = depths[recipient] { depths[recipient] = max(0, depth - count) }
+        /// Stored messages of `recipient` are about to be deleted: a count
+        /// made meanwhile (a commit's or a reader's) may or may not see it,
+        /// and is not kept.
+        mutating func willRemove(from recipient: String) {
             generation[recipient, default: 0] += 1
+        }
+
+        /// `count` stored messages of `recipient` were deleted (after
+        /// `willRemove`): a known count stays known.
+        mutating func removed(_ count: Int, from recipient: String) {
+            if let depth = depths[recipient] { depths[recipient] = max(0, depth - count) }
         }
 
         /// Takes an unstored message out of the count (acked, stored or failed).
@@ -371,19 +376,24 @@ final class Bus: Sendable {
         if start { commitQueued() }
     }
 
-    /// The next group: every message to store first, and the unstored ones
-    /// not acked within their grace (all of them with `flush`).
+    /// The next group: the unstored messages whose grace ended (all of
+    /// them with `flush`), then the messages to store first. A mailbox's
+    /// unstored ones go before its messages to store (they came first):
+    /// one order in the store.
     private func nextStep(flush: Bool) -> Step {
         let now = DispatchTime.now().uptimeNanoseconds
         return state.withLock { state -> Step in
-            let taken = min(state.queued.count, Self.groupLimit)
-            var group = Array(state.queued.prefix(taken))
-            state.queued.removeFirst(taken)
+            var group: [Queued] = []
             var admitted: Set<String> = []
+            func admit(_ id: String, _ entry: inout Unstored) {
+                entry.committing = true
+                admitted.insert(id)
+                group.append(Queued(message: entry.message, outcome: entry.outcome, delivered: true))
+            }
             var wake: UInt64?
             while group.count < Self.groupLimit, let id = state.unstoredOrder.first {
-                // Acked meanwhile: nothing to store.
-                guard var entry = state.unstored[id] else {
+                // Acked meanwhile, or taken already: nothing to do here.
+                guard var entry = state.unstored[id], !entry.committing else {
                     state.unstoredOrder.removeFirst()
                     continue
                 }
@@ -392,11 +402,22 @@ final class Bus: Sendable {
                     break
                 }
                 state.unstoredOrder.removeFirst()
-                entry.committing = true
+                admit(id, &entry)
                 state.unstored[id] = entry
-                admitted.insert(id)
-                group.append(Queued(message: entry.message, outcome: entry.outcome, delivered: true))
             }
+            let taken = min(state.queued.count, max(0, Self.groupLimit - group.count))
+            let toStore = state.queued.prefix(taken)
+            state.queued.removeFirst(taken)
+            let waitingFirst = Set(toStore.map(\.message.recipient)).filter { state.unstoredCount[$0] != nil }
+            if !waitingFirst.isEmpty {
+                for id in state.unstoredOrder {
+                    guard var entry = state.unstored[id], !entry.committing,
+                          waitingFirst.contains(entry.message.recipient) else { continue }
+                    admit(id, &entry)
+                    state.unstored[id] = entry
+                }
+            }
+            group.append(contentsOf: toStore)
             guard !group.isEmpty else {
                 state.committing = false
                 guard let wake, !state.timerArmed else { return .done }
@@ -437,6 +458,9 @@ final class Bus: Sendable {
                             if let now = state.depths[recipient] { state.depths[recipient] = now + depth - before }
                         } else if state.generation[recipient, default: 0] == generations[recipient] {
                             state.depths[recipient] = depth
+                        } else {
+                            // Counted here, and changed meanwhile: counted again when needed.
+                            state.depths[recipient] = nil
                         }
                     }
                     var acked: [String: [String]] = [:]
@@ -457,17 +481,35 @@ final class Bus: Sendable {
                 }
                 finishStoring(group)
                 for (recipient, ids) in ackedMeanwhile {
+                    state.withLock { $0.willRemove(from: recipient) }
                     let removed = (try? store.acknowledgeMessages(ids, recipient: recipient)) ?? 0
-                    if removed > 0 { state.withLock { $0.acked(removed, from: recipient) } }
+                    state.withLock { $0.removed(removed, from: recipient) }
                 }
             } catch {
-                state.withLock { state in
+                // What its reader acked is done; what it did not gets another
+                // grace (it was delivered: its sender is not told it failed).
+                let (acked, retry) = state.withLock { state -> ([(Unstored, Int)], Bool) in
                     for recipient in known.keys { state.removed(from: recipient) }
-                    for id in admitted { _ = state.forgetUnstored(id) }
+                    var acked: [(Unstored, Int)] = []
+                    for id in admitted {
+                        guard let entry = state.unstored[id] else { continue }
+                        if entry.acked {
+                            if let entry = state.forgetUnstored(id) { acked.append((entry, state.depth(of: entry.message.recipient))) }
+                        } else {
+                            state.unstored[id]?.committing = false
+                            state.unstored[id]?.queuedAt = DispatchTime.now().uptimeNanoseconds
+                            state.unstoredOrder.append(id)
+                        }
+                    }
+                    let retry = acked.count < admitted.count && !state.timerArmed
+                    if retry { state.timerArmed = true }
+                    return (acked, retry)
                 }
+                Self.confirm(acked)
                 let failure = KernelError.from(error)
-                for queued in group { queued.outcome.fulfil(.failure(failure)) }
+                for queued in group where !queued.delivered { queued.outcome.fulfil(.failure(failure)) }
                 finishStoring(group)
+                if retry { armGraceTimer(at: DispatchTime.now().uptimeNanoseconds + Self.ackGrace) }
             }
         }
     }
@@ -538,7 +580,6 @@ final class Bus: Sendable {
         // subscription is missed (a repeat is dropped by its id).
         let live = MailboxFeed(identity: identity, buffer: Self.subscriberBuffer)
         arrivals.withLock { $0[identity, default: [:]][ObjectIdentifier(live)] = live }
-        let stored: [MessageRecord]
         do {
             // The mailbox's count, once: with it known (and a reader
             // here), messages for it can go to the reader at once.
@@ -551,13 +592,16 @@ final class Bus: Sendable {
                     }
                 }
             }
-            stored = try store.messages(for: identity)
+            // In memory first: one stored meanwhile is then in the store's
+            // answer (and kept once, as stored).
+            let inMemory = state.withLock { $0.unstoredMessages(for: identity) + $0.pendingRequests(for: identity) }
+            let stored = try store.messages(for: identity)
+            let storedIDs = Set(stored.map(\.id))
+            return (stored + inMemory.filter { !storedIDs.contains($0.id) }, live)
         } catch {
             close(live)
             throw error
         }
-        let inMemory = state.withLock { $0.unstoredMessages(for: identity) + $0.pendingRequests(for: identity) }
-        return (stored + inMemory, live)
     }
 
     /// Ends a mailbox stream and forgets it.
@@ -610,7 +654,7 @@ final class Bus: Sendable {
         let record = try Self.record(request, from: sender, to: recipient)
         let response = Handoff<RequestOutcome>()
         let accepted = state.withLock { state -> Bool in
-            let waiting = (state.depths[recipient] ?? 0) + state.requests.values.count { $0.recipient == recipient }
+            let waiting = state.depth(of: recipient) + state.requests.values.count { $0.recipient == recipient }
             guard waiting < mailboxLimit else { return false }
             state.requests[record.id] = record
             state.waiters[record.id] = Waiter(requester: sender, responder: recipient, response: response)
@@ -672,8 +716,9 @@ final class Bus: Sendable {
         Self.confirm(confirmed)
         let stored = ids.filter { !handed.contains($0) }
         guard !stored.isEmpty else { return handed.count }
+        state.withLock { $0.willRemove(from: identity) }
         let removed = try store.acknowledgeMessages(stored, recipient: identity)
-        if removed > 0 { state.withLock { $0.acked(removed, from: identity) } }
+        state.withLock { $0.removed(removed, from: identity) }
         return handed.count + removed
     }
 

@@ -224,8 +224,9 @@ class Calls:
 
     def ack_later(self, *messages: Any) -> None:
         """Acks handled messages (Message objects or ids) without waiting for
-        the kernel's answer: they go together in one ack call, when 64 wait
-        or when this agent's mailbox reader next waits for a message. A
+        the kernel's answer: they go together in one ack call, when 64 wait,
+        before this agent's next call, when its mailbox reader next waits for
+        a message, or when it closes. A
         sender is answered once its message is acked or stored, so a reader
         that acks promptly keeps its senders moving. A lost ack is not
         reported: the message then comes again (with the same id)."""

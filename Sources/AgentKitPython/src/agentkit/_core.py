@@ -182,6 +182,8 @@ class Connection:
             return request_id
 
     def _start(self, entry: Union[_Call, _Stream], request: pb.Request) -> int:
+        if self._later_acks and entry.field != "ack":
+            self.flush_acks()  # acks made meanwhile go before the call
         request_id = self._register(entry)
         envelope = pb.Envelope(request_id=request_id)
         getattr(envelope.request, entry.field).CopyFrom(request)
@@ -210,8 +212,8 @@ class Connection:
 
     def ack_later(self, ids: List[str]) -> None:
         """Queues acks that nobody waits for: they go as one ack call once
-        ACK_BATCH wait, or when a mailbox reader of this connection is about
-        to wait (flush_acks)."""
+        ACK_BATCH wait, before the next call this connection makes, when a
+        mailbox reader of it is about to wait, or at close (flush_acks)."""
         with self._lock:
             self._later_acks.extend(ids)
             full = len(self._later_acks) >= self.ACK_BATCH
