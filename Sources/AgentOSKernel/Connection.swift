@@ -419,10 +419,7 @@ struct Connection {
                 } else if seen.handed.remove(message.id) != nil {
                     return true
                 }
-                var envelope = Envelope()
-                envelope.correlationID = id
-                envelope.chunk.item = .message(Bus.wire(message))
-                guard queue.offer(envelope, estimate: message.payload.count + 128, maximumFrames: Self.feedFrames) else {
+                guard queue.offerMessage(correlationID: id, message, maximumFrames: Self.feedFrames) else {
                     return false
                 }
                 if message.seq > 0 { seen.lastSeq = message.seq }

@@ -1,4 +1,5 @@
 import AgentOSProtocol
+import AgentOSStore
 import NIOCore
 import Synchronization
 
@@ -43,6 +44,10 @@ final class OutboundQueue: Sendable {
         case bytes([UInt8])
         /// Counted in `pendingBytes` as `estimate` until it is encoded.
         case envelope(Envelope, estimate: Int)
+        /// The two frames the bus writes most, encoded by hand (`HotFrames`).
+        /// A mailbox's message to its reader, or (`answer`) a request's response.
+        case busMessage(correlationID: UInt64, MessageRecord, answer: Bool, estimate: Int)
+        case sendAnswer(correlationID: UInt64, Agentos_V1_SendResponse)
     }
 
     /// The connection's event loop.
@@ -74,6 +79,23 @@ final class OutboundQueue: Sendable {
         _ = enqueue(.envelope(envelope, estimate: estimate))
     }
 
+    /// A send's answer, as `sendLater`.
+    func sendAnswerLater(correlationID: UInt64, _ answer: Agentos_V1_SendResponse) {
+        _ = enqueue(.sendAnswer(correlationID: correlationID, answer))
+    }
+
+    /// A request's response to its requester, as `sendLater`.
+    func sendRequestAnswerLater(correlationID: UInt64, _ response: MessageRecord) {
+        _ = enqueue(.busMessage(correlationID: correlationID, response, answer: true,
+                                estimate: response.payload.count + 128))
+    }
+
+    /// A mailbox's message to its reader (a chunk of stream `correlationID`), as `offer`.
+    func offerMessage(correlationID: UInt64, _ message: MessageRecord, maximumFrames: Int) -> Bool {
+        enqueue(.busMessage(correlationID: correlationID, message, answer: false, estimate: message.payload.count + 128),
+                unless: { $0.pendingFrames >= maximumFrames || $0.pendingBytes > 4 * self.highWater })
+    }
+
     /// Writes (serialized on the event loop) unless more than
     /// `maximumFrames` frames (or more than four times the high-water mark
     /// in bytes) are still on their way: for a live feed handed messages on
@@ -83,6 +105,9 @@ final class OutboundQueue: Sendable {
         enqueue(.envelope(envelope, estimate: estimate),
                 unless: { $0.pendingFrames >= maximumFrames || $0.pendingBytes > 4 * self.highWater })
     }
+
+    /// What a send's answer is counted as until it is encoded.
+    static let sendAnswerEstimate = 64
 
     /// Frames waiting below which a stopped feed is called back.
     static let lowWaterFrames = 1_000
@@ -139,7 +164,8 @@ final class OutboundQueue: Sendable {
             guard !state.closed, !full(state) else { return nil }
             switch frame {
             case .bytes(let bytes): state.pendingBytes += bytes.count
-            case .envelope(_, let estimate): state.pendingBytes += estimate
+            case .envelope(_, let estimate), .busMessage(_, _, _, let estimate): state.pendingBytes += estimate
+            case .sendAnswer: state.pendingBytes += Self.sendAnswerEstimate
             }
             state.pendingFrames += 1
             state.outbox.append(frame)
@@ -171,6 +197,17 @@ final class OutboundQueue: Sendable {
             case .envelope(let envelope, let estimate):
                 let bytes: [UInt8]? = try? envelope.serializedBytes()
                 correction += (bytes?.count ?? 0) - estimate
+                return bytes
+            case .busMessage(let correlationID, let message, let answer, let estimate):
+                let fields = Bus.hotFields(message)
+                let bytes = answer ? HotFrames.requestAnswer(correlationID: correlationID, message: fields)
+                    : HotFrames.chunk(correlationID: correlationID, message: fields)
+                correction += bytes.count - estimate
+                return bytes
+            case .sendAnswer(let correlationID, let answer):
+                let bytes = HotFrames.sendAnswer(correlationID: correlationID, id: answer.id, to: answer.to,
+                                                 depth: answer.depth)
+                correction += bytes.count - Self.sendAnswerEstimate
                 return bytes
             }
         }

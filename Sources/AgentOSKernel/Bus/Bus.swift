@@ -812,6 +812,19 @@ final class Bus: Sendable {
         return request.type == "request" && request.sender == recipient
     }
 
+    /// A message's fields as its reader gets them (`wire`, for `HotFrames`).
+    static func hotFields(_ message: MessageRecord) -> HotFrames.BusMessageFields {
+        HotFrames.BusMessageFields(id: message.id, from: message.sender, to: message.recipient, type: message.type,
+                                   contentType: message.contentType, payload: message.payload,
+                                   correlationID: message.correlationID, sentAtNs: message.sentAt,
+                                   end: message.streamEnd, ackedByResponse: ackedByResponse(message))
+    }
+
+    /// A request whose requester waits: not stored (seq 0), removed by its response.
+    private static func ackedByResponse(_ message: MessageRecord) -> Bool {
+        message.type == "request" && message.seq == 0
+    }
+
     static func wire(_ message: MessageRecord) -> Agentos_V1_BusMessage {
         var wire = Agentos_V1_BusMessage()
         wire.id = message.id
@@ -823,7 +836,7 @@ final class Bus: Sendable {
         wire.correlationID = message.correlationID
         wire.sentAtNs = message.sentAt
         wire.end = message.streamEnd
-        wire.ackedByResponse = message.type == "request" && message.seq == 0
+        wire.ackedByResponse = ackedByResponse(message)
         return wire
     }
 }

@@ -60,10 +60,7 @@ struct BusFastPath {
             sends.closed()
             switch result {
             case .success(let sent):
-                var envelope = Envelope()
-                envelope.correlationID = id
-                envelope.response.result = .send(sent)
-                queue.sendLater(envelope)
+                queue.sendAnswerLater(correlationID: id, sent)
             case .failure(let error):
                 queue.sendNow(.error(error.code, error.message, correlationID: id, detail: error.detail))
             }
@@ -84,11 +81,13 @@ struct BusFastPath {
             pending = try services.bus.request(request.message, from: sender, to: recipient, timeout: timeout,
                                                timers: queue.eventLoop) { outcome in
                 requests.finished(id: id)
+                if case .answered(let response) = outcome {
+                    queue.sendRequestAnswerLater(correlationID: id, response)
+                    return
+                }
                 var envelope = Envelope()
                 envelope.correlationID = id
-                if case .answered(let response) = outcome {
-                    envelope.response.result = .request(Bus.wire(response))
-                } else if let failure = Bus.failure(outcome, recipient: recipient, timeout: timeout) {
+                if let failure = Bus.failure(outcome, recipient: recipient, timeout: timeout) {
                     envelope = .error(failure.code, failure.message, correlationID: id, detail: failure.detail)
                 } else {
                     envelope.streamEnd.reason = "cancelled"
