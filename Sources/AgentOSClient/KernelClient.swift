@@ -161,6 +161,8 @@ public enum FrameSocket {
             throw ClientError(.protocolViolation, "bad frame from the kernel: \(error)")
         }
         guard let payload else { return nil }
+        // The bus's hot frames without SwiftProtobuf's generic decoding.
+        if let hot = HotFrames.decode(payload) { return hot }
         do {
             return try Envelope(serializedBytes: payload)
         } catch {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The envelopes the bus writes most (a mailbox's message to its reader, a
 /// send's answer to its sender, a request's response to its requester),
 /// encoded by hand: byte for byte
@@ -163,6 +165,137 @@ public enum HotFrames {
             guard !value.isEmpty else { return }
             lengthPrefix(field, value.count)
             bytes.append(contentsOf: value)
+        }
+    }
+}
+
+// MARK: Reading
+
+extension HotFrames {
+    /// The envelope in `bytes` if it is one of the hot frames (a chunk with
+    /// a BusMessage, a response with a SendResponse or a BusMessage), read
+    /// by hand; nil for anything else, or anything unusual (an unknown or
+    /// repeated field, a wrong wire type, a string that is not UTF-8): the
+    /// caller then decodes it with SwiftProtobuf, which says what is wrong.
+    public static func decode(_ bytes: [UInt8]) -> Envelope? {
+        bytes.withUnsafeBufferPointer { buffer -> Envelope? in
+            var reader = Reader(buffer[...])
+            var envelope = Envelope()
+            var bodySeen = false
+            while !reader.atEnd {
+                guard let (field, wireType) = reader.tag() else { return nil }
+                switch (field, wireType) {
+                case (1, 0):
+                    guard let value = reader.varint() else { return nil }
+                    envelope.requestID = value
+                case (2, 0):
+                    guard let value = reader.varint() else { return nil }
+                    envelope.correlationID = value
+                case (13, 2) where !bodySeen:
+                    guard var response = reader.nested(), let result = Self.response(&response) else { return nil }
+                    envelope.response.result = result
+                    bodySeen = true
+                case (14, 2) where !bodySeen:
+                    guard var chunk = reader.nested(), let message = Self.chunkMessage(&chunk) else { return nil }
+                    envelope.chunk.item = .message(message)
+                    bodySeen = true
+                default:
+                    return nil
+                }
+            }
+            return bodySeen ? envelope : nil
+        }
+    }
+
+    private static func response(_ reader: inout Reader) -> KernelResponse.OneOf_Result? {
+        guard let (field, wireType) = reader.tag(), wireType == 2, var inner = reader.nested(), reader.atEnd else {
+            return nil
+        }
+        switch field {
+        case sendResultField:
+            var answer = Agentos_V1_SendResponse()
+            while !inner.atEnd {
+                guard let (field, wireType) = inner.tag() else { return nil }
+                switch (field, wireType) {
+                case (1, 2): guard let value = inner.string() else { return nil }; answer.id = value
+                case (2, 2): guard let value = inner.string() else { return nil }; answer.to = value
+                case (3, 0): guard let value = inner.varint(), value <= UInt32.max else { return nil }; answer.depth = UInt32(value)
+                default: return nil
+                }
+            }
+            return .send(answer)
+        case requestResultField:
+            return busMessage(&inner).map { .request($0) }
+        default:
+            return nil
+        }
+    }
+
+    private static func chunkMessage(_ reader: inout Reader) -> Agentos_V1_BusMessage? {
+        guard let (field, wireType) = reader.tag(), field == 3, wireType == 2, var inner = reader.nested(),
+              reader.atEnd else { return nil }
+        return busMessage(&inner)
+    }
+
+    private static func busMessage(_ reader: inout Reader) -> Agentos_V1_BusMessage? {
+        var message = Agentos_V1_BusMessage()
+        while !reader.atEnd {
+            guard let (field, wireType) = reader.tag() else { return nil }
+            switch (field, wireType) {
+            case (1, 2): guard let value = reader.string() else { return nil }; message.id = value
+            case (2, 2): guard let value = reader.string() else { return nil }; message.from = value
+            case (3, 2): guard let value = reader.string() else { return nil }; message.to = value
+            case (4, 2): guard let value = reader.string() else { return nil }; message.type = value
+            case (5, 2): guard let value = reader.string() else { return nil }; message.contentType = value
+            case (6, 2): guard let value = reader.nested() else { return nil }; message.payload = Data(value.rest)
+            case (7, 2): guard let value = reader.string() else { return nil }; message.correlationID = value
+            case (8, 0): guard let value = reader.varint() else { return nil }; message.sentAtNs = Int64(bitPattern: value)
+            case (9, 0): guard let value = reader.varint() else { return nil }; message.end = value != 0
+            case (10, 0): guard let value = reader.varint() else { return nil }; message.ackedByResponse = value != 0
+            default: return nil
+            }
+        }
+        return message
+    }
+
+    private struct Reader {
+        var rest: Slice<UnsafeBufferPointer<UInt8>>
+
+        init(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) {
+            rest = bytes
+        }
+
+        var atEnd: Bool { rest.isEmpty }
+
+        mutating func varint() -> UInt64? {
+            var value: UInt64 = 0
+            var shift: UInt64 = 0
+            while let byte = rest.first {
+                rest = rest.dropFirst()
+                guard shift < 64 else { return nil }
+                value |= UInt64(byte & 0x7f) << shift
+                if byte < 0x80 { return value }
+                shift += 7
+            }
+            return nil
+        }
+
+        mutating func tag() -> (field: Int, wireType: UInt64)? {
+            guard let tag = varint(), tag >> 3 > 0, tag >> 3 <= 1 << 29 else { return nil }
+            return (Int(tag >> 3), tag & 7)
+        }
+
+        /// A length-delimited field's bytes, as a reader of their own.
+        mutating func nested() -> Reader? {
+            guard let length = varint(), length <= UInt64(rest.count) else { return nil }
+            let end = rest.startIndex + Int(length)
+            defer { rest = rest[end...] }
+            return Reader(rest[rest.startIndex..<end])
+        }
+
+        mutating func string() -> String? {
+            guard let bytes = nested() else { return nil }
+            return String(validating: bytes.rest, as: UTF8.self)
         }
     }
 }

@@ -63,6 +63,49 @@ struct HotFramesTests {
         #expect(ours == expected)
         #expect(try Envelope(serializedBytes: ours) == envelope)
     }
+
+    /// Read by hand, a hot frame is what SwiftProtobuf reads; anything else
+    /// is left to SwiftProtobuf.
+    @Test func hotFramesReadByHandAreWhatSwiftProtobufReads() throws {
+        var frames: [[UInt8]] = []
+        for message in Self.messages {
+            frames.append(HotFrames.chunk(correlationID: 9, message: message))
+            frames.append(HotFrames.requestAnswer(correlationID: 1 << 40, message: message))
+        }
+        frames.append(HotFrames.sendAnswer(correlationID: 3, id: "m-1", to: "team/b", depth: 7))
+        frames.append(HotFrames.sendAnswer(correlationID: 0, id: "", to: "", depth: 0))
+        // Fields out of the usual order, and a request id: still read.
+        var reordered: [UInt8] = [0x72, 0x05, 0x1a, 0x03, 0x0a, 0x01, 0x61, 0x10, 0x04, 0x08, 0x02]
+        frames.append(reordered)
+        for frame in frames {
+            let hot = try #require(HotFrames.decode(frame), "a hot frame")
+            #expect(hot == (try Envelope(serializedBytes: frame)))
+        }
+        // Not hot: a status response, an error, an empty envelope, an
+        // unknown field in a message, a body given twice.
+        var status = Envelope()
+        status.correlationID = 1
+        status.response.result = .status(.init())
+        let error = Envelope.error(.notFound, "no such agent", correlationID: 2)
+        var unknownField = HotFrames.sendAnswer(correlationID: 3, id: "x", to: "y", depth: 1)
+        unknownField[3] += 3
+        unknownField.append(contentsOf: [0x20, 0x01])   // SendResponse field 4
+        reordered.append(contentsOf: [0x72, 0x00])
+        for frame in [try status.serializedBytes(), try error.serializedBytes(), [], unknownField, reordered] {
+            #expect(HotFrames.decode(frame) == nil)
+        }
+        // A string that is not UTF-8: left to SwiftProtobuf, which refuses it.
+        var bad = HotFrames.chunk(correlationID: 1, message: Self.messages[0])
+        let at = try #require(bad.firstIndex(of: UInt8(ascii: "m")))
+        bad[at] = 0xff
+        #expect(HotFrames.decode(bad) == nil)
+        #expect(throws: (any Error).self) { try Envelope(serializedBytes: bad) }
+        // Truncated: nil, never a crash.
+        let whole = HotFrames.chunk(correlationID: 5, message: Self.messages[1])
+        for cut in stride(from: 0, to: whole.count, by: 97) {
+            #expect(HotFrames.decode(Array(whole.prefix(cut))) == nil)
+        }
+    }
 }
 
 extension HotFrames.BusMessageFields: CustomTestStringConvertible {
