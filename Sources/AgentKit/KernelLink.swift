@@ -226,7 +226,7 @@ final class KernelLink: Sendable {
     /// Writes the request, unless it was cancelled before it could be.
     private func send(_ id: UInt64, _ call: KernelRequest.OneOf_Call) {
         do {
-            let bytes = try Envelope.request(id: id, call).framed()
+            let bytes = try HotFrames.framedRequest(id: id, call) ?? Envelope.request(id: id, call).framed()
             let written = try writer.withLock { writer throws(AgentKitError) -> Bool in
                 guard !writer.closed else { throw AgentKitError(.connectionClosed, "the connection to the kernel is closed") }
                 let go = state.withLock { state -> Bool in

@@ -85,7 +85,9 @@ final class ProtocolHandler: ChannelInboundHandler {
         }
         let envelope: Envelope
         do {
-            envelope = try Envelope(serializedBytes: Array(payload.readableBytesView))
+            let bytes = Array(payload.readableBytesView)
+            // An agent's hot calls without SwiftProtobuf's generic decoding.
+            envelope = try HotFrames.decode(bytes) ?? Envelope(serializedBytes: bytes)
         } catch {
             logger.notice("closing connection: undecodable frame", metadata: ["peer": "\(peer)"])
             return fail(context, .malformedFrame, "frame is not a valid agentos.v1.Envelope; closing")

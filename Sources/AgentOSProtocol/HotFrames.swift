@@ -82,6 +82,69 @@ public enum HotFrames {
         return out.bytes
     }
 
+    /// An agent's hot calls (send, request, ack) as the framed Envelope
+    /// carrying them (the length prefix included); nil for any other call.
+    public static func framedRequest(id: UInt64, _ call: KernelRequest.OneOf_Call) -> [UInt8]? {
+        let inner: (field: Int, size: Int, write: (inout Writer) -> Void)
+        switch call {
+        case .send(let send):
+            inner = (Self.sendCallField, size(of: send), { write(send, into: &$0) })
+        case .request(let request):
+            // A message field is written when set, even empty.
+            let messageSize = size(of: request.message)
+            let size = (request.hasMessage ? fieldSize(1, length: messageSize) : 0) + varintFieldSize(2, request.timeoutMs)
+            inner = (Self.requestCallField, size, { out in
+                if request.hasMessage {
+                    out.lengthPrefix(1, messageSize)
+                    write(request.message, into: &out)
+                }
+                out.varintField(2, request.timeoutMs)
+            })
+        case .ack(let ack):
+            let size = ack.ids.reduce(0) { $0 + fieldSize(1, length: $1.utf8.count) }
+            inner = (Self.ackCallField, size, { out in
+                for id in ack.ids { out.repeatedString(1, id) }
+            })
+        default:
+            return nil
+        }
+        let requestSize = fieldSize(inner.field, length: inner.size)
+        let envelopeSize = varintFieldSize(1, id) + fieldSize(12, length: requestSize)
+        guard envelopeSize <= Int(UInt32.max) else { return nil }
+        var out = Writer(capacity: Frame.headerSize + envelopeSize)
+        let length = UInt32(envelopeSize)
+        out.bytes.append(contentsOf: [UInt8(length >> 24), UInt8(length >> 16 & 0xff), UInt8(length >> 8 & 0xff),
+                                      UInt8(length & 0xff)])
+        out.varintField(1, id)
+        out.lengthPrefix(12, requestSize)
+        out.lengthPrefix(inner.field, inner.size)
+        inner.write(&out)
+        return out.bytes
+    }
+
+    private static func size(of send: Agentos_V1_SendRequest) -> Int {
+        stringSize(1, send.to) + (send.payload.isEmpty ? 0 : fieldSize(2, length: send.payload.count))
+            + stringSize(3, send.contentType) + stringSize(4, send.type) + stringSize(5, send.correlationID)
+            + varintFieldSize(6, send.end ? 1 : 0)
+    }
+
+    private static func write(_ send: Agentos_V1_SendRequest, into out: inout Writer) {
+        out.string(1, send.to)
+        if !send.payload.isEmpty {
+            out.lengthPrefix(2, send.payload.count)
+            out.bytes.append(contentsOf: send.payload)
+        }
+        out.string(3, send.contentType)
+        out.string(4, send.type)
+        out.string(5, send.correlationID)
+        out.varintField(6, send.end ? 1 : 0)
+    }
+
+    /// Request.call's `send`, `ack` and `request` fields.
+    static let sendCallField = 44
+    static let ackCallField = 46
+    static let requestCallField = 48
+
     /// Response.result's `send` and `request` fields.
     static let sendResultField = 42
     static let requestResultField = 45
@@ -127,7 +190,7 @@ public enum HotFrames {
 
     // MARK: Writing
 
-    private struct Writer {
+    fileprivate struct Writer {
         var bytes: [UInt8] = []
 
         init(capacity: Int) {
@@ -161,6 +224,12 @@ public enum HotFrames {
             bytes.append(contentsOf: value.utf8)
         }
 
+        /// An element of a repeated string field: written even when empty.
+        mutating func repeatedString(_ field: Int, _ value: String) {
+            lengthPrefix(field, value.utf8.count)
+            bytes.append(contentsOf: value.utf8)
+        }
+
         mutating func blob(_ field: Int, _ value: [UInt8]) {
             guard !value.isEmpty else { return }
             lengthPrefix(field, value.count)
@@ -173,7 +242,8 @@ public enum HotFrames {
 
 extension HotFrames {
     /// The envelope in `bytes` if it is one of the hot frames (a chunk with
-    /// a BusMessage, a response with a SendResponse or a BusMessage), read
+    /// a BusMessage, a response with a SendResponse or a BusMessage, a
+    /// request with a send, a request or an ack call), read
     /// by hand; nil for anything else, or anything unusual (an unknown or
     /// repeated field, a wrong wire type, a string that is not UTF-8): the
     /// caller then decodes it with SwiftProtobuf, which says what is wrong.
@@ -191,6 +261,10 @@ extension HotFrames {
                 case (2, 0):
                     guard let value = reader.varint() else { return nil }
                     envelope.correlationID = value
+                case (12, 2) where !bodySeen:
+                    guard var request = reader.nested(), let call = Self.call(&request) else { return nil }
+                    envelope.request.call = call
+                    bodySeen = true
                 case (13, 2) where !bodySeen:
                     guard var response = reader.nested(), let result = Self.response(&response) else { return nil }
                     envelope.response.result = result
@@ -229,6 +303,62 @@ extension HotFrames {
         default:
             return nil
         }
+    }
+
+    private static func call(_ reader: inout Reader) -> KernelRequest.OneOf_Call? {
+        guard let (field, wireType) = reader.tag(), wireType == 2, var inner = reader.nested(), reader.atEnd else {
+            return nil
+        }
+        switch field {
+        case sendCallField:
+            return sendRequest(&inner).map { .send($0) }
+        case requestCallField:
+            var request = Agentos_V1_BusRequest()
+            var messageSeen = false
+            while !inner.atEnd {
+                guard let (field, wireType) = inner.tag() else { return nil }
+                switch (field, wireType) {
+                case (1, 2) where !messageSeen:
+                    guard var message = inner.nested(), let send = sendRequest(&message) else { return nil }
+                    request.message = send
+                    messageSeen = true
+                case (2, 0):
+                    guard let value = inner.varint() else { return nil }
+                    request.timeoutMs = value
+                default:
+                    return nil
+                }
+            }
+            return .request(request)
+        case ackCallField:
+            var ack = Agentos_V1_AckRequest()
+            while !inner.atEnd {
+                guard let (field, wireType) = inner.tag(), field == 1, wireType == 2, let id = inner.string() else {
+                    return nil
+                }
+                ack.ids.append(id)
+            }
+            return .ack(ack)
+        default:
+            return nil
+        }
+    }
+
+    private static func sendRequest(_ reader: inout Reader) -> Agentos_V1_SendRequest? {
+        var send = Agentos_V1_SendRequest()
+        while !reader.atEnd {
+            guard let (field, wireType) = reader.tag() else { return nil }
+            switch (field, wireType) {
+            case (1, 2): guard let value = reader.string() else { return nil }; send.to = value
+            case (2, 2): guard let value = reader.nested() else { return nil }; send.payload = Data(value.rest)
+            case (3, 2): guard let value = reader.string() else { return nil }; send.contentType = value
+            case (4, 2): guard let value = reader.string() else { return nil }; send.type = value
+            case (5, 2): guard let value = reader.string() else { return nil }; send.correlationID = value
+            case (6, 0): guard let value = reader.varint() else { return nil }; send.end = value != 0
+            default: return nil
+            }
+        }
+        return send
     }
 
     private static func chunkMessage(_ reader: inout Reader) -> Agentos_V1_BusMessage? {

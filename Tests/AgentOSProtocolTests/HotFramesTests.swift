@@ -106,6 +106,45 @@ struct HotFramesTests {
             #expect(HotFrames.decode(Array(whole.prefix(cut))) == nil)
         }
     }
+
+    static let calls: [KernelRequest.OneOf_Call] = {
+        var send = Agentos_V1_SendRequest()
+        send.to = "team/b"
+        send.payload = Data(repeating: 0x2a, count: 300)
+        send.contentType = "application/octet-stream"
+        var response = send
+        response.type = "response"
+        response.correlationID = "m-9"
+        var chunk = send
+        chunk.type = "stream"
+        chunk.correlationID = "s"
+        chunk.end = true
+        var request = Agentos_V1_BusRequest()
+        request.message = send
+        request.timeoutMs = 5_000
+        var ack = Agentos_V1_AckRequest()
+        ack.ids = ["m-1", "", String(repeating: "é", count: 100)]
+        return [.send(send), .send(response), .send(chunk), .send(Agentos_V1_SendRequest()), .request(request),
+                .request(Agentos_V1_BusRequest()), .ack(ack), .ack(Agentos_V1_AckRequest())]
+    }()
+
+    /// An agent's hot calls, encoded by hand, are the framed envelope
+    /// SwiftProtobuf writes, and read back by hand as SwiftProtobuf reads them.
+    @Test func hotCallsAreWhatSwiftProtobufWritesAndReads() throws {
+        for (index, call) in Self.calls.enumerated() {
+            let id = UInt64(index) * 1_000_003 + 1
+            let expected = try Envelope.request(id: id, call).framed()
+            let ours = try #require(HotFrames.framedRequest(id: id, call))
+            #expect(ours == expected, "call \(index)")
+            let payload = Array(ours.dropFirst(Frame.headerSize))
+            #expect(HotFrames.decode(payload) == (try Envelope(serializedBytes: payload)), "call \(index)")
+        }
+        #expect(HotFrames.framedRequest(id: 1, .status(.init())) == nil, "not a hot call")
+        // A call with an unknown field in its request: left to SwiftProtobuf.
+        var unknown = try #require(HotFrames.framedRequest(id: 1, Self.calls[0])).dropFirst(Frame.headerSize)
+        unknown.append(contentsOf: [0x60, 0x01])   // Envelope field 12 again, as a varint: a wrong wire type
+        #expect(HotFrames.decode(Array(unknown)) == nil)
+    }
 }
 
 extension HotFrames.BusMessageFields: CustomTestStringConvertible {
