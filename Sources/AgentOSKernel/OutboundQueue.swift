@@ -44,10 +44,20 @@ final class OutboundQueue: Sendable {
         case bytes([UInt8])
         /// Counted in `pendingBytes` as `estimate` until it is encoded.
         case envelope(Envelope, estimate: Int)
-        /// The two frames the bus writes most, encoded by hand (`HotFrames`).
-        /// A mailbox's message to its reader, or (`answer`) a request's response.
-        case busMessage(correlationID: UInt64, MessageRecord, answer: Bool, estimate: Int)
+        /// The frames the bus writes most, encoded by hand (`HotFrames`): a
+        /// mailbox's message to its reader, or (`answer`) a request's
+        /// response; a send's answer. Counted as `estimate` until encoded.
+        case busMessage(correlationID: UInt64, MessageRecord, answer: Bool)
         case sendAnswer(correlationID: UInt64, Agentos_V1_SendResponse)
+
+        var estimate: Int {
+            switch self {
+            case .bytes(let bytes): bytes.count
+            case .envelope(_, let estimate): estimate
+            case .busMessage(_, let message, _): message.payload.count + 128
+            case .sendAnswer: 64
+            }
+        }
     }
 
     /// The connection's event loop.
@@ -86,28 +96,19 @@ final class OutboundQueue: Sendable {
 
     /// A request's response to its requester, as `sendLater`.
     func sendRequestAnswerLater(correlationID: UInt64, _ response: MessageRecord) {
-        _ = enqueue(.busMessage(correlationID: correlationID, response, answer: true,
-                                estimate: response.payload.count + 128))
+        _ = enqueue(.busMessage(correlationID: correlationID, response, answer: true))
     }
 
-    /// A mailbox's message to its reader (a chunk of stream `correlationID`), as `offer`.
-    func offerMessage(correlationID: UInt64, _ message: MessageRecord, maximumFrames: Int) -> Bool {
-        enqueue(.busMessage(correlationID: correlationID, message, answer: false, estimate: message.payload.count + 128),
-                unless: { $0.pendingFrames >= maximumFrames || $0.pendingBytes > 4 * self.highWater })
-    }
-
-    /// Writes (serialized on the event loop) unless more than
+    /// A mailbox's message to its reader (a chunk of stream
+    /// `correlationID`), serialized on the event loop, unless more than
     /// `maximumFrames` frames (or more than four times the high-water mark
     /// in bytes) are still on their way: for a live feed handed messages on
     /// the delivering thread, which cannot wait. False: not written (too
     /// far behind, or closed).
-    func offer(_ envelope: Envelope, estimate: Int, maximumFrames: Int) -> Bool {
-        enqueue(.envelope(envelope, estimate: estimate),
+    func offerMessage(correlationID: UInt64, _ message: MessageRecord, maximumFrames: Int) -> Bool {
+        enqueue(.busMessage(correlationID: correlationID, message, answer: false),
                 unless: { $0.pendingFrames >= maximumFrames || $0.pendingBytes > 4 * self.highWater })
     }
-
-    /// What a send's answer is counted as until it is encoded.
-    static let sendAnswerEstimate = 64
 
     /// Frames waiting below which a stopped feed is called back.
     static let lowWaterFrames = 1_000
@@ -162,11 +163,7 @@ final class OutboundQueue: Sendable {
     private func enqueue(_ frame: Outgoing, unless full: (State) -> Bool = { _ in false }) -> Bool {
         let schedule = state.withLock { state -> Bool? in
             guard !state.closed, !full(state) else { return nil }
-            switch frame {
-            case .bytes(let bytes): state.pendingBytes += bytes.count
-            case .envelope(_, let estimate), .busMessage(_, _, _, let estimate): state.pendingBytes += estimate
-            case .sendAnswer: state.pendingBytes += Self.sendAnswerEstimate
-            }
+            state.pendingBytes += frame.estimate
             state.pendingFrames += 1
             state.outbox.append(frame)
             defer { state.writeScheduled = true }
@@ -194,20 +191,20 @@ final class OutboundQueue: Sendable {
             switch frame {
             case .bytes(let bytes):
                 return bytes
-            case .envelope(let envelope, let estimate):
+            case .envelope(let envelope, _):
                 let bytes: [UInt8]? = try? envelope.serializedBytes()
-                correction += (bytes?.count ?? 0) - estimate
+                correction += (bytes?.count ?? 0) - frame.estimate
                 return bytes
-            case .busMessage(let correlationID, let message, let answer, let estimate):
+            case .busMessage(let correlationID, let message, let answer):
                 let fields = Bus.hotFields(message)
                 let bytes = answer ? HotFrames.requestAnswer(correlationID: correlationID, message: fields)
                     : HotFrames.chunk(correlationID: correlationID, message: fields)
-                correction += bytes.count - estimate
+                correction += bytes.count - frame.estimate
                 return bytes
             case .sendAnswer(let correlationID, let answer):
                 let bytes = HotFrames.sendAnswer(correlationID: correlationID, id: answer.id, to: answer.to,
                                                  depth: answer.depth)
-                correction += bytes.count - Self.sendAnswerEstimate
+                correction += bytes.count - frame.estimate
                 return bytes
             }
         }

@@ -112,9 +112,7 @@ public enum HotFrames {
         let envelopeSize = varintFieldSize(1, id) + fieldSize(12, length: requestSize)
         guard envelopeSize <= Int(UInt32.max) else { return nil }
         var out = Writer(capacity: Frame.headerSize + envelopeSize)
-        let length = UInt32(envelopeSize)
-        out.bytes.append(contentsOf: [UInt8(length >> 24), UInt8(length >> 16 & 0xff), UInt8(length >> 8 & 0xff),
-                                      UInt8(length & 0xff)])
+        Frame.appendHeader(length: envelopeSize, to: &out.bytes)
         out.varintField(1, id)
         out.lengthPrefix(12, requestSize)
         out.lengthPrefix(inner.field, inner.size)

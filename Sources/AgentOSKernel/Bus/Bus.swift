@@ -79,10 +79,20 @@ final class Bus: Sendable {
         var acked = false
     }
 
+    /// A group to commit, with what the mailboxes it touches held when it was taken.
+    private struct Group {
+        let queued: [Queued]
+        /// Stored counts known, and each mailbox's generation then.
+        let known: [String: Int]
+        let generations: [String: Int]
+        /// Unstored counts, and which of the group's messages were unstored.
+        let unstored: [String: Int]
+        let admitted: Set<String>
+    }
+
     /// A group to commit, or when to look again.
     private enum Step {
-        case commit(group: [Queued], known: [String: Int], generations: [String: Int], unstored: [String: Int],
-                    admitted: Set<String>)
+        case commit(Group)
         case wait(until: UInt64)
         case done
     }
@@ -430,33 +440,35 @@ final class Bus: Sendable {
                 generations[recipient] = state.generation[recipient, default: 0]
                 unstored[recipient] = state.unstoredCount[recipient]
             }
-            return .commit(group: group, known: known, generations: generations, unstored: unstored, admitted: admitted)
+            return .commit(Group(queued: group, known: known, generations: generations, unstored: unstored,
+                                 admitted: admitted))
         }
     }
 
     /// Commits what is queued, a group at a time, until nothing is due.
     private func commitQueued(flush: Bool = false) {
         while true {
-            let (group, known, generations, unstored, admitted): ([Queued], [String: Int], [String: Int], [String: Int], Set<String>)
+            let taken: Group
             switch nextStep(flush: flush) {
             case .done:
                 return
             case .wait(let until):
                 armGraceTimer(at: until)
                 return
-            case .commit(let g, let k, let n, let u, let a):
-                (group, known, generations, unstored, admitted) = (g, k, n, u, a)
+            case .commit(let next):
+                taken = next
             }
+            let (group, known, admitted) = (taken.queued, taken.known, taken.admitted)
             do {
                 let (stored, depths) = try store.enqueueMessages(group.map(\.message), limit: mailboxLimit, depths: known,
-                                                                 unstored: unstored, admitted: admitted)
+                                                                 unstored: taken.unstored, admitted: admitted)
                 // Unstored ones acked while their group was written: removed now.
                 let ackedMeanwhile = state.withLock { state -> [String: [String]] in
                     for (recipient, depth) in depths {
                         if let before = known[recipient] {
                             // Acks meanwhile took theirs off the count: add ours.
                             if let now = state.depths[recipient] { state.depths[recipient] = now + depth - before }
-                        } else if state.generation[recipient, default: 0] == generations[recipient] {
+                        } else if state.generation[recipient, default: 0] == taken.generations[recipient] {
                             state.depths[recipient] = depth
                         } else {
                             // Counted here, and changed meanwhile: counted again when needed.
