@@ -218,11 +218,13 @@ actor Lifecycle {
         // built for just this sandbox; else a slot from the pool.
         var armedSlot: AgentSlots.Slot?
         var armedLimits: ResourceLimits?
+        var armedOptions: SandboxLauncher.AgentOptions?
         if let replacing, let armed = armedReplacements.removeValue(forKey: replacing) {
-            if let name, armed.fits(agentOptions(in: armed.slot, name: name), seccompProfile: seccompName,
-                                    mountGeneration: slots.mountGeneration) {
+            let options = name.map { agentOptions(in: armed.slot, name: $0) }
+            if let options, armed.fits(options, seccompProfile: seccompName, mountGeneration: slots.mountGeneration) {
                 armedSlot = armed.slot
                 armedLimits = armed.limits
+                armedOptions = options
             } else {
                 slots.drop(armed.slot)
             }
@@ -244,7 +246,8 @@ actor Lifecycle {
         reservedNames.insert(agentName)
         defer { reservedNames.remove(agentName) }
 
-        let agentOptions = agentOptions(in: slot, name: agentName)
+        // An armed slot's were built for its check above (its name is `name`).
+        let agentOptions = armedOptions ?? agentOptions(in: slot, name: agentName)
         let workDir = agentOptions.workDir
         let log = slot.log
 
@@ -644,8 +647,8 @@ actor Lifecycle {
         }
         // What came while the supervisor wrote (waiters, the connection's
         // close) is in the table's entry.
-        let entry = live.removeValue(forKey: id)
-        let waiters = entry?.waiters ?? current.waiters
+        let entry = live.removeValue(forKey: id) ?? current
+        let waiters = entry.waiters
         capabilities.revokeAll(of: id, reason: "the agent ended")
         // Its context memory is this run's only.
         if contextUsers.take(id) { _ = try? store.deleteMemory(namespace: MemoryCalls.contextNamespace(id)) }
@@ -654,14 +657,14 @@ actor Lifecycle {
         counters.ended()
         // Its uid comes free once what is left of its sandbox is gone (below).
         uidsBeingFreed += 1
-        (entry?.closeConnection ?? current.closeConnection)?()
+        entry.closeConnection?()
         if !agent.log.isFinished { agent.log.finish() }
         logger.info("agent exited", metadata: ["agent": "\(id)", "status": "\(exit)", "reason": "\(exitRecord.reason)"])
         for waiter in waiters.values { waiter.resume(returning: record) }
         // What is left of its sandbox goes (init killed all of the agent's
         // pid namespace before its report, and keeps the namespaces a moment
         // so that their teardown does not slow down a restart).
-        if let cgroup = current.cgroup {
+        if let cgroup {
             await cgroup.killAndRemove(after: Self.sandboxTeardownDelay)
         } else {
             // No cgroup to empty: init ends by itself within 100 ms.

@@ -402,10 +402,7 @@ public final class StateStore: Sendable {
     /// Writes an agent's new state and its event in one transaction.
     @discardableResult
     public func update(_ agent: AgentRecord, event: EventRecord) throws -> EventRecord {
-        try pool.write { db in
-            try Self.update(db, agent)
-            return try Self.insertEvent(db, event)
-        }
+        try update(agent, event: event, then: [])[0]
     }
 
     /// An agent's new state and its event, then `events`, in one

@@ -620,11 +620,13 @@ actor PolicySupervisor {
         let store = self.store
         let logger = self.logger
         let commit: @Sendable () -> Void = {
+            // The end, when not written here, the lifecycle writes alone.
+            var wroteEnd = false
             if !batch.isEmpty || ending != nil {
                 do {
                     if let ending {
                         try events.record(batch, after: ending.record, ended: ending.event)
-                        ending.written(true)
+                        wroteEnd = true
                     } else {
                         try events.record(batch)
                     }
@@ -633,12 +635,11 @@ actor PolicySupervisor {
                     // The end alone, still before the replacement's start record.
                     if let ending, let stored = try? store.update(ending.record, event: ending.event) {
                         events.publish(stored)
-                        ending.written(true)
+                        wroteEnd = true
                     }
                 }
             }
-            // Not written here: the lifecycle writes it alone.
-            ending?.written(false)
+            ending?.written(wroteEnd)
             written?.fulfil(())
         }
         if queued {
