@@ -201,6 +201,57 @@ struct BusTests {
         #expect((try kernel.json(["mailbox", "operator"]) as? [String: Any])?["depth"] as? Int == 0)
     }
 
+    /// A quiet send is stored like any other and answered only if it
+    /// fails; quiet on a call other than send or ack is refused clearly.
+    @Test func aQuietSendIsAnsweredOnlyWhenItFails() throws {
+        let kernel = try KernelProcess(label: "busquiet")
+        defer { kernel.stop() }
+        _ = try kernel.run(["--name", "sink", "--", "/bin/sleep", "600"])
+        let raw = try RawConnection(socketPath: kernel.socketPath)
+        try raw.send(.hello(client: "raw"))
+        guard case .welcome? = raw.readFrame()?.body else {
+            Issue.record("no welcome")
+            return
+        }
+        func call(_ id: UInt64, _ call: KernelRequest.OneOf_Call, quiet: Bool) throws {
+            var envelope = Envelope.request(id: id, call)
+            envelope.quiet = quiet
+            try raw.send(envelope)
+        }
+        var send = Agentos_V1_SendRequest()
+        send.to = "sink"
+        send.payload = Data("quiet".utf8)
+        try call(1, .send(send), quiet: true)
+        send.payload = Data("loud".utf8)
+        try call(2, .send(send), quiet: false)
+        // A connection's sends are answered in order, once stored: the
+        // first frame back answers the second send, and counts both.
+        let loud = raw.readFrame()
+        #expect(loud?.correlationID == 2, "\(String(describing: loud))")
+        guard case .send(let sent)? = loud?.response.result else {
+            Issue.record("no answer to the second send: \(String(describing: loud))")
+            return
+        }
+        #expect(sent.depth == 2)
+        // Refused: the error comes, with the quiet send's id.
+        send.to = "nobody-here"
+        try call(3, .send(send), quiet: true)
+        let refused = raw.readFrame()
+        #expect(refused?.correlationID == 3)
+        #expect(refused?.error.code == .notFound, "\(String(describing: refused))")
+        // Quiet on a status call: refused, and the connection goes on.
+        try call(4, .status(.init()), quiet: true)
+        let wrong = raw.readFrame()
+        #expect(wrong?.correlationID == 4)
+        #expect(wrong?.error.code == .invalidArgument)
+        #expect(wrong?.error.message.contains("quiet is for send and ack only, not status") == true,
+                "\(String(describing: wrong))")
+        try call(5, .status(.init()), quiet: false)
+        #expect(raw.readFrame()?.correlationID == 5)
+        let box = try #require(try kernel.json(["mailbox", "sink"]) as? [String: Any])
+        #expect(box["depth"] as? Int == 2)
+    }
+
     /// Bad input gets a clear error and changes nothing for anyone else.
     @Test func oversizedPayloadsAndBadMessagesAreRefusedClearly() throws {
         let kernel = try KernelProcess(label: "busbad")

@@ -41,9 +41,11 @@ final class RawConnection {
         }
     }
 
+    /// Bytes read past the last frame returned.
+    private var reader = FrameReader()
+
     /// The next frame, or nil on close/timeout.
     func readFrame() -> Envelope? {
-        var reader = FrameReader()
         var buffer = [UInt8](repeating: 0, count: 4_096)
         while true {
             if let payload = try? reader.next() { return try? Envelope(serializedBytes: payload) }

@@ -152,6 +152,21 @@ public final class Agent: Sendable {
         try await send(to: message.from, payload, kind: .response, correlationID: message.id)
     }
 
+    /// Responds to `message` without waiting for the kernel's answer: the
+    /// response goes with what the connection writes next, and the kernel
+    /// answers only if it refuses it (its requester gave up or went), which
+    /// is then reported on standard error (the agent's log). `serve` uses
+    /// it: a responder's next request need not wait for that answer.
+    public func respondLater(to message: Message, _ payload: Payload) {
+        var request = Agentos_V1_SendRequest()
+        request.to = message.from
+        request.payload = payload.bytes
+        request.contentType = payload.contentType
+        request.type = Message.Kind.response.rawValue
+        request.correlationID = message.id
+        link.sendQuietly(.send(request))
+    }
+
     /// This agent's mailbox: what waits, oldest first, then what arrives.
     /// A message stays in the mailbox until acked (`ack`): one not acked
     /// when this process ends is delivered again to the next run. Repeats
@@ -184,14 +199,16 @@ public final class Agent: Sendable {
         _ = try await link.call(.ack(request))
     }
 
-    /// Answers every request with `handler`'s payload, then acks it; other
-    /// messages go to `other` (if given) and are acked. Returns when the
-    /// mailbox stream ends (the kernel stops); throws what the handler throws.
+    /// Answers every request with `handler`'s payload (`respondLater`: a
+    /// response the kernel refuses, say to a requester that gave up, is
+    /// logged and serving goes on), then acks it; other messages go to
+    /// `other` (if given) and are acked. Returns when the mailbox stream
+    /// ends (the kernel stops); throws what the handler throws.
     public func serve(requests handler: @Sendable (Message) async throws -> Payload,
                       other: (@Sendable (Message) async throws -> Void)? = nil) async throws {
         for try await message in messages() {
             if message.kind == .request {
-                try await respond(to: message, try await handler(message))
+                respondLater(to: message, try await handler(message))
                 if message.isAckedByResponse { continue }
             } else if let other {
                 try await other(message)

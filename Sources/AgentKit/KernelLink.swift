@@ -151,9 +151,16 @@ final class KernelLink: Sendable {
         return stream
     }
 
-    /// Acks `ids` without a caller waiting: they go as one ack call with
-    /// whatever the socket thread writes next. Its answer is not read: an
-    /// ack that is lost leaves the message to be delivered again.
+    /// A send or ack that nothing waits for: written like any call, with
+    /// the envelope's `quiet` (the kernel answers only a failure, which
+    /// `dispatch` reports on standard error, the agent's log).
+    func sendQuietly(_ call: KernelRequest.OneOf_Call) {
+        send(nextID(), call, quiet: true)
+    }
+
+    /// Acks `ids` without a caller waiting: they go as one quiet ack call
+    /// with whatever the socket thread writes next. An ack that is lost
+    /// leaves the message to be delivered again.
     func acknowledgeLater(_ ids: [String]) {
         let (first, count) = laterAcks.withLock { acks -> (Bool, Int) in
             defer { acks.append(contentsOf: ids) }
@@ -187,7 +194,7 @@ final class KernelLink: Sendable {
         guard !ids.isEmpty else { return }
         var request = Agentos_V1_AckRequest()
         request.ids = ids
-        send(nextID(), .ack(request))
+        send(nextID(), .ack(request), quiet: true)
     }
 
     /// Ends the connection: pending calls and streams fail with
@@ -223,13 +230,18 @@ final class KernelLink: Sendable {
         }
     }
 
-    /// Writes the request, unless it was cancelled before it could be.
-    private func send(_ id: UInt64, _ call: KernelRequest.OneOf_Call) {
+    /// Writes the request, unless it was cancelled before it could be. A
+    /// quiet one has no waiter and cannot be cancelled: nothing to track.
+    private func send(_ id: UInt64, _ call: KernelRequest.OneOf_Call, quiet: Bool = false) {
         do {
-            let bytes = try HotFrames.framedRequest(id: id, call) ?? Envelope.request(id: id, call).framed()
+            let bytes = try HotFrames.framedRequest(id: id, call, quiet: quiet) ?? {
+                var envelope = Envelope.request(id: id, call)
+                envelope.quiet = quiet
+                return try envelope.framed()
+            }()
             let written = try writer.withLock { writer throws(AgentKitError) -> Bool in
                 guard !writer.closed else { throw AgentKitError(.connectionClosed, "the connection to the kernel is closed") }
-                let go = state.withLock { state -> Bool in
+                let go = quiet || state.withLock { state -> Bool in
                     if state.cancelled.remove(id) != nil { return false }
                     state.sent.insert(id)
                     return true
@@ -417,8 +429,11 @@ final class KernelLink: Sendable {
                 // every call still waiting fails with the kernel's reason.
                 state.withLock { $0.failure = $0.failure ?? failure }
                 close()
+            } else if let waiter = remove(id) {
+                fail(waiter, failure)
             } else {
-                fail(remove(id), failure)
+                // A quiet call's failure: nobody to throw it to.
+                FileHandle.standardError.write(Data("agentkit: call \(id), which nothing waited for (a quiet send or ack), failed: \(failure)\n".utf8))
             }
         default:
             break

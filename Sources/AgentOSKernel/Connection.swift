@@ -70,19 +70,19 @@ struct Connection {
         let sends = accepted.sends
         do {
             for try await input in inbound {
-                let (id, call) = (input.id, input.call)
+                let (id, call, quiet) = (input.id, input.call, input.quiet)
                 // The event loop counted it (see `BusBacklog`); it is
                 // ordered once handled here, or started as its own task.
                 let ordered = Self.isBusOrdered(call)
                 if Self.isQuick(call) && !requests.contains(id: id) {
-                    await handle(id: id, call: call, queue: queue, sends: sends)
+                    await handle(id: id, call: call, quiet: quiet, queue: queue, sends: sends)
                     if ordered { accepted.busBacklog.remove() }
                     continue
                 }
                 await inflight.acquire()
                 let started = requests.start(id: id) {
                     defer { inflight.release() }
-                    await handle(id: id, call: call, queue: queue, sends: sends)
+                    await handle(id: id, call: call, quiet: quiet, queue: queue, sends: sends)
                 }
                 if ordered { accepted.busBacklog.remove() }
                 if !started {
@@ -113,6 +113,15 @@ struct Connection {
         }
     }
 
+    /// Calls a sender may make without waiting for their answer: with the
+    /// envelope's `quiet`, only a failure is answered.
+    static func mayBeQuiet(_ call: KernelRequest.OneOf_Call) -> Bool {
+        switch call {
+        case .send, .ack: return true
+        default: return false
+        }
+    }
+
     /// Bus calls whose order the event loop keeps (see `BusFastPath`).
     static func isBusOrdered(_ call: KernelRequest.OneOf_Call) -> Bool {
         switch call {
@@ -123,7 +132,8 @@ struct Connection {
 
     // MARK: Requests
 
-    private func handle(id: UInt64, call: KernelRequest.OneOf_Call, queue: OutboundQueue, sends: SendWindow) async {
+    private func handle(id: UInt64, call: KernelRequest.OneOf_Call, quiet: Bool, queue: OutboundQueue,
+                        sends: SendWindow) async {
         do {
             try authorize(call)
             switch call {
@@ -249,7 +259,7 @@ struct Connection {
                 try await queue.waitForRoom()   // a sender that does not read its answers is not read from
                 let outcome = try services.bus.submit(request, from: sender, to: recipient)
                 let full = sends.opened()
-                BusFastPath.answer(id, outcome, queue: queue, sends: sends)
+                BusFastPath.answer(id, outcome, quiet: quiet, queue: queue, sends: sends)
                 // Too many of this connection's sends wait for their commit:
                 // stop reading until this one is stored (back-pressure).
                 if full { _ = await outcome.value() }
@@ -261,7 +271,7 @@ struct Connection {
                 let me = try await services.bus.agent(try agentID(), lifecycle: services.lifecycle).identity
                 var response = Agentos_V1_AckResponse()
                 response.removed = UInt32(try services.bus.acknowledge(request.ids, identity: me))
-                try await respond(id, .ack(response), queue)
+                if !quiet { try await respond(id, .ack(response), queue) }
             case .mailbox(let request):
                 let recipient = try await services.bus.recipient(request.to, lifecycle: services.lifecycle)
                 let limit = request.limit == 0 ? 10 : min(Int(request.limit), 1_000)

@@ -6,6 +6,8 @@ import NIOCore
 struct ConnectionInput: Sendable {
     let id: UInt64
     let call: KernelRequest.OneOf_Call
+    /// Answer only a failure (the envelope's `quiet`; send and ack only).
+    let quiet: Bool
 }
 
 /// A connection as the server hands it to its handling task.
@@ -105,6 +107,12 @@ final class ProtocolHandler: ChannelInboundHandler {
                                             "request \(id) names a call this kernel does not know (protocol \(AgentOSVersion.protocolVersion))",
                                             correlationID: id))
             }
+            let quiet = envelope.quiet
+            if quiet && !Connection.mayBeQuiet(call) {
+                return send(context, .error(.invalidArgument,
+                                            "request \(id): quiet is for send and ack only, not \(call.name)",
+                                            correlationID: id))
+            }
             if case .status = call {
                 var reply = Envelope()
                 reply.correlationID = id
@@ -112,10 +120,10 @@ final class ProtocolHandler: ChannelInboundHandler {
                 return send(context, reply)
             }
             if Connection.isBusOrdered(call) {
-                if busBacklog.isEmpty, busFastPath?.handle(id: id, call: call) == true { return }
+                if busBacklog.isEmpty, busFastPath?.handle(id: id, call: call, quiet: quiet) == true { return }
                 busBacklog.add()
             }
-            context.fireChannelRead(wrapInboundOut(ConnectionInput(id: id, call: call)))
+            context.fireChannelRead(wrapInboundOut(ConnectionInput(id: id, call: call, quiet: quiet)))
         case .cancel(let cancel)?:
             // Here, not on the async side: that may be waiting for a free
             // in-flight slot, which is what a cancel frees.

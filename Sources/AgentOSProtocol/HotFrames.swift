@@ -83,8 +83,9 @@ public enum HotFrames {
     }
 
     /// An agent's hot calls (send, request, ack) as the framed Envelope
-    /// carrying them (the length prefix included); nil for any other call.
-    public static func framedRequest(id: UInt64, _ call: KernelRequest.OneOf_Call) -> [UInt8]? {
+    /// carrying them (the length prefix included), `quiet` as the
+    /// envelope's flag; nil for any other call.
+    public static func framedRequest(id: UInt64, _ call: KernelRequest.OneOf_Call, quiet: Bool = false) -> [UInt8]? {
         let inner: (field: Int, size: Int, write: (inout Writer) -> Void)
         switch call {
         case .send(let send):
@@ -109,11 +110,13 @@ public enum HotFrames {
             return nil
         }
         let requestSize = fieldSize(inner.field, length: inner.size)
-        let envelopeSize = varintFieldSize(1, id) + fieldSize(12, length: requestSize)
+        let flag: UInt64 = quiet ? 1 : 0
+        let envelopeSize = varintFieldSize(1, id) + varintFieldSize(3, flag) + fieldSize(12, length: requestSize)
         guard envelopeSize <= Int(UInt32.max) else { return nil }
         var out = Writer(capacity: Frame.headerSize + envelopeSize)
         Frame.appendHeader(length: envelopeSize, to: &out.bytes)
         out.varintField(1, id)
+        out.varintField(3, flag)
         out.lengthPrefix(12, requestSize)
         out.lengthPrefix(inner.field, inner.size)
         inner.write(&out)
@@ -259,6 +262,9 @@ extension HotFrames {
                 case (2, 0):
                     guard let value = reader.varint() else { return nil }
                     envelope.correlationID = value
+                case (3, 0):
+                    guard let value = reader.varint() else { return nil }
+                    envelope.quiet = value != 0
                 case (12, 2) where !bodySeen:
                     guard var request = reader.nested(), let call = Self.call(&request) else { return nil }
                     envelope.request.call = call

@@ -156,5 +156,5 @@ class FakeKernel:
                 answer = answer(envelope.request_id, message)
             if isinstance(answer, Err):
                 self.error(envelope.request_id, answer.code, answer.message, answer.detail)
-            elif answer is not None:
+            elif answer is not None and not envelope.quiet:  # as the kernel: a quiet call's success is not answered
                 self.respond(envelope.request_id, call, answer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
+import time
 
 import pytest
 
@@ -238,6 +239,8 @@ def test_serve_responds_then_acks(kernel, agent):
     assert result["answered"] == 1
     assert [m.id for m in others] == ["n1"]
     assert kernel.calls() == ["receive", "send", "ack", "ack"]
+    assert [f.quiet for f in kernel.frames if f.WhichOneof("body") == "request"
+            and f.request.WhichOneof("call") == "send"] == [True], "the response is a quiet send"
     _, response = kernel.wait_request("send")
     assert (response.to, response.type, response.correlation_id) == ("duo/boss", "response", "q1")
     assert json.loads(response.payload) == {"upper": "HI"} and response.content_type == "application/json"
@@ -607,4 +610,29 @@ def test_ack_later_batches_and_goes_when_the_reader_waits(kernel, agent):
     agent.ack_later(*[f"m{i}" for i in range(agentkit._core.Connection.ACK_BATCH)])
     _, request = kernel.wait_request("ack", n=2)
     assert len(request.ids) == agentkit._core.Connection.ACK_BATCH
+    assert all(f.quiet for f in kernel.frames if f.WhichOneof("body") == "request"
+               and f.request.WhichOneof("call") == "ack"), "nobody waits for their answers"
     inbox.close()
+
+
+def test_a_refused_quiet_response_is_logged_and_serving_goes_on(kernel, agent, capfd):
+    kernel.on("send", Err(pb.ERROR_CODE_NOT_FOUND, "no request q1 awaits a response"))
+    kernel.on("ack", lambda rid, m: pb.AckResponse(removed=len(m.ids)))
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("answered", agent.serve(lambda m: "late",
+                                                                                        max_requests=2)))
+    thread.start()
+    rid, _ = kernel.wait_request("receive")
+    kernel.chunk(rid, id="q1", from_="boss", type="request")
+    kernel.chunk(rid, id="q2", from_="boss", type="request")
+    thread.join(5)
+    assert result["answered"] == 2
+    sends = [request_id for request_id, call, _ in kernel.requests if call == "send"]
+    assert len(sends) == 2
+    err, deadline = "", time.monotonic() + 5
+    while err.count("failed: NOT_FOUND") < 2 and time.monotonic() < deadline:  # written by the reader thread
+        time.sleep(0.01)
+        err += capfd.readouterr().err
+    for request_id in sends:
+        assert f"agentkit: call {request_id}, which nothing waited for (a quiet send or ack), failed: NOT_FOUND: " \
+            "no request q1 awaits a response" in err, err

@@ -98,7 +98,9 @@ struct AgentTests {
                 kernel.chunk(to: envelope, .message(busMessage("r1", payload: #"{"n": 2}"#)))
                 kernel.chunk(to: envelope, .message(busMessage("e1", type: "event")))
             case .send?:
-                kernel.respond(to: envelope, .send(Agentos_V1_SendResponse()))
+                // A quiet send: answered only if refused (as here, a
+                // requester that gave up), which does not stop serving.
+                kernel.fail(envelope, .notFound, "no request r1 awaits a response")
             case .ack(let ack)?:
                 kernel.respond(to: envelope, .ack(Agentos_V1_AckResponse()))
                 if ack.ids == ["e1"] { kernel.hangUp() }
@@ -122,6 +124,8 @@ struct AgentTests {
             return
         }
         #expect(response.type == "response")
+        let quietSends = kernel.envelopes.filter { $0.request.call?.name == "send" }.map(\.quiet)
+        #expect(quietSends == [true], "the response is a quiet send")
         #expect(response.correlationID == "r1")
         #expect(response.to == "team/planner")
         #expect(String(decoding: response.payload, as: UTF8.self) == #"{"n":20}"#)
@@ -137,7 +141,7 @@ struct AgentTests {
             switch envelope.request.call {
             case .receive?:
                 for id in ["m1", "m2", "m3"] { kernel.chunk(to: envelope, .message(busMessage(id, type: "message"))) }
-            case .ack?:
+            case .ack? where !envelope.quiet:
                 kernel.respond(to: envelope, .ack(Agentos_V1_AckResponse()))
             default:
                 break
@@ -167,11 +171,13 @@ struct AgentTests {
         #expect(acks().count <= 3)
         let before = acks().count
         let batch = (0..<KernelLink.ackBatch).map { "b\($0)" }
-        try await withTaskExecutorPreference(agent.executor) {
+        await withTaskExecutorPreference(agent.executor) {
             for id in batch { agent.ackLater(Message(busMessage(id, type: "message"))) }
         }
         try await waitUntil { acks().count > before }
         #expect(acks().dropFirst(before).first == batch, "a full batch in one call: \(acks())")
+        let ackFrames = kernel.envelopes.filter { $0.request.call?.name == "ack" }
+        #expect(!ackFrames.isEmpty && ackFrames.allSatisfy(\.quiet), "nobody waits for their answers")
     }
 
     @Test func leavingASubscriptionSendsCancelForIt() async throws {

@@ -132,12 +132,18 @@ struct HotFramesTests {
     /// SwiftProtobuf writes, and read back by hand as SwiftProtobuf reads them.
     @Test func hotCallsAreWhatSwiftProtobufWritesAndReads() throws {
         for (index, call) in Self.calls.enumerated() {
-            let id = UInt64(index) * 1_000_003 + 1
-            let expected = try Envelope.request(id: id, call).framed()
-            let ours = try #require(HotFrames.framedRequest(id: id, call))
-            #expect(ours == expected, "call \(index)")
-            let payload = Array(ours.dropFirst(Frame.headerSize))
-            #expect(HotFrames.decode(payload) == (try Envelope(serializedBytes: payload)), "call \(index)")
+            for quiet in [false, true] {
+                let id = UInt64(index) * 1_000_003 + 1
+                var envelope = Envelope.request(id: id, call)
+                envelope.quiet = quiet
+                let expected = try envelope.framed()
+                let ours = try #require(HotFrames.framedRequest(id: id, call, quiet: quiet))
+                #expect(ours == expected, "call \(index), quiet \(quiet)")
+                let payload = Array(ours.dropFirst(Frame.headerSize))
+                let read = try #require(HotFrames.decode(payload), "call \(index), quiet \(quiet)")
+                #expect(read == (try Envelope(serializedBytes: payload)), "call \(index), quiet \(quiet)")
+                #expect(read.quiet == quiet)
+            }
         }
         #expect(HotFrames.framedRequest(id: 1, .status(.init())) == nil, "not a hot call")
         // A call with an unknown field in its request: left to SwiftProtobuf.

@@ -17,7 +17,8 @@ struct BusFastPath {
     let requests: RequestRegistry
 
     /// Handles `call` (true), or leaves it to the async side (false).
-    func handle(id: UInt64, call: KernelRequest.OneOf_Call) -> Bool {
+    /// `quiet`: a success is not answered.
+    func handle(id: UInt64, call: KernelRequest.OneOf_Call, quiet: Bool) -> Bool {
         // An id still in flight: the async side says so.
         guard !requests.contains(id: id) else { return false }
         do {
@@ -26,7 +27,7 @@ struct BusFastPath {
                 guard queue.hasRoom, !sends.isFull, let (sender, recipient) = try route(request) else { return false }
                 let outcome = try services.bus.submit(request, from: sender, to: recipient)
                 _ = sends.opened()
-                Self.answer(id, outcome, queue: queue, sends: sends)
+                Self.answer(id, outcome, quiet: quiet, queue: queue, sends: sends)
                 return true
             case .request(var request):
                 // Checked as what it is, whatever type it names.
@@ -39,6 +40,7 @@ struct BusFastPath {
             case .ack(let request):
                 guard let me = services.bus.knownAgent(agentID),
                       let removed = services.bus.acknowledgeHanded(request.ids, identity: me.identity) else { return false }
+                if quiet { return true }
                 var envelope = Envelope()
                 envelope.correlationID = id
                 envelope.response.result = .ack(.with { $0.removed = UInt32(removed) })
@@ -54,13 +56,15 @@ struct BusFastPath {
         }
     }
 
-    /// A send's answer, once its group is committed (on the committing thread).
-    static func answer(_ id: UInt64, _ outcome: Handoff<Bus.SendOutcome>, queue: OutboundQueue, sends: SendWindow) {
+    /// A send's answer, once its group is committed (on the committing
+    /// thread); none for a quiet send that succeeded.
+    static func answer(_ id: UInt64, _ outcome: Handoff<Bus.SendOutcome>, quiet: Bool, queue: OutboundQueue,
+                       sends: SendWindow) {
         outcome.whenFulfilled { result in
             sends.closed()
             switch result {
             case .success(let sent):
-                queue.sendAnswerLater(correlationID: id, sent)
+                if !quiet { queue.sendAnswerLater(correlationID: id, sent) }
             case .failure(let error):
                 queue.sendNow(.error(error.code, error.message, correlationID: id, detail: error.detail))
             }

@@ -363,6 +363,15 @@ public nonisolated struct Agentos_V1_Envelope: @unchecked Sendable {
     set {_uniqueStorage()._correlationID = newValue}
   }
 
+  /// On a Request for send or ack (the calls a sender may not wait on): the
+  /// kernel writes no Response when the call succeeds, only an Error (with
+  /// this request_id as correlation_id) when it fails. Refused on any other
+  /// call. Saves a frame and a wake-up of the caller.
+  public var quiet: Bool {
+    get {_storage._quiet}
+    set {_uniqueStorage()._quiet = newValue}
+  }
+
   public var body: OneOf_Body? {
     get {return _storage._body}
     set {_uniqueStorage()._body = newValue}
@@ -4142,11 +4151,12 @@ nonisolated extension Agentos_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Agentos_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}correlation_id\0\u{2}\u{8}hello\0\u{1}welcome\0\u{1}request\0\u{1}response\0\u{1}chunk\0\u{3}stream_end\0\u{1}error\0\u{1}cancel\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}correlation_id\0\u{1}quiet\0\u{2}\u{7}hello\0\u{1}welcome\0\u{1}request\0\u{1}response\0\u{1}chunk\0\u{3}stream_end\0\u{1}error\0\u{1}cancel\0")
 
   fileprivate class _StorageClass {
     var _requestID: UInt64 = 0
     var _correlationID: UInt64 = 0
+    var _quiet: Bool = false
     var _body: Agentos_V1_Envelope.OneOf_Body?
 
       // This property is used as the initial default value for new instances of the type.
@@ -4160,6 +4170,7 @@ nonisolated extension Agentos_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
     init(copying source: _StorageClass) {
       _requestID = source._requestID
       _correlationID = source._correlationID
+      _quiet = source._quiet
       _body = source._body
     }
   }
@@ -4181,6 +4192,7 @@ nonisolated extension Agentos_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
         switch fieldNumber {
         case 1: try { try decoder.decodeSingularUInt64Field(value: &_storage._requestID) }()
         case 2: try { try decoder.decodeSingularUInt64Field(value: &_storage._correlationID) }()
+        case 3: try { try decoder.decodeSingularBoolField(value: &_storage._quiet) }()
         case 10: try {
           var v: Agentos_V1_Hello?
           var hadOneofValue = false
@@ -4303,6 +4315,9 @@ nonisolated extension Agentos_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
       if _storage._correlationID != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._correlationID, fieldNumber: 2)
       }
+      if _storage._quiet != false {
+        try visitor.visitSingularBoolField(value: _storage._quiet, fieldNumber: 3)
+      }
       switch _storage._body {
       case .hello?: try {
         guard case .hello(let v)? = _storage._body else { preconditionFailure() }
@@ -4349,6 +4364,7 @@ nonisolated extension Agentos_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf.
         let rhs_storage = _args.1
         if _storage._requestID != rhs_storage._requestID {return false}
         if _storage._correlationID != rhs_storage._correlationID {return false}
+        if _storage._quiet != rhs_storage._quiet {return false}
         if _storage._body != rhs_storage._body {return false}
         return true
       }

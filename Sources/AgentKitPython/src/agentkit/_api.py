@@ -239,6 +239,16 @@ class Calls:
         return self.send(message.sender, payload, json=json, text=text, content_type=content_type,
                          type="response", correlation_id=message.id)
 
+    def respond_later(self, message: Message, payload: Any = None, *, json: Any = UNSET, text: Optional[str] = None,
+                      content_type: Optional[str] = None) -> None:
+        """Answers a request without waiting for the kernel's answer (a quiet
+        send): the kernel answers only if it refuses the response (its
+        requester gave up or went), and that is written to stderr (the
+        agent's log). serve() answers this way."""
+        data, ctype = encode(payload, json, text, content_type)
+        self._conn.send_quietly("send", pb.SendRequest(to=message.sender, payload=data, content_type=ctype,
+                                                       type="response", correlation_id=message.id))
+
     def publish(self, topic: str, payload: Any = None, *, json: Any = UNSET, text: Optional[str] = None,
                 content_type: Optional[str] = None):
         """Hands an event to the live subscribers of `topic` (nothing is

@@ -11,9 +11,11 @@ Framing (PROTOCOL.md §2): a 4-byte big-endian length, then one serialized
 """
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import socket
 import struct
+import sys
 import threading
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
@@ -81,6 +83,8 @@ class Connection:
         self._lock = threading.Lock()
         self._pending: Dict[int, Union[_Call, _Stream]] = {}
         self._later_acks: List[str] = []
+        # Ids of the last quiet calls: an error answering one is reported.
+        self._quiet: collections.deque = collections.deque(maxlen=self.QUIET_REMEMBERED)
         self._next_id = 1
         self._closed: Optional[ConnectionClosed] = None
         try:
@@ -209,6 +213,22 @@ class Connection:
 
     # Acks queued by ack_later go as one call once this many wait.
     ACK_BATCH = 64
+    # Quiet calls remembered, to report a failure answering one of them.
+    QUIET_REMEMBERED = 1024
+
+    def send_quietly(self, field: str, request) -> None:
+        """Sends a send or ack call with the envelope's quiet flag: the
+        kernel answers it only if it fails, and nothing waits for that
+        answer; a failure is written to stderr (the agent's log)."""
+        with self._lock:
+            if self._closed is not None:
+                raise _copy(self._closed)
+            request_id = self._next_id
+            self._next_id += 1
+            self._quiet.append(request_id)
+        envelope = pb.Envelope(request_id=request_id, quiet=True)
+        getattr(envelope.request, field).CopyFrom(request)
+        self.send(envelope)
 
     def ack_later(self, ids: List[str]) -> None:
         """Queues acks that nobody waits for: they go as one ack call once
@@ -221,17 +241,16 @@ class Connection:
             self.flush_acks()
 
     def flush_acks(self) -> None:
-        """Sends the queued acks now, in one call whose answer is not read
-        (a lost ack leaves its message to be delivered again)."""
+        """Sends the queued acks now, in one quiet call (a lost ack leaves
+        its message to be delivered again)."""
         with self._lock:
             ids, self._later_acks = self._later_acks, []
         if not ids or self._closed is not None:
             return
         try:
-            _, future = self.start_call("ack", pb.AckRequest(ids=ids))
+            self.send_quietly("ack", pb.AckRequest(ids=ids))
         except AgentOSError:
             return
-        future.add_done_callback(lambda done: done.exception())  # read, so that nothing logs it as lost
 
     def cancel(self, request_id: int) -> None:
         """Stops waiting for `request_id` and, if it was still in flight,
@@ -293,7 +312,11 @@ class Connection:
         with self._lock:
             entry = self._pending.get(request_id)
             if entry is None:
-                return  # a late frame of a call that was cancelled or timed out
+                if body == "error" and request_id in self._quiet:
+                    error = envelope.error
+                    sys.stderr.write(f"agentkit: call {request_id}, which nothing waited for (a quiet send or ack), "
+                                     f"failed: {code_name(error.code)}: {error.message}\n")
+                return  # else a late frame of a call that was cancelled or timed out
             if body != "chunk":
                 del self._pending[request_id]
         if isinstance(entry, _Call):

@@ -103,7 +103,7 @@ class AsyncAgent(Calls):
                         await self.ack(message)
                         continue
                 data, content_type = encode_result(result)
-                await self.respond(message, data, content_type=content_type)
+                self.respond_later(message, data, content_type=content_type)
                 if not message.acked_by_response:
                     await self.ack(message)
                 answered += 1
