@@ -89,12 +89,14 @@ public struct SentMessage: Sendable {
 }
 
 /// The ids of the messages this process has seen, so a repeat (after a
-/// re-subscription, or a redelivery of one not yet acked) is dropped. Bounded:
-/// the oldest ids are forgotten first.
+/// re-subscription, or a redelivery of one not yet acked) is dropped.
+/// Bounded, in two generations: the last `capacity` ids at least, at most
+/// twice that; the older generation is forgotten whole when the newer one
+/// fills. (Removing ids one by one made each message pay a hash-table
+/// deletion, a tenth of a responder's time.)
 struct SeenMessages: Sendable {
-    private var ids: Set<String> = []
-    private var order: [String] = []
-    private var start = 0
+    private var recent: Set<String> = []
+    private var older: Set<String> = []
     let capacity: Int
 
     init(capacity: Int = 10_000) {
@@ -103,15 +105,10 @@ struct SeenMessages: Sendable {
 
     /// Records `id`; false when it was seen already.
     mutating func insert(_ id: String) -> Bool {
-        guard ids.insert(id).inserted else { return false }
-        order.append(id)
-        if order.count - start > capacity {
-            ids.remove(order[start])
-            start += 1
-            if start > capacity {
-                order.removeFirst(start)
-                start = 0
-            }
+        guard !older.contains(id), recent.insert(id).inserted else { return false }
+        if recent.count >= capacity {
+            older = recent
+            recent = Set(minimumCapacity: capacity)
         }
         return true
     }

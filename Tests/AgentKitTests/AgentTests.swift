@@ -270,9 +270,11 @@ struct AgentTests {
     @Test func seenMessagesForgetsTheOldestBeyondItsCapacity() {
         var seen = SeenMessages(capacity: 3)
         var fresh: [Bool] = []
-        for id in ["a", "a", "b", "c", "d", "a", "d"] { fresh.append(seen.insert(id)) }
-        // The second "a" is a repeat; the third is not: three newer ids pushed it out.
-        #expect(fresh == [true, false, true, true, true, true, false])
+        for id in ["a", "a", "b", "c", "d", "e", "a", "f", "c", "g", "a", "g"] { fresh.append(seen.insert(id)) }
+        // The second "a" is a repeat, and so is the third (at least the
+        // last three ids are kept); "c" and then "a" are forgotten once
+        // two generations of newer ids have passed, and "g" is still known.
+        #expect(fresh == [true, false, true, true, true, true, false, true, true, true, true, false])
     }
 }
 

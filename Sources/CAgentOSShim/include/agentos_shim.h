@@ -102,6 +102,11 @@ int aos_epoll_remove(int epfd, int fd);
 /// Waits for readiness; fills up to `max` tokens; returns the count or -errno.
 int aos_epoll_wait(int epfd, uint64_t *tokens, int max, int timeout_ms);
 
+/// The calling thread's CPU affinity as a bit mask of CPUs 0-63 (a
+/// process inherits it from the thread that starts it). Return 0 or -errno.
+int aos_thread_cpus(uint64_t *mask);
+int aos_thread_set_cpus(uint64_t mask);
+
 #ifdef __cplusplus
 }
 #endif
