@@ -67,6 +67,14 @@ final class AgentSlots: Sendable {
     /// The launcher, when sandboxes are held ahead of time.
     var holdingLauncher: SandboxLauncher? { launcher }
 
+    /// Whether `slot`'s held sandbox may still serve: its helper waits, and
+    /// the host's mounts have not changed since it copied them (a stale
+    /// copy would show the agent what the host has since unmounted).
+    func isServable(_ slot: Slot) -> Bool {
+        guard let prepared = slot.prepared, let generation = mounts?.generation else { return false }
+        return prepared.held.isWaiting && generation == slot.mountGeneration
+    }
+
     /// A slot whose id `isTaken` does not reject: a prepared one if there is
     /// one (with a held sandbox still waiting, unless `cold`), else made now.
     /// Starts a refill either way, unless the caller does once its start is
@@ -86,8 +94,7 @@ final class AgentSlots: Sendable {
             // A held sandbox that died while it waited cannot serve, nor can
             // one that predates a change to the host's mounts (its copy of
             // them is stale): its slot goes.
-            if let prepared = slot.prepared,
-               !prepared.held.isWaiting || mounts?.generation != slot.mountGeneration {
+            if slot.prepared != nil && !isServable(slot) {
                 drop(slot)
                 continue
             }

@@ -221,7 +221,7 @@ actor Lifecycle {
         var armedOptions: SandboxLauncher.AgentOptions?
         if let replacing, let armed = armedReplacements.removeValue(forKey: replacing) {
             let options = name.map { agentOptions(in: armed.slot, name: $0) }
-            if let options, armed.fits(options, seccompProfile: seccompName, mountGeneration: slots.mountGeneration) {
+            if let options, armed.fits(options, seccompProfile: seccompName, slots: slots) {
                 armedSlot = armed.slot
                 armedLimits = armed.limits
                 armedOptions = options
@@ -236,11 +236,11 @@ actor Lifecycle {
         let id = slot.id
         var agentName = name ?? Self.defaultName(program: program, id: id)
         if agentName == Bus.operatorIdentity { agentName += "-" + String(id.prefix(4)) }
-        if reservedNames.contains(agentName)
-            || live.values.contains(where: { $0.record.name == agentName && !$0.ending }) {
-            let holder = live.values.first { $0.record.name == agentName }?.record.id ?? "starting"
+        // An agent whose end is being written has left its name free.
+        let holder = live.values.first { $0.record.name == agentName && !$0.ending }?.record.id
+        if reservedNames.contains(agentName) || holder != nil {
             giveBack()
-            throw KernelError(.alreadyExists, "the name '\(agentName)' is in use by live agent \(holder)",
+            throw KernelError(.alreadyExists, "the name '\(agentName)' is in use by live agent \(holder ?? "starting")",
                               detail: ["name": agentName])
         }
         reservedNames.insert(agentName)
@@ -476,8 +476,12 @@ actor Lifecycle {
         return enforced
     }
 
+    /// How long agentos-sandbox's init outlives the exit it reported, at
+    /// most (its INIT_LINGER_MILLISECONDS).
+    static let sandboxInitLinger: Duration = .milliseconds(100)
+
     /// How long after an agent's exit what is left of its sandbox is
-    /// killed (agentos-sandbox's init waits for at most 100 ms).
+    /// killed (init may still be lingering then; it is killed too).
     static let sandboxTeardownDelay: Duration = .milliseconds(50)
 
     /// Armed replacements at once, at most: each is a whole sandbox (three
@@ -496,7 +500,7 @@ actor Lifecycle {
     /// pays only for the exec. Best effort: without one, a restart takes a
     /// slot as any start does.
     private func armReplacement(of id: String, _ plan: ArmingPlan) {
-        guard accepting, let agent = live[id], !agent.ending, armedReplacements[id] == nil,
+        guard accepting, running(id) != nil, armedReplacements[id] == nil,
               armedReplacements.count < Self.maximumArmedReplacements else { return }
         guard let slot = try? slots.take(isTaken: { live[$0] != nil }) else { return }
         guard let prepared = slot.prepared else {
@@ -557,7 +561,7 @@ actor Lifecycle {
     /// revokes what it holds: a grant can never outlive its agent.
     func grantCapability(_ uri: String, to reference: String) throws -> (CapabilityRecord, AgentRecord) {
         let agent = try resolve(reference)
-        guard let entry = live[agent.id], !entry.ending else {
+        guard running(agent.id) != nil else {
             throw KernelError(.conflict, "\(agent.name) (\(agent.id)) has \(agent.state.rawValue): capabilities go to live agents",
                               detail: ["reason": agent.state.rawValue])
         }
@@ -665,10 +669,11 @@ actor Lifecycle {
         // pid namespace before its report, and keeps the namespaces a moment
         // so that their teardown does not slow down a restart).
         if let cgroup {
-            await cgroup.killAndRemove(after: Self.sandboxTeardownDelay)
+            try? await Task.sleep(for: Self.sandboxTeardownDelay)
+            await cgroup.killAndRemove()
         } else {
-            // No cgroup to empty: init ends by itself within 100 ms.
-            try? await Task.sleep(for: .milliseconds(150))
+            // No cgroup to empty: init ends by itself, within its linger.
+            try? await Task.sleep(for: Self.sandboxInitLinger + .milliseconds(50))
         }
         // Its uid is free once nothing runs as it any more.
         if let uid = record.sandbox["uid"].flatMap(UInt32.init) { launcher.uids.release(uid) }
@@ -744,6 +749,13 @@ actor Lifecycle {
         return info
     }
 
+    /// A live agent whose end is not being written (see `LiveAgent.ending`):
+    /// one that may still be signalled, paused, granted to or watched.
+    private func running(_ id: String) -> LiveAgent? {
+        guard let agent = live[id], !agent.ending else { return nil }
+        return agent
+    }
+
     func stop(_ reference: String, graceMilliseconds: Int64?) async throws -> AgentRecord {
         let record = try resolve(reference)
         guard var agent = live[record.id] else { return record }
@@ -786,7 +798,7 @@ actor Lifecycle {
     /// timers): SIGTERM reaches the agent through its monitor; SIGKILL goes
     /// to every process in the agent's cgroup.
     func signal(id: String, _ signal: Int32) async {
-        guard var agent = live[id], !agent.ending else { return }
+        guard var agent = running(id) else { return }
         if agent.intent == nil || signal == SIGKILL {
             agent.intent = signal == SIGKILL ? .kill : .stop
             live[id] = agent
@@ -800,7 +812,7 @@ actor Lifecycle {
     /// already (its record is in the store then) or is watched already.
     func watchEnd(_ id: String) async -> EndingAgent? {
         await withCheckedContinuation { continuation in
-            guard let agent = live[id], !agent.ending, agent.endWatcher == nil else {
+            guard let agent = running(id), agent.endWatcher == nil else {
                 continuation.resume(returning: nil)
                 return
             }
@@ -883,7 +895,7 @@ actor Lifecycle {
 
     private func setPaused(_ reference: String, _ paused: Bool) async throws -> AgentRecord {
         let record = try resolve(reference)
-        guard let agent = live[record.id], agent.intent == nil, !agent.ending else {
+        guard let agent = running(record.id), agent.intent == nil else {
             let now = live[record.id] == nil ? record.state.rawValue
                 : live[record.id]?.ending == true ? "exiting" : "being stopped"
             throw KernelError(.notRunning, "\(record.name) (\(record.id)) is \(now), not running",
@@ -1262,9 +1274,8 @@ struct ArmedReplacement {
 
     /// Whether a start with `options` may use it: the same sandbox, its
     /// helper still waiting, and nothing it has bound changed since.
-    func fits(_ options: SandboxLauncher.AgentOptions, seccompProfile: String, mountGeneration: UInt64?) -> Bool {
-        guard let prepared = slot.prepared, prepared.held.isWaiting,
-              mountGeneration == slot.mountGeneration,
+    func fits(_ options: SandboxLauncher.AgentOptions, seccompProfile: String, slots: AgentSlots) -> Bool {
+        guard slots.isServable(slot),
               seccompProfile == self.seccompProfile,
               options.sandboxStrings == sandbox else { return false }
         return Self.identities(of: options) == boundPaths

@@ -33,6 +33,23 @@ public enum HotFrames {
             self.end = end
             self.ackedByResponse = ackedByResponse
         }
+
+        /// The same fields as SwiftProtobuf's message, for the frames
+        /// written the generic way.
+        public var message: Agentos_V1_BusMessage {
+            var wire = Agentos_V1_BusMessage()
+            wire.id = id
+            wire.from = from
+            wire.to = to
+            wire.type = type
+            wire.contentType = contentType
+            wire.payload = Data(payload)
+            wire.correlationID = correlationID
+            wire.sentAtNs = sentAtNs
+            wire.end = end
+            wire.ackedByResponse = ackedByResponse
+            return wire
+        }
     }
 
     /// Envelope{correlation_id, chunk: StreamChunk{message: BusMessage}}:

@@ -89,7 +89,8 @@
 #endif
 
 #define MAX_BINDS 64
-// How long init outlives a reported exit at most (see run_init).
+// How long init outlives a reported exit at most (see run_init; the
+// kernel's Lifecycle.sandboxInitLinger says the same).
 #define INIT_LINGER_MILLISECONDS 100
 #define MAX_PROGRAMS 64
 

@@ -272,9 +272,7 @@ public final class AgentCgroup: Sendable {
     public var isEmpty: Bool { processes().isEmpty }
 
     /// Kills what is left, waits until the cgroups are empty, removes them.
-    /// `after`: what is in it may end by itself first.
-    public func killAndRemove(after delay: Duration = .zero) async {
-        if delay > .zero { try? await Task.sleep(for: delay) }
+    public func killAndRemove() async {
         for attempt in 0..<400 {
             if isEmpty { break }
             if attempt % 20 == 0 { killAll() }

@@ -838,17 +838,6 @@ final class Bus: Sendable {
     }
 
     static func wire(_ message: MessageRecord) -> Agentos_V1_BusMessage {
-        var wire = Agentos_V1_BusMessage()
-        wire.id = message.id
-        wire.from = message.sender
-        wire.to = message.recipient
-        wire.type = message.type
-        wire.contentType = message.contentType
-        wire.payload = Data(message.payload)
-        wire.correlationID = message.correlationID
-        wire.sentAtNs = message.sentAt
-        wire.end = message.streamEnd
-        wire.ackedByResponse = ackedByResponse(message)
-        return wire
+        hotFields(message).message
     }
 }

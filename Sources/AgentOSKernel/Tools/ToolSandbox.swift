@@ -326,9 +326,7 @@ final class ToolSandbox: Sendable {
             return state.held[agentID]
         }) else { return nil }
         // Dead while it waited, or older than a change to the host's mounts: not used.
-        if let prepared = slot.prepared, prepared.held.isWaiting, slots.mountGeneration == slot.mountGeneration {
-            return slot
-        }
+        if slots.isServable(slot) { return slot }
         retire(slot, discarding: true)
         return nil
     }
