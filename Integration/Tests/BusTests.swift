@@ -252,6 +252,63 @@ struct BusTests {
         #expect(box["depth"] as? Int == 2)
     }
 
+    /// On an agent's socket, where the kernel handles a send to the team on
+    /// its event loop, a quiet send is stored without an answer, and one
+    /// the kernel refuses gets its error, which the SDK logs.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/opt/agentos/python/agentkit/__init__.py"),
+                   "the Python SDK is not installed: run Integration/install-examples.sh"))
+    func aQuietSendOnAnAgentsSocketIsAnsweredOnlyWhenRefused() throws {
+        let kernel = try KernelProcess(label: "busquietagent")
+        defer { kernel.stop() }
+        // Every frame answering one of the two quiet sends is printed.
+        let script = """
+            import agentkit, time
+            from agentkit._proto import pb
+            a = agentkit.connect()
+            first = a._conn._next_id + 1
+            seen = a._conn._dispatch
+            def spy(envelope):
+                if first <= envelope.correlation_id < first + 2:
+                    print('answer', envelope.correlation_id - first, envelope.WhichOneof('body'), flush=True)
+                seen(envelope)
+            a._conn._dispatch = spy
+            a.send('hush/sink', text='first')  # the reader waits with the spy from here on
+            a._conn.send_quietly('send', pb.SendRequest(to='hush/sink', payload=b'quiet'))
+            a._conn.send_quietly('send', pb.SendRequest(to='hush/sink', payload=b'x' * 1048577))
+            a.send('hush/sink', text='loud')
+            print('done', flush=True)
+            time.sleep(600)
+            """
+        try kernel.apply("""
+            version: 1
+            name: hush
+            supervisor:
+              strategy: one_for_one
+              children:
+                - id: talker
+                  program: /usr/bin/python3
+                  args: [-c, \(String(decoding: try JSONEncoder().encode(script), as: UTF8.self))]
+                  env: {PYTHONPATH: /opt/agentos/python}
+                  sandbox: {ro: [/opt/agentos]}
+                - id: sink
+                  program: /bin/sleep
+                  args: ["600"]
+            """)
+        var log = ""
+        #expect(eventually(timeout: 20) {
+            // agentctl logs prints what the agent wrote to stderr on its own stderr.
+            log = (try? kernel.ctl(["logs", "hush.talker"])).map { $0.stdout + $0.stderr } ?? ""
+            return log.contains("done\n") && log.contains("answer 1 error")
+        }, "\(log)")
+        // The loud send was answered after the quiet one was stored: had
+        // the quiet one been answered, that would have come first.
+        #expect(!log.contains("answer 0"), "\(log)")
+        #expect(log.contains("which nothing waited for (a quiet send or ack, or a call given up)"), "\(log)")
+        #expect(log.contains("a payload of 1048577 bytes: at most 1048576"), "\(log)")
+        let box = try #require(try kernel.json(["mailbox", "hush/sink"]) as? [String: Any])
+        #expect(box["depth"] as? Int == 3, "the first send, the quiet one and the loud one")
+    }
+
     /// Bad input gets a clear error and changes nothing for anyone else.
     @Test func oversizedPayloadsAndBadMessagesAreRefusedClearly() throws {
         let kernel = try KernelProcess(label: "busbad")

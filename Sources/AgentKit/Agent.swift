@@ -152,11 +152,14 @@ public final class Agent: Sendable {
         try await send(to: message.from, payload, kind: .response, correlationID: message.id)
     }
 
-    /// Responds to `message` without waiting for the kernel's answer: the
-    /// response goes with what the connection writes next, and the kernel
-    /// answers only if it refuses it (its requester gave up or went), which
-    /// is then reported on standard error (the agent's log). `serve` uses
-    /// it: a responder's next request need not wait for that answer.
+    /// Responds to `message` without waiting for the kernel's answer (a
+    /// quiet send): the kernel answers only if it refuses the response (a
+    /// payload over the limit, say), and that is reported on standard error
+    /// (the agent's log); one that comes after its requester gave up is
+    /// dropped, as any late response is. For a request its requester waits
+    /// for (`isAckedByResponse`), whose response also removes it; a stored
+    /// request is better answered with `respond`, then acked, so that it
+    /// stays in the mailbox until its response is safe.
     public func respondLater(to message: Message, _ payload: Payload) {
         var request = Agentos_V1_SendRequest()
         request.to = message.from
@@ -199,17 +202,23 @@ public final class Agent: Sendable {
         _ = try await link.call(.ack(request))
     }
 
-    /// Answers every request with `handler`'s payload (`respondLater`: a
-    /// response the kernel refuses, say to a requester that gave up, is
-    /// logged and serving goes on), then acks it; other messages go to
-    /// `other` (if given) and are acked. Returns when the mailbox stream
-    /// ends (the kernel stops); throws what the handler throws.
+    /// Answers every request with `handler`'s payload, then acks it; other
+    /// messages go to `other` (if given) and are acked. A request whose
+    /// requester waits is answered with `respondLater` (its response removes
+    /// it, and a refusal is logged while serving goes on); a stored one with
+    /// `respond`, then acked, so it is not lost before its response is safe.
+    /// Returns when the mailbox stream ends (the kernel stops); throws what
+    /// the handler throws.
     public func serve(requests handler: @Sendable (Message) async throws -> Payload,
                       other: (@Sendable (Message) async throws -> Void)? = nil) async throws {
         for try await message in messages() {
             if message.kind == .request {
-                respondLater(to: message, try await handler(message))
-                if message.isAckedByResponse { continue }
+                let response = try await handler(message)
+                if message.isAckedByResponse {
+                    respondLater(to: message, response)
+                    continue
+                }
+                try await respond(to: message, response)
             } else if let other {
                 try await other(message)
             }

@@ -153,7 +153,8 @@ final class KernelLink: Sendable {
 
     /// A send or ack that nothing waits for: written like any call, with
     /// the envelope's `quiet` (the kernel answers only a failure, which
-    /// `dispatch` reports on standard error, the agent's log).
+    /// `dispatch` reports on standard error, the agent's log, as `send`
+    /// does one that cannot be written).
     func sendQuietly(_ call: KernelRequest.OneOf_Call) {
         send(nextID(), call, quiet: true)
     }
@@ -252,7 +253,11 @@ final class KernelLink: Sendable {
             if !written { fail(remove(id), CancellationError()) }
         } catch {
             let failure = error as? AgentKitError ?? AgentKitError(.encoding, "cannot encode the request: \(error)")
-            fail(remove(id), failure)
+            if quiet {
+                Self.report("a \(call.name) call nothing waited for was not sent: \(failure)")
+            } else {
+                fail(remove(id), failure)
+            }
         }
     }
 
@@ -432,12 +437,18 @@ final class KernelLink: Sendable {
             } else if let waiter = remove(id) {
                 fail(waiter, failure)
             } else {
-                // A quiet call's failure: nobody to throw it to.
-                FileHandle.standardError.write(Data("agentkit: call \(id), which nothing waited for (a quiet send or ack), failed: \(failure)\n".utf8))
+                // A quiet call's failure (or one of a call given up): nobody to throw it to.
+                Self.report("the kernel refused call \(id), which nothing waited for (a quiet send or ack, "
+                            + "or a call given up): \(failure)")
             }
         default:
             break
         }
+    }
+
+    /// A line on standard error, the agent's log.
+    private static func report(_ line: String) {
+        FileHandle.standardError.write(Data("agentkit: \(line)\n".utf8))
     }
 
     private static func readEnvelope(_ fd: Int32, _ reader: inout FrameReader,

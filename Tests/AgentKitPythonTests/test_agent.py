@@ -240,7 +240,7 @@ def test_serve_responds_then_acks(kernel, agent):
     assert [m.id for m in others] == ["n1"]
     assert kernel.calls() == ["receive", "send", "ack", "ack"]
     assert [f.quiet for f in kernel.frames if f.WhichOneof("body") == "request"
-            and f.request.WhichOneof("call") == "send"] == [True], "the response is a quiet send"
+            and f.request.WhichOneof("call") == "send"] == [False], "a stored request's response is waited for"
     _, response = kernel.wait_request("send")
     assert (response.to, response.type, response.correlation_id) == ("duo/boss", "response", "q1")
     assert json.loads(response.payload) == {"upper": "HI"} and response.content_type == "application/json"
@@ -616,23 +616,25 @@ def test_ack_later_batches_and_goes_when_the_reader_waits(kernel, agent):
 
 
 def test_a_refused_quiet_response_is_logged_and_serving_goes_on(kernel, agent, capfd):
-    kernel.on("send", Err(pb.ERROR_CODE_NOT_FOUND, "no request q1 awaits a response"))
+    kernel.on("send", Err(pb.ERROR_CODE_INVALID_ARGUMENT, "a payload of 2000000 bytes: at most 1048576"))
     kernel.on("ack", lambda rid, m: pb.AckResponse(removed=len(m.ids)))
     result = {}
     thread = threading.Thread(target=lambda: result.setdefault("answered", agent.serve(lambda m: "late",
                                                                                         max_requests=2)))
     thread.start()
     rid, _ = kernel.wait_request("receive")
-    kernel.chunk(rid, id="q1", from_="boss", type="request")
-    kernel.chunk(rid, id="q2", from_="boss", type="request")
+    kernel.chunk(rid, id="q1", from_="boss", type="request", acked_by_response=True)  # its requester waits
+    kernel.chunk(rid, id="q2", from_="boss", type="request", acked_by_response=True)
     thread.join(5)
     assert result["answered"] == 2
+    kernel.wait_request("send", 2)  # serve returned without waiting for it: it may still be on its way
     sends = [request_id for request_id, call, _ in kernel.requests if call == "send"]
     assert len(sends) == 2
     err, deadline = "", time.monotonic() + 5
-    while err.count("failed: NOT_FOUND") < 2 and time.monotonic() < deadline:  # written by the reader thread
+    while err.count("INVALID_ARGUMENT") < 2 and time.monotonic() < deadline:  # written by the reader thread
         time.sleep(0.01)
         err += capfd.readouterr().err
     for request_id in sends:
-        assert f"agentkit: call {request_id}, which nothing waited for (a quiet send or ack), failed: NOT_FOUND: " \
-            "no request q1 awaits a response" in err, err
+        assert f"agentkit: the kernel refused call {request_id}, which nothing waited for (a quiet send or ack, or " \
+            "a call given up): INVALID_ARGUMENT: a payload of 2000000 bytes: at most 1048576" in err, err
+    assert "ack" not in kernel.calls(), "their responses removed them"

@@ -98,9 +98,7 @@ struct AgentTests {
                 kernel.chunk(to: envelope, .message(busMessage("r1", payload: #"{"n": 2}"#)))
                 kernel.chunk(to: envelope, .message(busMessage("e1", type: "event")))
             case .send?:
-                // A quiet send: answered only if refused (as here, a
-                // requester that gave up), which does not stop serving.
-                kernel.fail(envelope, .notFound, "no request r1 awaits a response")
+                kernel.respond(to: envelope, .send(Agentos_V1_SendResponse()))
             case .ack(let ack)?:
                 kernel.respond(to: envelope, .ack(Agentos_V1_AckResponse()))
                 if ack.ids == ["e1"] { kernel.hangUp() }
@@ -124,8 +122,9 @@ struct AgentTests {
             return
         }
         #expect(response.type == "response")
+        // A stored request: its response is waited for before the ack.
         let quietSends = kernel.envelopes.filter { $0.request.call?.name == "send" }.map(\.quiet)
-        #expect(quietSends == [true], "the response is a quiet send")
+        #expect(quietSends == [false])
         #expect(response.correlationID == "r1")
         #expect(response.to == "team/planner")
         #expect(String(decoding: response.payload, as: UTF8.self) == #"{"n":20}"#)
@@ -352,6 +351,9 @@ struct AgentSocketThreadTests {
                 kernel.chunk(to: envelope, .message(request))
                 kernel.chunk(to: envelope, .message(busMessage("r2")))
                 kernel.chunk(to: envelope, .message(busMessage("e1", type: "event")))
+            case .send? where envelope.quiet:
+                // Answered only when refused, which does not stop serving.
+                kernel.fail(envelope, .invalidArgument, "a payload of 2000000 bytes: at most 1048576")
             case .send?:
                 kernel.respond(to: envelope, .send(Agentos_V1_SendResponse()))
             case .ack(let ack)?:
@@ -373,6 +375,9 @@ struct AgentSocketThreadTests {
         }
         // r1 was removed by its response; r2 was stored (sent as a message of type request).
         #expect(acked == [["r2"], ["e1"]])
+        // r1's requester waits: its response is quiet; r2's is waited for.
+        let quiet = kernel.envelopes.filter { $0.request.call?.name == "send" }.map(\.quiet)
+        #expect(quiet == [true, false])
     }
 }
 

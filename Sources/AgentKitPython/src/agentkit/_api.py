@@ -242,9 +242,13 @@ class Calls:
     def respond_later(self, message: Message, payload: Any = None, *, json: Any = UNSET, text: Optional[str] = None,
                       content_type: Optional[str] = None) -> None:
         """Answers a request without waiting for the kernel's answer (a quiet
-        send): the kernel answers only if it refuses the response (its
-        requester gave up or went), and that is written to stderr (the
-        agent's log). serve() answers this way."""
+        send): the kernel answers only if it refuses the response (a payload
+        over the limit, say), and that is written to stderr (the agent's
+        log); one that comes after its requester gave up is dropped, as any
+        late response is. For a request its requester waits for
+        (`acked_by_response`), whose response also removes it; answer a
+        stored request with respond(), then ack it, so that it stays in the
+        mailbox until its response is safe. serve() does both."""
         data, ctype = encode(payload, json, text, content_type)
         self._conn.send_quietly("send", pb.SendRequest(to=message.sender, payload=data, content_type=ctype,
                                                        type="response", correlation_id=message.id))

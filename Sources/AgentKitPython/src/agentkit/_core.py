@@ -11,7 +11,6 @@ Framing (PROTOCOL.md §2): a 4-byte big-endian length, then one serialized
 """
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import socket
 import struct
@@ -83,8 +82,6 @@ class Connection:
         self._lock = threading.Lock()
         self._pending: Dict[int, Union[_Call, _Stream]] = {}
         self._later_acks: List[str] = []
-        # Ids of the last quiet calls: an error answering one is reported.
-        self._quiet: collections.deque = collections.deque(maxlen=self.QUIET_REMEMBERED)
         self._next_id = 1
         self._closed: Optional[ConnectionClosed] = None
         try:
@@ -213,19 +210,17 @@ class Connection:
 
     # Acks queued by ack_later go as one call once this many wait.
     ACK_BATCH = 64
-    # Quiet calls remembered, to report a failure answering one of them.
-    QUIET_REMEMBERED = 1024
-
     def send_quietly(self, field: str, request) -> None:
         """Sends a send or ack call with the envelope's quiet flag: the
         kernel answers it only if it fails, and nothing waits for that
         answer; a failure is written to stderr (the agent's log)."""
+        if self._later_acks and field != "ack":
+            self.flush_acks()  # acks made meanwhile go before it, as before any call
         with self._lock:
             if self._closed is not None:
                 raise _copy(self._closed)
             request_id = self._next_id
             self._next_id += 1
-            self._quiet.append(request_id)
         envelope = pb.Envelope(request_id=request_id, quiet=True)
         getattr(envelope.request, field).CopyFrom(request)
         self.send(envelope)
@@ -312,10 +307,11 @@ class Connection:
         with self._lock:
             entry = self._pending.get(request_id)
             if entry is None:
-                if body == "error" and request_id in self._quiet:
+                if body == "error":  # nobody to raise it to: the agent's log has it
                     error = envelope.error
-                    sys.stderr.write(f"agentkit: call {request_id}, which nothing waited for (a quiet send or ack), "
-                                     f"failed: {code_name(error.code)}: {error.message}\n")
+                    sys.stderr.write(f"agentkit: the kernel refused call {request_id}, which nothing waited for (a "
+                                     f"quiet send or ack, or a call given up): {code_name(error.code)}: "
+                                     f"{error.message}\n")
                 return  # else a late frame of a call that was cancelled or timed out
             if body != "chunk":
                 del self._pending[request_id]

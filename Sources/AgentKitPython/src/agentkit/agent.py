@@ -103,8 +103,8 @@ class Agent(Calls):
         """Answers requests until the stream ends (or `max_requests` were
         answered; returns how many). For each message of type request:
         `handler(message)` returns bytes, a str or anything JSON-able, sent as
-        the response (`respond_later`: a response the kernel refuses, say to a
-        requester that gave up, is logged and serving goes on); then the request is acked (unless the response removed
+        the response (with `respond_later` when its requester waits, a refusal
+        then logged while serving goes on; else waited for); then the request is acked (unless the response removed
         it: `acked_by_response`). Other messages go to
         `on_message` (if given) and are acked. If the handler raises, the
         exception propagates and the request stays unacked (it comes again
@@ -128,8 +128,10 @@ class Agent(Calls):
                         self.ack(message)
                         continue
                 data, content_type = encode_result(result)
-                self.respond_later(message, data, content_type=content_type)
-                if not message.acked_by_response:
+                if message.acked_by_response:  # its requester waits; the response removes it
+                    self.respond_later(message, data, content_type=content_type)
+                else:  # stored: acked only once its response is safe
+                    self.respond(message, data, content_type=content_type)
                     self.ack(message)
                 answered += 1
                 if max_requests is not None and answered >= max_requests:

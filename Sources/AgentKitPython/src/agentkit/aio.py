@@ -103,8 +103,10 @@ class AsyncAgent(Calls):
                         await self.ack(message)
                         continue
                 data, content_type = encode_result(result)
-                self.respond_later(message, data, content_type=content_type)
-                if not message.acked_by_response:
+                if message.acked_by_response:  # its requester waits; the response removes it
+                    self.respond_later(message, data, content_type=content_type)
+                else:  # stored: acked only once its response is safe
+                    await self.respond(message, data, content_type=content_type)
                     await self.ack(message)
                 answered += 1
                 if max_requests is not None and answered >= max_requests:
