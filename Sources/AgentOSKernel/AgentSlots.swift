@@ -11,8 +11,10 @@ import Synchronization
 /// still (its exec, seven namespaces, the uid maps, a root with the system
 /// dirs: 2-3 ms), so a slot made in the background also holds one, started
 /// and waiting for its agent (`SandboxLauncher.hold`). A few prepared slots
-/// take all that off the spawn path and are refilled in the background; the
-/// limits are written when a slot is taken. Slots never used are removed at
+/// take all that off the spawn path and are refilled in the background, once
+/// no slot has been taken for a few ms (at once when the pool runs low): a
+/// refill competing with the agent just started costs that start a third of
+/// its time on two cores. The limits are written when a slot is taken. Slots never used are removed at
 /// shutdown, or at the next start if the kernel died (`removeUnrecorded`;
 /// their held helpers die with the kernel).
 final class AgentSlots: Sendable {
@@ -41,10 +43,20 @@ final class AgentSlots: Sendable {
     private let mounts: MountWatcher?
     private let logger: Logger
     private let state = Mutex<(ready: [Slot], refilling: Bool, closed: Bool, holdFailed: Bool)>(([], false, false, false))
+    /// When a slot was last taken, and whether a deferred refill waits.
+    private let takes = Mutex<(last: ContinuousClock.Instant?, deferred: Bool)>((nil, false))
+    /// How long after the last take a refill waits while slots are left:
+    /// a spawn's agent starts (and a short one ends) within this, and a
+    /// refill (a helper's exec and namespaces, a few ms of CPU) would
+    /// compete with it, and with the next spawns of a burst.
+    static let refillQuiet: Duration = .milliseconds(5)
+    private let quiet: Duration
 
     init(agentsDirectory: String, logsDirectory: String, logMaximumBytes: Int, capacity: Int = 4,
-         cgroups: CgroupManager? = nil, launcher: SandboxLauncher? = nil, logger: Logger) {
+         cgroups: CgroupManager? = nil, launcher: SandboxLauncher? = nil, quiet: Duration = refillQuiet,
+         logger: Logger) {
         self.cgroups = cgroups
+        self.quiet = quiet
         // A held sandbox is trusted only while the host's mounts are known
         // not to have changed since it was made: without the watcher, none is held.
         let watcher = launcher == nil ? nil : MountWatcher.start()
@@ -81,6 +93,7 @@ final class AgentSlots: Sendable {
     /// through (`refillNow` false): a refill execs a helper, which would
     /// compete for the CPU with the sandbox just taken.
     func take(cold: Bool = false, refillNow: Bool = true, isTaken: (String) -> Bool) throws -> Slot {
+        takes.withLock { $0.last = .now }
         defer { if refillNow { refill() } }
         // One with a held sandbox first (a cold slot would need a uid a held
         // one may have), the oldest first: its helper has had the most time
@@ -116,8 +129,32 @@ final class AgentSlots: Sendable {
         if !kept { drop(slot) }
     }
 
-    /// Tops the pool up to capacity on a background task, one refill at a time.
+    /// Tops the pool up to capacity on a background task, one refill at a
+    /// time: at once when at most one slot is left, else once no slot has
+    /// been taken for `refillQuiet`.
     func refill() {
+        let (count, closed) = state.withLock { ($0.ready.count, $0.closed) }
+        guard !closed, count < capacity else { return }
+        if count > 1, let last = takes.withLock({ $0.last }), ContinuousClock.now - last < quiet {
+            let schedule = takes.withLock { takes -> Bool in
+                defer { takes.deferred = true }
+                return !takes.deferred
+            }
+            if schedule {
+                Task.detached(priority: .background) { [self] in
+                    while let last = takes.withLock({ $0.last }), ContinuousClock.now - last < quiet {
+                        try? await Task.sleep(until: last + quiet)
+                    }
+                    takes.withLock { $0.deferred = false }
+                    refill()
+                }
+            }
+            return
+        }
+        startRefill()
+    }
+
+    private func startRefill() {
         let start = state.withLock { state -> Bool in
             guard !state.closed, !state.refilling, state.ready.count < capacity else { return false }
             state.refilling = true

@@ -17,9 +17,9 @@ struct AgentSlotsTests {
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
     }
 
-    func makeSlots(capacity: Int = 3) -> AgentSlots {
+    func makeSlots(capacity: Int = 3, quiet: Duration = .zero) -> AgentSlots {
         AgentSlots(agentsDirectory: agents, logsDirectory: logs, logMaximumBytes: 1 << 20, capacity: capacity,
-                   logger: Logger(label: "test"))
+                   quiet: quiet, logger: Logger(label: "test"))
     }
 
     func entries(_ path: String) -> Set<String> {
@@ -37,6 +37,24 @@ struct AgentSlotsTests {
         await slots.close()
         #expect(entries(agents) == [slot.id])
         #expect(entries(logs) == [slot.id + ".log"])
+    }
+
+    /// While slots are left, a refill waits until none has been taken for
+    /// the quiet period; when one or none is left, it starts at once.
+    @Test func aRefillWaitsForAQuietMomentUnlessThePoolRunsLow() async throws {
+        let slots = makeSlots(capacity: 3, quiet: .milliseconds(600))
+        slots.refill()
+        #expect(await eventually { entries(agents).count == 3 })
+        _ = try slots.take { _ in false }   // two left
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(entries(agents).count == 3, "refilled within the quiet period")
+        #expect(await eventually { entries(agents).count == 4 })
+        _ = try slots.take { _ in false }
+        _ = try slots.take { _ in false }   // one left: refilled now
+        let start = ContinuousClock.now
+        #expect(await eventually { entries(agents).count == 6 })
+        #expect(ContinuousClock.now - start < .milliseconds(400), "waited for a quiet moment with one slot left")
+        await slots.close()
     }
 
     @Test func takeSkipsIdsInUseAndWorksWithAnEmptyPool() throws {
