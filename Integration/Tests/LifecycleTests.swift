@@ -57,6 +57,20 @@ struct LifecycleTests {
         #expect(exit["reason"] as? String == "signaled")
     }
 
+    /// run --wait: one call that answers at the agent's end, its exit code
+    /// agentctl's own.
+    @Test func runWithWaitEndsWithTheAgent() throws {
+        let failed = try kernel.ctl(["run", "--wait", "--", "/bin/sh", "-c", "exit 3"])
+        #expect(failed.status == 3)
+        #expect(failed.stdout.hasSuffix(": exit 3\n"), "\(failed.stdout)")
+        let json = try kernel.ctl(["run", "--wait", "--json", "--name", "waited", "--", "/bin/sh", "-c", "sleep 0.2"])
+        #expect(json.status == 0, "\(json.stderr)")
+        let info = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(info["state"] as? String == "completed")
+        #expect((info["exit"] as? [String: Any])?["code"] as? Int == 0)
+        #expect(try kernel.agent("waited")["state"] as? String == "completed")
+    }
+
     @Test func stopSendsTermThenKillsAfterTheGrace() throws {
         // Polite: exits on SIGTERM.
         let polite = try kernel.run(["--name", "polite", "--", "/bin/sleep", "60"])

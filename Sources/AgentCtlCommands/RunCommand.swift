@@ -5,7 +5,7 @@ import Foundation
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Start a program as a new agent; prints the agent's id.",
+        abstract: "Start a program as a new agent; prints the agent's id (with --wait, how it ended).",
         discussion: """
             The program is an absolute path, a path relative to this directory, or a name looked \
             up in PATH (the agent's PATH if --env sets one). The agent starts with a clean \
@@ -20,8 +20,11 @@ struct RunCommand: ParsableCommand {
             dir, a --ro/--rw path or the work dir. It runs in cgroups of its own: --memory, --pids (1024 unless given) and --cpu \
             are enforced there, and a limit this host cannot enforce is an error, never ignored.
 
+            With --wait, run blocks until the agent ends (the kernel answers then, in the same             call), prints how it ended as agentctl wait does and exits with its code (128 +             signal if killed, 1 if lost).
+
             Examples:
               agentctl run -- /bin/sleep 60
+              agentctl run --wait -- /bin/sh -c 'exit 3'; echo $?   # 3
               agentctl run --memory 256M --pids 64 --cpu 0.5 --timeout 10m -- python3 job.py
               agentctl run --ro /srv/data --rw /srv/out --tmp-size 64M -- /usr/bin/python3 scrape.py
               agentctl run --name scraper --env MODE=fast -- python3 scrape.py
@@ -87,6 +90,9 @@ struct RunCommand: ParsableCommand {
             help: ArgumentHelp("Run an MCP server (speaking MCP on stdin/stdout) named NAME: its tools join `agentctl tools` as mcp.NAME.TOOL while it runs.",
                                valueName: "name"))
     var mcpServer: String?
+
+    @Flag(name: .long, help: "Block until the agent ends; print how, and exit with its code (as agentctl wait).")
+    var wait = false
 
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
@@ -199,6 +205,7 @@ struct RunCommand: ParsableCommand {
             if let budgetRPM { request.budget.requestsPerMinute = budgetRPM }
         }
         request.mcpServer = mcpServer ?? ""
+        request.wait = wait
         if let workdir {
             request.workDir = workdir.hasPrefix("/") ? workdir : cwd + "/" + workdir
         }
@@ -209,10 +216,15 @@ struct RunCommand: ParsableCommand {
         let request = try request()
         let result = try connection.withKernel { try $0.call(.run(request)) }
         guard case .run(let response) = result else { throw unexpectedResponse("run") }
+        let info = response.agent
         if output.json {
-            Output.json(AgentJSON(response.agent))
+            Output.json(AgentJSON(info))
         } else {
-            Output.line(response.agent.id)
+            Output.line(wait ? "\(info.name) (\(info.id)) \(info.state.name): \(exitSummary(info))" : info.id)
+        }
+        if wait {
+            let status = shellStatus(info)
+            if status != 0 { throw ExitCode(status) }
         }
     }
 }

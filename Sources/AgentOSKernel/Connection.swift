@@ -101,6 +101,7 @@ struct Connection {
     /// spawn, which the Lifecycle actor serialises anyway.)
     private static func isQuick(_ call: KernelRequest.OneOf_Call) -> Bool {
         switch call {
+        case .run(let request) where request.wait: return false   // waits for the agent's end
         case .status, .list, .inspect, .run, .stats, .policies, .tree, .checkpoints, .ready, .saveCheckpoint,
              .loadCheckpoint, .capGrant, .capList, .capRevoke, .capExplain, .audit, .myCapabilities,
              .capCheck, .tools, .pending, .approve, .deny, .memPut, .memGet, .memDelete, .memSearch,
@@ -148,7 +149,9 @@ struct Connection {
                     try setBudget(request)
                 }
                 var response = Agentos_V1_RunResponse()
-                response.agent = try await services.lifecycle.run(request).wire()
+                let started = try await services.lifecycle.run(request)
+                // Run and wait in one call: the answer comes at its end.
+                response.agent = try await request.wait ? services.lifecycle.wait(started.id).wire() : started.wire()
                 try await respond(id, .run(response), queue)
             case .list(let request):
                 var response = Agentos_V1_ListResponse()

@@ -3639,6 +3639,13 @@ public nonisolated struct Agentos_V1_RunRequest: @unchecked Sendable {
   /// Clears the value of `budget`. Subsequent reads from it will return its default value.
   public mutating func clearBudget() {_uniqueStorage()._budget = nil}
 
+  /// Answer once the agent has ended (its AgentInfo then has its exit), as
+  /// run then wait would, without the second call.
+  public var wait: Bool {
+    get {_storage._wait}
+    set {_uniqueStorage()._wait = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -10202,7 +10209,7 @@ nonisolated extension Agentos_V1_AgentCounts: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RunRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0\u{1}limits\0\u{1}sandbox\0\u{1}capabilities\0\u{3}capability_source\0\u{3}mcp_server\0\u{1}delegations\0\u{1}budget\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}argv\0\u{1}env\0\u{3}work_dir\0\u{1}limits\0\u{1}sandbox\0\u{1}capabilities\0\u{3}capability_source\0\u{3}mcp_server\0\u{1}delegations\0\u{1}budget\0\u{1}wait\0")
 
   fileprivate class _StorageClass {
     var _name: String = String()
@@ -10216,6 +10223,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
     var _mcpServer: String = String()
     var _delegations: [Agentos_V1_Delegation] = []
     var _budget: Agentos_V1_ModelBudget? = nil
+    var _wait: Bool = false
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -10237,6 +10245,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
       _mcpServer = source._mcpServer
       _delegations = source._delegations
       _budget = source._budget
+      _wait = source._wait
     }
   }
 
@@ -10266,6 +10275,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
         case 9: try { try decoder.decodeSingularStringField(value: &_storage._mcpServer) }()
         case 10: try { try decoder.decodeRepeatedMessageField(value: &_storage._delegations) }()
         case 11: try { try decoder.decodeSingularMessageField(value: &_storage._budget) }()
+        case 12: try { try decoder.decodeSingularBoolField(value: &_storage._wait) }()
         default: break
         }
       }
@@ -10311,6 +10321,9 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
       try { if let v = _storage._budget {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
       } }()
+      if _storage._wait != false {
+        try visitor.visitSingularBoolField(value: _storage._wait, fieldNumber: 12)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -10331,6 +10344,7 @@ nonisolated extension Agentos_V1_RunRequest: SwiftProtobuf.Message, SwiftProtobu
         if _storage._mcpServer != rhs_storage._mcpServer {return false}
         if _storage._delegations != rhs_storage._delegations {return false}
         if _storage._budget != rhs_storage._budget {return false}
+        if _storage._wait != rhs_storage._wait {return false}
         return true
       }
       if !storagesAreEqual {return false}
