@@ -71,6 +71,32 @@ struct LifecycleTests {
         #expect(try kernel.agent("waited")["state"] as? String == "completed")
     }
 
+    /// A run with wait, cancelled while it waits: the call ends
+    /// "cancelled", and the agent runs on. (A cancel is read only once its
+    /// request is in flight: the test waits until the agent runs.)
+    @Test func aCancelledRunWithWaitLeavesTheAgentRunning() throws {
+        let raw = try RawConnection(socketPath: kernel.socketPath)
+        try raw.send(.hello(client: "raw"))
+        guard case .welcome? = raw.readFrame()?.body else {
+            Issue.record("no welcome")
+            return
+        }
+        var run = Agentos_V1_RunRequest()
+        run.argv = ["/bin/sleep", "600"]
+        run.name = "waited-on"
+        run.wait = true
+        try raw.send(.request(id: 1, .run(run)))
+        #expect(eventually { (try? kernel.agent("waited-on"))?["state"] as? String == "running" })
+        var cancel = Envelope()
+        cancel.cancel.requestID = 1
+        try raw.send(cancel)
+        let end = raw.readFrame()
+        #expect(end?.correlationID == 1)
+        #expect(end?.streamEnd.reason == "cancelled", "\(String(describing: end))")
+        #expect(try kernel.agent("waited-on")["state"] as? String == "running")
+        _ = try kernel.ctl(["kill", "waited-on"])
+    }
+
     @Test func stopSendsTermThenKillsAfterTheGrace() throws {
         // Polite: exits on SIGTERM.
         let polite = try kernel.run(["--name", "polite", "--", "/bin/sleep", "60"])

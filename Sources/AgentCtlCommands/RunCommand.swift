@@ -20,7 +20,10 @@ struct RunCommand: ParsableCommand {
             dir, a --ro/--rw path or the work dir. It runs in cgroups of its own: --memory, --pids (1024 unless given) and --cpu \
             are enforced there, and a limit this host cannot enforce is an error, never ignored.
 
-            With --wait, run blocks until the agent ends (the kernel answers then, in the same             call), prints how it ended as agentctl wait does and exits with its code (128 +             signal if killed, 1 if lost).
+            With --wait, run blocks until the agent ends (the kernel answers then, in the same \
+            call), prints how it ended as agentctl wait does and exits with its code (128 + \
+            signal if killed, 1 if lost). Give it a --name: if run is interrupted, the agent runs \
+            on, and the name finds it.
 
             Examples:
               agentctl run -- /bin/sleep 60

@@ -93,7 +93,6 @@ final class AgentSlots: Sendable {
     /// through (`refillNow` false): a refill execs a helper, which would
     /// compete for the CPU with the sandbox just taken.
     func take(cold: Bool = false, refillNow: Bool = true, isTaken: (String) -> Bool) throws -> Slot {
-        takes.withLock { $0.last = .now }
         defer { if refillNow { refill() } }
         // One with a held sandbox first (a cold slot would need a uid a held
         // one may have), the oldest first: its helper has had the most time
@@ -104,6 +103,9 @@ final class AgentSlots: Sendable {
                 : state.ready.firstIndex { $0.prepared != nil } ?? (state.ready.isEmpty ? nil : 0)
             return index.map { state.ready.remove(at: $0) }
         }) {
+            // What the pool gave (a slot made here instead does not count):
+            // its refill waits for a quiet moment.
+            takes.withLock { $0.last = .now }
             // A held sandbox that died while it waited cannot serve, nor can
             // one that predates a change to the host's mounts (its copy of
             // them is stale): its slot goes.

@@ -149,7 +149,10 @@ struct Connection {
                     try setBudget(request)
                 }
                 var response = Agentos_V1_RunResponse()
-                let started = try await services.lifecycle.run(request)
+                // Not cancelled with the call (a run with `wait` may be):
+                // a start, once asked for, goes through or fails on its own.
+                let lifecycle = services.lifecycle
+                let started = try await Task { try await lifecycle.run(request) }.value
                 // Run and wait in one call: the answer comes at its end.
                 response.agent = try await request.wait ? services.lifecycle.wait(started.id).wire() : started.wire()
                 try await respond(id, .run(response), queue)

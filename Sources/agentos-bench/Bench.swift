@@ -118,7 +118,8 @@ struct KernelBench: ParsableCommand {
             let arguments = ["--seccomp", "9"] + Bench.bubblewrapArguments()
             // Each followed by an idle moment: the kernel's refill of its
             // pool must not run while bubblewrap is measured (it would slow
-            // (d), to our credit), nor bubblewrap's exit while we are.
+            // (d), to our credit). (An ended sandbox's teardown, 50-100 ms
+            // later, still lands in a later sample of either side.)
             bubblewrap = try Bench.measurePair(count: spawns, warmup: 20, pause: Self.spawnPause, {
                 try Self.runToExit(client)
             }, {
@@ -471,8 +472,9 @@ extension Bench {
         }
         lines.append("")
         lines.append("Each pair was measured interleaved (one of each in turn), so both saw the same machine; (c) and (d) "
-                     + "with an idle moment after each, so that neither side's background work (the kernel refilling its pool) "
-                     + "runs while the other is measured.")
+                     + "with an idle moment after each, so that the kernel's refill of its pool does not run while bubblewrap "
+                     + "is measured (an ended sandbox's teardown, 50-100 ms after its exit, still falls in a later sample of "
+                     + "either side).")
         lines.append("")
         lines.append("| ratio (medians) | value | target |")
         lines.append("|---|---:|---:|")
