@@ -110,6 +110,9 @@ struct RunCommand: ParsableCommand {
     }
 
     func validate() throws {
+        // `agentctl run --help`: the program's arguments capture everything
+        // from the first word on, flags included, unless this is asked first.
+        if command.first == "--help" || command.first == "-h" { throw CleanExit.helpRequest(self) }
         guard let program = argv.first, !program.isEmpty else {
             throw ValidationError("no program given: agentctl run [OPTIONS] -- PROGRAM [ARGS...]")
         }

@@ -39,6 +39,20 @@ struct ParsingTests {
         }
     }
 
+    /// `run --help` shows help (the program's arguments would capture it);
+    /// after `--` it is the program's own.
+    @Test func runHelpIsHelpButNotAfterTheSeparator() throws {
+        do {
+            _ = try AgentCtl.parseAsRoot(["run", "--help"])
+            Issue.record("run --help parsed as a run")
+        } catch {
+            #expect(AgentCtl.exitCode(for: error) == .success)
+            #expect(AgentCtl.fullMessage(for: error).contains("--wait"))
+        }
+        let command = try #require(try AgentCtl.parseAsRoot(["run", "--", "--help"]) as? RunCommand)
+        #expect(command.argv == ["--help"])
+    }
+
     @Test func stopParsesItsTimeout() throws {
         let command = try #require(try AgentCtl.parseAsRoot(["stop", "web", "--timeout", "1.5s"]) as? StopCommand)
         #expect(try command.graceMilliseconds() == 1_500)
