@@ -38,17 +38,12 @@ public struct PolicyDocument: Sendable, Hashable {
     /// The child spec at a path of child ids (a dynamic supervisor's
     /// children are its template); nil if there is none.
     public func childSpec(at path: [String]) -> ChildSpec? {
-        var supervisor = root
-        var found: ChildSpec?
-        for (index, id) in path.enumerated() {
-            guard let child = supervisor.children.first(where: { $0.id == id }) ?? supervisor.template else { return nil }
-            found = child
-            if index < path.count - 1 {
-                guard case .supervisor(let inner) = child.kind else { return nil }
-                supervisor = inner
-            }
-        }
-        return found
+        root.spec(at: path)
+    }
+
+    /// Whether the child at `path` is ever restarted (not `temporary`).
+    public func isRestarted(at path: [String]) -> Bool {
+        (childSpec(at: path)?.restart ?? .temporary) != .temporary
     }
 
     /// The launch settings of the worker at a path of child ids.

@@ -186,6 +186,19 @@ extension SupervisorSpec {
         guard let id = path.last else { return nil }
         return supervisor(at: Array(path.dropLast()))?.children.first { $0.id == id }
     }
+
+    /// The spec of whatever runs at `path`: a static child, or a dynamic
+    /// supervisor's template for the children it starts (any id).
+    public func spec(at path: [String]) -> ChildSpec? {
+        var supervisor = self
+        for (index, id) in path.enumerated() {
+            guard let child = supervisor.children.first(where: { $0.id == id }) ?? supervisor.template else { return nil }
+            if index == path.count - 1 { return child }
+            guard case .supervisor(let inner) = child.kind else { return nil }
+            supervisor = inner
+        }
+        return nil
+    }
 }
 
 /// A rule of conformance scenario 25 that a spec breaks.

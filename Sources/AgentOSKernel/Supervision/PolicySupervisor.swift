@@ -404,8 +404,7 @@ actor PolicySupervisor {
         // and whether this one gets one: a child that is restarted, once it
         // has been (a child that never ends costs no second sandbox).
         let replacing = entry.lastAgent[ref.pathString]
-        let restarted = replacing != nil
-            && (entry.document.childSpec(at: ref.path)?.restart ?? .temporary) != .temporary
+        let restarted = replacing != nil && entry.document.isRestarted(at: ref.path)
         // Detached: the spawn begins now, not once this actor has written
         // the events of the rest of this step's actions.
         Task.detached {
@@ -474,7 +473,7 @@ actor PolicySupervisor {
         entry.current[ref.pathString] = (ref, record.id)
         // Only a child that is restarted needs it (a temporary one, such as
         // a dynamic pool's worker, would leave an entry per spawn).
-        if (entry.document.childSpec(at: ref.path)?.restart ?? .temporary) != .temporary {
+        if entry.document.isRestarted(at: ref.path) {
             entry.lastAgent[ref.pathString] = record.id
         }
         workers[record.id] = (policy, ref)
