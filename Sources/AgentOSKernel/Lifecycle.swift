@@ -987,7 +987,9 @@ actor Lifecycle {
             }
             let normalized = String(cString: resolved)
             free(resolved)
-            try checkShareable(normalized, flag)
+            if let problem = Self.shareProblem(resolved: normalized, stateDirectory: configuration.stateDirectory) {
+                throw KernelError(.invalidArgument, "\(flag) \(normalized): \(problem)")
+            }
             return normalized
         }
         // The sandbox helper binds at most 64 paths; the work dir is one.
@@ -1033,10 +1035,15 @@ actor Lifecycle {
         }
     }
 
-    /// Why `path` cannot be bound into a sandbox, or nil.
+    /// Why `path` cannot be bound into a sandbox, or nil. Judged as it
+    /// resolves (symlinks followed, as a bind follows them).
     static func shareProblem(_ path: String, stateDirectory: String) -> String? {
-        // As it resolves (symlinks followed, as a bind follows them).
-        let normalized = (try? FilePaths.canonical(path)) ?? FilePaths.lexical(path) ?? path
+        shareProblem(resolved: (try? FilePaths.canonical(path)) ?? FilePaths.lexical(path) ?? path,
+                     stateDirectory: stateDirectory)
+    }
+
+    /// `shareProblem` for a path resolved already (by realpath).
+    static func shareProblem(resolved normalized: String, stateDirectory: String) -> String? {
         guard normalized != "/" else { return "the host root cannot be shared" }
         func within(_ inner: String, _ outer: String) -> Bool { inner == outer || inner.hasPrefix(outer + "/") }
         // The state dir as named and as it resolves (it may be behind a symlink).
