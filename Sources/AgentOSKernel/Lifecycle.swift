@@ -289,8 +289,8 @@ actor Lifecycle {
 
         let cgroup: AgentCgroup?
         var cgroupFDs: [Int32] = []
+        let enforced = Self.enforced(limits)
         do {
-            let enforced = Self.enforced(limits)
             if let prepared = slot.cgroup {
                 // An armed slot's cgroups have the limits it was armed with.
                 if armedLimits != enforced { try prepared.apply(enforced) }
@@ -434,7 +434,7 @@ actor Lifecycle {
             // execs a helper, and builds a sandbox; neither should compete
             // with this agent's own first steps.
             let plan = ArmingPlan(options: agentOptions, ownWorkDir: workDirOverride == nil, seccompProfile: seccompName,
-                                  limits: Self.enforced(limits))
+                                  limits: enforced)
             Task {
                 try? await Task.sleep(for: .milliseconds(Self.armingDelayMilliseconds))
                 self.armReplacement(of: id, plan)
