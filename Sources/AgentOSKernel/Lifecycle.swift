@@ -79,8 +79,10 @@ actor Lifecycle {
     /// Replacements armed for live agents (and for a moment after they
     /// end), by the id of the agent each would replace.
     private var armedReplacements: [String: ArmedReplacement] = [:]
-    /// Ended agents whose uid is not free yet (see `childExited`).
+    /// Ended agents whose uid is not free yet (see `childExited`), and the
+    /// starts waiting for one of them.
     private var uidsBeingFreed = 0
+    private var uidWaiters: [CheckedContinuation<Void, Never>] = []
     private var accepting = true
     private var nextWaiter: UInt64 = 0
     /// What every sandbox shows besides the agent's own paths.
@@ -536,14 +538,13 @@ actor Lifecycle {
     }
 
     /// A free uid; when none is, but an ended agent's is about to come free
-    /// (its sandbox's last processes are going), that one, a moment later.
+    /// (its sandbox's last processes are going), that one, once it is.
     private func allocateUID() async -> UInt32? {
-        for _ in 0..<40 {
+        while true {
             if let uid = launcher.uids.allocate() { return uid }
             guard uidsBeingFreed > 0 else { return nil }
-            try? await Task.sleep(for: .milliseconds(10))
+            await withCheckedContinuation { uidWaiters.append($0) }
         }
-        return nil
     }
 
     /// Writes a start: the record, running with `pid`, and its event.
@@ -678,6 +679,9 @@ actor Lifecycle {
         // Its uid is free once nothing runs as it any more.
         if let uid = record.sandbox["uid"].flatMap(UInt32.init) { launcher.uids.release(uid) }
         uidsBeingFreed -= 1
+        let waiting = uidWaiters
+        uidWaiters = []
+        for waiter in waiting { waiter.resume() }
     }
 
     /// How an exit reads: OTP's "normal" is exit 0 or death by the signal the
