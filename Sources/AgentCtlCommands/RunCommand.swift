@@ -223,14 +223,12 @@ struct RunCommand: ParsableCommand {
         let result = try connection.withKernel { try $0.call(.run(request)) }
         guard case .run(let response) = result else { throw unexpectedResponse("run") }
         let info = response.agent
-        if output.json {
+        if wait {
+            try reportEnd(info, json: output.json)
+        } else if output.json {
             Output.json(AgentJSON(info))
         } else {
-            Output.line(wait ? "\(info.name) (\(info.id)) \(info.state.name): \(exitSummary(info))" : info.id)
-        }
-        if wait {
-            let status = shellStatus(info)
-            if status != 0 { throw ExitCode(status) }
+            Output.line(info.id)
         }
     }
 }

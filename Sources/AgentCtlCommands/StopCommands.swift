@@ -76,14 +76,16 @@ struct WaitCommand: ParsableCommand {
         request.agent = target.agent
         let result = try connection.withKernel { try $0.call(.wait(request)) }
         guard case .wait(let info) = result else { throw unexpectedResponse("wait") }
-        if output.json {
-            Output.json(AgentJSON(info))
-        } else {
-            Output.line("\(info.name) (\(info.id)) \(info.state.name): \(exitSummary(info))")
-        }
-        let status = shellStatus(info)
-        if status != 0 { throw ExitCode(status) }
+        try reportEnd(info, json: output.json)
     }
+}
+
+/// How an agent ended (as `report`), and the agent's status as this
+/// process's exit code (128 + signal if killed, 1 if lost).
+func reportEnd(_ info: AgentInfo, json: Bool) throws {
+    report(info, verb: "ended", json: json)
+    let status = shellStatus(info)
+    if status != 0 { throw ExitCode(status) }
 }
 
 private func report(_ info: AgentInfo, verb: String, json: Bool) {

@@ -123,13 +123,7 @@ public final class Agent: Sendable {
     @discardableResult
     public func send(to target: String, _ payload: Payload, kind: Message.Kind = .message,
                      correlationID: String = "", streamEnd: Bool = false) async throws -> SentMessage {
-        var request = Agentos_V1_SendRequest()
-        request.to = target
-        request.payload = payload.bytes
-        request.contentType = payload.contentType
-        request.type = kind.rawValue
-        request.correlationID = correlationID
-        request.end = streamEnd
+        let request = Self.sendRequest(to: target, payload, kind: kind, correlationID: correlationID, streamEnd: streamEnd)
         guard case .send(let sent) = try await link.call(.send(request)) else { throw Self.unexpected("send") }
         return SentMessage(id: sent.id, to: sent.to, depth: Int(sent.depth))
     }
@@ -161,13 +155,19 @@ public final class Agent: Sendable {
     /// request is better answered with `respond`, then acked, so that it
     /// stays in the mailbox until its response is safe.
     public func respondLater(to message: Message, _ payload: Payload) {
+        link.sendQuietly(.send(Self.sendRequest(to: message.from, payload, kind: .response, correlationID: message.id)))
+    }
+
+    private static func sendRequest(to target: String, _ payload: Payload, kind: Message.Kind,
+                                    correlationID: String, streamEnd: Bool = false) -> Agentos_V1_SendRequest {
         var request = Agentos_V1_SendRequest()
-        request.to = message.from
+        request.to = target
         request.payload = payload.bytes
         request.contentType = payload.contentType
-        request.type = Message.Kind.response.rawValue
-        request.correlationID = message.id
-        link.sendQuietly(.send(request))
+        request.type = kind.rawValue
+        request.correlationID = correlationID
+        request.end = streamEnd
+        return request
     }
 
     /// This agent's mailbox: what waits, oldest first, then what arrives.

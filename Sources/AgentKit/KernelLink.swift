@@ -195,7 +195,7 @@ final class KernelLink: Sendable {
         guard !ids.isEmpty else { return }
         var request = Agentos_V1_AckRequest()
         request.ids = ids
-        send(nextID(), .ack(request), quiet: true)
+        sendQuietly(.ack(request))
     }
 
     /// Ends the connection: pending calls and streams fail with
@@ -235,11 +235,8 @@ final class KernelLink: Sendable {
     /// quiet one has no waiter and cannot be cancelled: nothing to track.
     private func send(_ id: UInt64, _ call: KernelRequest.OneOf_Call, quiet: Bool = false) {
         do {
-            let bytes = try HotFrames.framedRequest(id: id, call, quiet: quiet) ?? {
-                var envelope = Envelope.request(id: id, call)
-                envelope.quiet = quiet
-                return try envelope.framed()
-            }()
+            let bytes = try HotFrames.framedRequest(id: id, call, quiet: quiet)
+                ?? Envelope.request(id: id, call, quiet: quiet).framed()
             let written = try writer.withLock { writer throws(AgentKitError) -> Bool in
                 guard !writer.closed else { throw AgentKitError(.connectionClosed, "the connection to the kernel is closed") }
                 let go = quiet || state.withLock { state -> Bool in

@@ -991,9 +991,7 @@ actor Lifecycle {
             }
             let normalized = String(cString: resolved)
             free(resolved)
-            if let problem = Self.shareProblem(resolved: normalized, stateDirectory: configuration.stateDirectory) {
-                throw KernelError(.invalidArgument, "\(flag) \(normalized): \(problem)")
-            }
+            try checkShareable(resolved: normalized, flag)
             return normalized
         }
         // The sandbox helper binds at most 64 paths; the work dir is one.
@@ -1035,6 +1033,13 @@ actor Lifecycle {
     /// filesystems and state (and what holds them), and what holds a system dir.
     private func checkShareable(_ path: String, _ flag: String) throws {
         if let problem = Self.shareProblem(path, stateDirectory: configuration.stateDirectory) {
+            throw KernelError(.invalidArgument, "\(flag) \(path): \(problem)")
+        }
+    }
+
+    /// `checkShareable` for a path realpath resolved already.
+    private func checkShareable(resolved path: String, _ flag: String) throws {
+        if let problem = Self.shareProblem(resolved: path, stateDirectory: configuration.stateDirectory) {
             throw KernelError(.invalidArgument, "\(flag) \(path): \(problem)")
         }
     }

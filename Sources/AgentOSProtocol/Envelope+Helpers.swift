@@ -28,11 +28,12 @@ extension Envelope {
         return envelope
     }
 
-    public static func request(id: UInt64, _ call: KernelRequest.OneOf_Call) -> Envelope {
+    public static func request(id: UInt64, _ call: KernelRequest.OneOf_Call, quiet: Bool = false) -> Envelope {
         var request = KernelRequest()
         request.call = call
         var envelope = Envelope()
         envelope.requestID = id
+        envelope.quiet = quiet
         envelope.request = request
         return envelope
     }

@@ -39,12 +39,7 @@ extension StateStore {
         try pool.write { db in
             try db.execute(sql: "DELETE FROM model_budgets WHERE account = ? OR account LIKE ? ESCAPE '\\'",
                            arguments: [account, Self.likePrefix(account + "/")])
-            for budget in budgets {
-                try db.execute(sql: """
-                    INSERT OR REPLACE INTO model_budgets (account, tokens, cost_microdollars, requests_per_minute)
-                    VALUES (?, ?, ?, ?)
-                    """, arguments: [budget.account, budget.tokens, budget.costMicrodollars, budget.requestsPerMinute])
-            }
+            for budget in budgets { try Self.insertBudget(db, budget, account: budget.account) }
         }
     }
 
@@ -53,11 +48,15 @@ extension StateStore {
     public func replaceBudget(of account: String, with budget: BudgetRecord?) throws {
         try pool.write { db in
             try db.execute(sql: "DELETE FROM model_budgets WHERE account = ?", arguments: [account])
-            if let budget {
-                try db.execute(sql: "INSERT INTO model_budgets (account, tokens, cost_microdollars, requests_per_minute) VALUES (?, ?, ?, ?)",
-                               arguments: [account, budget.tokens, budget.costMicrodollars, budget.requestsPerMinute])
-            }
+            if let budget { try Self.insertBudget(db, budget, account: account) }
         }
+    }
+
+    private static func insertBudget(_ db: Database, _ budget: BudgetRecord, account: String) throws {
+        try db.execute(sql: """
+            INSERT OR REPLACE INTO model_budgets (account, tokens, cost_microdollars, requests_per_minute)
+            VALUES (?, ?, ?, ?)
+            """, arguments: [account, budget.tokens, budget.costMicrodollars, budget.requestsPerMinute])
     }
 
     public func budgets() throws -> [BudgetRecord] {

@@ -33,17 +33,6 @@ struct KernelBench: ParsableCommand {
     /// The idle time after each spawn of the (c)/(d) pairs.
     static let spawnPause: Duration = .milliseconds(15)
 
-    /// A confined /bin/true through the kernel, from the run call to its
-    /// end: one run call with `wait` (the answer comes at the agent's exit).
-    static func runToExit(_ client: KernelClient) throws {
-        var run = Agentos_V1_RunRequest()
-        run.argv = ["/bin/true"]
-        run.wait = true
-        guard case .run(let ended) = try client.call(.run(run)), ended.agent.exit.exited, ended.agent.exit.code == 0 else {
-            throw ValidationError("/bin/true did not exit 0")
-        }
-    }
-
     @Option(help: "Round trips measured for (a) and (b).")
     var roundTrips = 5_000
 
@@ -103,7 +92,7 @@ struct KernelBench: ParsableCommand {
         // (c) spawn-to-exit of /bin/true: through the kernel (run + wait)
         // against (c') a plain posix_spawn + waitpid.
         let (throughKernel, plainSpawn) = try Bench.measurePair(count: spawns, warmup: 20, {
-            try Self.runToExit(client)
+            try Bench.runToExit(client)
         }, {
             try Bench.posixSpawnTrue()
         })
@@ -121,7 +110,7 @@ struct KernelBench: ParsableCommand {
             // (d), to our credit). (An ended sandbox's teardown, 50-100 ms
             // later, still lands in a later sample of either side.)
             bubblewrap = try Bench.measurePair(count: spawns, warmup: 20, pause: Self.spawnPause, {
-                try Self.runToExit(client)
+                try Bench.runToExit(client)
             }, {
                 try Bench.spawnAndWait(bwrap, arguments, fd9: filter)
             })
@@ -226,6 +215,11 @@ struct AgentsBench: ParsableCommand {
 struct Row {
     var name: String
     var sample: Sample
+
+    /// `| name | median | p99 | n |`
+    var markdown: String {
+        "| \(name) | \(Bench.format(sample.median)) | \(Bench.format(sample.p99)) | \(sample.count) |"
+    }
 }
 
 /// A raw echo peer for baseline (b): reads frames, answers each with a
@@ -330,11 +324,7 @@ extension Bench {
     static func measurePair(count: Int, warmup: Int, pause: Duration? = nil, _ first: () throws -> Void,
                             _ second: () throws -> Void) throws -> (Sample, Sample) {
         func idle() {
-            if let pause {
-                let (seconds, attoseconds) = pause.components
-                var moment = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-                nanosleep(&moment, nil)
-            }
+            if let pause { usleep(useconds_t(pause / .microseconds(1))) }
         }
         for _ in 0..<warmup {
             try first()
@@ -449,6 +439,17 @@ extension Bench {
         guard status == 0 else { throw ValidationError("\(path) exited with status \(status)") }
     }
 
+    /// A confined /bin/true through the kernel, from the run call to its
+    /// end: one run call with `wait` (the answer comes at the agent's exit).
+    static func runToExit(_ client: KernelClient) throws {
+        var run = Agentos_V1_RunRequest()
+        run.argv = ["/bin/true"]
+        run.wait = true
+        guard case .run(let ended) = try client.call(.run(run)), ended.agent.exit.exited, ended.agent.exit.code == 0 else {
+            throw ValidationError("/bin/true did not exit 0")
+        }
+    }
+
     static func posixSpawnTrue() throws {
         var pid: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
@@ -468,7 +469,7 @@ extension Bench {
             "|---|---:|---:|---:|",
         ]
         for row in results {
-            lines.append("| \(row.name) | \(format(row.sample.median)) | \(format(row.sample.p99)) | \(row.sample.count) |")
+            lines.append(row.markdown)
         }
         lines.append("")
         lines.append("Each pair was measured interleaved (one of each in turn), so both saw the same machine; (c) and (d) "

@@ -82,9 +82,7 @@ struct BusBench: ParsableCommand {
         func row(_ label: String, _ trips: [String: Double]) -> String {
             "| \(label) | \(Bench.format(trips["median_us"] ?? 0)) | \(Bench.format(trips["p99_us"] ?? 0)) | \(Int(trips["n"] ?? 0)) |"
         }
-        func row(_ label: String, _ sample: Sample) -> String {
-            "| \(label) | \(Bench.format(sample.median)) | \(Bench.format(sample.p99)) | \(sample.count) |"
-        }
+        func row(_ label: String, _ sample: Sample) -> String { Row(name: label, sample: sample).markdown }
         func ratio(_ trips: [String: Double], _ raw: Sample) -> String {
             String(format: "%.2f×", (trips["median_us"] ?? 0) / raw.median)
         }

@@ -336,7 +336,8 @@ final class Bus: Sendable {
         }
         // A request sent this way is stored (it is acked by its response).
         let hasReaders = message.type != "request" && arrivals.withLock { $0[recipient]?.isEmpty == false }
-        let now = DispatchTime.now().uptimeNanoseconds
+        // When its grace starts (read only for a message it may apply to).
+        let now = hasReaders ? DispatchTime.now().uptimeNanoseconds : 0
         enum Next { case commit, armTimer, nothing }
         let (next, early) = state.withLock { state -> (Next, Bool) in
             if hasReaders, state.storing[recipient] == nil, let stored = state.depths[recipient],

@@ -173,21 +173,20 @@ class Connection:
 
     # -- calls and streams ---------------------------------------------
 
-    def _register(self, entry: Union[_Call, _Stream]) -> int:
+    def _send_request(self, field: str, request, entry: Optional[Union[_Call, _Stream]] = None) -> int:
+        """Writes a request of call `field`, registered under `entry` (what
+        its answers go to); without one, quiet: nothing waits for it."""
+        if self._later_acks and field != "ack":
+            self.flush_acks()  # acks made meanwhile go before the call
         with self._lock:
             if self._closed is not None:
                 raise _copy(self._closed)
             request_id = self._next_id
             self._next_id += 1
-            self._pending[request_id] = entry
-            return request_id
-
-    def _start(self, entry: Union[_Call, _Stream], request: pb.Request) -> int:
-        if self._later_acks and entry.field != "ack":
-            self.flush_acks()  # acks made meanwhile go before the call
-        request_id = self._register(entry)
-        envelope = pb.Envelope(request_id=request_id)
-        getattr(envelope.request, entry.field).CopyFrom(request)
+            if entry is not None:
+                self._pending[request_id] = entry
+        envelope = pb.Envelope(request_id=request_id, quiet=entry is None)
+        getattr(envelope.request, field).CopyFrom(request)
         try:
             self.send(envelope)
         except BaseException:
@@ -195,6 +194,9 @@ class Connection:
                 self._pending.pop(request_id, None)
             raise
         return request_id
+
+    def _start(self, entry: Union[_Call, _Stream], request: pb.Request) -> int:
+        return self._send_request(entry.field, request, entry)
 
     def start_call(self, field: str, request) -> Tuple[int, concurrent.futures.Future]:
         """Sends a unary request (`field` names the Request's call, e.g.
@@ -210,20 +212,12 @@ class Connection:
 
     # Acks queued by ack_later go as one call once this many wait.
     ACK_BATCH = 64
+
     def send_quietly(self, field: str, request) -> None:
         """Sends a send or ack call with the envelope's quiet flag: the
         kernel answers it only if it fails, and nothing waits for that
         answer; a failure is written to stderr (the agent's log)."""
-        if self._later_acks and field != "ack":
-            self.flush_acks()  # acks made meanwhile go before it, as before any call
-        with self._lock:
-            if self._closed is not None:
-                raise _copy(self._closed)
-            request_id = self._next_id
-            self._next_id += 1
-        envelope = pb.Envelope(request_id=request_id, quiet=True)
-        getattr(envelope.request, field).CopyFrom(request)
-        self.send(envelope)
+        self._send_request(field, request)
 
     def ack_later(self, ids: List[str]) -> None:
         """Queues acks that nobody waits for: they go as one ack call once
@@ -240,7 +234,7 @@ class Connection:
         its message to be delivered again)."""
         with self._lock:
             ids, self._later_acks = self._later_acks, []
-        if not ids or self._closed is not None:
+        if not ids:
             return
         try:
             self.send_quietly("ack", pb.AckRequest(ids=ids))
