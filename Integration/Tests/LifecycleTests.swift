@@ -97,6 +97,40 @@ struct LifecycleTests {
         _ = try kernel.ctl(["kill", "waited-on"])
     }
 
+    /// A wait is answered while the kernel writes the agent's end; whatever
+    /// its client asks next must still find the end written. The inspect
+    /// goes on the same connection the moment the answer is read, many
+    /// times over.
+    @Test func whatFollowsAWaitsAnswerFindsTheEndWritten() throws {
+        let raw = try RawConnection(socketPath: kernel.socketPath)
+        try raw.send(.hello(client: "raw"))
+        guard case .welcome? = raw.readFrame()?.body else {
+            Issue.record("no welcome")
+            return
+        }
+        for round in 0..<25 {
+            let id = UInt64(round * 2 + 1)
+            var run = Agentos_V1_RunRequest()
+            run.argv = ["/bin/sh", "-c", "exit 5"]
+            run.wait = true
+            try raw.send(.request(id: id, .run(run)))
+            let answer = raw.readFrame()
+            guard case .run(let ran)? = answer?.response.result else {
+                Issue.record("no run answer: \(String(describing: answer))")
+                return
+            }
+            #expect(ran.agent.exit.code == 5)
+            try raw.send(.request(id: id + 1, .inspect(.with { $0.agent = ran.agent.id })))
+            guard case .inspect(let info)? = raw.readFrame()?.response.result else {
+                Issue.record("no inspect answer")
+                return
+            }
+            #expect(info.state == .failed, "round \(round): \(info.state)")
+            #expect(info.exit.code == 5)
+            #expect(info.history.map(\.kind) == ["agent.spawned", "agent.exited"], "round \(round)")
+        }
+    }
+
     @Test func stopSendsTermThenKillsAfterTheGrace() throws {
         // Polite: exits on SIGTERM.
         let polite = try kernel.run(["--name", "polite", "--", "/bin/sleep", "60"])

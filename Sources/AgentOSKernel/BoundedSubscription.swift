@@ -63,6 +63,8 @@ final class Handoff<Value: Sendable>: Sendable {
 
     private let state = Mutex(State())
 
+    var isFulfilled: Bool { state.withLock { $0.value != nil } }
+
     /// Sets the value unless one is set; false if one was.
     @discardableResult
     func fulfil(_ value: Value) -> Bool {

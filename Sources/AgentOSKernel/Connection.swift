@@ -154,8 +154,12 @@ struct Connection {
                 let lifecycle = services.lifecycle
                 let started = try await Task { try await lifecycle.run(request) }.value
                 // Run and wait in one call: the answer comes at its end.
-                response.agent = try await request.wait ? services.lifecycle.wait(started.id).wire() : started.wire()
-                try await respond(id, .run(response), queue)
+                guard request.wait else {
+                    response.agent = started.wire()
+                    try await respond(id, .run(response), queue)
+                    break
+                }
+                try await respondAtEnd(id, of: started.id, queue) { agent in .run(.with { $0.agent = agent }) }
             case .list(let request):
                 var response = Agentos_V1_ListResponse()
                 response.agents = try await services.lifecycle.list(includeEnded: request.all)
@@ -169,7 +173,7 @@ struct Connection {
             case .kill(let request):
                 try await respond(id, .kill(try await services.lifecycle.kill(request.agent).wire()), queue)
             case .wait(let request):
-                try await respond(id, .wait(try await services.lifecycle.wait(request.agent).wire()), queue)
+                try await respondAtEnd(id, of: try await services.lifecycle.resolve(request.agent).id, queue) { .wait($0) }
             case .logs(let request):
                 try await streamLogs(id, request, queue)
             case .events(let request):
@@ -570,6 +574,24 @@ struct Connection {
             throw KernelError(.permissionDenied,
                               "permission denied: agents cannot call '\(call.name)' on their socket")
         }
+    }
+
+    /// Answers `id` at the agent's end, from the thread that ends it (no
+    /// task to wake on the way). The call's task waits too, so that a
+    /// cancel ends the wait ("cancelled"), and an error is answered as any.
+    private func respondAtEnd(_ id: UInt64, of agentID: String, _ queue: OutboundQueue,
+                              _ result: @escaping @Sendable (Agentos_V1_AgentInfo) -> KernelResponse.OneOf_Result)
+        async throws {
+        let lifecycle = services.lifecycle
+        let end = await lifecycle.exitWaiter(agentID)
+        end.whenFulfilled { outcome in
+            guard case .success(let record) = outcome else { return }
+            var envelope = Envelope()
+            envelope.correlationID = id
+            envelope.response.result = result(record.wire())
+            queue.sendNow(envelope)
+        }
+        _ = try await lifecycle.awaitEnd(end, of: agentID)
     }
 
     private func respond(_ id: UInt64, _ result: KernelResponse.OneOf_Result, _ queue: OutboundQueue) async throws {

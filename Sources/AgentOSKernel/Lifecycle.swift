@@ -47,7 +47,7 @@ actor Lifecycle {
         var intent: StopIntent?
         var connected = false
         var closeConnection: (@Sendable () -> Void)?
-        var waiters: [UInt64: CheckedContinuation<AgentRecord, any Error>] = [:]
+        var waiters: [ObjectIdentifier: ExitWaiter] = [:]
         /// Its supervisor, told of its end before the end is written.
         var endWatcher: CheckedContinuation<EndingAgent?, Never>?
         /// Ended, its end being written by its supervisor: its name is free.
@@ -84,7 +84,6 @@ actor Lifecycle {
     private var uidsBeingFreed = 0
     private var uidWaiters: [CheckedContinuation<Void, Never>] = []
     private var accepting = true
-    private var nextWaiter: UInt64 = 0
     /// What every sandbox shows besides the agent's own paths.
     static let systemDirectories = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"]
     /// The monitor and init the sandbox adds to the agent's processes.
@@ -637,6 +636,12 @@ actor Lifecycle {
             written = await ending.wasWritten()
         }
         if !written {
+            // Written here, in this turn of the actor: what the agent held
+            // goes first, then whoever waits learns the end while it is
+            // written (they wait off the actor, and anything they ask of the
+            // kernel next comes after this turn, with the end committed).
+            releaseHoldings(of: id)
+            answerWaiters(of: id, with: record)
             do {
                 events.publish(try store.update(record, event: exitEvent))
             } catch {
@@ -653,10 +658,7 @@ actor Lifecycle {
         // What came while the supervisor wrote (waiters, the connection's
         // close) is in the table's entry.
         let entry = live.removeValue(forKey: id) ?? current
-        let waiters = entry.waiters
-        capabilities.revokeAll(of: id, reason: "the agent ended")
-        // Its context memory is this run's only.
-        if contextUsers.take(id) { _ = try? store.deleteMemory(namespace: MemoryCalls.contextNamespace(id)) }
+        if written { releaseHoldings(of: id) }
         // Its uid is free once nothing of its tools runs as it either.
         if let leftovers = toolSandbox.agentEnded(id) { await toolSandbox.finish(leftovers) }
         counters.ended()
@@ -665,7 +667,7 @@ actor Lifecycle {
         entry.closeConnection?()
         if !agent.log.isFinished { agent.log.finish() }
         logger.info("agent exited", metadata: ["agent": "\(id)", "status": "\(exit)", "reason": "\(exitRecord.reason)"])
-        for waiter in waiters.values { waiter.resume(returning: record) }
+        for waiter in entry.waiters.values { waiter.fulfil(.success(record)) }
         // What is left of its sandbox goes (init killed all of the agent's
         // pid namespace before its report, and keeps the namespaces a moment
         // so that their teardown does not slow down a restart).
@@ -682,6 +684,13 @@ actor Lifecycle {
         let waiting = uidWaiters
         uidWaiters = []
         for waiter in waiting { waiter.resume() }
+    }
+
+    /// What an ended agent held that ends with it: its grants, and its
+    /// context memory (this run's only).
+    private func releaseHoldings(of id: String) {
+        capabilities.revokeAll(of: id, reason: "the agent ended")
+        if contextUsers.take(id) { _ = try? store.deleteMemory(namespace: MemoryCalls.contextNamespace(id)) }
     }
 
     /// How an exit reads: OTP's "normal" is exit 0 or death by the signal the
@@ -824,8 +833,10 @@ actor Lifecycle {
         }
     }
 
-    func wait(_ reference: String) async throws -> AgentRecord {
-        let record = try resolve(reference)
+    /// Off the actor, like `waitForExit`: the answer does not wait for the
+    /// rest of the end's bookkeeping.
+    nonisolated func wait(_ reference: String) async throws -> AgentRecord {
+        let record = try await resolve(reference)
         return try await waitForExit(record.id)
     }
 
@@ -850,30 +861,56 @@ actor Lifecycle {
         }
     }
 
+    /// One wait for an agent's end: its record, or why there is none.
+    typealias ExitWaiter = Handoff<Result<AgentRecord, any Error>>
+
     /// The agent's record once it has ended. Cancelling the waiting task
     /// (its request was cancelled, or its client left) stops the wait.
-    private func waitForExit(_ id: String) async throws -> AgentRecord {
-        nextWaiter += 1
-        let token = nextWaiter
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                if Task.isCancelled {
-                    continuation.resume(throwing: CancellationError())
-                } else if live[id] != nil {
-                    live[id]?.waiters[token] = continuation
-                } else if let record = try? store.agent(id: id) {
-                    continuation.resume(returning: record)
-                } else {
-                    continuation.resume(throwing: KernelError(.notFound, "no agent with id '\(id)'"))
-                }
-            }
+    /// Awaited off the actor, so that a waiter is answered while the actor
+    /// goes on writing the end (see `childExited`).
+    private nonisolated func waitForExit(_ id: String) async throws -> AgentRecord {
+        try await awaitEnd(await exitWaiter(id), of: id)
+    }
+
+    /// A waiter for `id`'s end, registered: for a caller that answers from
+    /// the thread that ends the agent (`Handoff.whenFulfilled`), then waits
+    /// with `awaitEnd`.
+    nonisolated func exitWaiter(_ id: String) async -> ExitWaiter {
+        let waiter = ExitWaiter()
+        await addWaiter(waiter, for: id)
+        return waiter
+    }
+
+    /// Waits for `waiter` (registered for `id`); cancelling the task ends
+    /// the wait, not the agent.
+    nonisolated func awaitEnd(_ waiter: ExitWaiter, of id: String) async throws -> AgentRecord {
+        try await withTaskCancellationHandler {
+            try await waiter.value().get()
         } onCancel: {
-            Task { await self.cancelWaiter(agentID: id, token: token) }
+            waiter.fulfil(.failure(CancellationError()))
+            Task { await self.dropWaiter(waiter, for: id) }
         }
     }
 
-    private func cancelWaiter(agentID: String, token: UInt64) {
-        live[agentID]?.waiters.removeValue(forKey: token)?.resume(throwing: CancellationError())
+    private func addWaiter(_ waiter: ExitWaiter, for id: String) {
+        if live[id] != nil {
+            if !waiter.isFulfilled { live[id]?.waiters[ObjectIdentifier(waiter)] = waiter }
+        } else if let record = try? store.agent(id: id) {
+            waiter.fulfil(.success(record))
+        } else {
+            waiter.fulfil(.failure(KernelError(.notFound, "no agent with id '\(id)'")))
+        }
+    }
+
+    private func dropWaiter(_ waiter: ExitWaiter, for id: String) {
+        live[id]?.waiters.removeValue(forKey: ObjectIdentifier(waiter))
+    }
+
+    /// Answers whoever waits for the agent's end (once: they leave the table).
+    private func answerWaiters(of id: String, with record: AgentRecord) {
+        guard let waiters = live[id]?.waiters, !waiters.isEmpty else { return }
+        live[id]?.waiters = [:]
+        for waiter in waiters.values { waiter.fulfil(.success(record)) }
     }
 
     private func timedOut(id: String, after milliseconds: Int64) {
