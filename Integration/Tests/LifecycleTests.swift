@@ -97,10 +97,11 @@ struct LifecycleTests {
         _ = try kernel.ctl(["kill", "waited-on"])
     }
 
-    /// A wait is answered while the kernel writes the agent's end; whatever
-    /// its client asks next must still find the end written. The inspect
-    /// goes on the same connection the moment the answer is read, many
-    /// times over.
+    /// A wait is answered from the thread that ends the agent; whatever its
+    /// client asks next must find the end written and counted, also where
+    /// the answer does not pass the Lifecycle actor (status's counts, the
+    /// event log read straight from the store). The calls go on the same
+    /// connection the moment the answer is read, many times over.
     @Test func whatFollowsAWaitsAnswerFindsTheEndWritten() throws {
         let raw = try RawConnection(socketPath: kernel.socketPath)
         try raw.send(.hello(client: "raw"))
@@ -109,7 +110,7 @@ struct LifecycleTests {
             return
         }
         for round in 0..<25 {
-            let id = UInt64(round * 2 + 1)
+            let id = UInt64(round * 4 + 1)
             var run = Agentos_V1_RunRequest()
             run.argv = ["/bin/sh", "-c", "exit 5"]
             run.wait = true
@@ -120,7 +121,20 @@ struct LifecycleTests {
                 return
             }
             #expect(ran.agent.exit.code == 5)
-            try raw.send(.request(id: id + 1, .inspect(.with { $0.agent = ran.agent.id })))
+            try raw.send(.request(id: id + 1, .status(Agentos_V1_StatusRequest())))
+            guard case .status(let status)? = raw.readFrame()?.response.result else {
+                Issue.record("no status answer")
+                return
+            }
+            #expect(status.agents.running == 0, "round \(round)")
+            try raw.send(.request(id: id + 2, .events(.with { $0.limit = 10 })))
+            var kinds: [String] = []
+            while let frame = raw.readFrame(), frame.correlationID == id + 2 {
+                if case .streamEnd? = frame.body { break }
+                if case .event(let event)? = frame.chunk.item, event.agentID == ran.agent.id { kinds.append(event.kind) }
+            }
+            #expect(kinds.contains("agent.exited"), "round \(round): \(kinds)")
+            try raw.send(.request(id: id + 3, .inspect(.with { $0.agent = ran.agent.id })))
             guard case .inspect(let info)? = raw.readFrame()?.response.result else {
                 Issue.record("no inspect answer")
                 return

@@ -636,12 +636,6 @@ actor Lifecycle {
             written = await ending.wasWritten()
         }
         if !written {
-            // Written here, in this turn of the actor: what the agent held
-            // goes first, then whoever waits learns the end while it is
-            // written (they wait off the actor, and anything they ask of the
-            // kernel next comes after this turn, with the end committed).
-            releaseHoldings(of: id)
-            answerWaiters(of: id, with: record)
             do {
                 events.publish(try store.update(record, event: exitEvent))
             } catch {
@@ -658,7 +652,9 @@ actor Lifecycle {
         // What came while the supervisor wrote (waiters, the connection's
         // close) is in the table's entry.
         let entry = live.removeValue(forKey: id) ?? current
-        if written { releaseHoldings(of: id) }
+        capabilities.revokeAll(of: id, reason: "the agent ended")
+        // Its context memory is this run's only.
+        if contextUsers.take(id) { _ = try? store.deleteMemory(namespace: MemoryCalls.contextNamespace(id)) }
         // Its uid is free once nothing of its tools runs as it either.
         if let leftovers = toolSandbox.agentEnded(id) { await toolSandbox.finish(leftovers) }
         counters.ended()
@@ -667,6 +663,8 @@ actor Lifecycle {
         entry.closeConnection?()
         if !agent.log.isFinished { agent.log.finish() }
         logger.info("agent exited", metadata: ["agent": "\(id)", "status": "\(exit)", "reason": "\(exitRecord.reason)"])
+        // Told last, once everything above is written and counted; a waiter
+        // answers from here (`Connection.respondAtEnd`) or wakes off the actor.
         for waiter in entry.waiters.values { waiter.fulfil(.success(record)) }
         // What is left of its sandbox goes (init killed all of the agent's
         // pid namespace before its report, and keeps the namespaces a moment
@@ -684,13 +682,6 @@ actor Lifecycle {
         let waiting = uidWaiters
         uidWaiters = []
         for waiter in waiting { waiter.resume() }
-    }
-
-    /// What an ended agent held that ends with it: its grants, and its
-    /// context memory (this run's only).
-    private func releaseHoldings(of id: String) {
-        capabilities.revokeAll(of: id, reason: "the agent ended")
-        if contextUsers.take(id) { _ = try? store.deleteMemory(namespace: MemoryCalls.contextNamespace(id)) }
     }
 
     /// How an exit reads: OTP's "normal" is exit 0 or death by the signal the
@@ -833,8 +824,7 @@ actor Lifecycle {
         }
     }
 
-    /// Off the actor, like `waitForExit`: the answer does not wait for the
-    /// rest of the end's bookkeeping.
+    /// Off the actor, like `waitForExit`: its caller resumes where it waits.
     nonisolated func wait(_ reference: String) async throws -> AgentRecord {
         let record = try await resolve(reference)
         return try await waitForExit(record.id)
@@ -866,8 +856,8 @@ actor Lifecycle {
 
     /// The agent's record once it has ended. Cancelling the waiting task
     /// (its request was cancelled, or its client left) stops the wait.
-    /// Awaited off the actor, so that a waiter is answered while the actor
-    /// goes on writing the end (see `childExited`).
+    /// Awaited off the actor: the waiter's task wakes on its own thread,
+    /// with no hop back to the actor (see `childExited`).
     private nonisolated func waitForExit(_ id: String) async throws -> AgentRecord {
         try await awaitEnd(await exitWaiter(id), of: id)
     }
@@ -904,13 +894,6 @@ actor Lifecycle {
 
     private func dropWaiter(_ waiter: ExitWaiter, for id: String) {
         live[id]?.waiters.removeValue(forKey: ObjectIdentifier(waiter))
-    }
-
-    /// Answers whoever waits for the agent's end (once: they leave the table).
-    private func answerWaiters(of id: String, with record: AgentRecord) {
-        guard let waiters = live[id]?.waiters, !waiters.isEmpty else { return }
-        live[id]?.waiters = [:]
-        for waiter in waiters.values { waiter.fulfil(.success(record)) }
     }
 
     private func timedOut(id: String, after milliseconds: Int64) {
