@@ -137,23 +137,28 @@ final class AgentSlots: Sendable {
     func refill() {
         let (count, closed) = state.withLock { ($0.ready.count, $0.closed) }
         guard !closed, count < capacity else { return }
-        if count > 1, let last = takes.withLock({ $0.last }), ContinuousClock.now - last < quiet {
-            let schedule = takes.withLock { takes -> Bool in
-                defer { takes.deferred = true }
-                return !takes.deferred
-            }
-            if schedule {
-                Task.detached(priority: .background) { [self] in
-                    while let last = takes.withLock({ $0.last }), ContinuousClock.now - last < quiet {
-                        try? await Task.sleep(until: last + quiet)
-                    }
-                    takes.withLock { $0.deferred = false }
-                    refill()
-                }
-            }
-            return
+        // Deferred while slots are left and one was taken lately; the one
+        // deferred refill is started by whoever defers first.
+        enum Decision { case now, later, alreadyLater }
+        let decision = count <= 1 ? .now : takes.withLock { takes -> Decision in
+            guard let last = takes.last, ContinuousClock.now - last < quiet else { return .now }
+            defer { takes.deferred = true }
+            return takes.deferred ? .alreadyLater : .later
         }
-        startRefill()
+        switch decision {
+        case .now:
+            startRefill()
+        case .later:
+            Task.detached(priority: .background) { [self] in
+                while let last = takes.withLock({ $0.last }), ContinuousClock.now - last < quiet {
+                    try? await Task.sleep(until: last + quiet)
+                }
+                takes.withLock { $0.deferred = false }
+                refill()
+            }
+        case .alreadyLater:
+            break
+        }
     }
 
     private func startRefill() {

@@ -148,18 +148,16 @@ struct Connection {
                     }
                     try setBudget(request)
                 }
-                var response = Agentos_V1_RunResponse()
                 // Not cancelled with the call (a run with `wait` may be):
                 // a start, once asked for, goes through or fails on its own.
                 let lifecycle = services.lifecycle
                 let started = try await Task { try await lifecycle.run(request) }.value
                 // Run and wait in one call: the answer comes at its end.
-                guard request.wait else {
-                    response.agent = started.wire()
-                    try await respond(id, .run(response), queue)
-                    break
+                if request.wait {
+                    try await respondAtEnd(id, of: started.id, queue) { agent in .run(.with { $0.agent = agent }) }
+                } else {
+                    try await respond(id, .run(.with { $0.agent = started.wire() }), queue)
                 }
-                try await respondAtEnd(id, of: started.id, queue) { agent in .run(.with { $0.agent = agent }) }
             case .list(let request):
                 var response = Agentos_V1_ListResponse()
                 response.agents = try await services.lifecycle.list(includeEnded: request.all)
