@@ -596,6 +596,10 @@ def test_ack_later_batches_and_goes_when_the_reader_waits(kernel, agent):
     rid, _ = kernel.wait_request("receive")
     kernel.chunk(rid, id="a1", type="message")
     kernel.chunk(rid, id="a2", type="message")
+    # Both delivered before the reader starts: a2 must be waiting for it.
+    deadline = time.monotonic() + 5
+    while inbox._queue.qsize() < 2 and time.monotonic() < deadline:
+        time.sleep(0.001)
     first = next(inbox)
     agent.ack_later(first)
     agent.ack_later("x0")
